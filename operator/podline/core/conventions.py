@@ -1,0 +1,91 @@
+"""Names, labels and annotations: the one place podline's naming scheme lives.
+
+Everything that links a Pipeline to the objects made for it (pod, generated Secret), and every
+annotation the operator reads or writes, is defined here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+GROUP = "podline.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "Pipeline"
+PLURAL = "pipelines"
+SINGULAR = "pipeline"
+SHORT_NAMES = ("pl",)
+
+# Labels on every object podline creates.
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "podline"
+LABEL_PIPELINE = f"{GROUP}/pipeline"          # the Pipeline's name
+LABEL_PIPELINE_UID = f"{GROUP}/pipeline-uid"  # the Pipeline's uid
+LABEL_RUN = f"{GROUP}/run"                    # the run id (see run_id)
+LABEL_COMPONENT = f"{GROUP}/component"        # "run-pod" or "pull-secret"
+
+# Annotations on the Pipeline, set by users.
+ANNOTATION_RERUN = f"{GROUP}/rerun"      # any new value starts a new run of the same spec
+ANNOTATION_CANCEL = f"{GROUP}/cancel"    # "true" cancels the current run
+ANNOTATION_TIMEOUT = f"{GROUP}/timeout"  # run timeout, e.g. "30m", overrides the operator default
+ANNOTATION_BUILD = f"{GROUP}/build"      # JSON build metadata: branch, event, ref, commit, number, repo
+
+# Annotations on the pod, written by the operator together with the image swap in one request,
+# so the pod itself records which steps were started (see scheduling).
+ANNOTATION_STARTED_PREFIX = f"started.{GROUP}/"  # + container name → JSON {"at": ..., "from": placeholder id}
+ANNOTATION_KILLED_PREFIX = f"killed.{GROUP}/"    # + container name → reason a started step was stopped
+ANNOTATION_STEP_PREFIX = f"step.{GROUP}/"         # + container name → the Drone step name
+
+CONTAINER_STEP_PREFIX = "step-"
+CONTAINER_SERVICE_PREFIX = "svc-"
+
+_DNS1123_LABEL_MAX = 63
+_NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")
+
+
+def dns1123_label(name: str, *, max_length: int = _DNS1123_LABEL_MAX) -> str:
+    """Map any step name to a DNS-1123 label, deterministically.
+
+    Lower-cases, replaces runs of disallowed characters with ``-``, trims dashes. If the result had to be
+    shortened, or is empty, a short hash of the original keeps different names apart.
+    """
+    mapped = _NOT_ALLOWED.sub("-", name.lower()).strip("-")
+    if mapped and len(mapped) <= max_length:
+        return mapped
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    head = mapped[: max_length - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}" if head else f"x-{digest}"
+
+
+def step_container(step_name: str) -> str:
+    return CONTAINER_STEP_PREFIX + dns1123_label(step_name, max_length=_DNS1123_LABEL_MAX - len(CONTAINER_STEP_PREFIX))
+
+
+def service_container(service_name: str) -> str:
+    return CONTAINER_SERVICE_PREFIX + dns1123_label(
+        service_name, max_length=_DNS1123_LABEL_MAX - len(CONTAINER_SERVICE_PREFIX)
+    )
+
+
+def run_id(generation: int, rerun: str | None) -> str:
+    """The identity of one run of a Pipeline: its spec generation, plus the rerun token if any."""
+    if not rerun:
+        return f"g{generation}"
+    return f"g{generation}-r{hashlib.sha256(rerun.encode()).hexdigest()[:6]}"
+
+
+def pod_name(pipeline_name: str, run: str) -> str:
+    """Deterministic pod name of a run: creating it twice yields 409, never a second pod."""
+    return _bounded(f"{pipeline_name}-{run}", 253)
+
+
+def pull_secret_name(pipeline_name: str, run: str) -> str:
+    return _bounded(f"{pipeline_name}-{run}-pull", 253)
+
+
+def _bounded(name: str, limit: int) -> str:
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-.')}-{digest}"
