@@ -35,7 +35,10 @@ ANNOTATION_BUILD = f"{GROUP}/build"      # JSON build metadata: branch, event, r
 # so the pod itself records which steps were started (see scheduling).
 ANNOTATION_STARTED_PREFIX = f"started.{GROUP}/"  # + container name → JSON {"at": ..., "from": placeholder id}
 ANNOTATION_KILLED_PREFIX = f"killed.{GROUP}/"    # + container name → reason a started step was stopped
-ANNOTATION_STEP_PREFIX = f"step.{GROUP}/"         # + container name → the Drone step name
+ANNOTATION_STOPPED = f"{GROUP}/stopped"          # why the operator ended the pod (Completed, Cancelled, …)
+ANNOTATION_GENERATION = f"{GROUP}/generation"    # the Pipeline generation the pod was built from
+ANNOTATION_PIPELINE_NAME = f"{GROUP}/pipeline-name"  # the Pipeline's full name (the label may be shortened)
+ANNOTATION_SOURCES = f"{GROUP}/sources"          # on the pull Secret: the Secrets it was made from
 
 CONTAINER_STEP_PREFIX = "step-"
 CONTAINER_SERVICE_PREFIX = "svc-"

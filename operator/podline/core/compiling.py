@@ -1,0 +1,378 @@
+"""Compile a validated Pipeline spec into a ``plans.RunPlan``: Drone semantics decided once, as data.
+
+Decides: container names and order (services, then the clone step, then steps), each step's image pull
+policy, how ``commands`` become a shell script, the environment (``DRONE_*``, pipeline, step, plugin
+settings, ``from_secret`` references), the dependency graph (sequential unless ``depends_on`` is used),
+``when`` conditions on build metadata, volumes and the workspace. Leaves the Kubernetes object shapes to
+``pods`` and everything that happens at run time to ``scheduling``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import posixpath
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from podline.core import conditions, conventions, images, models, plans, policies, pulling, quantities, validation
+
+WORKSPACE_VOLUME = "podline-workspace"
+DEFAULT_WORKSPACE = "/drone/src"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who the run belongs to: everything compiling needs that is not the spec or the policy."""
+
+    namespace: str
+    pipeline: str
+    uid: str
+    generation: int
+    rerun: str | None = None
+    build: models.BuildInfo | None = None
+    timeout_seconds: int | None = None
+
+    @property
+    def run(self) -> str:
+        return conventions.run_id(self.generation, self.rerun)
+
+
+def compile_spec(raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy) -> plans.RunPlan:
+    """Parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem."""
+    spec = validation.parse(raw)
+    warnings = validation.check(spec, policy)
+    return compile_model(spec, context, policy, warnings=warnings)
+
+
+def compile_model(
+    spec: models.PipelineSpec,
+    context: RunContext,
+    policy: policies.Policy,
+    *,
+    warnings: Iterable[str] = (),
+) -> plans.RunPlan:
+    workspace = _workspace(spec)
+    volumes = _volume_names(spec)
+    base_env = _drone_env(spec, context, workspace)
+    containers: list[plans.ContainerPlan] = []
+    for service in spec.services:
+        containers.append(
+            _container(service, plans.Kind.SERVICE, spec, policy, workspace, volumes, base_env, context, ())
+        )
+    clone = _clone(spec, context, policy, workspace, base_env)
+    if clone:
+        containers.append(clone)
+    sequential = not any(step.depends_on for step in spec.steps)
+    previous: str | None = clone.name if clone else None
+    for step in spec.steps:
+        if sequential:
+            deps: tuple[str, ...] = (previous,) if previous else ()
+        else:
+            named = tuple(conventions.step_container(d) for d in step.depends_on or ())
+            deps = named or ((clone.name,) if clone else ())
+        plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
+        containers.append(plan)
+        if sequential:
+            previous = plan.name
+    containers = _spread_requests(containers)
+    meta = spec.metadata or models.PodMetadata()
+    return plans.RunPlan(
+        namespace=context.namespace,
+        pipeline=context.pipeline,
+        pipeline_uid=context.uid,
+        generation=context.generation,
+        run=context.run,
+        pod_name=conventions.pod_name(context.pipeline, context.run),
+        pull_secret_name=(
+            conventions.pull_secret_name(context.pipeline, context.run) if spec.image_pull_secrets else None
+        ),
+        pull_secret_sources=tuple(spec.image_pull_secrets),
+        placeholder_image=policy.placeholder_image,
+        containers=tuple(containers),
+        volumes=tuple(_volumes(spec, volumes)),
+        workspace=workspace,
+        node_selector=tuple(sorted(spec.node_selector.items())),
+        tolerations=tuple(_toleration(t) for t in spec.tolerations),
+        service_account=spec.service_account_name or policy.default_service_account,
+        automount_token=policy.automount_service_account_token,
+        pod_labels=tuple(sorted(meta.labels.items())),
+        pod_annotations=tuple(sorted(meta.annotations.items())),
+        timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
+        step_timeout_seconds=policy.step_timeout_seconds,
+        pull_timeout_seconds=policy.pull_timeout_seconds,
+        triggered=conditions.build_matches(spec.trigger, context.build),
+        warnings=tuple(warnings),
+    )
+
+
+def _workspace(spec: models.PipelineSpec) -> str:
+    ws = spec.workspace
+    if ws is None or (not ws.path and not ws.base):
+        return DEFAULT_WORKSPACE
+    if ws.base:
+        return posixpath.normpath(posixpath.join(ws.base, ws.path or ""))
+    return posixpath.normpath(ws.path or DEFAULT_WORKSPACE)
+
+
+def script(commands: Iterable[str]) -> str:
+    """The POSIX shell script for ``commands``: ``set -e``, each command echoed as ``+ cmd`` first.
+
+    Commands are inserted verbatim; only the echoed copy is quoted, so nothing is interpreted twice.
+    """
+    lines = ["set -e"]
+    for command in commands:
+        lines.append(f"printf '%s\\n' {shlex.quote('+ ' + command)}")
+        lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def _command(step: models.Step) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    if step.commands is not None:
+        return (step.shell or "/bin/sh", "-c", script(step.commands)), None
+    if step.entrypoint:
+        # Run the entrypoint through /bin/sh so the placeholder (which provides /bin/sh) can stand in for
+        # the step until it starts: a container's command cannot change after the pod is created.
+        return ("/bin/sh", "-c", 'exec "$0" "$@"', *step.entrypoint, *(step.command or ())), None
+    if step.command:
+        return None, tuple(step.command)
+    return None, None
+
+
+def _drone_env(spec: models.PipelineSpec, context: RunContext, workspace: str) -> dict[str, plans.EnvVar]:
+    values = {
+        "CI": "true",
+        "DRONE": "true",
+        "DRONE_WORKSPACE": workspace,
+        "DRONE_WORKSPACE_PATH": workspace,
+        "DRONE_STAGE_NAME": spec.name or context.pipeline,
+        "DRONE_STAGE_KIND": "pipeline",
+        "DRONE_STAGE_TYPE": spec.type or "kubernetes",
+        "DRONE_PIPELINE_NAME": context.pipeline,
+        "PODLINE_RUN": context.run,
+    }
+    build = context.build
+    if build is not None:
+        extra = {
+            "DRONE_BUILD_NUMBER": str(build.number) if build.number is not None else None,
+            "DRONE_BUILD_EVENT": build.event,
+            "DRONE_BRANCH": build.branch,
+            "DRONE_COMMIT_BRANCH": build.branch,
+            "DRONE_COMMIT_REF": build.ref,
+            "DRONE_COMMIT": build.commit,
+            "DRONE_COMMIT_SHA": build.commit,
+            "DRONE_COMMIT_MESSAGE": build.message,
+            "DRONE_COMMIT_AUTHOR": build.author,
+            "DRONE_REPO": build.repo,
+            "DRONE_REMOTE_URL": build.remote,
+            "DRONE_GIT_HTTP_URL": build.remote,
+            "DRONE_DEPLOY_TO": build.target,
+            "DRONE_CRON": build.cron,
+        }
+        values.update({k: v for k, v in extra.items() if v is not None})
+    return {k: plans.EnvVar(k, v) for k, v in values.items()}
+
+
+def _env(values: Mapping[str, Any], policy: policies.Policy) -> dict[str, plans.EnvVar]:
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, models.FromSecret):
+            secret, key = validation.secret_ref(value.from_secret, policy)
+            out[name] = plans.EnvVar(name, secret=plans.SecretRef(secret, key))
+        else:
+            out[name] = plans.EnvVar(name, str(value))
+    return out
+
+
+def setting_value(value: Any) -> str:
+    """Drone's plugin setting encoding: scalars as text, lists of scalars comma-joined, the rest as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return ",".join(setting_value(v) for v in value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _settings(settings: Mapping[str, Any], policy: policies.Policy) -> dict[str, plans.EnvVar]:
+    out = {}
+    for name, value in settings.items():
+        env = "PLUGIN_" + name.upper().replace("-", "_").replace(".", "_")
+        if isinstance(value, Mapping) and set(value) == {"from_secret"}:
+            secret, key = validation.secret_ref(str(value["from_secret"]), policy)
+            out[env] = plans.EnvVar(env, secret=plans.SecretRef(secret, key))
+        else:
+            out[env] = plans.EnvVar(env, setting_value(value))
+    return out
+
+
+def _container(
+    step: models.Step,
+    kind: plans.Kind,
+    spec: models.PipelineSpec,
+    policy: policies.Policy,
+    workspace: str,
+    volumes: Mapping[str, str],
+    base_env: Mapping[str, plans.EnvVar],
+    context: RunContext,
+    depends_on: tuple[str, ...],
+) -> plans.ContainerPlan:
+    name = conventions.service_container(step.name) if kind is plans.Kind.SERVICE else conventions.step_container(
+        step.name
+    )
+    env = {
+        **base_env,
+        "DRONE_STEP_NAME": plans.EnvVar("DRONE_STEP_NAME", step.name),
+        **_env(spec.environment, policy),
+        **_env(step.environment, policy),
+        **_settings(step.settings, policy),
+    }
+    command, args = _command(step)
+    image = images.parse(step.image)
+    limits, requests = _resources(step)
+    return plans.ContainerPlan(
+        name=name,
+        step=step.name,
+        kind=kind,
+        image=step.image,
+        pull_policy=pulling.pull_policy(pulling.parse_pull(step.pull), image),
+        command=command,
+        args=args,
+        env=tuple(env.values()),
+        working_dir=step.working_dir or workspace,
+        mounts=tuple(plans.Mount(volumes[m.name], m.path) for m in step.volumes),
+        privileged=step.privileged,
+        user=int(step.user) if step.user is not None else None,
+        group=int(step.group) if step.group is not None else None,
+        limits=limits,
+        requests=requests,
+        depends_on=depends_on,
+        run_on_success=conditions.runs_on(step.when, failing=False),
+        run_on_failure=conditions.runs_on(step.when, failing=True),
+        ignore_failure=step.ignores_failure,
+        detach=step.detach,
+        excluded=not conditions.build_matches(step.when, context.build),
+    )
+
+
+def _resources(step: models.Step) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    def one(rl: models.ResourceList | None) -> tuple[tuple[str, str], ...]:
+        if rl is None:
+            return ()
+        pairs = [(r, getattr(rl, r)) for r in ("cpu", "memory") if getattr(rl, r) is not None]
+        return tuple((r, quantities.parse(r, v)) for r, v in pairs)
+
+    res = step.resources
+    return (one(res.limits), one(res.requests)) if res else ((), ())
+
+
+def _spread_requests(containers: list[plans.ContainerPlan]) -> list[plans.ContainerPlan]:
+    """Steps run one after another, so the pod needs the largest step's request, not their sum.
+
+    The largest request of each resource stays on its step; other steps that have a limit get an
+    explicit zero request (otherwise Kubernetes would default their request to the limit). Services run
+    alongside the steps and keep their own requests.
+    """
+    steps = [c for c in containers if c.is_step]
+    keep: dict[str, str] = {}
+    for resource in ("cpu", "memory"):
+        best, best_amount = None, None
+        for c in steps:
+            value = dict(c.requests).get(resource)
+            if value is not None and (best_amount is None or quantities.amount(value) > best_amount):
+                best, best_amount = c.name, quantities.amount(value)
+        if best:
+            keep[resource] = best
+    out = []
+    for c in containers:
+        if not c.is_step:
+            out.append(c)
+            continue
+        limited = {r for r, _ in c.limits}
+        requests = {r: v for r, v in c.requests if keep.get(r) == c.name}
+        for resource in ("cpu", "memory"):
+            if resource not in requests and (resource in limited or resource in dict(c.requests)):
+                requests[resource] = "0"
+        out.append(_replace(c, requests=tuple(sorted(requests.items()))))
+    return out
+
+
+def _replace(c: plans.ContainerPlan, **changes: Any) -> plans.ContainerPlan:
+    return dataclasses.replace(c, **changes)
+
+
+def _volume_names(spec: models.PipelineSpec) -> dict[str, str]:
+    return {v.name: "v-" + conventions.dns1123_label(v.name, max_length=61) for v in spec.volumes}
+
+
+def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"name": WORKSPACE_VOLUME, "emptyDir": {}}]
+    for v in spec.volumes:
+        name = names[v.name]
+        if v.temp is not None:
+            empty: dict[str, Any] = {}
+            if v.temp.medium == "memory":
+                empty["medium"] = "Memory"
+            if v.temp.size_limit is not None:
+                empty["sizeLimit"] = quantities.parse("memory", v.temp.size_limit)
+            out.append({"name": name, "emptyDir": empty})
+        elif v.host is not None:
+            out.append({"name": name, "hostPath": {"path": v.host.path, "type": "DirectoryOrCreate"}})
+        elif v.claim is not None:
+            out.append(
+                {"name": name, "persistentVolumeClaim": {"claimName": v.claim.name, "readOnly": v.claim.read_only}}
+            )
+        elif v.config_map is not None:
+            cm: dict[str, Any] = {"name": v.config_map.name, "optional": v.config_map.optional}
+            if v.config_map.default_mode is not None:
+                cm["defaultMode"] = v.config_map.default_mode
+            out.append({"name": name, "configMap": cm})
+    return out
+
+
+def _toleration(t: models.Toleration) -> dict[str, Any]:
+    raw = {
+        "key": t.key,
+        "operator": t.operator,
+        "value": t.value,
+        "effect": t.effect or None,
+        "tolerationSeconds": t.toleration_seconds,
+    }
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+def _clone(
+    spec: models.PipelineSpec,
+    context: RunContext,
+    policy: policies.Policy,
+    workspace: str,
+    base_env: Mapping[str, plans.EnvVar],
+) -> plans.ContainerPlan | None:
+    """Drone clones first when it knows the repository; podline does when build metadata names a remote."""
+    if context.build is None or not context.build.remote or (spec.clone and spec.clone.disable):
+        return None
+    if any(step.name == "clone" for step in spec.steps):
+        return None  # the pipeline clones by itself
+    env = dict(base_env)
+    env["DRONE_STEP_NAME"] = plans.EnvVar("DRONE_STEP_NAME", "clone")
+    if spec.clone and spec.clone.depth:
+        env["PLUGIN_DEPTH"] = plans.EnvVar("PLUGIN_DEPTH", str(spec.clone.depth))
+    if spec.clone and spec.clone.skip_verify:
+        env["PLUGIN_SKIP_VERIFY"] = plans.EnvVar("PLUGIN_SKIP_VERIFY", "true")
+    image = images.parse(policy.clone_image)
+    return plans.ContainerPlan(
+        name=conventions.step_container("clone"),
+        step="clone",
+        kind=plans.Kind.CLONE,
+        image=policy.clone_image,
+        pull_policy=pulling.pull_policy(None, image),
+        env=tuple(env.values()),
+        working_dir=workspace,
+    )

@@ -1,0 +1,108 @@
+"""The compiled run: plain, frozen data between the spec and the Kubernetes objects.
+
+``compiling`` produces a ``RunPlan`` from a validated spec; ``pods`` turns it into manifests and
+``scheduling`` drives it. A plan holds no secrets: ``from_secret`` values stay references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from podline.core import pulling
+
+
+class Kind(StrEnum):
+    SERVICE = "service"  # started with its real image when the pod is created, never waited for
+    STEP = "step"  # started by swapping its placeholder image when its dependencies are done
+    CLONE = "clone"  # an implicit first step that clones the repository
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str | None = None
+    secret: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str  # pod volume name
+    path: str
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    name: str  # container name (DNS-1123 label)
+    step: str  # the Drone step or service name
+    kind: Kind
+    image: str  # as written by the user
+    pull_policy: pulling.PullPolicy
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    env: tuple[EnvVar, ...] = ()
+    working_dir: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    privileged: bool = False
+    user: int | None = None
+    group: int | None = None
+    limits: tuple[tuple[str, str], ...] = ()  # (resource, quantity)
+    requests: tuple[tuple[str, str], ...] = ()
+    depends_on: tuple[str, ...] = ()  # container names of the steps this one waits for
+    run_on_success: bool = True
+    run_on_failure: bool = False
+    ignore_failure: bool = False
+    detach: bool = False
+    excluded: bool = False  # `when` conditions on build metadata do not match: skipped from the start
+
+    @property
+    def is_step(self) -> bool:
+        return self.kind is not Kind.SERVICE
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    namespace: str
+    pipeline: str
+    pipeline_uid: str
+    generation: int
+    run: str
+    pod_name: str
+    pull_secret_name: str | None
+    pull_secret_sources: tuple[str, ...]  # image_pull_secrets, in order
+    placeholder_image: str
+    containers: tuple[ContainerPlan, ...]
+    volumes: tuple[dict[str, Any], ...] = ()
+    workspace: str = "/drone/src"
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[dict[str, Any], ...] = ()
+    service_account: str | None = None
+    automount_token: bool = False
+    pod_labels: tuple[tuple[str, str], ...] = ()
+    pod_annotations: tuple[tuple[str, str], ...] = ()
+    timeout_seconds: int = 3600
+    step_timeout_seconds: int | None = None
+    pull_timeout_seconds: int = 300
+    triggered: bool = True
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def steps(self) -> tuple[ContainerPlan, ...]:
+        return tuple(c for c in self.containers if c.is_step)
+
+    @property
+    def services(self) -> tuple[ContainerPlan, ...]:
+        return tuple(c for c in self.containers if not c.is_step)
+
+    def container(self, name: str) -> ContainerPlan:
+        for c in self.containers:
+            if c.name == name:
+                return c
+        raise KeyError(name)

@@ -1,0 +1,156 @@
+"""The Pipeline CRD, generated from the pydantic models.
+
+``models.PipelineSpec`` and ``statuses.PipelineStatus`` are the one source of truth; this module turns their
+JSON Schema into a Kubernetes *structural* openAPIV3Schema: ``$ref`` inlined, ``anyOf [X, null]`` turned
+into ``nullable``, free-form values marked ``x-kubernetes-preserve-unknown-fields``, int-or-string marked,
+no ``additionalProperties: false`` beside ``properties``, no ``title``/``default``/``uniqueItems``.
+
+``crds/pipelines.podline.dev.yaml`` is written by ``python -m podline.core.schema`` and a test fails when the
+file drifts from the models.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+from podline.core import conventions, models, statuses
+
+_DROP = {"title", "default", "uniqueItems", "examples"}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = dict(defs[node["$ref"].rsplit("/", 1)[-1]])
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        target.update(rest)
+        return _resolve(target, defs)
+    return {k: _resolve(v, defs) for k, v in node.items() if k != "$defs"}
+
+
+def _structural(node: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite one resolved JSON Schema node into a structural schema node."""
+    description = node.get("description")
+    if node.get("x-kubernetes-preserve-unknown-fields") or node.get("x-kubernetes-int-or-string"):
+        out = {k: v for k, v in node.items() if k.startswith("x-kubernetes-")}
+        if description:
+            out["description"] = description
+        return out
+    if "anyOf" in node:
+        variants = [v for v in node["anyOf"] if v.get("type") != "null"]
+        nullable = len(variants) != len(node["anyOf"])
+        if len(variants) != 1:
+            raise ValueError(f"cannot express a union of {len(variants)} types structurally: {node}")
+        merged = {**{k: v for k, v in node.items() if k != "anyOf"}, **variants[0]}
+        if "description" in node:
+            merged["description"] = node["description"]
+        out = _structural(merged)
+        if nullable:
+            out["nullable"] = True
+        return out
+    out = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "properties":
+            out["properties"] = {name: _structural(sub) for name, sub in value.items()}
+        elif key == "items":
+            out["items"] = _structural(value)
+        elif key == "additionalProperties":
+            if value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif isinstance(value, dict):
+                out["additionalProperties"] = _structural(value)
+            # `additionalProperties: false` is dropped: unknown fields are pruned (or rejected by strict
+            # field validation) by the apiserver, which is what `extra="forbid"` means in the models.
+        else:
+            out[key] = value
+    if "enum" in out and "" in out["enum"]:
+        out["enum"] = [e for e in out["enum"] if e is not None]
+    return out
+
+
+def openapi_schema(model: type[Any]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True)
+    return _structural(_resolve(raw, raw.get("$defs", {})))
+
+
+def _keyed_lists(spec: dict[str, Any]) -> dict[str, Any]:
+    """Steps and services are maps keyed by name: the apiserver rejects duplicates, SSA merges by name."""
+    for field in ("steps", "services"):
+        spec["properties"][field]["x-kubernetes-list-type"] = "map"
+        spec["properties"][field]["x-kubernetes-list-map-keys"] = ["name"]
+    return spec
+
+
+def crd() -> dict[str, Any]:
+    spec = _keyed_lists(openapi_schema(models.PipelineSpec))
+    spec["description"] = "A Drone pipeline: the body of a `kind: pipeline` document, field names unchanged."
+    status = openapi_schema(statuses.PipelineStatus)
+    status["description"] = "Run state, written by the operator."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{conventions.PLURAL}.{conventions.GROUP}",
+            "labels": {"app.kubernetes.io/name": "podline", "app.kubernetes.io/part-of": "podline"},
+        },
+        "spec": {
+            "group": conventions.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": conventions.KIND,
+                "listKind": f"{conventions.KIND}List",
+                "plural": conventions.PLURAL,
+                "singular": conventions.SINGULAR,
+                "shortNames": list(conventions.SHORT_NAMES),
+                "categories": ["podline"],
+            },
+            "versions": [
+                {
+                    "name": conventions.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
+                        {"name": "Run", "type": "string", "jsonPath": ".status.run", "priority": 1},
+                        {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "Pipeline runs a Drone pipeline's steps as the containers of one pod.",
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                            "required": ["spec"],
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated from podline.core.models by `python -m podline.core.schema`; do not edit.\n"
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
+
+
+if __name__ == "__main__":  # pragma: no cover - a tiny generator entry point
+    sys.stdout.write(render())

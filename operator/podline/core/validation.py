@@ -1,0 +1,308 @@
+"""Parse a raw ``spec`` into ``models.PipelineSpec`` and check every rule the schema cannot express.
+
+Reports *every* problem at once, each with its field path (``spec.steps[2].depends_on: unknown step
+"tset"``), as one ``errors.InvalidPipeline``. Rules here: unique names and their container-name mapping,
+the dependency graph, image references, secret and variable names, volumes, and what the operator's
+``policies.Policy`` forbids. Warnings (accepted but worth telling) are returned, not raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pydantic
+
+from podline.core import conventions, errors, images, models, policies, quantities
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
+_Problems = Iterator[errors.Problem]
+
+
+def path_of(loc: tuple[int | str, ...], root: str = "spec") -> str:
+    out = root
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in ("str", "FromSecret", "int", "is-instance[FromSecret]"):
+            continue  # pydantic's union/validator branch names are not fields
+        else:
+            out += f".{part}"
+    return out
+
+
+def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.PipelineSpec:
+    """Parse a spec, turning pydantic's errors into problems with Kubernetes-style field paths."""
+    if not isinstance(raw, Mapping):
+        raise errors.InvalidPipeline.at(root, "must be an object (the body of a Drone pipeline)")
+    try:
+        return models.PipelineSpec.model_validate(dict(raw))
+    except pydantic.ValidationError as exc:
+        problems, seen = [], set()
+        for err in exc.errors(include_url=False, include_input=False):
+            problem = errors.Problem(path_of(err["loc"], root), _message(err))
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(problem)
+        raise errors.InvalidPipeline(problems) from None
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        return "unsupported value; " + str(err["msg"]).replace("Input should be", "expected")
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "spec") -> list[str]:
+    """Raise ``InvalidPipeline`` listing every broken rule; return warnings for what is merely ignored."""
+    problems = [
+        *_names(spec, root),
+        *_dependencies(spec, root),
+        *_containers(spec, policy, root),
+        *_secrets(spec, root),
+        *_volumes(spec, policy, root),
+        *_limits(spec, policy, root),
+    ]
+    if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
+        problems.append(
+            errors.Problem(
+                f"{root}.service_account_name",
+                f'ServiceAccount "{spec.service_account_name}" is not allowed by the operator configuration',
+            )
+        )
+    if problems:
+        raise errors.PolicyViolation(problems) if all(_is_policy(p) for p in problems) else errors.InvalidPipeline(
+            problems
+        )
+    return _warnings(spec, root)
+
+
+def _is_policy(problem: errors.Problem) -> bool:
+    return "not allowed by the operator configuration" in problem.message
+
+
+def _names(spec: models.PipelineSpec, root: str) -> _Problems:
+    for field, items, to_container in (
+        ("steps", spec.steps, conventions.step_container),
+        ("services", spec.services, conventions.service_container),
+    ):
+        seen: dict[str, int] = {}
+        containers: dict[str, tuple[int, str]] = {}
+        for index, item in enumerate(items):
+            path = f"{root}.{field}[{index}].name"
+            if item.name in seen:
+                yield errors.Problem(path, f'duplicate name "{item.name}" (also {field}[{seen[item.name]}])')
+                continue
+            seen[item.name] = index
+            container = to_container(item.name)
+            if container in containers:
+                other_index, other = containers[container]
+                yield errors.Problem(
+                    path,
+                    f'name "{item.name}" maps to container "{container}", as does "{other}" '
+                    f"({field}[{other_index}]); rename one",
+                )
+            containers[container] = (index, item.name)
+
+
+def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
+    steps = {s.name: i for i, s in enumerate(spec.steps)}
+    services = {s.name for s in spec.services}
+    for index, step in enumerate(spec.steps):
+        for dep in step.depends_on or ():
+            path = f"{root}.steps[{index}].depends_on"
+            if dep == step.name:
+                yield errors.Problem(path, f'step "{step.name}" depends on itself')
+            elif dep in services:
+                yield errors.Problem(path, f'"{dep}" is a service; services start first and are not waited for')
+            elif dep not in steps:
+                yield errors.Problem(path, f'unknown step "{dep}"')
+    cycle = _find_cycle({s.name: [d for d in s.depends_on or () if d in steps and d != s.name] for s in spec.steps})
+    if cycle:
+        first = steps[cycle[0]]
+        yield errors.Problem(f"{root}.steps[{first}].depends_on", "dependency cycle: " + " -> ".join(cycle))
+
+
+def _find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
+    """Return one cycle as a path ``[a, b, …, a]``, or None. Iterative, so 1000 steps cannot overflow."""
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    for start in graph:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph[start]))]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                names = [n for n, _ in stack]
+                return [*names[names.index(child) :], child]
+            elif not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(graph[child])))
+    return None
+
+
+def _containers(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
+    for field, items in (("services", spec.services), ("steps", spec.steps)):
+        for index, item in enumerate(items):
+            path = f"{root}.{field}[{index}]"
+            try:
+                images.parse(item.image, path=f"{path}.image")
+            except errors.InvalidImageReference as exc:
+                yield from exc.problems
+            if item.commands is not None and item.entrypoint:
+                yield errors.Problem(
+                    f"{path}.entrypoint", "cannot be combined with commands: commands run through the shell"
+                )
+            if item.commands is not None and item.command:
+                yield errors.Problem(f"{path}.command", "cannot be combined with commands; use one or the other")
+            if item.commands is not None and not item.commands:
+                yield errors.Problem(f"{path}.commands", "is empty; remove it or add a command")
+            if item.privileged and not policy.allow_privileged:
+                yield errors.Problem(f"{path}.privileged", "privileged steps are not allowed by the operator configuration")
+            for attr in ("user", "group"):
+                value = getattr(item, attr)
+                if value is not None and not str(value).isdigit():
+                    yield errors.Problem(f"{path}.{attr}", f'must be a numeric id on Kubernetes, not "{value}"')
+            if item.working_dir is not None and not item.working_dir.startswith("/"):
+                yield errors.Problem(f"{path}.working_dir", "must be an absolute path")
+            if item.resources:
+                for kind in ("limits", "requests"):
+                    resources = getattr(item.resources, kind)
+                    for resource in ("cpu", "memory"):
+                        value = getattr(resources, resource) if resources else None
+                        if value is None:
+                            continue
+                        try:
+                            quantities.parse(resource, value)
+                        except ValueError as exc:
+                            yield errors.Problem(f"{path}.resources.{kind}.{resource}", str(exc))
+            for name in item.environment:
+                yield from _env_name(name, f"{path}.environment")
+            for name in item.settings:
+                yield from _env_name(name, f"{path}.settings")
+    for name in spec.environment:
+        yield from _env_name(name, f"{root}.environment")
+
+
+def _env_name(name: str, path: str) -> _Problems:
+    if "=" in name or not name.isprintable() or not name.strip():
+        yield errors.Problem(f"{path}.{name}", "is not a valid environment variable name")
+
+
+def secret_ref(value: str, policy: policies.Policy) -> tuple[str, str]:
+    """``"secret/key"`` → (secret, key); a bare ``"key"`` → (the policy's secret store, key)."""
+    if "/" in value:
+        name, key = value.split("/", 1)
+        return name, key
+    return policy.secret_store, value
+
+
+def _secret_values(spec: models.PipelineSpec, root: str) -> Iterator[tuple[str, str]]:
+    for name, value in spec.environment.items():
+        if isinstance(value, models.FromSecret):
+            yield f"{root}.environment.{name}", value.from_secret
+    for field, items in (("services", spec.services), ("steps", spec.steps)):
+        for index, item in enumerate(items):
+            for name, value in item.environment.items():
+                if isinstance(value, models.FromSecret):
+                    yield f"{root}.{field}[{index}].environment.{name}", value.from_secret
+            for name, setting in item.settings.items():
+                if isinstance(setting, Mapping) and "from_secret" in setting:
+                    ref = setting["from_secret"]
+                    if not isinstance(ref, str) or set(setting) != {"from_secret"}:
+                        yield f"{root}.{field}[{index}].settings.{name}", ""
+                    else:
+                        yield f"{root}.{field}[{index}].settings.{name}", ref
+
+
+def _secrets(spec: models.PipelineSpec, root: str) -> _Problems:
+    for index, name in enumerate(spec.image_pull_secrets):
+        if not _valid_secret_name(name):
+            yield errors.Problem(f"{root}.image_pull_secrets[{index}]", f'"{name}" is not a valid Secret name')
+    if len(set(spec.image_pull_secrets)) != len(spec.image_pull_secrets):
+        yield errors.Problem(f"{root}.image_pull_secrets", "lists a Secret more than once")
+    for path, ref in _secret_values(spec, root):
+        name, _, key = ref.partition("/") if "/" in ref else ("", "", ref)
+        if not ref:
+            yield errors.Problem(f"{path}.from_secret", "must be a string naming a secret")
+        elif "/" in ref and not _valid_secret_name(name):
+            yield errors.Problem(f"{path}.from_secret", f'"{name}" is not a valid Secret name')
+        elif not _SECRET_KEY.match(key):
+            yield errors.Problem(f"{path}.from_secret", f'"{key}" is not a valid Secret key')
+
+
+def _valid_secret_name(name: str) -> bool:
+    return len(name) <= 253 and bool(_DNS1123_SUBDOMAIN.match(name))
+
+
+def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
+    declared: dict[str, int] = {}
+    for index, volume in enumerate(spec.volumes):
+        path = f"{root}.volumes[{index}]"
+        if volume.name in declared:
+            yield errors.Problem(f"{path}.name", f'duplicate volume "{volume.name}"')
+        declared[volume.name] = index
+        kinds = [k for k in ("temp", "host", "claim", "config_map") if getattr(volume, k) is not None]
+        if len(kinds) != 1:
+            yield errors.Problem(path, "must have exactly one of temp, host, claim, config_map")
+        if volume.host is not None:
+            if not policy.allow_host_volumes:
+                yield errors.Problem(f"{path}.host", "host volumes are not allowed by the operator configuration")
+            elif not volume.host.path.startswith("/"):
+                yield errors.Problem(f"{path}.host.path", "must be an absolute path")
+    for field, items in (("services", spec.services), ("steps", spec.steps)):
+        for index, item in enumerate(items):
+            for mount_index, mount in enumerate(item.volumes):
+                path = f"{root}.{field}[{index}].volumes[{mount_index}]"
+                if mount.name not in declared:
+                    yield errors.Problem(f"{path}.name", f'unknown volume "{mount.name}"')
+                if not mount.path.startswith("/"):
+                    yield errors.Problem(f"{path}.path", "must be an absolute path")
+    if spec.workspace and spec.workspace.path and spec.workspace.base is None:
+        if not spec.workspace.path.startswith("/"):
+            yield errors.Problem(f"{root}.workspace.path", "must be an absolute path (or set workspace.base)")
+
+
+def _limits(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
+    count = len(spec.steps) + len(spec.services)
+    if count > policy.max_steps:
+        yield errors.Problem(
+            f"{root}.steps", f"{count} steps and services exceed the limit of {policy.max_steps} (one pod holds them all)"
+        )
+        return
+    shared = _env_size(spec.environment)
+    total = sum(shared + _env_size(item.environment) for item in spec.all_containers)
+    if total > policy.max_env_bytes:
+        yield errors.Problem(
+            f"{root}.environment",
+            f"the pod's environment would be {total} bytes, over the limit of {policy.max_env_bytes}",
+        )
+
+
+def _env_size(env: Mapping[str, Any]) -> int:
+    return sum(len(k) + (len(v) if isinstance(v, str) else 64) for k, v in env.items())
+
+
+def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
+    out = []
+    for field, items in (("services", spec.services), ("steps", spec.steps)):
+        for index, item in enumerate(items):
+            for attr in _DOCKER_ONLY:
+                if getattr(item, attr) is not None:
+                    out.append(f"{root}.{field}[{index}].{attr}: Docker-only field, ignored on Kubernetes")
+    if spec.type == "docker":
+        out.append(f'{root}.type: "docker" pipeline run on Kubernetes (field is informational)')
+    return out
