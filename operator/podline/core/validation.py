@@ -303,6 +303,4 @@ def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
             for attr in _DOCKER_ONLY:
                 if getattr(item, attr) is not None:
                     out.append(f"{root}.{field}[{index}].{attr}: Docker-only field, ignored on Kubernetes")
-    if spec.type == "docker":
-        out.append(f'{root}.type: "docker" pipeline run on Kubernetes (field is informational)')
     return out

@@ -1,0 +1,196 @@
+"""The ``podline`` console script.
+
+  podline render FILE…            the objects the operator would create, without a cluster
+  podline convert .drone.yml      one Pipeline resource per ``kind: pipeline`` document
+  podline operator                run the operator (configured by PODLINE_* variables)
+  podline logs PIPELINE [-f]      each step's logs in step order
+  podline get [PIPELINE]          a summary of runs
+
+Errors are one line per problem on stderr with exit code 1 (2 for usage); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+import yaml
+
+from podline.core import auths, compiling, conventions, errors, models, pods, scheduling
+
+RENDER_UID = "00000000-0000-0000-0000-000000000000"
+
+
+class CliError(Exception):
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def _load_documents(paths: Sequence[str]) -> list[tuple[str, int, Any]]:
+    docs = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") if path != "-" else sys.stdin as handle:
+                for index, doc in enumerate(yaml.safe_load_all(handle)):
+                    if doc is not None:
+                        docs.append((path, index, doc))
+        except OSError as exc:
+            raise CliError([f"{path}: {exc.strerror}"]) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            raise CliError([f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    return docs
+
+
+def _secret_source(doc: dict[str, Any], where: str) -> auths.SourceSecret:
+    data: dict[str, bytes] = {}
+    try:
+        for key, value in (doc.get("data") or {}).items():
+            data[key] = base64.b64decode(str(value), validate=True)
+    except (ValueError, TypeError):
+        raise CliError([f'{where}: Secret "{doc["metadata"].get("name")}" has data that is not base64']) from None
+    for key, value in (doc.get("stringData") or {}).items():
+        data[key] = str(value).encode()
+    return auths.SourceSecret(name=doc["metadata"]["name"], type=doc.get("type", "Opaque"), data=data)
+
+
+def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) -> str:
+    from podline.shell import settings as settings_  # settings parsing is pure; no cluster is touched
+
+    policy = settings_.Settings.from_env(policy_env).policy
+    docs = _load_documents(paths)
+    secrets: dict[tuple[str, str], auths.SourceSecret] = {}
+    pipelines = []
+    for path, index, doc in docs:
+        where = f"{path}[{index}]"
+        if not isinstance(doc, dict):
+            raise CliError([f"{where}: a document must be a mapping"])
+        kind = doc.get("kind")
+        if kind == "Secret" and isinstance(doc.get("metadata"), dict):
+            ns = doc["metadata"].get("namespace", "default")
+            secrets[(ns, doc["metadata"].get("name", ""))] = _secret_source(doc, where)
+        elif kind == conventions.KIND and str(doc.get("apiVersion", "")).startswith(conventions.GROUP + "/"):
+            pipelines.append((where, doc))
+        elif kind == "pipeline":
+            raise CliError([f"{where}: a Drone document; run `podline convert {path}` first"])
+        else:
+            print(f"{where}: skipping {kind or 'a document without kind'}", file=sys.stderr)
+    if not pipelines:
+        raise CliError(["no Pipeline resources found"])
+    out, problems = [], []
+    for where, doc in pipelines:
+        meta = doc.get("metadata") or {}
+        namespace, name = meta.get("namespace", "default"), meta.get("name")
+        if not name:
+            problems.append(f"{where}: metadata.name is required")
+            continue
+        notes = meta.get("annotations") or {}
+        build = None
+        if notes.get(conventions.ANNOTATION_BUILD):
+            try:
+                build = models.BuildInfo.model_validate_json(notes[conventions.ANNOTATION_BUILD])
+            except ValueError:
+                problems.append(f"{where}: metadata.annotations[{conventions.ANNOTATION_BUILD}]: must be a JSON object")
+                continue
+        context = compiling.RunContext(
+            namespace=namespace, pipeline=name, uid=meta.get("uid", RENDER_UID), generation=int(meta.get("generation", 1)),
+            rerun=notes.get(conventions.ANNOTATION_RERUN), build=build,
+        )
+        try:
+            plan = compiling.compile_spec(doc.get("spec"), context, policy)
+            credentials = None
+            if plan.pull_secret_sources:
+                missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
+                if missing:
+                    raise errors.MissingSecret(
+                        [errors.Problem("spec.image_pull_secrets", f'Secret "{s}" not found in the given files '
+                                        f'(namespace "{namespace}")') for s in missing])
+                credentials = auths.convert([secrets[(namespace, s)] for s in plan.pull_secret_sources])
+                for warning in credentials.warnings:
+                    print(f"{name}: warning: {warning}", file=sys.stderr)
+            for warning in plan.warnings:
+                print(f"{name}: warning: {warning}", file=sys.stderr)
+            snap = scheduling.Snapshot(plan=plan, pod=None, now=_epoch(), generation=context.generation,
+                                       run=context.run, credentials=credentials)
+            decision = scheduling.decide(snap)
+            out.extend(decision.create)
+        except errors.PodlineError as exc:
+            problems.extend(f"{name}: {line}" for line in exc.lines())
+    if problems:
+        raise CliError(problems)
+    return yaml.safe_dump_all(out, sort_keys=False)
+
+
+def _epoch() -> Any:
+    import datetime
+
+    return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def convert(paths: Sequence[str]) -> str:
+    out = []
+    for path, index, doc in _load_documents(paths):
+        where = f"{path}[{index}]"
+        if not isinstance(doc, dict) or doc.get("kind") != "pipeline":
+            kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
+            print(f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr)
+            continue
+        name = conventions.dns1123_label(str(doc.get("name") or "default"))
+        out.append({"apiVersion": conventions.API_VERSION, "kind": conventions.KIND,
+                    "metadata": {"name": name}, "spec": doc})
+    if not out:
+        raise CliError(["no kind: pipeline documents found"])
+    return yaml.safe_dump_all(out, sort_keys=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podline", description="Run Drone pipelines on Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("render", help="print the pull Secret and pod the operator would create")
+    p.add_argument("files", nargs="+", help="YAML files with Pipelines (and the Secrets they name); - for stdin")
+    p = sub.add_parser("convert", help="turn a .drone.yml into Pipeline resources")
+    p.add_argument("files", nargs="+")
+    sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
+    p = sub.add_parser("logs", help="print each step's logs in order")
+    p.add_argument("pipeline")
+    p.add_argument("-n", "--namespace", default=None)
+    p.add_argument("-f", "--follow", action="store_true")
+    p = sub.add_parser("get", help="summarise Pipelines and their steps")
+    p.add_argument("pipeline", nargs="?")
+    p.add_argument("-n", "--namespace", default=None)
+    return parser
+
+
+def _fail(lines: Iterable[str], code: int = 1) -> NoReturn:
+    for line in lines:
+        print(f"podline: {line}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "render":
+            sys.stdout.write(render(args.files))
+        elif args.command == "convert":
+            sys.stdout.write(convert(args.files))
+        elif args.command == "operator":
+            from podline.shell import handlers, settings as settings_
+
+            handlers.run(settings_.Settings.from_env())
+        elif args.command in ("logs", "get"):
+            from podline.shell import viewing
+
+            return viewing.main(args)
+    except CliError as exc:
+        _fail(exc.lines)
+    except ValueError as exc:  # settings errors name the variable
+        _fail([str(exc)])
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,101 @@
+"""kopf handlers: the only place podline registers with kopf.
+
+Two watches feed the reconciler's caches and wake it: Pipelines, and pods labelled as podline's. The
+handlers only record the object and kick a reconcile of its Pipeline; they never block on the API, so a
+slow call for one Pipeline cannot hold up events for another. No finalizers and no kopf progress
+annotations are used: ownerReferences clean up, and run state is derived from the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from podline.core import conventions
+from podline.shell import kube, metrics, reconciling, settings as settings_
+
+log = logging.getLogger("podline")
+POD_LABELS = {conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY}
+
+
+def _reconciler(memo: Any) -> reconciling.Reconciler:
+    return memo["reconciler"]  # type: ignore[no-any-return]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: settings_.Settings = memo["settings"]
+    settings.posting.enabled = False  # podline posts its own few Events; kopf's would be per handler call
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.reconnect_backoff = 1.0
+    settings.networking.request_timeout = 60
+    kube.load_config()
+    reconciler = reconciling.Reconciler(kube.Kube(workers=config.api_workers), config)
+    memo["reconciler"] = reconciler
+    memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))
+    metrics.serve(config.metrics_port)
+    log.info("podline operator started (namespaces: %s)", ", ".join(config.namespaces) or "all")
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("resync")
+    if task:
+        task.cancel()
+
+
+async def _resync(reconciler: reconciling.Reconciler, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        reconciler.resync()
+
+
+@kopf.on.event(conventions.GROUP, conventions.VERSION, conventions.PLURAL)
+async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    obj = event["object"]
+    meta = obj.get("metadata", {})
+    key = (meta.get("namespace", ""), meta.get("name", ""))
+    reconciler = _reconciler(memo)
+    if event.get("type") == "DELETED":
+        reconciler.caches.pipelines.pop(key, None)
+        return
+    reconciler.caches.pipelines[key] = obj
+    reconciler.kick(key)
+
+
+@kopf.on.event("", "v1", "pods", labels=POD_LABELS)
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    obj = event["object"]
+    meta = obj.get("metadata", {})
+    namespace = meta.get("namespace", "")
+    reconciler = _reconciler(memo)
+    if event.get("type") == "DELETED":
+        reconciler.caches.pods.pop((namespace, meta.get("name", "")), None)
+    else:
+        reconciler.caches.pods[(namespace, meta.get("name", ""))] = obj
+        metrics.note_pod_event(obj)
+    pipeline = (meta.get("annotations") or {}).get(conventions.ANNOTATION_PIPELINE_NAME)
+    if pipeline:
+        reconciler.kick((namespace, pipeline))
+
+
+def run(config: settings_.Settings) -> None:
+    """Run the operator until it is stopped (``podline operator``)."""
+    kopf.configure(
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
+        debug=config.log_level == "DEBUG",
+        verbose=config.log_level in ("DEBUG", "INFO"),
+    )
+    logging.getLogger("podline").setLevel(config.log_level)
+    liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
+    kopf.run(
+        standalone=True,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(settings=config),
+    )

@@ -1,0 +1,285 @@
+"""The reconcile loop of one Pipeline: gather state, call ``scheduling.decide``, carry out the decision.
+
+Level-triggered: whatever event woke it (Pipeline change, pod change, resync timer, a timeout coming
+due), a reconcile reads the current Pipeline and pod and decides from them alone. Reconciles of one
+Pipeline never overlap; events arriving meanwhile coalesce into one more pass. A 409 on the pod patch
+means the pod changed since it was read: read it again and decide again (nothing was started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from podline.core import auths, compiling, conventions, errors, models, scheduling, statuses
+from podline.shell import kube, metrics, settings as settings_
+
+log = logging.getLogger("podline")
+Key = tuple[str, str]  # (namespace, name)
+MAX_CONFLICT_RETRIES = 5
+
+
+@dataclass
+class Caches:
+    """The latest objects the watches delivered, keyed by (namespace, name)."""
+
+    pipelines: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    pods: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+
+    def pods_of(self, uid: str) -> list[Mapping[str, Any]]:
+        return [p for p in self.pods.values()
+                if (p.get("metadata", {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID) == uid]
+
+
+def run_of(body: Mapping[str, Any]) -> str:
+    meta = body.get("metadata", {})
+    notes = meta.get("annotations") or {}
+    return conventions.run_id(int(meta.get("generation") or 1), notes.get(conventions.ANNOTATION_RERUN))
+
+
+def _build_info(notes: Mapping[str, str]) -> models.BuildInfo | errors.PodlineError | None:
+    raw = notes.get(conventions.ANNOTATION_BUILD)
+    if not raw:
+        return None
+    try:
+        return models.BuildInfo.model_validate_json(raw)
+    except ValueError:
+        return errors.InvalidPipeline.at(f"metadata.annotations[{conventions.ANNOTATION_BUILD}]",
+                                         "must be a JSON object (number, event, branch, ref, commit, repo, remote)")
+
+
+def _timeout(notes: Mapping[str, str]) -> int | None | errors.PodlineError:
+    raw = notes.get(conventions.ANNOTATION_TIMEOUT)
+    if not raw:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if raw[-1] in units:
+            return int(float(raw[:-1]) * units[raw[-1]])
+        return int(raw)
+    except ValueError:
+        return errors.InvalidPipeline.at(f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]",
+                                         f'"{raw}" is not a duration like 90s, 30m or 2h')
+
+
+class Reconciler:
+    def __init__(self, api: kube.Kube, config: settings_.Settings, *, clock: Callable[[], datetime.datetime] | None = None):
+        self.api = api
+        self.settings = config
+        self.caches = Caches()
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._plans: dict[tuple[str, str, str], Any] = {}
+
+    # --- scheduling of reconciles -------------------------------------------------------------------------
+
+    def kick(self, key: Key) -> None:
+        """Reconcile this Pipeline soon; coalesces with a reconcile already running."""
+        task = self._tasks.get(key)
+        if task and not task.done():
+            self._dirty.add(key)
+            return
+        self._tasks[key] = asyncio.get_running_loop().create_task(self._loop(key), name=f"reconcile {key}")
+
+    def kick_later(self, key: Key, delay: float) -> None:
+        old = self._timers.pop(key, None)
+        if old:
+            old.cancel()
+        self._timers[key] = asyncio.get_running_loop().call_later(max(0.05, delay), self.kick, key)
+
+    async def _loop(self, key: Key) -> None:
+        while True:
+            self._dirty.discard(key)
+            try:
+                await self.reconcile(key)
+            except kube.Transient as exc:
+                log.warning("reconcile %s/%s: API error, retrying: %s", key[0], key[1], exc)
+                self.kick_later(key, 2.0)
+            except Exception:  # a bug must not stop the operator serving other Pipelines
+                log.exception("reconcile %s/%s failed; retrying", key[0], key[1])
+                self.kick_later(key, 5.0)
+            if key not in self._dirty:
+                return
+
+    def resync(self) -> None:
+        for key, body in list(self.caches.pipelines.items()):
+            phase = (body.get("status") or {}).get("phase")
+            if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get("run") != run_of(body):
+                self.kick(key)
+
+    # --- one reconcile ------------------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            body = self.caches.pipelines.get(key)
+            if body is None:
+                return  # deleted: ownerReferences let the garbage collector remove pod and Secret
+            try:
+                await self._once(key, body)
+                return
+            except kube.Conflict:
+                metrics.CONFLICTS.inc()
+                log.debug("reconcile %s/%s: conflict, reading again", *key)
+        self.kick_later(key, 1.0)
+
+    async def _once(self, key: Key, body: Mapping[str, Any]) -> None:
+        namespace, name = key
+        meta = body["metadata"]
+        notes = meta.get("annotations") or {}
+        run = run_of(body)
+        generation = int(meta.get("generation") or 1)
+        plan = self._plan(body, run, generation, notes)
+        pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
+        pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
+        status = body.get("status") or {}
+        if pod_name and pod is None and status.get("run") == run and status.get("podName"):
+            pod = await self._live_pod(namespace, pod_name)  # the watch may lag behind our own create
+        credentials = None
+        if pod is None and not isinstance(plan, errors.PodlineError) and plan.pull_secret_name:
+            credentials = await self._credentials(namespace, plan.pull_secret_sources)
+        uid = meta.get("uid", "")
+        others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
+        snap = scheduling.Snapshot(
+            plan=plan, pod=pod, now=self.clock(), generation=generation, run=run, status=status,
+            cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
+            may_start=pod is not None or self._may_start(key), credentials=credentials, other_pods=others,
+            history_limit=self.settings.history_limit,
+        )
+        decision = scheduling.decide(snap)
+        await self._apply(key, body, pod, decision)
+
+    def _plan(self, body: Mapping[str, Any], run: str, generation: int, notes: Mapping[str, str]) -> Any:
+        meta = body["metadata"]
+        cache_key = (meta.get("uid", ""), run, notes.get(conventions.ANNOTATION_BUILD, "") + "|" +
+                     notes.get(conventions.ANNOTATION_TIMEOUT, ""))
+        if cache_key in self._plans:
+            return self._plans[cache_key]
+        build = _build_info(notes)
+        timeout = _timeout(notes)
+        plan: Any
+        if isinstance(build, errors.PodlineError):
+            plan = build
+        elif isinstance(timeout, errors.PodlineError):
+            plan = timeout
+        else:
+            context = compiling.RunContext(
+                namespace=meta["namespace"], pipeline=meta["name"], uid=meta.get("uid", ""), generation=generation,
+                rerun=notes.get(conventions.ANNOTATION_RERUN), build=build, timeout_seconds=timeout,
+            )
+            try:
+                plan = compiling.compile_spec(body.get("spec"), context, self.settings.policy)
+            except errors.PodlineError as exc:
+                plan = exc
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[cache_key] = plan
+        return plan
+
+    async def _live_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        try:
+            pod = await self.api.get_pod(namespace, name)
+        except kube.NotFound:
+            return None
+        self.caches.pods[(namespace, name)] = pod
+        return pod
+
+    async def _credentials(self, namespace: str, names: tuple[str, ...]) -> auths.Credentials | errors.PodlineError:
+        sources = []
+        missing = []
+        for index, secret in enumerate(names):
+            try:
+                sources.append(await self.api.read_secret(namespace, secret))
+            except kube.NotFound:
+                missing.append(errors.Problem(f"spec.image_pull_secrets[{index}]",
+                                              f'Secret "{secret}" not found in namespace "{namespace}"'))
+        if missing:
+            return errors.MissingSecret(missing)
+        try:
+            return auths.convert(sources)
+        except errors.PodlineError as exc:
+            return exc
+
+    def _may_start(self, key: Key) -> bool:
+        limit = self.settings.max_running
+        if not limit:
+            return True
+        running = sum(1 for p in self.caches.pods.values() if _active(p))
+        slots = limit - running
+        if slots <= 0:
+            return False
+        waiting = sorted(
+            (b["metadata"].get("creationTimestamp", ""), k) for k, b in self.caches.pipelines.items()
+            if (b.get("status") or {}).get("phase") in (None, "Pending") and not self._has_pod(k, b)
+        )
+        return key in [k for _, k in waiting[:slots]]
+
+    def _has_pod(self, key: Key, body: Mapping[str, Any]) -> bool:
+        status = body.get("status") or {}
+        return bool(status.get("podName")) and (key[0], status["podName"]) in self.caches.pods
+
+    async def _apply(self, key: Key, body: Mapping[str, Any], pod: Mapping[str, Any] | None,
+                     decision: scheduling.Decision) -> None:
+        namespace, name = key
+        for manifest in decision.create:
+            try:
+                created = await self.api.create(manifest)
+                if manifest["kind"] == "Pod":
+                    self.caches.pods[(namespace, manifest["metadata"]["name"])] = created
+                    metrics.note_created(manifest)
+            except kube.Conflict:
+                pass  # deterministic names: it exists already, made by us (or an earlier us)
+        if decision.pod_patch and pod is not None:
+            started = time.monotonic()
+            updated = await self.api.patch_pod(namespace, pod["metadata"]["name"], decision.pod_patch)
+            self.caches.pods[(namespace, pod["metadata"]["name"])] = updated
+            metrics.note_patch(pod, decision.pod_patch, time.monotonic() - started)
+        for pod_name, patch in decision.other_patches:
+            try:
+                await self.api.patch_pod(namespace, pod_name, patch)
+            except kube.NotFound:
+                pass
+        for pod_name in decision.delete_pods:
+            try:
+                await self.api.delete_pod(namespace, pod_name)
+            except kube.NotFound:
+                pass
+        new_status = decision.status.to_patch()
+        old_status = body.get("status") or {}
+        if new_status != old_status:
+            patch = {**{k: None for k in old_status if k not in new_status}, **new_status}
+            try:
+                await self.api.patch_status(namespace, name, patch)
+            except kube.NotFound:
+                return
+            merged = dict(body)
+            merged["status"] = new_status
+            self.caches.pipelines[key] = merged
+            metrics.note_status(old_status, new_status)
+        for event in decision.events:
+            try:
+                await self.api.event(body, event.type, event.reason, event.message)
+            except (kube.Transient, kube.NotFound) as exc:
+                log.debug("event for %s/%s not recorded: %s", namespace, name, exc)
+        if decision.requeue_after is not None:
+            self.kick_later(key, decision.requeue_after)
+        if decision.events:
+            for event in decision.events:
+                log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+
+
+def _active(pod: Mapping[str, Any]) -> bool:
+    notes = pod.get("metadata", {}).get("annotations") or {}
+    phase = pod.get("status", {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and conventions.ANNOTATION_STOPPED not in notes
+
+
+def terminal(body: Mapping[str, Any]) -> bool:
+    phase = (body.get("status") or {}).get("phase")
+    return phase is not None and statuses.Phase(phase).is_terminal

@@ -1,0 +1,103 @@
+"""``podline logs`` and ``podline get``: read a Pipeline's status and its pod's logs, for people.
+
+Logs are printed per step, in step order, each under a header with the step's state; with ``-f`` the
+running step is followed and the next steps are printed as they run, until the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import kubernetes
+
+from podline.core import conventions
+from podline.shell import kube
+
+TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    if args.namespace:
+        return str(args.namespace)
+    try:
+        _, context = kubernetes.config.list_kube_config_contexts()
+        return str(context.get("context", {}).get("namespace") or "default")
+    except (kubernetes.config.ConfigException, TypeError):
+        return "default"
+
+
+def _pipeline(custom: Any, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        return dict(custom.get_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
+                                                        conventions.PLURAL, name))
+    except kubernetes.client.ApiException as exc:
+        if exc.status == 404:
+            raise SystemExit(f'podline: Pipeline "{name}" not found in namespace "{namespace}"') from None
+        raise SystemExit(f"podline: cannot read Pipeline {name}: {exc.status} {exc.reason}") from None
+
+
+def _header(step: dict[str, Any]) -> str:
+    state = step.get("state", "waiting")
+    detail = f", exit {step['exitCode']}" if step.get("exitCode") is not None else ""
+    reason = f", {step['reason']}" if step.get("reason") else ""
+    return f"==> {step['name']} ({state}{detail}{reason})"
+
+
+def logs(args: argparse.Namespace) -> int:
+    kube.load_config()
+    core = kubernetes.client.CoreV1Api()
+    custom = kubernetes.client.CustomObjectsApi()
+    namespace = _namespace(args)
+    printed: dict[str, int] = {}  # step → characters of its log already printed
+    while True:
+        body = _pipeline(custom, namespace, args.pipeline)
+        status = body.get("status") or {}
+        pod = status.get("podName")
+        for step in status.get("steps") or []:
+            if step.get("state") in ("waiting", "skipped") or not pod:
+                continue
+            if step["name"] not in printed:
+                print(_header(step), flush=True)
+                printed[step["name"]] = 0
+            try:
+                text = core.read_namespaced_pod_log(pod, namespace, container=step["container"])
+            except kubernetes.client.ApiException as exc:
+                text = "" if args.follow else f"(no logs: {exc.reason})\n"
+            new = text[printed[step["name"]]:]
+            if new:
+                print(new, end="" if new.endswith("\n") else "\n", flush=True)
+            printed[step["name"]] = len(text)
+        phase = status.get("phase")
+        if not args.follow or phase in TERMINAL:
+            message = f" - {status['message']}" if status.get("message") else ""
+            print(f"==> run {status.get('run', '?')}: {phase or 'Pending'}{message}", flush=True)
+            return 1 if phase in ("Failed", "Error", "Cancelled") else 0
+        time.sleep(1.0)
+
+
+def get(args: argparse.Namespace) -> int:
+    kube.load_config()
+    custom = kubernetes.client.CustomObjectsApi()
+    namespace = _namespace(args)
+    if args.pipeline:
+        items = [_pipeline(custom, namespace, args.pipeline)]
+    else:
+        items = custom.list_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
+                                                     conventions.PLURAL).get("items", [])
+    for body in items:
+        status = body.get("status") or {}
+        print(f"{body['metadata']['name']}  {status.get('phase', 'Pending')}  run={status.get('run', '-')}"
+              f"  pod={status.get('podName', '-')}")
+        for step in status.get("steps") or []:
+            exit_code = step.get("exitCode")
+            print(f"  {step['name']:<24} {step.get('state', ''):<10} "
+                  f"{'' if exit_code is None else 'exit ' + str(exit_code)} {step.get('reason') or ''}".rstrip())
+        if status.get("message") and status.get("phase") not in ("Running",):
+            print(f"  {status['message']}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    return logs(args) if args.command == "logs" else get(args)
