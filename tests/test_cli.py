@@ -1,0 +1,144 @@
+"""The podline CLI as a user meets it: real subprocesses, exit codes, one clear line per problem."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "docs" / "examples"
+CANARY = "CANARY-cli-s3cr3t-7f1e"
+
+
+def podline(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "podline", *args], capture_output=True, text=True, input=stdin,
+                          cwd=ROOT, timeout=120)
+
+
+def test_convert_then_render_the_seed_pipeline(tmp_path: Path) -> None:
+    converted = podline("convert", str(EXAMPLES / "seed-go.drone.yml"))
+    assert converted.returncode == 0, converted.stderr
+    [pipeline] = list(yaml.safe_load_all(converted.stdout))
+    assert pipeline["kind"] == "Pipeline" and pipeline["metadata"]["name"] == "default"
+    assert pipeline["spec"]["steps"][0]["commands"] == ["go build", "go test"]  # pasted unchanged
+    path = tmp_path / "p.yaml"
+    path.write_text(converted.stdout)
+    rendered = podline("render", str(path))
+    assert rendered.returncode == 0, rendered.stderr
+    [pod] = list(yaml.safe_load_all(rendered.stdout))
+    container = pod["spec"]["containers"][0]
+    assert pod["kind"] == "Pod" and container["image"] == "golang:1.12"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert "go test" in container["command"][-1]
+
+
+def test_convert_skips_other_document_kinds_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text("kind: secret\nname: x\nget: {path: a, name: b}\n---\n"
+                    + (EXAMPLES / "seed-go.drone.yml").read_text())
+    result = podline("convert", str(path))
+    assert result.returncode == 0
+    assert "skipping kind 'secret'" in result.stderr
+    assert len(list(yaml.safe_load_all(result.stdout))) == 1
+
+
+def test_render_private_image_makes_dockerconfigjson_secret() -> None:
+    result = podline("render", str(EXAMPLES / "private.pipeline.yaml"))
+    assert result.returncode == 0, result.stderr
+    secret, pod = yaml.safe_load_all(result.stdout)
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert "registry.internal.company.com" in config["auths"]
+    assert pod["spec"]["imagePullSecrets"] == [{"name": secret["metadata"]["name"]}]
+
+
+def test_render_missing_secret_names_it(tmp_path: Path) -> None:
+    docs = list(yaml.safe_load_all((EXAMPLES / "private.pipeline.yaml").read_text()))
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(docs[1]))
+    result = podline("render", str(path))
+    assert result.returncode == 1
+    assert 'Secret "dockerconfig" not found' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"steps": [{"name": "a", "image": "Busybox"}]}, "spec.steps[0].image"),
+        ({"steps": [{"name": "a", "image": "busybox", "pull": "sometimes"}]}, "spec.steps[0].pull"),
+        ({"steps": [{"name": "a", "image": "busybox", "depends_on": ["tset"]}]}, 'unknown step "tset"'),
+        ({"steps": []}, "spec.steps"),
+        ({"steps": [{"name": "a", "image": "busybox", "commands": "echo"}]}, "spec.steps[0].commands"),
+    ],
+)
+def test_render_invalid_spec_gives_one_line_per_problem(tmp_path: Path, spec: dict, expected: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline",
+                                    "metadata": {"name": "bad"}, "spec": spec}))
+    result = podline("render", str(path))
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all(line.startswith("podline: ") for line in result.stderr.strip().splitlines())
+
+
+def test_render_reports_every_problem_at_once(tmp_path: Path) -> None:
+    spec = {"steps": [{"name": "a", "image": "UPPER"}, {"name": "a", "image": "busybox", "depends_on": ["zz"]}]}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline",
+                                    "metadata": {"name": "bad"}, "spec": spec}))
+    result = podline("render", str(path))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1
+    assert any("spec.steps[0].image" in line for line in lines)
+    assert any("spec.steps[1].name" in line and "duplicate" in line for line in lines)
+    assert any('unknown step "zz"' in line for line in lines)
+
+
+def test_usage_errors_exit_2() -> None:
+    assert podline().returncode == 2
+    assert podline("render").returncode == 2
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    missing = podline("render", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "nope.yaml" in missing.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [\n")
+    result = podline("render", str(bad))
+    assert result.returncode == 1 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_render_keeps_secret_values_out_of_everything_but_the_generated_secret(tmp_path: Path) -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "reg"}, "type": "Opaque",
+              "stringData": {"config.json": json.dumps({"auths": {"r.example.com": {"username": "u", "password": CANARY}}})}}
+    pipeline = {"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "p"},
+                "spec": {"image_pull_secrets": ["reg"], "steps": [
+                    {"name": "a", "image": "r.example.com/app:1", "environment": {"TOKEN": {"from_secret": "tok"}},
+                     "settings": {"password": {"from_secret": "reg/pw"}}}]}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump_all([secret, pipeline]))
+    result = podline("render", str(path))
+    assert result.returncode == 0, result.stderr
+    generated, pod = yaml.safe_load_all(result.stdout)
+    assert CANARY not in result.stderr
+    assert CANARY not in yaml.safe_dump(pod)
+    assert CANARY in base64.b64decode(generated["data"][".dockerconfigjson"]).decode()
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "podline-secrets", "key": "tok"}
+    assert env["PLUGIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "reg", "key": "pw"}
+
+
+def test_bad_operator_settings_are_named_not_a_traceback() -> None:
+    result = subprocess.run([sys.executable, "-m", "podline", "render", str(EXAMPLES / "hello.pipeline.yaml")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "PODLINE_RUN_TIMEOUT": "soon"})
+    assert result.returncode == 1
+    assert "PODLINE_RUN_TIMEOUT" in result.stderr and "Traceback" not in result.stderr
