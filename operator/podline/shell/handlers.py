@@ -29,6 +29,7 @@ def _reconciler(memo: Any) -> reconciling.Reconciler:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: settings_.Settings = memo["settings"]
     settings.posting.enabled = False  # podline posts its own few Events; kopf's would be per handler call
+    settings.scanning.disabled = True  # no CRD/namespace scanning: needs no cluster-wide read of CRDs
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.reconnect_backoff = 1.0
@@ -88,9 +89,11 @@ def run(config: settings_.Settings) -> None:
     kopf.configure(
         log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
         debug=config.log_level == "DEBUG",
-        verbose=config.log_level in ("DEBUG", "INFO"),
+        verbose=config.log_level == "DEBUG",
+        quiet=config.log_level in ("WARNING", "ERROR"),
     )
     logging.getLogger("podline").setLevel(config.log_level)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING)
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     kopf.run(
         standalone=True,
