@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import posixpath
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from podline.core import conditions, conventions, images, models, plans, policies, pulling, quantities, validation
+from podline.core import (
+    conditions,
+    conventions,
+    images,
+    models,
+    plans,
+    policies,
+    pulling,
+    quantities,
+    validation,
+)
 
 WORKSPACE_VOLUME = "podline-workspace"
-DEFAULT_WORKSPACE = "/drone/src"
+DEFAULT_WORKSPACE = validation.DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ def compile_model(
     *,
     warnings: Iterable[str] = (),
 ) -> plans.RunPlan:
-    workspace = _workspace(spec)
+    workspace = validation.workspace_path(spec)
     volumes = _volume_names(spec)
     base_env = _drone_env(spec, context, workspace)
     containers: list[plans.ContainerPlan] = []
@@ -106,15 +115,6 @@ def compile_model(
         triggered=conditions.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
-
-
-def _workspace(spec: models.PipelineSpec) -> str:
-    ws = spec.workspace
-    if ws is None or (not ws.path and not ws.base):
-        return DEFAULT_WORKSPACE
-    if ws.base:
-        return posixpath.normpath(posixpath.join(ws.base, ws.path or ""))
-    return posixpath.normpath(ws.path or DEFAULT_WORKSPACE)
 
 
 def script(commands: Iterable[str]) -> str:
@@ -309,7 +309,7 @@ def _replace(c: plans.ContainerPlan, **changes: Any) -> plans.ContainerPlan:
 
 
 def _volume_names(spec: models.PipelineSpec) -> dict[str, str]:
-    return {v.name: "v-" + conventions.dns1123_label(v.name, max_length=61) for v in spec.volumes}
+    return {v.name: conventions.volume_name(v.name) for v in spec.volumes}
 
 
 def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -71,6 +71,11 @@ def service_container(service_name: str) -> str:
     )
 
 
+def volume_name(volume: str) -> str:
+    """The pod volume of a pipeline volume (the workspace volume has no ``v-`` prefix, so never clashes)."""
+    return "v-" + dns1123_label(volume, max_length=_DNS1123_LABEL_MAX - 2)
+
+
 def run_id(generation: int, rerun: str | None) -> str:
     """The identity of one run of a Pipeline: its spec generation, plus the rerun token if any."""
     if not rerun:

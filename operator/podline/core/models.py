@@ -16,7 +16,30 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-IntOrString = Annotated[int | str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+
+
+def _int_or_string(value: Any) -> Any:
+    """One clear message instead of one per union member; a boolean is no number (``user: true``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"must be an integer or a string, not {_json_kind(value)}")  # noqa: TRY004 (pydantic reports ValueError)
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+IntOrString = Annotated[
+    int | str, BeforeValidator(_int_or_string), WithJsonSchema({"x-kubernetes-int-or-string": True})
+]
 
 
 class Model(BaseModel):

@@ -8,6 +8,8 @@ the dependency graph, image references, secret and variable names, volumes, and 
 
 from __future__ import annotations
 
+import json
+import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -19,18 +21,17 @@ from podline.core import conventions, errors, images, models, policies, quantiti
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
+DEFAULT_WORKSPACE = "/drone/src"
 _Problems = Iterator[errors.Problem]
 
 
 def path_of(loc: tuple[int | str, ...], root: str = "spec") -> str:
+    """A pydantic error location as a field path. The models are built so that pydantic adds no union
+    member names to locations (``IntOrString`` validates before the union), so every part is a field,
+    an index or a user's key: a key such as ``str`` in ``environment`` is kept."""
     out = root
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith("function-") or part in ("str", "FromSecret", "int", "is-instance[FromSecret]"):
-            continue  # pydantic's union/validator branch names are not fields
-        else:
-            out += f".{part}"
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
@@ -70,6 +71,7 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
         *_secrets(spec, root),
         *_volumes(spec, policy, root),
         *_limits(spec, policy, root),
+        *_reserved_metadata(spec, root),
     ]
     if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
         problems.append(
@@ -179,22 +181,32 @@ def _containers(spec: models.PipelineSpec, policy: policies.Policy, root: str) -
             if item.working_dir is not None and not item.working_dir.startswith("/"):
                 yield errors.Problem(f"{path}.working_dir", "must be an absolute path")
             if item.resources:
-                for kind in ("limits", "requests"):
-                    resources = getattr(item.resources, kind)
-                    for resource in ("cpu", "memory"):
-                        value = getattr(resources, resource) if resources else None
-                        if value is None:
-                            continue
-                        try:
-                            quantities.parse(resource, value)
-                        except ValueError as exc:
-                            yield errors.Problem(f"{path}.resources.{kind}.{resource}", str(exc))
+                yield from _resources(item.resources, f"{path}.resources")
             for name in item.environment:
                 yield from _env_name(name, f"{path}.environment")
             for name in item.settings:
                 yield from _env_name(name, f"{path}.settings")
     for name in spec.environment:
         yield from _env_name(name, f"{root}.environment")
+
+
+def _resources(resources: models.Resources, path: str) -> _Problems:
+    parsed: dict[tuple[str, str], str] = {}
+    for kind in ("limits", "requests"):
+        values = getattr(resources, kind)
+        for resource in ("cpu", "memory"):
+            value = getattr(values, resource) if values else None
+            if value is None:
+                continue
+            try:
+                parsed[kind, resource] = quantities.parse(resource, value)
+            except ValueError as exc:
+                yield errors.Problem(f"{path}.{kind}.{resource}", str(exc))
+    for resource in ("cpu", "memory"):
+        request, limit = parsed.get(("requests", resource)), parsed.get(("limits", resource))
+        if request is not None and limit is not None and quantities.amount(request) > quantities.amount(limit):
+            # The apiserver rejects such a pod; say so before a run is started.
+            yield errors.Problem(f"{path}.requests.{resource}", f"{request} is more than the limit {limit}")
 
 
 def _env_name(name: str, path: str) -> _Problems:
@@ -248,12 +260,33 @@ def _valid_secret_name(name: str) -> bool:
     return len(name) <= 253 and bool(_DNS1123_SUBDOMAIN.match(name))
 
 
+def workspace_path(spec: models.PipelineSpec) -> str:
+    """Where the shared workspace is mounted: ``workspace.base`` joined with ``workspace.path``."""
+    ws = spec.workspace
+    if ws is None or (not ws.path and not ws.base):
+        return DEFAULT_WORKSPACE
+    if ws.base:
+        return posixpath.normpath(posixpath.join(ws.base, ws.path or ""))
+    return posixpath.normpath(ws.path or DEFAULT_WORKSPACE)
+
+
 def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
     declared: dict[str, int] = {}
+    pod_names: dict[str, int] = {}
     for index, volume in enumerate(spec.volumes):
         path = f"{root}.volumes[{index}]"
         if volume.name in declared:
             yield errors.Problem(f"{path}.name", f'duplicate volume "{volume.name}"')
+        else:
+            pod_name = conventions.volume_name(volume.name)
+            if pod_name in pod_names:
+                other = pod_names[pod_name]
+                yield errors.Problem(
+                    f"{path}.name",
+                    f'name "{volume.name}" maps to pod volume "{pod_name}", as does "{spec.volumes[other].name}" '
+                    f"(volumes[{other}]); rename one",
+                )
+            pod_names[pod_name] = index
         declared[volume.name] = index
         kinds = [k for k in ("temp", "host", "claim", "config_map") if getattr(volume, k) is not None]
         if len(kinds) != 1:
@@ -263,17 +296,29 @@ def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _
                 yield errors.Problem(f"{path}.host", "host volumes are not allowed by the operator configuration")
             elif not volume.host.path.startswith("/"):
                 yield errors.Problem(f"{path}.host.path", "must be an absolute path")
+    workspace = workspace_path(spec)
     for field, items in (("services", spec.services), ("steps", spec.steps)):
         for index, item in enumerate(items):
+            mounted: dict[str, int] = {}
             for mount_index, mount in enumerate(item.volumes):
                 path = f"{root}.{field}[{index}].volumes[{mount_index}]"
                 if mount.name not in declared:
                     yield errors.Problem(f"{path}.name", f'unknown volume "{mount.name}"')
                 if not mount.path.startswith("/"):
                     yield errors.Problem(f"{path}.path", "must be an absolute path")
-    if spec.workspace and spec.workspace.path and spec.workspace.base is None:
-        if not spec.workspace.path.startswith("/"):
-            yield errors.Problem(f"{root}.workspace.path", "must be an absolute path (or set workspace.base)")
+                    continue
+                # The apiserver rejects a container with two mounts at one path; the workspace is one.
+                target = posixpath.normpath(mount.path)
+                if target == workspace:
+                    yield errors.Problem(f"{path}.path", f'"{target}" is the workspace; mount the volume elsewhere')
+                elif target in mounted:
+                    yield errors.Problem(f"{path}.path", f'"{target}" is mounted twice (also volumes[{mounted[target]}])')
+                mounted.setdefault(target, mount_index)
+    ws = spec.workspace
+    if ws and ws.base is not None and not ws.base.startswith("/"):
+        yield errors.Problem(f"{root}.workspace.base", "must be an absolute path")
+    elif ws and ws.path and ws.base is None and not ws.path.startswith("/"):
+        yield errors.Problem(f"{root}.workspace.path", "must be an absolute path (or set workspace.base)")
 
 
 def _limits(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
@@ -284,7 +329,7 @@ def _limits(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _P
         )
         return
     shared = _env_size(spec.environment)
-    total = sum(shared + _env_size(item.environment) for item in spec.all_containers)
+    total = sum(shared + _env_size(item.environment) + _env_size(item.settings) for item in spec.all_containers)
     if total > policy.max_env_bytes:
         yield errors.Problem(
             f"{root}.environment",
@@ -293,7 +338,28 @@ def _limits(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _P
 
 
 def _env_size(env: Mapping[str, Any]) -> int:
-    return sum(len(k) + (len(v) if isinstance(v, str) else 64) for k, v in env.items())
+    """Bytes a set of variables adds to the pod; a secret reference counts 64, a setting its JSON size
+    (a bound: lists are comma-joined in the pod, a little shorter than their JSON)."""
+    return sum(len(k) + _value_size(v) for k, v in env.items())
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, models.FromSecret) or (isinstance(value, Mapping) and "from_secret" in value):
+        return 64
+    return len(json.dumps(value, default=str))
+
+
+def _reserved_metadata(spec: models.PipelineSpec, root: str) -> _Problems:
+    """The pod's podline.dev labels and annotations are the run's record (see scheduling): not the user's."""
+    if spec.metadata is None:
+        return
+    for field in ("labels", "annotations"):
+        for key in getattr(spec.metadata, field):
+            prefix = key.rpartition("/")[0]
+            if prefix == conventions.GROUP or prefix.endswith("." + conventions.GROUP):
+                yield errors.Problem(f"{root}.metadata.{field}.{key}", "is reserved for the operator")
 
 
 def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
