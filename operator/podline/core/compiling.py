@@ -129,13 +129,19 @@ def script(commands: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHELL = "/bin/sh"
+_EXEC = 'exec "$0" "$@"'
+
+
 def _command(step: models.Step) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    # Whatever runs, it is started as /bin/sh so the placeholder (which provides /bin/sh, as a sleeper) can
+    # stand in for the step until it starts: a container's command cannot change after the pod is created.
     if step.commands is not None:
-        return (step.shell or "/bin/sh", "-c", script(step.commands)), None
+        if step.shell in (None, "", SHELL):
+            return (SHELL, "-c", script(step.commands)), None
+        return (SHELL, "-c", _EXEC, step.shell, "-c", script(step.commands)), None
     if step.entrypoint:
-        # Run the entrypoint through /bin/sh so the placeholder (which provides /bin/sh) can stand in for
-        # the step until it starts: a container's command cannot change after the pod is created.
-        return ("/bin/sh", "-c", 'exec "$0" "$@"', *step.entrypoint, *(step.command or ())), None
+        return (SHELL, "-c", _EXEC, *step.entrypoint, *(step.command or ())), None
     if step.command:
         return None, tuple(step.command)
     return None, None
@@ -358,8 +364,9 @@ def _clone(
     """Drone clones first when it knows the repository; podline does when build metadata names a remote."""
     if context.build is None or not context.build.remote or (spec.clone and spec.clone.disable):
         return None
-    if any(step.name == "clone" for step in spec.steps):
-        return None  # the pipeline clones by itself
+    name = conventions.step_container("clone")
+    if any(conventions.step_container(step.name) == name for step in spec.steps):
+        return None  # the pipeline clones by itself (a step "clone", or one whose container would clash)
     env = dict(base_env)
     env["DRONE_STEP_NAME"] = plans.EnvVar("DRONE_STEP_NAME", "clone")
     if spec.clone and spec.clone.depth:
@@ -368,7 +375,7 @@ def _clone(
         env["PLUGIN_SKIP_VERIFY"] = plans.EnvVar("PLUGIN_SKIP_VERIFY", "true")
     image = images.parse(policy.clone_image)
     return plans.ContainerPlan(
-        name=conventions.step_container("clone"),
+        name=name,
         step="clone",
         kind=plans.Kind.CLONE,
         image=policy.clone_image,
