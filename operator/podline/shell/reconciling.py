@@ -202,7 +202,7 @@ class Reconciler:
         if missing:
             return errors.MissingSecret(missing)
         try:
-            return auths.convert(sources)
+            return auths.convert(sources, path="spec.image_pull_secrets")
         except errors.PodlineError as exc:
             return exc
 
