@@ -1,0 +1,386 @@
+"""The Helm chart, rendered by the real helm binary: lint, RBAC, values, schema, securityContext, CRD copy.
+
+Needs helm (built from source by ``tests/cluster/build.sh`` into
+``${PODLINE_CACHE:-~/.cache/podline}/bin/helm-<HELM_VERSION>/helm``); without it these tests skip, or fail
+with ``CI=true``. No cluster is needed: ``tests/e2e/test_chart_cluster.py`` installs the chart for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from podline.shell import settings as settings_
+from tests.cluster import binaries
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "podline"
+# helm built with `go install` does not know its Kubernetes version and assumes v1.20, older than the
+# chart's kubeVersion; tell it the test cluster's.
+KUBE_VERSION = binaries.KUBERNETES_VERSION.lstrip("v")
+RELEASE, NAMESPACE = "podline", "podline-system"
+WATCHED = ("ci", "team-a")
+MODES = {
+    "cluster": (),
+    "namespaces": ("--set", "rbac.scope=namespaces", "--set", "watchNamespaces={%s}" % ",".join(WATCHED)),
+}
+# (apiGroup, resource, verb) the operator's own role grants: every call in podline/shell/kube.py plus
+# kopf's list/watch, and nothing else. See charts/podline/templates/_rbac.tpl for why each is needed.
+OPERATOR_RULES = {
+    ("podline.dev", "pipelines", "get"), ("podline.dev", "pipelines", "list"), ("podline.dev", "pipelines", "watch"),
+    ("podline.dev", "pipelines/status", "patch"),
+    ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+    ("", "pods", "create"), ("", "pods", "patch"), ("", "pods", "delete"),
+    ("", "secrets", "get"), ("", "secrets", "create"),
+    ("", "events", "create"),
+}  # fmt: skip
+Manifest = dict[str, Any]
+
+
+def helm_binary() -> str:
+    path = binaries.locate("helm")
+    if path is None:
+        message = (f"helm {binaries.HELM_VERSION} is not built: run `tests/cluster/build.sh api` "
+                   f"(looked in {binaries.cache_dir() / 'bin'} and KUBEBUILDER_ASSETS)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    return helm_binary()
+
+
+def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HELM_CACHE_HOME": "/tmp/podline-helm/cache",
+                               "HELM_CONFIG_HOME": "/tmp/podline-helm/config",
+                               "HELM_DATA_HOME": "/tmp/podline-helm/data"})
+
+
+def template(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
+                    *args)
+
+
+def render(helm: str, *args: str) -> list[Manifest]:
+    result = template(helm, *args)
+    assert result.returncode == 0, f"helm template {' '.join(args)} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def only(docs: Iterable[Manifest], kind: str) -> Manifest:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, rendered {len(found)}"
+    return found[0]
+
+
+def container(docs: list[Manifest]) -> Manifest:
+    [operator] = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return dict(operator)
+
+
+def env(docs: list[Manifest]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(docs)["env"] if "value" in e}
+
+
+def triples(rules: Iterable[Manifest]) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in rules for group in rule.get("apiGroups", [])
+            for resource in rule.get("resources", []) for verb in rule.get("verbs", [])}
+
+
+def operator_roles(docs: list[Manifest]) -> list[Manifest]:
+    """The (Cluster)Roles bound to the chart's ServiceAccount, found through the bindings."""
+    account = only(docs, "ServiceAccount")["metadata"]["name"]
+    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+             for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    bound = []
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        if any(s["kind"] == "ServiceAccount" and s["name"] == account and s["namespace"] == NAMESPACE
+               for s in binding["subjects"]):
+            ref = binding["roleRef"]
+            namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
+            bound.append(roles[(ref["kind"], namespace, ref["name"])])
+    return bound
+
+
+# ---- lint and render -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lint_strict_is_clean(helm: str, mode: str) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *MODES[mode])
+    assert result.returncode == 0, f"helm lint --strict ({mode} mode):\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_renders_the_objects_of_its_mode(helm: str, mode: str) -> None:
+    docs = render(helm, *MODES[mode])
+    kinds = sorted((d["kind"], d["metadata"].get("namespace") or "") for d in docs)
+    common = [("ClusterRole", ""), ("ClusterRole", ""),  # the user roles, -view and -edit
+              ("Deployment", NAMESPACE), ("Service", NAMESPACE), ("ServiceAccount", NAMESPACE)]
+    if mode == "cluster":
+        expected = common + [("ClusterRole", ""), ("ClusterRoleBinding", "")]
+    else:
+        expected = common + [(kind, ns) for ns in WATCHED for kind in ("Role", "RoleBinding")]
+    assert kinds == sorted(expected)
+
+
+# ---- RBAC ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_operator_is_granted_exactly_what_it_calls(helm: str, mode: str) -> None:
+    docs = render(helm, *MODES[mode])
+    roles = operator_roles(docs)
+    assert len(roles) == (1 if mode == "cluster" else len(WATCHED)), [r["metadata"] for r in roles]
+    for role in roles:
+        granted = triples(role["rules"])
+        assert granted == OPERATOR_RULES, (
+            f"{role['kind']} {role['metadata']['name']}: more than the operator needs: {granted - OPERATOR_RULES}; "
+            f"missing: {OPERATOR_RULES - granted}")
+        for rule in role["rules"]:
+            assert set(rule) == {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_role_uses_wildcards(helm: str, mode: str) -> None:
+    for role in (d for d in render(helm, *MODES[mode]) if d["kind"] in ("Role", "ClusterRole")):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "nonResourceURLs"):
+                assert not any("*" in item for item in rule.get(field, [])), (
+                    f"{role['kind']} {role['metadata']['name']} grants a wildcard in {field}: {rule}")
+
+
+def test_namespaces_mode_binds_only_in_the_watched_namespaces(helm: str) -> None:
+    docs = render(helm, *MODES["namespaces"])
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"], "no cluster-wide binding in namespaces mode"
+    bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
+    assert bindings == set(WATCHED)
+    assert env(docs)["PODLINE_NAMESPACES"] == ",".join(WATCHED), "the operator must watch only those namespaces"
+    assert "PODLINE_NAMESPACES" not in env(render(helm)), "in cluster mode the operator watches all namespaces"
+
+
+def test_user_roles_are_separate_from_the_operator(helm: str) -> None:
+    docs = render(helm)
+    operator = {r["metadata"]["name"] for r in operator_roles(docs)}
+    users = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] not in operator}
+    assert set(users) == {f"{RELEASE}-view", f"{RELEASE}-edit"}
+    for role in users.values():
+        assert ("", "pods/log", "get") in triples(role["rules"]), f"{role['metadata']['name']}: `podline logs` needs pods/log"
+        assert not {r for r in triples(role["rules"]) if r[1] == "secrets"}, "user roles never touch Secrets"
+    assert ("podline.dev", "pipelines", "create") in triples(users[f"{RELEASE}-edit"]["rules"])
+    assert ("podline.dev", "pipelines", "create") not in triples(users[f"{RELEASE}-view"]["rules"])
+    labels = users[f"{RELEASE}-edit"]["metadata"]["labels"]
+    assert labels.get("rbac.authorization.k8s.io/aggregate-to-edit") == "true"
+    assert users[f"{RELEASE}-view"]["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-view") == "true"
+    plain = render(helm, "--set", "userRoles.aggregate=false")
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate")
+                   for d in plain if d["kind"] == "ClusterRole" for k in d["metadata"]["labels"])
+    none = render(helm, "--set", "userRoles.create=false")
+    assert [d["metadata"]["name"] for d in none if d["kind"] == "ClusterRole"] == [RELEASE]
+
+
+def test_rbac_create_false_renders_no_operator_rbac(helm: str) -> None:
+    docs = render(helm, "--set", "rbac.create=false", "--set", "userRoles.create=false")
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")]
+
+
+# ---- the operator's configuration ------------------------------------------------------------------------
+
+
+def settings_variables() -> set[str]:
+    source = (ROOT / "operator" / "podline" / "shell" / "settings.py").read_text()
+    names = set(re.findall(r'"(PODLINE_[A-Z_]+)"', source))
+    assert len(names) > 10, "could not find the PODLINE_* variables in settings.py"
+    return names
+
+
+def test_every_operator_setting_is_a_chart_value(helm: str) -> None:
+    rendered = set(env(render(helm, *MODES["namespaces"])))
+    missing = settings_variables() - rendered
+    assert not missing, f"settings.py reads {sorted(missing)} but the chart never sets them: add values for them"
+    unknown = {n for n in rendered if n.startswith("PODLINE_")} - settings_variables()
+    assert not unknown, f"the chart sets variables settings.py does not read: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> None:
+    variables = env(render(helm, *MODES[mode]))
+    config = settings_.Settings.from_env(variables)  # raises SettingsError naming any bad variable
+    assert config.namespaces == (WATCHED if mode == "namespaces" else ())
+    assert config == settings_.Settings(namespaces=config.namespaces), "chart defaults must be the operator's defaults"
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    (["operator.maxRunning=5"], {"PODLINE_MAX_RUNNING": "5"}),
+    (["operator.runTimeoutSeconds=1000000"], {"PODLINE_RUN_TIMEOUT": "1000000"}),  # not 1e+06
+    (["operator.allowedServiceAccounts={builder,deployer}"], {"PODLINE_ALLOWED_SERVICE_ACCOUNTS": "builder,deployer"}),
+    (["operator.allowPrivileged=true"], {"PODLINE_ALLOW_PRIVILEGED": "true"}),
+    (["operator.placeholderImage=registry.local/placeholder:2"],
+     {"PODLINE_PLACEHOLDER_IMAGE": "registry.local/placeholder:2"}),
+    (["logging.format=json", "logging.level=DEBUG"], {"PODLINE_LOG_FORMAT": "json", "PODLINE_LOG_LEVEL": "DEBUG"}),
+    (["metrics.enabled=false"], {"PODLINE_METRICS_PORT": "0"}),
+    (["livenessProbe.port=0"], {"PODLINE_LIVENESS_PORT": "0"}),
+])  # fmt: skip
+def test_values_reach_the_operator(helm: str, values: list[str], expected: dict[str, str]) -> None:
+    variables = env(render(helm, *[arg for value in values for arg in ("--set", value)]))
+    assert {k: variables[k] for k in expected} == expected
+    settings_.Settings.from_env(variables)
+
+
+def test_metrics_service_and_service_monitor(helm: str) -> None:
+    docs = render(helm, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prom")
+    service, monitor = only(docs, "Service"), only(docs, "ServiceMonitor")
+    ports = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert ports["metrics"] == int(env(docs)["PODLINE_METRICS_PORT"])
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items(), "the ServiceMonitor must select the Service"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics" and monitor["metadata"]["labels"]["release"] == "prom"
+    pod_labels = only(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items(), "the Service must select the operator pod"
+    off = render(helm, "--set", "metrics.enabled=false")
+    assert not [d for d in off if d["kind"] in ("Service", "ServiceMonitor")]
+    assert "metrics" not in {p["name"] for p in container(off)["ports"]}
+    assert not [d for d in render(helm) if d["kind"] == "ServiceMonitor"], "ServiceMonitor is opt-in"
+
+
+def test_liveness_probe_is_kopfs_healthz(helm: str) -> None:
+    docs = render(helm)
+    probe = container(docs)["livenessProbe"]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}
+    assert probe["path"] == "/healthz" and ports[probe["port"]] == int(env(docs)["PODLINE_LIVENESS_PORT"]) == 8080
+    assert "livenessProbe" not in container(render(helm, "--set", "livenessProbe.port=0"))
+    assert "livenessProbe" not in container(render(helm, "--set", "livenessProbe.enabled=false"))
+
+
+def test_one_replica_and_image_from_app_version(helm: str) -> None:
+    docs = render(helm)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert only(docs, "Deployment")["spec"]["replicas"] == 1
+    assert container(docs)["image"] == f"podline/podline:{chart['appVersion']}"
+    assert container(render(helm, "--set", "image.tag=dev"))["image"] == "podline/podline:dev"
+    digest = "sha256:" + "a" * 64
+    assert container(render(helm, "--set", f"image.digest={digest}"))["image"] == f"podline/podline@{digest}"
+    assert only(render(helm, "--set", "replicaCount=2"), "Deployment")["spec"]["replicas"] == 2
+
+
+def test_chart_metadata_matches_the_project() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"], "Chart.yaml appVersion must be podline's version"
+    assert chart["kubeVersion"] == ">=1.27.0-0"
+
+
+# ---- security --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pod_meets_the_restricted_pod_security_standard(helm: str, mode: str) -> None:
+    docs = render(helm, *MODES[mode])
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    box = container(docs)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(pod["securityContext"]["runAsUser"], int) and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert box["allowPrivilegeEscalation"] is False
+    assert box["readOnlyRootFilesystem"] is True
+    assert box["capabilities"] == {"drop": ["ALL"]}
+    assert not box.get("privileged")
+    for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not pod.get(forbidden), forbidden
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all(set(v) <= {"name", "emptyDir"} for v in volumes.values()), f"only emptyDir volumes: {volumes}"
+    mounts = {m["mountPath"]: m["name"] for m in container(docs)["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]], "a read-only root filesystem needs a writable /tmp"
+
+
+# ---- values.schema.json ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "replicaCount=abc"], "at '/replicaCount': got string, want integer"),
+    (["--set", "bogus=1"], "additional properties 'bogus' not allowed"),
+    (["--set", "operator.maxRuning=3"], "additional properties 'maxRuning' not allowed"),
+    (["--set", "rbac.scope=everywhere"], "at '/rbac/scope'"),
+    (["--set", "logging.level=TRACE"], "at '/logging/level'"),
+    (["--set", "operator.runTimeoutSeconds=0"], "at '/operator/runTimeoutSeconds'"),
+    (["--set", "operator.allowPrivileged=yes"], "at '/operator/allowPrivileged'"),
+    (["--set", "metrics.port=70000"], "at '/metrics/port'"),
+    (["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={team-*}"], "at '/watchNamespaces/0'"),
+    (["--set", "image.digest=latest"], "at '/image/digest'"),
+    # cross-field rules, from templates/_helpers.tpl
+    (["--set", "rbac.scope=namespaces"], "watchNamespaces is empty"),
+    (["--set", "watchNamespaces={ci}"], 'rbac.scope is "cluster"'),
+    (["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.enabled=false"], "needs metrics.enabled"),
+    (["--set", "metrics.port=8080"], "must differ"),
+    (["--set", "extraEnv[0].name=PODLINE_LOG_LEVEL", "--set", "extraEnv[0].value=DEBUG"], "extraEnv sets PODLINE_LOG_LEVEL"),
+])  # fmt: skip
+def test_bad_values_fail_at_install_time(helm: str, args: list[str], message: str) -> None:
+    result = template(helm, *args)
+    assert result.returncode != 0, f"helm accepted {' '.join(args)}"
+    assert message in result.stderr, f"helm rejected {' '.join(args)}, but unclearly:\n{result.stderr}"
+
+
+def test_schema_is_draft_07_and_closed() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+
+    def walk(node: Manifest, path: str) -> Iterable[str]:
+        for name, prop in node.get("properties", {}).items():
+            if "description" not in prop:
+                yield f"{path}{name}: no description"
+            if prop.get("type") == "object" and "properties" in prop and prop.get("additionalProperties") is not False:
+                yield f"{path}{name}: must set additionalProperties: false"
+            yield from walk(prop, f"{path}{name}.")
+
+    assert schema["additionalProperties"] is False
+    assert not list(walk(schema, ""))
+
+
+def test_values_yaml_documents_every_field() -> None:
+    """Each field the schema knows is preceded in values.yaml by a comment (or shares its parent's)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented = []
+    path: list[tuple[int, str]] = []
+    for number, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if not match or line.lstrip().startswith("-"):
+            continue
+        indent = len(match.group(1))
+        path = [(i, k) for i, k in path if i < indent] + [(indent, match.group(2))]
+        keys = [k for _, k in path]
+        node: Manifest | None = schema
+        for key in keys:
+            node = (node or {}).get("properties", {}).get(key)
+        if node is None or "properties" in node:
+            continue  # a default's content (e.g. resources.limits) or a section header
+        above = lines[number - 1].strip() if number else ""
+        if not above.startswith("#"):
+            undocumented.append(".".join(keys))
+    assert not undocumented, f"values.yaml fields without a comment above them: {undocumented}"
+
+
+# ---- CRD -------------------------------------------------------------------------------------------------
+
+
+def test_chart_crd_is_identical_to_the_generated_crd() -> None:
+    source = ROOT / "crds" / "pipelines.podline.dev.yaml"
+    copy = CHART / "crds" / "pipelines.podline.dev.yaml"
+    assert copy.read_bytes() == source.read_bytes(), (
+        "charts/podline/crds/ is out of date; after regenerating the CRD (python -m podline.core.schema) run:\n"
+        "  cp crds/pipelines.podline.dev.yaml charts/podline/crds/")
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["pipelines.podline.dev.yaml"]
