@@ -70,6 +70,13 @@ def view_step(plan: plans.RunPlan, c: plans.ContainerPlan, pod: Mapping[str, Any
     killed = notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name)
     not_placeholder = bool(cs) and not _is_placeholder(cs.get("image"), plan, c.image)
     terminated = state.get("terminated")
+    if killed == statuses.Reason.DETACHED:
+        return detached_view(StepView(
+            state=statuses.StepState.RUNNING, started=True,
+            exit_code=int(terminated.get("exitCode", 1)) if terminated and not_placeholder else None,
+            started_at=(terminated or state.get("running") or {}).get("startedAt") if not_placeholder else None,
+            finished_at=terminated.get("finishedAt") if terminated and not_placeholder else None,
+        ))
     if terminated and not_placeholder and terminated.get("containerID", "") != placeholder_id:
         code = int(terminated.get("exitCode", 1))
         reason = terminated.get("reason")
@@ -95,6 +102,15 @@ def view_step(plan: plans.RunPlan, c: plans.ContainerPlan, pod: Mapping[str, Any
         reason=reason or "Starting",
         message=_short(waiting.get("message")) if reason else None,
         waiting_since=at,
+    )
+
+
+def detached_view(view: StepView) -> StepView:
+    """A detached step that was still running when the run ended: stopped with the pod, not failed."""
+    return StepView(
+        state=statuses.StepState.SUCCEEDED, started=True, exit_code=view.exit_code, started_at=view.started_at,
+        finished_at=view.finished_at, reason=statuses.Reason.DETACHED,
+        message="detached: still running when the run ended, and stopped with the pod",
     )
 
 
@@ -152,7 +168,7 @@ def seconds_since(timestamp: str | None, now: datetime) -> float | None:
     if not timestamp:
         return None
     try:
-        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        then = datetime.fromisoformat(timestamp)  # Python 3.11 reads the "Z" suffix
     except ValueError:
         return None
     return (now - then).total_seconds()

@@ -33,7 +33,7 @@ _QUANTITY = re.compile(r"^([+]?[0-9.]+)(e[+-]?[0-9]+|[a-zA-Z]*)$")
 def parse(resource: str, value: int | str) -> str:
     """Return the Kubernetes quantity for a Drone ``cpu``/``memory`` value; ValueError names the problem."""
     if isinstance(value, bool):
-        raise ValueError(f"must be a number or a quantity, not {value!r}")
+        raise ValueError(f"must be a number or a quantity, not {value!r}")  # noqa: TRY004 (callers catch ValueError)
     if isinstance(value, int):
         if value < 0:
             raise ValueError("must not be negative")

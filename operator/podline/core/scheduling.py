@@ -11,13 +11,19 @@ resumes from the pod alone, and the pod's resourceVersion makes a second writer 
 starting a step twice.
 
 Drone semantics: without ``depends_on`` steps run in order; with it, ready steps run together. A step
-runs when its dependencies are done if its ``when.status`` matches the run so far (success by default).
-A failed step fails the run unless ``failure: ignore``; exit code 78 ends the run early as a success;
-detached steps and services are never waited for.
+runs when its dependencies are done if its ``when.status`` matches the run so far (success by default);
+a step excluded by ``when`` on build metadata is skipped in its turn. A failed step fails the run unless
+``failure: ignore``; exit code 78 ends the run early as a success; detached steps and services are never
+waited for (a detached step still running at the end is stopped with the pod, and is no failure).
+
+The run ends when every step is done (the pod is then stopped; if every container had already
+terminated, the kubelet has ended the pod by itself, which is the same normal end), or when it is
+cancelled, times out, or its pod is evicted or deleted underneath it (Error).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +34,7 @@ from podline.core import conventions, errors, observing, plans, pods, statuses
 Manifest = dict[str, Any]
 Phase, State, Reason = statuses.Phase, statuses.StepState, statuses.Reason
 SKIPPED_PREFIX = f"skipped.{conventions.GROUP}/"
+_EXCLUDED = "when: conditions do not match the build"
 HISTORY_LIMIT = 10
 
 
@@ -111,7 +118,7 @@ def _no_pod(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStat
         if snap.credentials is None:
             raise ValueError("credentials are needed to create the pull Secret")
         create.append(pods.build_pull_secret(plan, snap.credentials))
-    starts, _ = _advance(plan, {c.name: _initial(c) for c in plan.steps})
+    starts, _ = _advance(plan, {c.name: observing.StepView(State.WAITING) for c in plan.steps})
     create.append(pods.build_pod(plan, started={name: "" for name in starts}, at=_stamp(snap.now)))
     warnings = list(plan.warnings) + list(getattr(snap.credentials, "warnings", ()))
     status = base.model_copy(update={"phase": Phase.PENDING, "reason": Reason.CREATING, "steps": waiting,
@@ -131,40 +138,55 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
         if not views[name].started:
             views[name] = observing.StepView(State.SKIPPED, reason=reason)
     for c in plan.steps:
-        if c.excluded and not views[c.name].started:
-            views[c.name] = observing.StepView(State.SKIPPED, reason=Reason.SKIPPED, message="when: conditions do not match the build")
+        if c.excluded and views[c.name].state is State.SKIPPED:
+            views[c.name] = dataclasses.replace(views[c.name], message=_EXCLUDED)
     service_views = {c.name: observing.view_service(c, pod) for c in plan.services}
     patches: list[Manifest] = []
     requeue: list[float] = []
     pod_phase = observing.pod_phase(pod)
+    pod_reason = observing.pod_reason(pod)
+    # The kubelet ends a pod by itself when every container has terminated: after the last step, that is
+    # the run's normal end, whose outcome is read from the steps. A pod ended for a reason was ended for us.
+    pod_ended = pod_phase in ("Failed", "Succeeded")
+    deleting = bool(pod.get("metadata", {}).get("deletionTimestamp"))
+    # A cancel that arrives after the run has ended (its stop may not show in the pod yet) changes nothing.
+    ended_before = previous.run == snap.run and previous.phase is not None and previous.phase.is_terminal
+    cancel = snap.cancel and not (ended_before and previous.phase is not Phase.CANCELLED)
 
     # 1. Things that end the whole run: cancel, timeout, the pod ending underneath us.
     end: tuple[Phase, str, str] | None = None
     if stopped:
-        end = _stopped_end(stopped)
-    elif snap.cancel:
+        end = _stopped_end(plan, stopped)
+    elif pod_ended and pod_reason == "DeadlineExceeded":
+        end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
+    elif pod_ended and pod_reason:
+        end = (Phase.ERROR, Reason.POD_GONE, f"the pod ended underneath the run ({pod_reason})")
+    elif pod_ended:
+        pass  # ended by itself: see below
+    elif deleting:
+        end = (Phase.ERROR, Reason.POD_GONE, f'pod "{plan.pod_name}" was deleted before the run finished')
+    elif cancel:
         end = (Phase.CANCELLED, Reason.CANCELLED, "cancelled")
         patches.append(pods.stop_patch(Reason.CANCELLED))
-    elif pod_phase in ("Failed", "Succeeded"):
-        pod_reason = observing.pod_reason(pod) or pod_phase
-        if pod_reason == "DeadlineExceeded":
-            end = (Phase.FAILED, Reason.TIMEOUT, f"the run exceeded its timeout of {plan.timeout_seconds}s")
-        else:
-            end = (Phase.ERROR, Reason.POD_GONE, f"the pod ended underneath the run ({pod_reason})")
     else:
         elapsed = observing.seconds_since(_run_start(pod, previous), snap.now)
         if elapsed is not None and elapsed >= plan.timeout_seconds:
-            end = (Phase.FAILED, Reason.TIMEOUT, f"the run exceeded its timeout of {plan.timeout_seconds}s")
+            end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
             patches.append(pods.stop_patch(Reason.TIMEOUT))
         elif elapsed is not None:
             requeue.append(plan.timeout_seconds - elapsed)
 
-    if end is None and not stopped:
+    if end is None and pod_ended and not stopped:
+        # Nothing can start in an ended pod: read what happened, decide nothing.
+        for c in plan.steps:
+            views[c.name] = _deadlines(plan, c, views[c.name], snap.now)[0]
+        if not all(views[c.name].state.is_done for c in plan.steps):
+            end = (Phase.ERROR, Reason.POD_GONE, f"the pod ended before the run finished ({pod_phase})")
+    elif end is None and not stopped:
         # 2. Per-step deadlines: waiting for an image too long, running too long, placeholder dead.
         kills: dict[str, str] = {}
         for c in plan.steps:
-            view = views[c.name]
-            views[c.name], kill, wait = _deadlines(plan, c, view, snap.now)
+            views[c.name], kill, wait = _deadlines(plan, c, views[c.name], snap.now)
             if kill:
                 kills[c.name] = kill
             if wait is not None:
@@ -174,7 +196,8 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
         # 3. Start what is ready, skip what will never run.
         starts, skips = _advance(plan, views)
         for name in skips:
-            views[name] = observing.StepView(State.SKIPPED, reason=skips[name])
+            excluded = plan.container(name).excluded and skips[name] == Reason.SKIPPED
+            views[name] = observing.StepView(State.SKIPPED, reason=skips[name], message=_EXCLUDED if excluded else None)
         if starts or skips:
             at = snap.now.strftime("%Y-%m-%dT%H:%M:%SZ")
             patch = pods.start_patch(plan, {n: views[n].placeholder_id for n in starts}, at=at,
@@ -185,6 +208,7 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             for name in starts:
                 views[name] = observing.StepView(State.RUNNING, started=True, reason="Starting", waiting_since=at)
 
+    views = {c.name: _explain(plan, c, views[c.name]) for c in plan.steps}
     failing = _failing(plan, views)
     done = all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps)
     if end is None and done:
@@ -192,12 +216,18 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
         end = (Phase.FAILED, Reason.FAILED, _failure_message(plan, views)) if failing else (
             Phase.SUCCEEDED, Reason.EARLY_EXIT if early else Reason.SUCCEEDED,
             "ended early by exit code 78" if early else "all steps finished")
-        if pod_phase not in ("Failed", "Succeeded") and not stopped:
+        # Detached steps still running are stopped with the pod, as they should be: not a failure.
+        detached = [c.name for c in plan.steps if c.detach and views[c.name].state is State.RUNNING]
+        for name in detached:
+            views[name] = observing.detached_view(views[name])
+        if not pod_ended and not stopped:
+            patches.append({"metadata": {"annotations": {
+                conventions.ANNOTATION_KILLED_PREFIX + name: Reason.DETACHED for name in detached}}})
             patches.append(pods.stop_patch("Completed"))
 
     steps = [_status_of(c, _finalise(views[c.name]) if end else views[c.name]) for c in plan.steps]
     services = [_status_of(c, service_views[c.name]) for c in plan.services]
-    patch = pods.merge_patches(patches)
+    patch = pods.merge_patches(patches) if not pod_ended else None  # an ended pod is left as it is
     if patch and pod.get("metadata", {}).get("resourceVersion"):
         patch.setdefault("metadata", {})["resourceVersion"] = pod["metadata"]["resourceVersion"]
     if end is not None:
@@ -219,30 +249,29 @@ def _advance(plan: plans.RunPlan, views: dict[str, observing.StepView]) -> tuple
     """Steps to start now and steps to skip now (with why), given what has happened so far."""
     starts: list[str] = []
     skips: dict[str, str] = {}
+    views = dict(views)
     failing = _failing(plan, views)
     early = any(v.exit_code == observing.EXIT_EARLY for v in views.values())
-    for c in plan.steps:
-        view = views[c.name]
-        if view.started or view.state.is_done:
-            continue
-        if early:
-            skips[c.name] = Reason.EARLY_EXIT
-            continue
-        deps = [views[d] for d in c.depends_on]
-        ready = all(d.state.is_done or (plan.container(n).detach and d.started) for n, d in zip(c.depends_on, deps))
-        if not ready:
-            continue
-        if (c.run_on_failure if failing else c.run_on_success):
-            starts.append(c.name)
-        else:
-            skips[c.name] = Reason.SKIPPED
+    changed = True
+    while changed:  # a skip makes its dependants ready: skip them in the same decision
+        changed = False
+        for c in plan.steps:
+            view = views[c.name]
+            if view.started or view.state.is_done or c.name in starts:
+                continue
+            deps = [views[d] for d in c.depends_on]
+            ready = all(d.state.is_done or (plan.container(n).detach and d.started) for n, d in zip(c.depends_on, deps))
+            if not early and not ready:
+                continue
+            # An excluded step is skipped in its turn, not at once: what follows it still waits for what
+            # precedes it (a sequence a, excluded b, c runs a then c, never a and c together).
+            if not early and not c.excluded and (c.run_on_failure if failing else c.run_on_success):
+                starts.append(c.name)
+                continue
+            skips[c.name] = Reason.EARLY_EXIT if early else Reason.SKIPPED
+            views[c.name] = observing.StepView(State.SKIPPED, reason=skips[c.name])
+            changed = True
     return starts, skips
-
-
-def _initial(c: plans.ContainerPlan) -> observing.StepView:
-    if c.excluded:
-        return observing.StepView(State.SKIPPED, reason=Reason.SKIPPED)
-    return observing.StepView(State.WAITING)
 
 
 def _failing(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
@@ -267,18 +296,30 @@ def _deadlines(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.Step
     if view.reason in observing.PULL_ERRORS or view.waiting_since and not view.started_at:
         waited = observing.seconds_since(view.waiting_since, now) or 0.0
         if view.reason in observing.PULL_ERRORS and waited >= plan.pull_timeout_seconds:
-            message = f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.reason}); {_pull_hint(c)}"
-            return (observing.StepView(State.FAILED, started=True, reason=view.reason, message=message),
-                    Reason.IMAGE_PULL, None)
+            # The kill records the pull error, so the step reads the same once the kill is done.
+            return (observing.StepView(State.FAILED, started=True, reason=view.reason), view.reason, None)
         return view, None, max(0.0, plan.pull_timeout_seconds - waited)
     if plan.step_timeout_seconds and view.started_at:
         ran = observing.seconds_since(view.started_at, now) or 0.0
         if ran >= plan.step_timeout_seconds:
-            return (observing.StepView(State.FAILED, started=True, started_at=view.started_at, reason=Reason.STEP_TIMEOUT,
-                                       message=f"the step exceeded its timeout of {plan.step_timeout_seconds}s"),
+            return (observing.StepView(State.FAILED, started=True, started_at=view.started_at, reason=Reason.STEP_TIMEOUT),
                     Reason.STEP_TIMEOUT, None)
         return view, None, plan.step_timeout_seconds - ran
     return view, None, None
+
+
+def _explain(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView) -> observing.StepView:
+    """The message of a step podline stopped, the same before and after the kill is done."""
+    if view.state is not State.FAILED or not view.started:
+        return view
+    if view.reason in observing.PULL_ERRORS and view.reason not in observing.PERMANENT_WAIT_ERRORS:
+        message = (f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.reason}); "
+                   f"{_pull_hint(c)}")
+    elif view.reason == Reason.STEP_TIMEOUT:
+        message = f"the step exceeded its timeout of {plan.step_timeout_seconds}s"
+    else:
+        return view
+    return dataclasses.replace(view, message=message)
 
 
 def _pull_hint(c: plans.ContainerPlan) -> str:
@@ -300,11 +341,16 @@ def _gone(view: observing.StepView) -> observing.StepView:
     return observing.StepView(State.SKIPPED, reason=Reason.POD_GONE)
 
 
-def _stopped_end(stopped: str) -> tuple[Phase, str, str] | None:
+def _timeout_message(plan: plans.RunPlan) -> str:
+    return f"the run exceeded its timeout of {plan.timeout_seconds}s"
+
+
+def _stopped_end(plan: plans.RunPlan, stopped: str) -> tuple[Phase, str, str] | None:
+    """The end the pod records; the same words as the decision that stopped it."""
     if stopped == Reason.CANCELLED:
         return Phase.CANCELLED, Reason.CANCELLED, "cancelled"
     if stopped == Reason.TIMEOUT:
-        return Phase.FAILED, Reason.TIMEOUT, "the run exceeded its timeout"
+        return Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan)
     if stopped == Reason.SUPERSEDED:
         return Phase.CANCELLED, Reason.SUPERSEDED, "replaced by a newer run"
     return None  # "Completed": the outcome is read from the steps, as before the stop
@@ -390,8 +436,9 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
 def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str, Any]]:
     history = list(previous.history)
     if previous.run and previous.run != snap.run:
-        entry = {"run": previous.run, "phase": str(previous.phase or "Superseded"), "podName": previous.pod_name,
-                 "completionTime": previous.completion_time or _stamp(snap.now)}
+        ended = previous.phase is not None and previous.phase.is_terminal
+        entry = {"run": previous.run, "phase": str(previous.phase if ended else Reason.SUPERSEDED),
+                 "podName": previous.pod_name, "completionTime": previous.completion_time or _stamp(snap.now)}
         history = [entry] + [h for h in history if h.get("run") != previous.run]
     return history[:HISTORY_LIMIT]
 

@@ -58,6 +58,7 @@ class Reason(StrEnum):
     NOT_TRIGGERED = "NotTriggered"  # trigger conditions do not match the build
     IMAGE_PULL = "ImagePullFailed"
     SKIPPED = "Skipped"
+    DETACHED = "Detached"  # a detached step still running when the run ended: stopped with the pod
 
 
 class _Model(BaseModel):
