@@ -100,14 +100,14 @@ SPEC_NODES = [(p, n) for p, n in nodes(SPEC, ".spec")]
 @pytest.mark.parametrize(("path", "node"), SPEC_NODES, ids=[p for p, _ in SPEC_NODES])
 def test_every_spec_field_is_described(path: str, node: dict[str, Any]) -> None:
     """What ``kubectl explain pipeline.spec…`` prints: a description on every field."""
-    if path.endswith("[]") or path.endswith("{}"):
+    if path.endswith(("[]", "{}")):
         return  # list items and map values are described by their field
     assert node.get("description"), f"{path} has no description"
 
 
 def test_status_fields_are_described() -> None:
     for path, node in nodes(STATUS, ".status"):
-        if not (path.endswith("[]") or path.endswith("{}")):
+        if not (path.endswith(("[]", "{}"))):
             assert node.get("description"), path
 
 
