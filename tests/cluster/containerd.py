@@ -1,0 +1,111 @@
+"""The node tier's container runtime: a private containerd (Debian's 1.6, CRI v1) with runc and CNI.
+
+It has its own socket, root and state directory inside the cluster directory, so it never touches a
+system containerd. Network namespaces are mounted under its state directory (so teardown finds them),
+cgroups are managed by cgroupfs (cgroup v1 here), and the node tier's registries are reached over plain
+HTTP through CRI registry mirrors. The sandbox (pause) image is imported locally by `nodetier`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+
+from tests.cluster import binaries, components
+
+CNI_BRIDGE = "podline0"
+POD_SUBNET = "10.234.0.0/16"
+
+
+def socket(directory: pathlib.Path) -> pathlib.Path:
+    return directory / "containerd.sock"
+
+
+def write_cni_config(conf_dir: pathlib.Path, ipam_dir: pathlib.Path) -> None:
+    """A bridge network without a gateway or masquerading: pods get IPs, but no route out of the node."""
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "cniVersion": "1.0.0",
+        "name": "podline",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": CNI_BRIDGE,
+                "isGateway": False,
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_SUBNET}]],
+                    "dataDir": str(ipam_dir),
+                },
+            }
+        ],
+    }
+    (conf_dir / "10-podline.conflist").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def write_config(
+    directory: pathlib.Path, *, sandbox_image: str, cni_conf_dir: pathlib.Path, mirrors: dict[str, str]
+) -> pathlib.Path:
+    """containerd's config.toml; ``mirrors`` maps a registry host in image references to an http:// URL."""
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    lines = [
+        "version = 2",
+        f'root = "{directory / "root"}"',
+        f'state = "{directory / "state"}"',
+        'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",',
+        '  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]',
+        "[grpc]",
+        f'  address = "{socket(directory)}"',
+        "[ttrpc]",
+        f'  address = "{socket(directory)}.ttrpc"',
+        '[plugins."io.containerd.internal.v1.opt"]',
+        f'  path = "{directory / "opt"}"',
+        f"[{cri}]",
+        f'  sandbox_image = "{sandbox_image}"',
+        "  netns_mounts_under_state_dir = true",
+        "  disable_apparmor = true",
+        # Without CAP_SYS_RESOURCE (as in some VMs and containers) runc cannot lower oom_score_adj to the
+        # sandbox's -998; this clamps every container's value to containerd's own instead.
+        "  restrict_oom_score_adj = true",
+        f"[{cri}.containerd]",
+        '  snapshotter = "overlayfs"',
+        '  default_runtime_name = "runc"',
+        f"[{cri}.containerd.runtimes.runc]",
+        '  runtime_type = "io.containerd.runc.v2"',
+        f"[{cri}.containerd.runtimes.runc.options]",
+        "  SystemdCgroup = false",
+        f"[{cri}.cni]",
+        f'  bin_dir = "{binaries.CNI_DIR}"',
+        f'  conf_dir = "{cni_conf_dir}"',
+        "  max_conf_num = 1",
+    ]
+    for host, endpoint in mirrors.items():
+        lines += [f'[{cri}.registry.mirrors."{host}"]', f'  endpoint = ["{endpoint}"]']
+    path = directory / "config.toml"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def define(
+    directory: pathlib.Path,
+    config: pathlib.Path,
+    log_dir: pathlib.Path,
+    run_dir: pathlib.Path,
+    *,
+    program: str,
+    ctr: str,
+) -> components.Component:
+    address = str(socket(directory))
+
+    def ready() -> bool:
+        probe = subprocess.run(
+            [ctr, "--address", address, "version"], check=False, capture_output=True, timeout=10
+        )
+        return probe.returncode == 0
+
+    return components.Component(
+        "containerd", [program, "--config", str(config)], log_dir, run_dir, ready=ready, ready_timeout=30
+    )

@@ -1,0 +1,174 @@
+"""The node tier's container images: names for tests to import, and how they are made from local files.
+
+No image is downloaded. Three images are built with ``umoci`` into an OCI layout in the cache and pushed
+with ``skopeo`` to the node tier's registries at every cluster start:
+
+- busybox: Debian's static busybox with a symlink per applet (``sh``, ``echo``, ``sleep``, ``cat``,
+  ``wget``, ``nc`` …). Pushed to both the public and the private (htpasswd) registry.
+- placeholder: a static sleeper (``placeholder.c``) as entrypoint *and* as ``/bin/sh``, so a container
+  started on it with any command (even ``/bin/sh -c 'exit 3'``) just sleeps until SIGTERM, then exits 0.
+- pause: the same sleeper as the pod sandbox image; also imported into containerd directly.
+
+The layout is rebuilt only when its inputs (busybox binary, placeholder source, recipe version) change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+
+from tests.cluster import binaries
+
+PUBLIC_REGISTRY = "localhost:5101"  # no authentication
+PRIVATE_REGISTRY = "localhost:5100"  # htpasswd authentication, see registry.USERNAME/PASSWORD
+
+BUSYBOX = f"{PUBLIC_REGISTRY}/podline/busybox:1"
+PRIVATE_BUSYBOX = f"{PRIVATE_REGISTRY}/private/busybox:1"
+PLACEHOLDER = f"{PUBLIC_REGISTRY}/podline/placeholder:1"
+PAUSE = f"{PUBLIC_REGISTRY}/podline/pause:1"
+
+# Which local image goes where: reference -> tag in the OCI layout.
+PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox", PLACEHOLDER: "placeholder", PAUSE: "pause"}
+
+RECIPE_VERSION = "1"  # bump when the way images are built changes
+SOURCE = binaries.HERE / "placeholder.c"
+
+
+def _run(*argv: str) -> str:
+    result = subprocess.run(argv, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+def layout_dir() -> pathlib.Path:
+    """The OCI layout holding the images, built if missing or outdated."""
+    digest = hashlib.sha256()
+    for part in (RECIPE_VERSION.encode(), SOURCE.read_bytes(), binaries.BUSYBOX.read_bytes()):
+        digest.update(hashlib.sha256(part).digest())
+    layout = binaries.cache_dir() / "images" / digest.hexdigest()[:16]
+    if not (layout / "index.json").is_file():
+        _build(layout)
+    return layout
+
+
+def sleeper_binary() -> pathlib.Path:
+    """The placeholder program, compiled statically into the cache (keyed by the source's hash)."""
+    key = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    path = binaries.cache_dir() / "bin" / f"placeholder-{key}" / "placeholder"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _run("gcc", "-static", "-Os", "-s", "-o", f"{path}.tmp", str(SOURCE))
+        os.replace(f"{path}.tmp", path)
+    return path
+
+
+def _build(layout: pathlib.Path) -> None:
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    sleeper = sleeper_binary()
+    with tempfile.TemporaryDirectory(dir=layout.parent) as scratch:
+        work = pathlib.Path(scratch)
+        oci = work / "oci"
+        _run("umoci", "init", "--layout", str(oci))
+        _image(oci, work, "busybox", _busybox_rootfs, cmd=["sh"])
+        _image(oci, work, "placeholder", lambda root: _sleeper_rootfs(root, sleeper, "placeholder", "bin/sh"),
+               entrypoint=["/placeholder"])  # fmt: skip
+        _image(
+            oci, work, "pause", lambda root: _sleeper_rootfs(root, sleeper, "pause"), entrypoint=["/pause"]
+        )
+        _run("umoci", "gc", "--layout", str(oci))
+        if layout.exists():
+            shutil.rmtree(layout)
+        oci.rename(layout)
+
+
+def _image(
+    oci: pathlib.Path,
+    work: pathlib.Path,
+    tag: str,
+    fill: Callable[[pathlib.Path], None],
+    *,
+    entrypoint: list[str] | None = None,
+    cmd: list[str] | None = None,
+) -> None:
+    image = f"{oci}:{tag}"
+    bundle = work / f"bundle-{tag}"
+    _run("umoci", "new", "--image", image)
+    _run("umoci", "unpack", "--image", image, str(bundle))
+    fill(bundle / "rootfs")
+    _run("umoci", "repack", "--image", image, str(bundle))
+    config = ["umoci", "config", "--image", image, "--os", "linux", "--architecture", "amd64",
+              "--config.env", "PATH=/bin:/sbin:/usr/bin:/usr/sbin", "--config.workingdir", "/"]  # fmt: skip
+    config += [arg for part in entrypoint or [] for arg in ("--config.entrypoint", part)]
+    config += [arg for part in cmd or [] for arg in ("--config.cmd", part)]
+    _run(*config)
+    shutil.rmtree(bundle)
+
+
+def is_static(program: pathlib.Path) -> bool:
+    """True if the ELF file has no program interpreter, i.e. runs in an empty root filesystem."""
+    data = program.read_bytes()
+    if data[:5] != b"\x7fELF\x02":  # 64-bit ELF only; that is all this machine runs
+        return False
+    phoff = int.from_bytes(data[0x20:0x28], "little")
+    entry_size = int.from_bytes(data[0x36:0x38], "little")
+    count = int.from_bytes(data[0x38:0x3A], "little")
+    types = (
+        int.from_bytes(data[phoff + i * entry_size : phoff + i * entry_size + 4], "little")
+        for i in range(count)
+    )
+    return 3 not in types  # PT_INTERP
+
+
+def _busybox_rootfs(root: pathlib.Path) -> None:
+    if not is_static(binaries.BUSYBOX):
+        raise RuntimeError(f"{binaries.BUSYBOX} is dynamically linked; install busybox-static")
+    for directory in ("bin", "etc", "tmp", "root", "proc", "sys", "dev", "var/tmp"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    shutil.copy2(binaries.BUSYBOX, root / "bin/busybox")
+    for applet in _run(str(binaries.BUSYBOX), "--list").split():
+        link = root / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    (root / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+    )
+    (root / "etc/group").write_text("root:x:0:\nnobody:x:65534:\n")
+
+
+def _sleeper_rootfs(root: pathlib.Path, sleeper: pathlib.Path, name: str, *aliases: str) -> None:
+    shutil.copy2(sleeper, root / name)
+    for alias in aliases:
+        target = root / alias
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(sleeper, target)
+
+
+def push_all(layout: pathlib.Path, *, private_registry: str, username: str, password: str) -> None:
+    """Copy every image to its registry (plain HTTP on loopback)."""
+    for reference, tag in PUSHES.items():
+        argv = ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]
+        if reference.startswith(private_registry + "/"):
+            argv += ["--dest-creds", f"{username}:{password}"]
+        _run(*argv, f"oci:{layout}:{tag}", f"docker://{reference}")
+
+
+def import_into_containerd(layout: pathlib.Path, tag: str, reference: str, *, ctr: str, address: str) -> None:
+    """Put one image straight into containerd's CRI namespace, so no pull is needed (the sandbox image)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = pathlib.Path(scratch) / f"{tag}.tar"
+        _run(
+            "skopeo",
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            f"oci:{layout}:{tag}",
+            f"docker-archive:{archive}:{reference}",
+        )
+        _run(ctr, "--address", address, "--namespace", "k8s.io", "images", "import", str(archive))
