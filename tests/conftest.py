@@ -1,1 +1,3 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration: the test cluster fixtures are a plugin (see tests/cluster/fixtures.py)."""
+
+pytest_plugins = ["tests.cluster.fixtures"]
