@@ -1,0 +1,37 @@
+"""Fixtures for operator tests: the real operator process, next to a test cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e import operating
+
+CRD = operating.ROOT / "crds" / "pipelines.podline.dev.yaml"
+
+
+def install_crd(cluster: Any) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def api_operator(api_cluster: Any) -> Iterator[operating.OperatorProcess]:
+    """One operator (admin credentials, all namespaces) for the api-tier tests that do not kill it."""
+    install_crd(api_cluster)
+    op = operating.OperatorProcess(api_cluster.kubeconfig, api_cluster.log_dir, name="operator-api")
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def api_env(
+    api_cluster: Any, api_namespace: str, api_operator: operating.OperatorProcess, scripted_kubelet: Any
+) -> Iterator[tuple[Any, str, operating.OperatorProcess, Any]]:
+    if not api_operator.alive():
+        api_operator.start()
+    yield api_cluster, api_namespace, api_operator, scripted_kubelet
+    assert api_operator.alive(), "the operator died during the test:\n" + api_operator.log()[-3000:]
