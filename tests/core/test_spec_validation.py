@@ -151,6 +151,8 @@ CASES = [
      ['spec.steps[1].name: name "build" maps to container "step-build", as does "Build" (steps[0]); rename one']),
     ("names-collide-punctuation", spec(step("unit tests"), step("unit_tests")),
      ['spec.steps[1].name: name "unit_tests" maps to container "step-unit-tests", as does "unit tests" (steps[0]); rename one']),
+    ("step-named-like-a-service", spec(step("redis"), step("test", depends_on=["redis"]), services=[step("redis")]),
+     ['spec.steps[0].name: "redis" is also the name of a service (services[0])']),
     # Dependencies.
     ("depends-unknown", spec(step("test"), step("b", depends_on=["tset"])),
      ['spec.steps[1].depends_on: unknown step "tset"']),

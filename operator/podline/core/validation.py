@@ -92,6 +92,12 @@ def _is_policy(problem: errors.Problem) -> bool:
 
 
 def _names(spec: models.PipelineSpec, root: str) -> _Problems:
+    services = {s.name: i for i, s in reversed(list(enumerate(spec.services)))}
+    for index, step in enumerate(spec.steps):
+        if step.name in services:  # as in Drone: depends_on could not tell which one it means
+            yield errors.Problem(
+                f"{root}.steps[{index}].name", f'"{step.name}" is also the name of a service (services[{services[step.name]}])'
+            )
     for field, items, to_container in (
         ("steps", spec.steps, conventions.step_container),
         ("services", spec.services, conventions.service_container),
@@ -123,7 +129,7 @@ def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
             path = f"{root}.steps[{index}].depends_on"
             if dep == step.name:
                 yield errors.Problem(path, f'step "{step.name}" depends on itself')
-            elif dep in services:
+            elif dep in services and dep not in steps:
                 yield errors.Problem(path, f'"{dep}" is a service; services start first and are not waited for')
             elif dep not in steps:
                 yield errors.Problem(path, f'unknown step "{dep}"')

@@ -1,0 +1,236 @@
+"""Properties of rendering, over generated pipelines (hypothesis).
+
+* compile + build_pod is deterministic (same input, same bytes) and idempotent (rendering what was
+  rendered changes nothing; the created pod, once observed, is not created or started again);
+* no secret value ever appears in a rendered pod, a status, an Event or an error: ``from_secret``
+  values stay references, and pull-secret credentials appear only inside the generated Secret's data.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import string
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from podline.core import auths, compiling, conventions, errors, policies, scheduling
+
+POLICY = policies.Policy()
+CONTEXT = compiling.RunContext(namespace="ci", pipeline="prop", uid="uid-prop", generation=7)
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+IMAGES = ["golang:1.22", "alpine", "alpine:3.20", "library/busybox:1.36", "index.docker.io/library/golang",
+          "docker.company.com/golang", "localhost:5000/team/app:v1", "plugins/docker",
+          "registry:5000/a/b@sha256:" + "a" * 64, "ghcr.io/octo/tool:2.1.0"]
+NAME_ALPHABET = string.ascii_letters + string.digits + " -_."
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+names = st.text(NAME_ALPHABET, min_size=1, max_size=24).filter(lambda n: n.strip(" -_.") != "")
+env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,15}", fullmatch=True)
+secret_refs = st.builds(lambda s, k: f"{s}/{k}" if s else k,
+                        st.sampled_from(["", "creds", "tokens", "docker"]), st.from_regex(r"[a-z][a-z0-9_.-]{0,10}", fullmatch=True))
+plain_values = st.one_of(st.text(max_size=40), st.integers(-10**6, 10**6), st.booleans(), st.none())
+env_values = st.one_of(plain_values, secret_refs.map(lambda r: {"from_secret": r}))
+json_values = st.recursive(st.one_of(st.text(max_size=20), st.integers(), st.booleans(), st.none()),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=6),
+                                                                   inner, max_size=3)),
+                           max_leaves=8)
+setting_values = st.one_of(json_values, secret_refs.map(lambda r: {"from_secret": r}))
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> dict[str, Any]:
+    step_names = draw(st.lists(names, min_size=1, max_size=6, unique_by=conventions.step_container))
+    dag = draw(st.booleans())
+    steps = []
+    for index, name in enumerate(step_names):
+        step: dict[str, Any] = {"name": name, "image": draw(st.sampled_from(IMAGES))}
+        body = draw(st.sampled_from(["commands", "entrypoint", "plugin"]))
+        if body == "commands":
+            step["commands"] = draw(st.lists(st.text(max_size=60), min_size=1, max_size=4))
+        elif body == "entrypoint":
+            step["entrypoint"] = draw(st.lists(st.text(max_size=20), min_size=1, max_size=3))
+            step["command"] = draw(st.lists(st.text(max_size=20), max_size=3))
+        else:
+            step["settings"] = draw(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+                                                    setting_values, max_size=4))
+        step["environment"] = draw(st.dictionaries(env_names, env_values, max_size=4))
+        if dag and index:
+            step["depends_on"] = draw(st.lists(st.sampled_from(step_names[:index]), max_size=2, unique=True))
+        if draw(st.booleans()):
+            step["when"] = {"status": draw(st.sampled_from([["success"], ["failure"], ["success", "failure"]]))}
+        if draw(st.integers(0, 4)) == 0:
+            step["failure"] = "ignore"
+        if draw(st.integers(0, 5)) == 0:
+            step["detach"] = True
+        if draw(st.booleans()):
+            step["pull"] = draw(st.sampled_from(["always", "if-not-exists", "never", "default", ""]))
+        steps.append(step)
+    spec: dict[str, Any] = {"kind": "pipeline", "type": draw(st.sampled_from(["docker", "kubernetes"])), "steps": steps,
+                            "environment": draw(st.dictionaries(env_names, env_values, max_size=3))}
+    services = draw(st.lists(names.filter(lambda n: n not in step_names), max_size=2,
+                             unique_by=conventions.service_container))
+    if services:
+        spec["services"] = [{"name": n, "image": draw(st.sampled_from(IMAGES))} for n in services]
+    if draw(st.booleans()):
+        spec["image_pull_secrets"] = ["dockerconfig"]
+    return spec
+
+
+def credentials(password: str = "hunter2-hunter2") -> auths.Credentials:
+    config = json.dumps({"auths": {"registry.example.com": {"username": "ci", "password": password}}}).encode()
+    return auths.convert([auths.SourceSecret("dockerconfig", "Opaque", {"config.json": config})])
+
+
+def render(spec: dict[str, Any], creds: Any = None) -> scheduling.Decision:
+    plan = compiling.compile_spec(spec, CONTEXT, POLICY)
+    if plan.pull_secret_name and creds is None:
+        creds = credentials()
+    return scheduling.decide(scheduling.Snapshot(plan=plan, pod=None, now=NOW, generation=CONTEXT.generation,
+                                                 run=plan.run, credentials=creds))
+
+
+def dump(objects: Any) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True)
+
+
+# --- Determinism and idempotence ------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(pipelines())
+def test_render_is_deterministic(spec: dict[str, Any]) -> None:
+    first, second = render(spec), render(json.loads(json.dumps(spec)))
+    assert dump(first.create) == dump(second.create)
+    assert first.status == second.status
+    plan = compiling.compile_spec(spec, CONTEXT, POLICY)
+    assert plan == compiling.compile_spec(spec, CONTEXT, POLICY)
+
+
+@SETTINGS
+@given(pipelines())
+def test_rendered_objects_survive_a_yaml_and_json_round_trip(spec: dict[str, Any]) -> None:
+    objects = list(render(spec).create)
+    assert list(yaml.safe_load_all(dump(objects))) == objects
+    assert json.loads(json.dumps(objects)) == objects
+
+
+@SETTINGS
+@given(pipelines())
+def test_render_is_idempotent(spec: dict[str, Any]) -> None:
+    """Observing the created pod creates nothing more and starts no step that was started at creation."""
+    decision = render(spec)
+    pod = next(o for o in decision.create if o["kind"] == "Pod")
+    plan = compiling.compile_spec(spec, CONTEXT, POLICY)
+    observed = dict(pod, metadata={**pod["metadata"], "resourceVersion": "1", "creationTimestamp": "2024-05-01T12:00:00Z"},
+                    status={"phase": "Pending"})
+    snap = scheduling.Snapshot(plan=plan, pod=observed, now=NOW, generation=CONTEXT.generation, run=plan.run,
+                               status=decision.status.to_patch())
+    again = scheduling.decide(snap)
+    assert again.create == ()
+    at_creation = {k for k in pod["metadata"]["annotations"] if k.startswith(conventions.ANNOTATION_STARTED_PREFIX)}
+    patched = set(((again.pod_patch or {}).get("metadata") or {}).get("annotations", {}))
+    assert not at_creation & patched
+    assert scheduling.decide(dataclasses.replace(snap, status=again.status.to_patch())).status == again.status
+
+
+@SETTINGS
+@given(pipelines())
+def test_every_container_has_a_pull_policy_and_steps_start_on_the_placeholder(spec: dict[str, Any]) -> None:
+    pod = next(o for o in render(spec).create if o["kind"] == "Pod")
+    started = {k.removeprefix(conventions.ANNOTATION_STARTED_PREFIX) for k in pod["metadata"]["annotations"]
+               if k.startswith(conventions.ANNOTATION_STARTED_PREFIX)}
+    for c in pod["spec"]["containers"]:
+        assert c["imagePullPolicy"] in ("Always", "IfNotPresent", "Never")
+        if c["name"].startswith(conventions.CONTAINER_STEP_PREFIX) and c["name"] not in started:
+            assert c["image"] == POLICY.placeholder_image
+        else:
+            assert c["image"] != POLICY.placeholder_image
+        if "command" in c:
+            assert c["command"][0] == "/bin/sh"  # what the placeholder provides
+
+
+# --- Secret values never leak ----------------------------------------------------------------------------------
+
+canaries = st.text(string.ascii_letters + string.digits + "!#%+=-_", min_size=12, max_size=30).map(lambda s: "CANARY" + s)
+
+
+def forms(canary: str, user: str = "ci") -> list[str]:
+    """The ways a credential could leak: as is, as JSON, base64 of it or of user:password."""
+    raw = canary.encode()
+    return [canary, json.dumps(canary)[1:-1], base64.b64encode(raw).decode(),
+            base64.b64encode(f"{user}:{canary}".encode()).decode()]
+
+
+def visible(decision: scheduling.Decision) -> str:
+    """Everything the operator writes except the generated Secret's data."""
+    shown = [o if o["kind"] != "Secret" else {**o, "data": "<data>"} for o in decision.create]
+    return "\n".join([
+        dump(shown),
+        json.dumps(decision.status.to_patch()),
+        json.dumps([dataclasses.asdict(e) for e in decision.events]),
+        json.dumps(decision.pod_patch),
+    ])
+
+
+@SETTINGS
+@given(pipelines(), canaries)
+def test_pull_secret_credentials_appear_only_in_the_generated_secret(spec: dict[str, Any], canary: str) -> None:
+    spec = {**spec, "image_pull_secrets": ["dockerconfig"]}
+    decision = render(spec, credentials(canary))
+    text = visible(decision)
+    for form in forms(canary):
+        assert form not in text
+    (secret,) = [o for o in decision.create if o["kind"] == "Secret"]
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert config["auths"]["registry.example.com"]["password"] == canary
+
+
+MALFORMED = [
+    lambda c: {"auths": {"registry.example.com": {"auth": c}}},  # not base64
+    lambda c: {"auths": {"registry.example.com": {"auth": base64.b64encode(c.encode()).decode()}}},  # no colon
+    lambda c: {"auths": {"registry.example.com": {"username": "ci"}, "x.io": {"password": c}}},
+    lambda c: {"auths": {"registry.example.com": {"password": c, "identitytoken": c}}},
+    lambda c: {"auths": {"registry.example.com": c}},
+    lambda c: {"auths": [c]},
+    lambda c: {"registry.example.com": {"auth": c}},  # legacy .dockercfg
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(canaries, st.integers(0, len(MALFORMED) - 1), st.booleans())
+def test_a_malformed_pull_secret_fails_the_run_without_showing_its_content(canary: str, shape: int,
+                                                                           raw: bool) -> None:
+    document = MALFORMED[shape](canary)
+    data = json.dumps(document).encode() if not raw else (json.dumps(document)[:-1] + canary).encode()
+    try:
+        creds: Any = auths.convert([auths.SourceSecret("dockerconfig", "Opaque", {"config.json": data})])
+    except errors.PodlineError as exc:
+        creds = exc
+        for form in forms(canary):
+            assert form not in str(exc)
+    decision = render({"steps": [{"name": "a", "image": "registry.example.com/app:1"}],
+                       "image_pull_secrets": ["dockerconfig"]}, creds)
+    text = visible(decision)
+    for form in forms(canary):
+        assert form not in text
+
+
+@SETTINGS
+@given(pipelines())
+def test_from_secret_values_stay_references(spec: dict[str, Any]) -> None:
+    pod = next(o for o in render(spec).create if o["kind"] == "Pod")
+    plan = compiling.compile_spec(spec, CONTEXT, POLICY)
+    for c, rendered in zip(plan.containers, pod["spec"]["containers"], strict=True):
+        secret_vars = {e.name: e.secret for e in c.env if e.secret is not None}
+        for var in rendered["env"]:
+            if var["name"] in secret_vars:
+                ref = secret_vars[var["name"]]
+                assert var == {"name": var["name"], "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
+            else:
+                assert "valueFrom" not in var
