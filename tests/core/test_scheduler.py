@@ -1702,3 +1702,67 @@ def test_conditions_keep_their_transition_time_while_unchanged() -> None:
                                        now=200, status=done.status.to_patch()))
     assert after.status == done.status and after.events == ()
 
+
+
+# --- Stories: decisions applied to the pod, one after another -----------------------------------------------------
+
+
+def test_story_dag_a_ok_b_fails_later_c_on_failure_stays_skipped() -> None:
+    plan = PLANS["dag"]  # a; b after a; c after a, on failure only; d after b
+    created = scheduling.decide(snapshot(plan, None, now=0))
+    pod = pod_of(created)
+    pod["metadata"].update(resourceVersion="1", creationTimestamp=ps.ts(0))
+    notes = pod["metadata"]["annotations"]
+    assert started_in(pod) == {A}
+
+    def observe(*statuses_: ps.Status, now: float, status: scheduling.Decision) -> scheduling.Decision:
+        seen = {**pod, "status": {"phase": "Running", "startTime": ps.ts(0), "containerStatuses": list(statuses_)}}
+        return scheduling.decide(snapshot(plan, seen, now=now, status=status.status.to_patch()))
+
+    first = observe(running(A, IMG[A]), placeholder(B), placeholder(C), placeholder(D), now=5, status=created)
+    assert event_reasons(first) == ["Started"] and first.pod_patch is None
+
+    a_done = observe(exited(A, IMG[A]), placeholder(B), placeholder(C), placeholder(D), now=10, status=first)
+    assert starts_of(a_done, plan) == {B} and skips_of(a_done) == {C: "Skipped"}
+    pod = ps.apply_patch(pod, a_done.pod_patch)
+    assert images_of_patched(pod) == {B: IMG[B]}
+
+    b_failed = observe(exited(A, IMG[A]), exited(B, IMG[B], 1, started=11, finished=20), placeholder(C), placeholder(D),
+                       now=21, status=a_done)
+    assert starts_of(b_failed, plan) == set()
+    assert skips_of(b_failed) == {D: "Skipped"}
+    assert states(b_failed) == {"a": "succeeded", "b": "failed", "c": "skipped", "d": "skipped"}
+    assert (b_failed.status.phase, b_failed.status.reason) == ("Failed", "StepFailed")
+    assert event_reasons(b_failed) == ["StepFailed", "Failed"]
+    pod = ps.apply_patch(pod, b_failed.pod_patch)
+    assert notes.keys() <= pod["metadata"]["annotations"].keys()
+    assert pod["spec"]["activeDeadlineSeconds"] == 1
+
+    stopped_ = observe(exited(A, IMG[A]), exited(B, IMG[B], 1, started=11, finished=20), placeholder_exited(C, 137),
+                       placeholder_exited(D, 137), now=30, status=b_failed)
+    assert stopped_.status == b_failed.status and stopped_.events == () and stopped_.pod_patch is None
+
+
+def images_of_patched(pod: dict[str, Any]) -> dict[str, str]:
+    return dict(pod.get("spec", {}).get("images", {}))
+
+
+def test_story_events_are_emitted_once_per_transition() -> None:
+    plan = PLANS["one"]
+    created = scheduling.decide(snapshot(plan, None, now=0))
+    assert event_reasons(created) == []
+    pod = pod_of(created)
+    pod["metadata"].update(resourceVersion="1", creationTimestamp=ps.ts(0))
+    history: list[scheduling.Event] = []
+    status = created.status.to_patch()
+    for now, container in [(2, running(A, IMG[A])), (3, running(A, IMG[A])), (9, exited(A, IMG[A], 3)),
+                           (10, exited(A, IMG[A], 3))]:
+        seen = {**pod, "status": {"phase": "Running", "startTime": ps.ts(0), "containerStatuses": [container]}}
+        decision = scheduling.decide(snapshot(plan, seen, now=now, status=status))
+        history += decision.events
+        status = decision.status.to_patch()
+    assert [(e.type, e.reason, e.message) for e in history] == [
+        ("Normal", "Started", "run g1 started in pod demo-g1"),
+        ("Warning", "StepFailed", 'step "a" failed (exit code 3)'),
+        ("Warning", "Failed", 'run g1 failed: step "a" failed (exit code 3)'),
+    ]
