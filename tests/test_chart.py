@@ -31,7 +31,7 @@ RELEASE, NAMESPACE = "podline", "podline-system"
 WATCHED = ("ci", "team-a")
 MODES = {
     "cluster": (),
-    "namespaces": ("--set", "rbac.scope=namespaces", "--set", "watchNamespaces={%s}" % ",".join(WATCHED)),
+    "namespaces": ("--set", "rbac.scope=namespaces", "--set", f"watchNamespaces={{{','.join(WATCHED)}}}"),
 }
 # (apiGroup, resource, verb) the operator's own role grants: every call in podline/shell/kube.py plus
 # kopf's list/watch, and nothing else. See charts/podline/templates/_rbac.tpl for why each is needed.
@@ -49,8 +49,10 @@ Manifest = dict[str, Any]
 def helm_binary() -> str:
     path = binaries.locate("helm")
     if path is None:
-        message = (f"helm {binaries.HELM_VERSION} is not built: run `tests/cluster/build.sh api` "
-                   f"(looked in {binaries.cache_dir() / 'bin'} and KUBEBUILDER_ASSETS)")
+        message = (
+            f"helm {binaries.HELM_VERSION} is not built: run `tests/cluster/build.sh api` "
+            f"(looked in {binaries.cache_dir() / 'bin'} and KUBEBUILDER_ASSETS)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -63,15 +65,25 @@ def helm() -> str:
 
 
 def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HELM_CACHE_HOME": "/tmp/podline-helm/cache",
-                               "HELM_CONFIG_HOME": "/tmp/podline-helm/config",
-                               "HELM_DATA_HOME": "/tmp/podline-helm/data"})
+    return subprocess.run(
+        [helm, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": "/tmp/podline-helm/cache",
+            "HELM_CONFIG_HOME": "/tmp/podline-helm/config",
+            "HELM_DATA_HOME": "/tmp/podline-helm/data",
+        },
+    )
 
 
 def template(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
-                    *args)
+    return run_helm(
+        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION, *args
+    )
 
 
 def render(helm: str, *args: str) -> list[Manifest]:
@@ -96,19 +108,29 @@ def env(docs: list[Manifest]) -> dict[str, str]:
 
 
 def triples(rules: Iterable[Manifest]) -> set[tuple[str, str, str]]:
-    return {(group, resource, verb) for rule in rules for group in rule.get("apiGroups", [])
-            for resource in rule.get("resources", []) for verb in rule.get("verbs", [])}
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
 
 
 def operator_roles(docs: list[Manifest]) -> list[Manifest]:
     """The (Cluster)Roles bound to the chart's ServiceAccount, found through the bindings."""
     account = only(docs, "ServiceAccount")["metadata"]["name"]
-    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
-             for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    roles = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+    }
     bound = []
     for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
-        if any(s["kind"] == "ServiceAccount" and s["name"] == account and s["namespace"] == NAMESPACE
-               for s in binding["subjects"]):
+        if any(
+            s["kind"] == "ServiceAccount" and s["name"] == account and s["namespace"] == NAMESPACE
+            for s in binding["subjects"]
+        ):
             ref = binding["roleRef"]
             namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
             bound.append(roles[(ref["kind"], namespace, ref["name"])])
@@ -128,8 +150,13 @@ def test_lint_strict_is_clean(helm: str, mode: str) -> None:
 def test_renders_the_objects_of_its_mode(helm: str, mode: str) -> None:
     docs = render(helm, *MODES[mode])
     kinds = sorted((d["kind"], d["metadata"].get("namespace") or "") for d in docs)
-    common = [("ClusterRole", ""), ("ClusterRole", ""),  # the user roles, -view and -edit
-              ("Deployment", NAMESPACE), ("Service", NAMESPACE), ("ServiceAccount", NAMESPACE)]
+    common = [
+        ("ClusterRole", ""),
+        ("ClusterRole", ""),  # the user roles, -view and -edit
+        ("Deployment", NAMESPACE),
+        ("Service", NAMESPACE),
+        ("ServiceAccount", NAMESPACE),
+    ]
     if mode == "cluster":
         expected = common + [("ClusterRole", ""), ("ClusterRoleBinding", "")]
     else:
@@ -149,7 +176,8 @@ def test_operator_is_granted_exactly_what_it_calls(helm: str, mode: str) -> None
         granted = triples(role["rules"])
         assert granted == OPERATOR_RULES, (
             f"{role['kind']} {role['metadata']['name']}: more than the operator needs: {granted - OPERATOR_RULES}; "
-            f"missing: {OPERATOR_RULES - granted}")
+            f"missing: {OPERATOR_RULES - granted}"
+        )
         for rule in role["rules"]:
             assert set(rule) == {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
 
@@ -160,34 +188,54 @@ def test_no_role_uses_wildcards(helm: str, mode: str) -> None:
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs", "nonResourceURLs"):
                 assert not any("*" in item for item in rule.get(field, [])), (
-                    f"{role['kind']} {role['metadata']['name']} grants a wildcard in {field}: {rule}")
+                    f"{role['kind']} {role['metadata']['name']} grants a wildcard in {field}: {rule}"
+                )
 
 
 def test_namespaces_mode_binds_only_in_the_watched_namespaces(helm: str) -> None:
     docs = render(helm, *MODES["namespaces"])
-    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"], "no cluster-wide binding in namespaces mode"
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"], (
+        "no cluster-wide binding in namespaces mode"
+    )
     bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
     assert bindings == set(WATCHED)
-    assert env(docs)["PODLINE_NAMESPACES"] == ",".join(WATCHED), "the operator must watch only those namespaces"
-    assert "PODLINE_NAMESPACES" not in env(render(helm)), "in cluster mode the operator watches all namespaces"
+    assert env(docs)["PODLINE_NAMESPACES"] == ",".join(WATCHED), (
+        "the operator must watch only those namespaces"
+    )
+    assert "PODLINE_NAMESPACES" not in env(render(helm)), (
+        "in cluster mode the operator watches all namespaces"
+    )
 
 
 def test_user_roles_are_separate_from_the_operator(helm: str) -> None:
     docs = render(helm)
     operator = {r["metadata"]["name"] for r in operator_roles(docs)}
-    users = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] not in operator}
+    users = {
+        d["metadata"]["name"]: d
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"] not in operator
+    }
     assert set(users) == {f"{RELEASE}-view", f"{RELEASE}-edit"}
     for role in users.values():
-        assert ("", "pods/log", "get") in triples(role["rules"]), f"{role['metadata']['name']}: `podline logs` needs pods/log"
+        assert ("", "pods/log", "get") in triples(role["rules"]), (
+            f"{role['metadata']['name']}: `podline logs` needs pods/log"
+        )
         assert not {r for r in triples(role["rules"]) if r[1] == "secrets"}, "user roles never touch Secrets"
     assert ("podline.dev", "pipelines", "create") in triples(users[f"{RELEASE}-edit"]["rules"])
     assert ("podline.dev", "pipelines", "create") not in triples(users[f"{RELEASE}-view"]["rules"])
     labels = users[f"{RELEASE}-edit"]["metadata"]["labels"]
     assert labels.get("rbac.authorization.k8s.io/aggregate-to-edit") == "true"
-    assert users[f"{RELEASE}-view"]["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-view") == "true"
+    assert (
+        users[f"{RELEASE}-view"]["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-view")
+        == "true"
+    )
     plain = render(helm, "--set", "userRoles.aggregate=false")
-    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate")
-                   for d in plain if d["kind"] == "ClusterRole" for k in d["metadata"]["labels"])
+    assert not any(
+        k.startswith("rbac.authorization.k8s.io/aggregate")
+        for d in plain
+        if d["kind"] == "ClusterRole"
+        for k in d["metadata"]["labels"]
+    )
     none = render(helm, "--set", "userRoles.create=false")
     assert [d["metadata"]["name"] for d in none if d["kind"] == "ClusterRole"] == [RELEASE]
 
@@ -210,7 +258,9 @@ def settings_variables() -> set[str]:
 def test_every_operator_setting_is_a_chart_value(helm: str) -> None:
     rendered = set(env(render(helm, *MODES["namespaces"])))
     missing = settings_variables() - rendered
-    assert not missing, f"settings.py reads {sorted(missing)} but the chart never sets them: add values for them"
+    assert not missing, (
+        f"settings.py reads {sorted(missing)} but the chart never sets them: add values for them"
+    )
     unknown = {n for n in rendered if n.startswith("PODLINE_")} - settings_variables()
     assert not unknown, f"the chart sets variables settings.py does not read: {sorted(unknown)}"
 
@@ -220,7 +270,9 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     variables = env(render(helm, *MODES[mode]))
     config = settings_.Settings.from_env(variables)  # raises SettingsError naming any bad variable
     assert config.namespaces == (WATCHED if mode == "namespaces" else ())
-    assert config == settings_.Settings(namespaces=config.namespaces), "chart defaults must be the operator's defaults"
+    assert config == settings_.Settings(namespaces=config.namespaces), (
+        "chart defaults must be the operator's defaults"
+    )
 
 
 @pytest.mark.parametrize(("values", "expected"), [
@@ -241,16 +293,31 @@ def test_values_reach_the_operator(helm: str, values: list[str], expected: dict[
 
 
 def test_metrics_service_and_service_monitor(helm: str) -> None:
-    docs = render(helm, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prom")
+    docs = render(
+        helm,
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=prom",
+    )
     service, monitor = only(docs, "Service"), only(docs, "ServiceMonitor")
     ports = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
     assert ports["metrics"] == int(env(docs)["PODLINE_METRICS_PORT"])
     selector = monitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= service["metadata"]["labels"].items(), "the ServiceMonitor must select the Service"
-    assert monitor["spec"]["endpoints"][0]["port"] == "metrics" and monitor["metadata"]["labels"]["release"] == "prom"
+    assert selector.items() <= service["metadata"]["labels"].items(), (
+        "the ServiceMonitor must select the Service"
+    )
+    assert (
+        monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        and monitor["metadata"]["labels"]["release"] == "prom"
+    )
     pod_labels = only(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= pod_labels.items(), "the Service must select the operator pod"
+    assert service["spec"]["selector"].items() <= pod_labels.items(), (
+        "the Service must select the operator pod"
+    )
     off = render(helm, "--set", "metrics.enabled=false")
     assert not [d for d in off if d["kind"] in ("Service", "ServiceMonitor")]
     assert "metrics" not in {p["name"] for p in container(off)["ports"]}
@@ -261,7 +328,10 @@ def test_liveness_probe_is_kopfs_healthz(helm: str) -> None:
     docs = render(helm)
     probe = container(docs)["livenessProbe"]["httpGet"]
     ports = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}
-    assert probe["path"] == "/healthz" and ports[probe["port"]] == int(env(docs)["PODLINE_LIVENESS_PORT"]) == 8080
+    assert (
+        probe["path"] == "/healthz"
+        and ports[probe["port"]] == int(env(docs)["PODLINE_LIVENESS_PORT"]) == 8080
+    )
     assert "livenessProbe" not in container(render(helm, "--set", "livenessProbe.port=0"))
     assert "livenessProbe" not in container(render(helm, "--set", "livenessProbe.enabled=false"))
 
@@ -342,7 +412,11 @@ def test_schema_is_draft_07_and_closed() -> None:
         for name, prop in node.get("properties", {}).items():
             if "description" not in prop:
                 yield f"{path}{name}: no description"
-            if prop.get("type") == "object" and "properties" in prop and prop.get("additionalProperties") is not False:
+            if (
+                prop.get("type") == "object"
+                and "properties" in prop
+                and prop.get("additionalProperties") is not False
+            ):
                 yield f"{path}{name}: must set additionalProperties: false"
             yield from walk(prop, f"{path}{name}.")
 
@@ -382,5 +456,6 @@ def test_chart_crd_is_identical_to_the_generated_crd() -> None:
     copy = CHART / "crds" / "pipelines.podline.dev.yaml"
     assert copy.read_bytes() == source.read_bytes(), (
         "charts/podline/crds/ is out of date; after regenerating the CRD (python -m podline.core.schema) run:\n"
-        "  cp crds/pipelines.podline.dev.yaml charts/podline/crds/")
+        "  cp crds/pipelines.podline.dev.yaml charts/podline/crds/"
+    )
     assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["pipelines.podline.dev.yaml"]
