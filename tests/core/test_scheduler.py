@@ -332,14 +332,15 @@ ROWS = [
         step_reasons={"b": "Starting"},
     ),
     Row(
-        "placeholder-terminated-reported-with-placeholder-image",
+        # The placeholder had not started when the step was (id unknown), then started and was killed.
+        "placeholder-started-late-and-killed-image-tells",
         "seq",
         lambda p: ps.pod(
             p,
             exited(A, IMG[A]),
-            placeholder_exited(B, 2, cid="containerd://other"),
+            placeholder_exited(B, 2, cid="containerd://late"),
             placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
+            notes=started(A, placeholder_id="") | started(B, when=5, placeholder_id=""),
         ),
         "Running",
         steps=seq("succeeded", "running", "waiting"),
@@ -381,6 +382,19 @@ ROWS = [
         "Failed",
         "StepFailed",
         {"a": "succeeded", "b": "failed"},
+        stop="Completed",
+        events=["StepFailed", "Failed"],
+    ),
+    # The kubelet may name another tag of the same image: with the placeholder's id known, the id decides.
+    Row(
+        "step-reported-under-the-placeholder-name-but-a-new-container",
+        "seq",
+        lambda p: ps.pod(p, exited(A, IMG[A]), {**exited(B, IMG[B], 4), "image": ps.kubelet_image(ps.PLACEHOLDER)},
+                         placeholder(C), notes=started(A, placeholder_id="") | started(B, when=5)),
+        "Failed",
+        "StepFailed",
+        seq("succeeded", "failed", "skipped"),
+        skips={C: "Skipped"},
         stop="Completed",
         events=["StepFailed", "Failed"],
     ),

@@ -68,7 +68,10 @@ def view_step(plan: plans.RunPlan, c: plans.ContainerPlan, pod: Mapping[str, Any
         return _view_placeholder(cs, state)
     at, placeholder_id = started
     killed = notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name)
-    not_placeholder = bool(cs) and not _is_placeholder(cs.get("image"), plan, c.image)
+    # The container id recorded at the swap tells the placeholder's instance from the step's. The image the
+    # kubelet reports is used only when that id was unknown (the placeholder had not started): it can name
+    # another tag of the same image, so it must not overrule the id.
+    not_placeholder = bool(cs) and (bool(placeholder_id) or not _is_placeholder(cs.get("image"), plan, c.image))
     terminated = state.get("terminated")
     if killed == statuses.Reason.DETACHED:
         return detached_view(StepView(
