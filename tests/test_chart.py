@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from podline.shell import settings as settings_
+
 from tests.cluster import binaries
 
 ROOT = Path(__file__).resolve().parents[1]

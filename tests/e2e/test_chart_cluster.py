@@ -11,7 +11,9 @@ No image can be built here and the api tier has no kubelet, so the chart's Deplo
   a Pipeline with a private image to the end (pull Secret read and created, pod created, patched and,
   for an old run, deleted; status patched; Events created) and no API call of it is refused. That run
   uses a private api-tier cluster: on the shared one another test's operator (admin credentials, all
-  namespaces) could do the work for ours and hide a missing permission.
+  namespaces) could do the work for ours and hide a missing permission;
+- on the same private cluster, the statuses the operator writes (succeeded, failed, running, cancelled)
+  get the Argo CD health and kstatus conditions docs/gitops.md promises.
 """
 
 from __future__ import annotations
@@ -436,6 +438,8 @@ def private_cluster(
         tmp_path_factory.mktemp("chart-cluster"), api_cluster.programs, owner="pytest"
     )
     cluster.start()
+    cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "pipelines.podline.dev.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
     yield cluster
     cluster.stop()
 
@@ -565,3 +569,68 @@ def _run_private_pipeline(
     if unwatched:
         untouched = operating.status(cluster, unwatched, name)
         assert not untouched, f"the operator acted in {unwatched}, which it does not watch: {untouched}"
+
+
+# ---- GitOps health of what the operator really writes ---------------------------------------------------
+
+CONDITIONS = {  # phase → the kstatus conditions docs/gitops.md promises
+    "Running": {"Ready": "False", "Succeeded": "Unknown", "Reconciling": "True", "Stalled": "False"},
+    "Succeeded": {"Ready": "True", "Succeeded": "True", "Reconciling": "False", "Stalled": "False"},
+    "Failed": {"Ready": "False", "Succeeded": "False", "Reconciling": "False", "Stalled": "True"},
+    "Cancelled": {"Ready": "False", "Succeeded": "False", "Reconciling": "False", "Stalled": "True"},
+}
+HEALTH = {"Running": "Progressing", "Succeeded": "Healthy", "Failed": "Degraded", "Cancelled": "Degraded"}
+
+
+def test_gitops_health_of_the_statuses_the_operator_writes(private_cluster: apitier.ApiCluster) -> None:
+    from tests.test_gitops import argocd_health
+
+    cluster = private_cluster
+    namespace = cluster.new_namespace("gitops")
+    kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
+    operator = operating.OperatorProcess(
+        cluster.kubeconfig, cluster.log_dir, env={"PODLINE_NAMESPACES": namespace}, name="operator-gitops"
+    )
+    spec = {"kind": "pipeline", "type": "kubernetes", "name": "default"}
+    pipelines = {
+        "ok": [{"name": "build", "image": "busybox:1.36", "commands": ["echo ok"]}],
+        "bad": [{"name": "build", "image": "busybox:1.36", "commands": ["exit 2"]}],
+        "slow": [{"name": "build", "image": "busybox:1.36", "commands": ["sleep 300"]}],
+    }
+    kubelet.start()
+    operator.start()
+    try:
+        operating.apply(
+            cluster, namespace, *(operating.pipeline(n, {**spec, "steps": s}) for n, s in pipelines.items())
+        )
+        observed = {
+            "Succeeded": _pipeline_in(cluster, namespace, "ok", ("Succeeded",), operator),
+            "Failed": _pipeline_in(cluster, namespace, "bad", ("Failed",), operator),
+            "Running": _pipeline_in(cluster, namespace, "slow", ("Running",), operator),
+        }
+        cluster.kubectl("annotate", "-n", namespace, "pipeline", "slow", "podline.dev/cancel=true")
+        observed["Cancelled"] = _pipeline_in(cluster, namespace, "slow", ("Cancelled",), operator)
+    finally:
+        operator.stop()
+        kubelet.stop()
+    for phase, body in observed.items():
+        status = body["status"]
+        assert status["observedGeneration"] == body["metadata"]["generation"], status
+        conditions = {c["type"]: c["status"] for c in status["conditions"]}
+        assert conditions == CONDITIONS[phase], (
+            f"{phase}: conditions {conditions}, docs/gitops.md says otherwise"
+        )
+        health, message = argocd_health(body)
+        assert health == HEALTH[phase], f"{phase}: Argo CD health {health} ({message})"
+        assert message.startswith(phase), message
+    stale = {**observed["Succeeded"], "metadata": {**observed["Succeeded"]["metadata"], "generation": 2}}
+    assert argocd_health(stale)[0] == "Progressing", (
+        "a spec change the operator has not seen yet is not Healthy"
+    )
+
+
+def _pipeline_in(
+    cluster: apitier.ApiCluster, namespace: str, name: str, phases: tuple[str, ...], operator: Any
+) -> Manifest:
+    operating.wait_for_phase(cluster, namespace, name, phases=phases, timeout=60, operator=operator)
+    return get_json(cluster, "pipeline", name, "-n", namespace)
