@@ -94,6 +94,27 @@ class ApiCluster:
         user = f"system:serviceaccount:{namespace}:{serviceaccount}"
         return kubeconfigs.with_token(path, self.server, self.ca.cert, user, token.strip())
 
+    def install_crds(self, manifest: pathlib.Path | str) -> list[str]:
+        """Apply CRDs (a file, or YAML text) and wait until each is Established. Returns their names.
+
+        (``kubectl wait --for=condition=Established`` right after applying can fail instead of waiting,
+        while the CRD has no conditions yet; this polls.)"""
+        source = ["-f", str(manifest)] if isinstance(manifest, pathlib.Path) else ["-f", "-"]
+        text = None if isinstance(manifest, pathlib.Path) else manifest
+        applied = self.kubectl("apply", "--server-side", *source, "-o", "name", input=text).stdout.split()
+        names = [name.split("/", 1)[1] for name in applied if name.startswith("customresourcedefinition")]
+        for name in names:
+            path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+
+            def established(path: str = path) -> bool:
+                crd = self._get_json(path) or {}
+                conditions = crd.get("status", {}).get("conditions") or []
+                return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+            if not components.poll(established, timeout=60):
+                raise RuntimeError(f"CRD {name} was not Established after 60s")
+        return names
+
     def new_namespace(self, prefix: str = "test") -> str:
         """Create a uniquely named namespace and wait until its ``default`` ServiceAccount exists."""
         name = f"{prefix}-{secrets.token_hex(3)}"

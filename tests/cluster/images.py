@@ -1,10 +1,11 @@
 """The node tier's container images: names for tests to import, and how they are made from local files.
 
-No image is downloaded. Three images are built with ``umoci`` into an OCI layout in the cache and pushed
+No image is downloaded. The images are built with ``umoci`` into an OCI layout in the cache and pushed
 with ``skopeo`` to the node tier's registries at every cluster start:
 
 - busybox: Debian's static busybox with a symlink per applet (``sh``, ``echo``, ``sleep``, ``cat``,
-  ``wget``, ``nc`` …). Pushed to both the public and the private (htpasswd) registry.
+  ``wget``, ``nc`` …). Pushed to the public registry, and (with one more environment variable, so its
+  image ID differs) to the private (htpasswd) registry.
 - placeholder: a static sleeper (``placeholder.c``) as entrypoint *and* as ``/bin/sh``, so a container
   started on it with any command (even ``/bin/sh -c 'exit 3'``) just sleeps until SIGTERM, then exits 0.
 - pause: the same sleeper as the pod sandbox image; also imported into containerd directly.
@@ -33,9 +34,9 @@ PLACEHOLDER = f"{PUBLIC_REGISTRY}/podline/placeholder:1"
 PAUSE = f"{PUBLIC_REGISTRY}/podline/pause:1"
 
 # Which local image goes where: reference -> tag in the OCI layout.
-PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox", PLACEHOLDER: "placeholder", PAUSE: "pause"}
+PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox-private", PLACEHOLDER: "placeholder", PAUSE: "pause"}
 
-RECIPE_VERSION = "1"  # bump when the way images are built changes
+RECIPE_VERSION = "2"  # bump when the way images are built changes
 SOURCE = binaries.HERE / "placeholder.c"
 
 
@@ -76,6 +77,8 @@ def _build(layout: pathlib.Path) -> None:
         oci = work / "oci"
         _run("umoci", "init", "--layout", str(oci))
         _image(oci, work, "busybox", _busybox_rootfs, cmd=["sh"])
+        # Its own image ID, so containerd never reports one image under the other registry's name.
+        _image(oci, work, "busybox-private", _busybox_rootfs, cmd=["sh"], env=["PODLINE_TEST_IMAGE=private"])
         _image(oci, work, "placeholder", lambda root: _sleeper_rootfs(root, sleeper, "placeholder", "bin/sh"),
                entrypoint=["/placeholder"])  # fmt: skip
         _image(
@@ -95,6 +98,7 @@ def _image(
     *,
     entrypoint: list[str] | None = None,
     cmd: list[str] | None = None,
+    env: list[str] | None = None,
 ) -> None:
     image = f"{oci}:{tag}"
     bundle = work / f"bundle-{tag}"
@@ -106,6 +110,7 @@ def _image(
               "--config.env", "PATH=/bin:/sbin:/usr/bin:/usr/sbin", "--config.workingdir", "/"]  # fmt: skip
     config += [arg for part in entrypoint or [] for arg in ("--config.entrypoint", part)]
     config += [arg for part in cmd or [] for arg in ("--config.cmd", part)]
+    config += [arg for variable in env or [] for arg in ("--config.env", variable)]
     _run(*config)
     shutil.rmtree(bundle)
 

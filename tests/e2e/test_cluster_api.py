@@ -41,14 +41,9 @@ def test_server_reports_the_pinned_kubernetes_version(api_cluster: apitier.ApiCl
 
 
 def test_a_crd_is_accepted_and_served(api_cluster: apitier.ApiCluster) -> None:
-    if PODLINE_CRD.exists():
-        api_cluster.kubectl("apply", "--server-side", "-f", str(PODLINE_CRD))
-        name, resource = "pipelines.podline.dev", "pipelines.podline.dev"
-    else:
-        api_cluster.kubectl("apply", "-f", "-", input=TINY_CRD)
-        name, resource = "widgets.test.podline.dev", "widgets.test.podline.dev"
-    api_cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    listing = json.loads(api_cluster.kubectl("get", resource, "--all-namespaces", "-o", "json").stdout)
+    names = api_cluster.install_crds(PODLINE_CRD if PODLINE_CRD.exists() else TINY_CRD)
+    assert names == ["pipelines.podline.dev" if PODLINE_CRD.exists() else "widgets.test.podline.dev"]
+    listing = json.loads(api_cluster.kubectl("get", names[0], "--all-namespaces", "-o", "json").stdout)
     assert listing["kind"] == "List"
 
 
