@@ -50,7 +50,7 @@ class MissingBinaries(RuntimeError):
         self.missing = missing
         super().__init__(
             f"the {tier} tier of the test cluster needs {', '.join(missing)}; "
-            f"run `tests/cluster/setup.sh {tier}` once (the first build takes 15-40 minutes)"
+            f"run `tests/cluster/setup.sh {tier}` once (the first build takes about 10-15 minutes on 2 cores)"
         )
 
 
@@ -92,6 +92,12 @@ def _assets_dir() -> pathlib.Path | None:
     return pathlib.Path(assets) if assets else None
 
 
+def provided_by_assets(program: str) -> bool:
+    """True if KUBEBUILDER_ASSETS supplies the program (so its version is the user's choice)."""
+    assets = _assets_dir()
+    return assets is not None and os.access(assets / program, os.X_OK)
+
+
 def locate(program: str) -> pathlib.Path | None:
     """The path of one program, or None: KUBEBUILDER_ASSETS first, then the build cache, then PATH."""
     assets = _assets_dir()
@@ -101,7 +107,7 @@ def locate(program: str) -> pathlib.Path | None:
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    if program in NODE_PACKAGES or program == "containerd-shim-runc-v2":
+    if program in NODE_PACKAGES or program == "openssl":
         found = shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
         return pathlib.Path(found) if found else None
     return None

@@ -35,6 +35,8 @@ def wait_until(check, what: str, timeout: float = 30.0) -> None:  # type: ignore
 
 
 def test_server_reports_the_pinned_kubernetes_version(api_cluster: apitier.ApiCluster) -> None:
+    if binaries.provided_by_assets("kube-apiserver"):
+        pytest.skip("KUBEBUILDER_ASSETS provides kube-apiserver, so its version is not the pinned one")
     version = json.loads(api_cluster.kubectl("version", "-o", "json").stdout)
     assert version["serverVersion"]["gitVersion"] == binaries.KUBERNETES_VERSION == "v1.33.13"
     assert version["serverVersion"]["minor"] == "33"

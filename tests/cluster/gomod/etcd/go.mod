@@ -1,5 +1,5 @@
 // Wrapper module: builds etcd for the test cluster from the Go module proxy.
-// Version must match tests/cluster/versions.env.
+// Version must match tests/cluster/versions.env (tests/e2e/test_cluster_versions.py checks this).
 module podline.dev/testcluster/etcd
 
 go 1.26.0

@@ -1,6 +1,6 @@
 // Wrapper module: builds the Kubernetes binaries of the test cluster from the Go module proxy.
 // k8s.io/kubernetes replaces its staging modules with local paths, so they are pinned here instead.
-// Versions must match tests/cluster/versions.env (tests/test_cluster_versions.py checks this).
+// Versions must match tests/cluster/versions.env (tests/e2e/test_cluster_versions.py checks this).
 module podline.dev/testcluster/kubernetes
 
 go 1.24.0
