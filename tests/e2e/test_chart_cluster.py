@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import subprocess
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -293,22 +292,29 @@ def test_install_upgrade_uninstall(
 
 
 def _check_notes_pipeline(cluster: apitier.ApiCluster, notes: str, namespace: str) -> None:
-    """The Pipeline NOTES.txt tells the admin to apply is valid against the installed CRD."""
-    match = re.search(r"<<'YAML'\n(.*?)\n\s*YAML\n", notes, re.DOTALL)
-    assert match, f"NOTES.txt has no Pipeline to apply:\n{notes}"
+    """The `kubectl apply` NOTES.txt tells the admin to paste works as pasted (bash, heredoc and all)
+    and the Pipeline it applies is valid against the installed CRD (server-side dry run)."""
+    match = re.search(r"^(kubectl -n \S+ apply -f - <<'YAML'\n.*?\nYAML)$", notes, re.DOTALL | re.MULTILINE)
+    assert match, f"NOTES.txt has no `kubectl apply` of a first Pipeline (heredoc from column 0):\n{notes}"
+    assert f"kubectl -n {namespace} apply" in match.group(1)
     cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
-    result = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "--validate=strict",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=textwrap.dedent(match.group(1)),
-        check=False,
+    script = (
+        'kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@" --dry-run=server --validate=strict; }\n'
+        + match.group(1)
+        + "\n"
     )
-    assert result.returncode == 0, f"the Pipeline in NOTES.txt is rejected: {result.stderr}"
+    env = {**os.environ, "KUBECTL": cluster.programs["kubectl"], "KUBECONFIG": str(cluster.kubeconfig)}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert (
+        result.returncode == 0 and "pipeline.podline.dev/hello created (server dry run)" in result.stdout
+    ), f"the first-Pipeline command in NOTES.txt fails as pasted:\n{result.stdout}{result.stderr}"
 
 
 def _check_restricted_admission_is_enforced(
