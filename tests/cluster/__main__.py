@@ -58,9 +58,18 @@ def up(args: argparse.Namespace) -> int:
 
 
 def down(args: argparse.Namespace) -> int:
+    from tests.cluster import demo
+
     for tier in [args.tier] if args.tier else list(clusters.TIERS):
+        demo.stop_operator(clusters.directory(tier))
         say(clusters.stop_cli_cluster(tier))
     return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from tests.cluster import demo
+
+    return demo.main()
 
 
 def status(args: argparse.Namespace) -> int:
@@ -77,6 +86,7 @@ COMMANDS: dict[str, tuple[Command, str, Callable[[argparse.ArgumentParser], None
     "up": (up, "start a tier (default: node) and leave it running", lambda p: _tier(p, default="node")),
     "down": (down, "stop a tier (default: all), keeping its logs", lambda p: _tier(p, default=None)),
     "status": (status, "show what runs", lambda p: _tier(p, default=None)),
+    "demo": (run_demo, "node tier + CRD + operator + an example Pipeline, logs printed", lambda p: None),
 }
 
 

@@ -1,0 +1,119 @@
+"""The local demo: a real node-tier cluster, the CRD, the operator, and a Pipeline run end to end.
+
+``python -m tests.cluster demo`` (or ``tests/dev.sh demo``) brings up the node tier (or reuses a running
+one), installs the CRD, starts ``podline operator`` against it, applies a Pipeline whose steps run real
+shell commands in locally built images — one of them only in the password-protected registry, pulled
+through ``image_pull_secrets`` — and prints each step's log with ``podline logs``. The cluster and the
+operator keep running for you to try more (``kubectl apply``); ``tests/dev.sh down`` stops both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests.cluster import apitier, clusters, nodetier
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "pipelines.podline.dev.yaml"
+NAMESPACE = "demo"
+OPERATOR_PID = "operator.pid"
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def demo_objects(cluster: nodetier.NodeCluster) -> list[dict[str, object]]:
+    registry = cluster.registry
+    assert registry is not None
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-login"}, "type": "Opaque",
+              "stringData": {"config.json": registry.docker_config_json()}}
+    spec = {
+        "kind": "pipeline", "type": "kubernetes", "name": "demo",
+        "steps": [
+            {"name": "greet", "image": registry.busybox, "commands": [
+                'echo "hello from $DRONE_STEP_NAME, workspace $DRONE_WORKSPACE"', "echo built > artifact.txt"]},
+            {"name": "test", "image": registry.private_busybox, "commands": [
+                "cat artifact.txt", "echo this image came from the private registry"]},
+            {"name": "report-failure", "image": registry.busybox, "commands": ["echo a step failed"],
+             "when": {"status": ["failure"]}},
+        ],
+        "image_pull_secrets": ["registry-login"],
+    }
+    pipeline = {"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "demo"},
+                "spec": spec}
+    return [secret, pipeline]
+
+
+def start_operator(cluster: apitier.ApiCluster, placeholder: str) -> int:
+    stop_operator(cluster.directory)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PODLINE_PLACEHOLDER_IMAGE": placeholder,
+           "PODLINE_METRICS_PORT": "0", "PODLINE_LIVENESS_PORT": "0"}
+    log = open(cluster.log_dir / "operator.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "podline", "operator"], stdout=log, stderr=subprocess.STDOUT,
+                               env=env, cwd=ROOT, start_new_session=True)
+    (cluster.directory / OPERATOR_PID).write_text(str(process.pid))
+    return process.pid
+
+
+def stop_operator(directory: pathlib.Path) -> None:
+    pid_file = directory / OPERATOR_PID
+    if not pid_file.exists():
+        return
+    try:
+        os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+    except (ProcessLookupError, ValueError, PermissionError):
+        pass
+    pid_file.unlink(missing_ok=True)
+
+
+def run(cluster: nodetier.NodeCluster) -> int:
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
+    assert cluster.registry is not None
+    pid = start_operator(cluster, cluster.registry.placeholder)
+    say(f"operator running (pid {pid}), log: {cluster.log_dir / 'operator.log'}")
+    cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+    cluster.kubectl("delete", "pipeline", "demo", "-n", NAMESPACE, "--ignore-not-found", "--wait=true")
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump_all(demo_objects(cluster)))
+    say("applied Pipeline demo/demo; waiting for it to finish ...")
+    phase = ""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        out = cluster.kubectl("get", "pipeline", "demo", "-n", NAMESPACE, "-o", "json").stdout
+        status = json.loads(out).get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed", "Error", "Cancelled"):
+            phase = status["phase"]
+            break
+        time.sleep(1)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    print(cluster.kubectl("get", "pipelines", "-n", NAMESPACE).stdout, flush=True)
+    logs = subprocess.run([sys.executable, "-m", "podline", "logs", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    print(logs.stdout + logs.stderr, flush=True)
+    say(f"the run ended: {phase or 'still running after 300s'}")
+    say(f"try more:  export KUBECONFIG={cluster.kubeconfig}")
+    say("           kubectl get pipelines -A;  .venv/bin/podline logs demo -n demo")
+    say("stop everything: tests/dev.sh down")
+    return 0 if phase == "Succeeded" else 1
+
+
+def main() -> int:
+    from tests.cluster import __main__ as cli
+
+    directory = clusters.directory("node")
+    if clusters.running_components(directory):
+        say("a node tier is running; starting a fresh one for the demo")
+        stop_operator(directory)
+        say(clusters.stop_cli_cluster("node"))
+    cluster = cli.bring_up("node")
+    assert isinstance(cluster, nodetier.NodeCluster)
+    return run(cluster)
