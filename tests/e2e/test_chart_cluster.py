@@ -432,6 +432,41 @@ def test_clusterwide_serviceaccount_has_the_same_verbs_everywhere(
     assert not wrong, f"cluster-wide ServiceAccount permissions (command: expected answer): {wrong}"
 
 
+def test_user_roles_grant_people_pipelines_and_logs(
+    api_cluster: apitier.ApiCluster,
+    helm: Helm,
+    namespaces: Callable[..., str],
+    release: Callable[[str, str], str],
+) -> None:
+    home, team = namespaces("chart-home"), namespaces("chart-team")
+    rel = release("pl-users", home)
+    helm("install", rel, str(CHART), "--namespace", home)
+    fullname = f"{rel}-podline"
+    for user, role in (("viewer", f"{fullname}-view"), ("editor", f"{fullname}-edit"), ("builtin", "edit")):
+        api_cluster.kubectl(
+            "create", "rolebinding", user, f"--clusterrole={role}", f"--user={user}", "-n", team
+        )
+
+    def can(user: str, *args: str) -> bool:
+        return can_i(api_cluster, api_cluster.kubeconfig, *args, "-n", team, f"--as={user}")
+
+    assert can("viewer", "list", "pipelines.podline.dev") and can(
+        "viewer", "get", "pods", "--subresource=log"
+    )
+    assert not can("viewer", "create", "pipelines.podline.dev")
+    assert can("editor", "create", "pipelines.podline.dev") and can(
+        "editor", "patch", "pipelines.podline.dev"
+    )
+    assert not can("editor", "get", "secrets") and not can("editor", "create", "pods")
+    # aggregation: the built-in edit role picks up the -edit rules (the controller-manager does this)
+    operating.wait_for(
+        lambda: can("builtin", "create", "pipelines.podline.dev"),
+        timeout=30,
+        what="the built-in edit ClusterRole to aggregate podline's rules",
+    )
+    assert not can("viewer", "get", "secrets")
+
+
 # ---- the real operator with the chart's ServiceAccount token --------------------------------------------
 
 
