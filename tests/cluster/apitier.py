@@ -21,7 +21,7 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import kubernetes.client
@@ -128,6 +128,22 @@ class ApiCluster:
                 self.components["kube-controller-manager"].log,
             )
         return name
+
+    def start_extra(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        ready: Callable[[], bool] = lambda: True,
+        ready_timeout: float = 60.0,
+    ) -> components.Component:
+        """Run one more program as part of the cluster (e.g. the operator, for the demo): its log goes to
+        ``log_dir/<name>.log``, and `stop()` or ``python -m tests.cluster down`` stop it before the rest."""
+        self._component(name, argv, env=env, ready=ready, ready_timeout=ready_timeout)
+        self._write_state()
+        self._start(name)
+        return self.components[name]
 
     # ---- restarting single components (chaos tests) --------------------------------------------------
 
