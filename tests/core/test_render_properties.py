@@ -96,7 +96,9 @@ def render(spec: dict[str, Any], creds: Any = None) -> scheduling.Decision:
 
 
 def dump(objects: Any) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False, allow_unicode=True)
+    """As ``podline render`` prints them. (With ``allow_unicode=True`` PyYAML would write U+0085 raw and read
+    it back as a line break.)"""
+    return yaml.safe_dump_all(objects, sort_keys=False)
 
 
 # --- Determinism and idempotence ------------------------------------------------------------------------------
