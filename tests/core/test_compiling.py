@@ -574,7 +574,8 @@ def test_pod_level_fields() -> None:
         step(user=1000, group="2000", privileged=False),
         node_selector={"zone": "b", "arch": "amd64"},
         tolerations=[{"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
-                     {"operator": "Exists", "toleration_seconds": 30, "effect": ""}],
+                     {"operator": "Exists", "toleration_seconds": 30, "effect": "NoExecute"},
+                     {"operator": "Exists", "effect": ""}],
         service_account_name="builder",
         metadata={"labels": {"team": "x", "app": "y"}, "annotations": {"note": "n"}},
         image_pull_secrets=["dockerconfig", "other"],
@@ -582,7 +583,8 @@ def test_pod_level_fields() -> None:
     )
     assert plan.node_selector == (("arch", "amd64"), ("zone", "b"))
     assert plan.tolerations == ({"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
-                                {"operator": "Exists", "tolerationSeconds": 30})
+                                {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+                                {"operator": "Exists"})
     assert plan.service_account == "builder"
     assert plan.automount_token is True
     assert plan.pod_labels == (("app", "y"), ("team", "x"))

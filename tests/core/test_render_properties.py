@@ -236,3 +236,76 @@ def test_from_secret_values_stay_references(spec: dict[str, Any]) -> None:
                 assert var == {"name": var["name"], "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
             else:
                 assert "valueFrom" not in var
+
+
+# --- Any input: an InvalidPipeline listing problems, or a plan; never a crash ----------------------------------------
+
+STEP_FIELDS = ["name", "image", "pull", "commands", "entrypoint", "command", "environment", "settings", "depends_on",
+               "when", "failure", "detach", "privileged", "user", "group", "working_dir", "volumes", "resources", "shell"]
+SPEC_FIELDS = ["image_pull_secrets", "environment", "workspace", "clone", "volumes", "node_selector", "tolerations",
+               "service_account_name", "trigger", "metadata", "services"]
+anything = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(["name", "path", "temp", "host", "claim", "config_map",
+                                                             "size_limit", "medium", "limits", "requests", "cpu",
+                                                             "memory", "from_secret", "status", "include", "base",
+                                                             "key", "operator", "value", "effect", "labels",
+                                                             "annotations", "toleration_seconds", "x"]),
+                                            inner, max_size=3)),
+    max_leaves=10,
+)
+
+
+words = st.one_of(st.text(max_size=10), st.sampled_from(["", "/", "/abs", "rel", "512MiB", "1e3", "-1", "0", "Exists",
+                                                          "Equal", "NoSchedule", "NoExecute", "a/b", "A_B", "x" * 70]))
+numbers = st.one_of(st.integers(-(2**40), 2**40), st.sampled_from([0, -1, 2**31, 2**63]))
+scalars = st.one_of(words, numbers)
+# Values of the right shape with wrong content, field by field: what a user gets wrong.
+SHAPED = {
+    "volumes": st.lists(st.fixed_dictionaries({"name": words}, optional={
+        "temp": st.fixed_dictionaries({}, optional={"size_limit": scalars, "medium": words}),
+        "host": st.fixed_dictionaries({"path": words}),
+        "claim": st.fixed_dictionaries({"name": words}, optional={"read_only": st.booleans()}),
+        "config_map": st.fixed_dictionaries({"name": words}, optional={"default_mode": numbers})}), max_size=2),
+    "tolerations": st.lists(st.fixed_dictionaries({}, optional={
+        "key": words, "operator": st.sampled_from(["Exists", "Equal"]), "value": words,
+        "effect": st.sampled_from(["NoSchedule", "PreferNoSchedule", "NoExecute", ""]),
+        "toleration_seconds": numbers}), max_size=2),
+    "metadata": st.fixed_dictionaries({}, optional={"labels": st.dictionaries(words, words, max_size=2),
+                                                    "annotations": st.dictionaries(words, words, max_size=2)}),
+    "node_selector": st.dictionaries(words, words, max_size=2),
+    "workspace": st.fixed_dictionaries({}, optional={"base": words, "path": words}),
+    "resources": st.fixed_dictionaries({}, optional={
+        kind: st.fixed_dictionaries({}, optional={"cpu": scalars, "memory": scalars}) for kind in ("limits", "requests")}),
+    "user": scalars,
+    "group": scalars,
+    "working_dir": words,
+    "image_pull_secrets": st.lists(words, max_size=2),
+    "service_account_name": words,
+    "environment": st.dictionaries(words, st.one_of(scalars, st.fixed_dictionaries({"from_secret": words})), max_size=2),
+    "settings": st.dictionaries(words, st.one_of(scalars, st.fixed_dictionaries({"from_secret": words})), max_size=2),
+}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines(), st.data())
+def test_compile_raises_only_invalid_pipeline(spec: dict[str, Any], data: st.DataObject) -> None:
+    """Whatever a field holds, compiling reports problems (with paths) or succeeds: the shell relies on it."""
+    spec = json.loads(json.dumps(spec))
+    for _ in range(data.draw(st.integers(1, 3))):
+        on_step = data.draw(st.booleans())
+        target = data.draw(st.sampled_from(spec["steps"])) if on_step else spec
+        field = data.draw(st.sampled_from(STEP_FIELDS if on_step else SPEC_FIELDS))
+        shaped = SHAPED.get(field)
+        if field == "volumes" and on_step:
+            shaped = st.lists(st.fixed_dictionaries({"name": words, "path": words}), max_size=2)
+        target[field] = data.draw(shaped if shaped is not None and data.draw(st.booleans()) else anything)
+    policy = dataclasses.replace(POLICY, allow_host_volumes=data.draw(st.booleans()))
+    try:
+        plan = compiling.compile_spec(spec, CONTEXT, policy)
+    except errors.InvalidPipeline as exc:
+        assert exc.problems and all(p.path.startswith("spec") for p in exc.problems)
+        return
+    render(spec)  # and a valid plan renders
+    assert plan.pod_name

@@ -16,9 +16,8 @@ from typing import Any
 
 import pydantic
 
-from podline.core import conventions, errors, images, models, policies, quantities
+from podline.core import conventions, errors, images, kubenames, models, policies, quantities
 
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
 DEFAULT_WORKSPACE = "/drone/src"
@@ -71,7 +70,8 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
         *_secrets(spec, root),
         *_volumes(spec, policy, root),
         *_limits(spec, policy, root),
-        *_reserved_metadata(spec, root),
+        *_pod_metadata(spec, root),
+        *_placement(spec, root),
     ]
     if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
         problems.append(
@@ -182,8 +182,9 @@ def _containers(spec: models.PipelineSpec, policy: policies.Policy, root: str) -
                 yield errors.Problem(f"{path}.privileged", "privileged steps are not allowed by the operator configuration")
             for attr in ("user", "group"):
                 value = getattr(item, attr)
-                if value is not None and not str(value).isdigit():
-                    yield errors.Problem(f"{path}.{attr}", f'must be a numeric id on Kubernetes, not "{value}"')
+                reason = kubenames.id_problem(value) if value is not None else None
+                if reason:
+                    yield errors.Problem(f"{path}.{attr}", reason)
             if item.working_dir is not None and not item.working_dir.startswith("/"):
                 yield errors.Problem(f"{path}.working_dir", "must be an absolute path")
             if item.resources:
@@ -216,8 +217,9 @@ def _resources(resources: models.Resources, path: str) -> _Problems:
 
 
 def _env_name(name: str, path: str) -> _Problems:
-    if "=" in name or not name.isprintable() or not name.strip():
-        yield errors.Problem(f"{path}.{name}", "is not a valid environment variable name")
+    reason = kubenames.env_name_problem(name) or (None if name.strip() else "is not a valid environment variable name")
+    if reason:
+        yield errors.Problem(f"{path}.{name}", reason)
 
 
 def secret_ref(value: str, policy: policies.Policy) -> tuple[str, str]:
@@ -263,7 +265,7 @@ def _secrets(spec: models.PipelineSpec, root: str) -> _Problems:
 
 
 def _valid_secret_name(name: str) -> bool:
-    return len(name) <= 253 and bool(_DNS1123_SUBDOMAIN.match(name))
+    return kubenames.is_dns1123_subdomain(name)
 
 
 def workspace_path(spec: models.PipelineSpec) -> str:
@@ -302,6 +304,18 @@ def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _
                 yield errors.Problem(f"{path}.host", "host volumes are not allowed by the operator configuration")
             elif not volume.host.path.startswith("/"):
                 yield errors.Problem(f"{path}.host.path", "must be an absolute path")
+        if volume.temp is not None and volume.temp.size_limit is not None:
+            try:
+                quantities.parse("memory", volume.temp.size_limit)
+            except ValueError as exc:
+                yield errors.Problem(f"{path}.temp.size_limit", str(exc))
+        for kind in ("claim", "config_map"):
+            source = getattr(volume, kind)
+            if source is not None and not kubenames.is_dns1123_subdomain(source.name):
+                yield errors.Problem(f"{path}.{kind}.name", f'"{source.name}" is not a valid {_KINDS[kind]} name')
+        mode = volume.config_map.default_mode if volume.config_map is not None else None
+        if mode is not None and not 0 <= mode <= 0o777:
+            yield errors.Problem(f"{path}.config_map.default_mode", "must be a file mode between 0 and 0777 (511)")
     workspace = workspace_path(spec)
     for field, items in (("services", spec.services), ("steps", spec.steps)):
         for index, item in enumerate(items):
@@ -357,15 +371,42 @@ def _value_size(value: Any) -> int:
     return len(json.dumps(value, default=str))
 
 
-def _reserved_metadata(spec: models.PipelineSpec, root: str) -> _Problems:
-    """The pod's podline.dev labels and annotations are the run's record (see scheduling): not the user's."""
+_KINDS = {"claim": "PersistentVolumeClaim", "config_map": "ConfigMap"}
+
+
+def _pod_metadata(spec: models.PipelineSpec, root: str) -> _Problems:
+    """Valid keys and label values; the pod's podline.dev labels and annotations are the run's record
+    (see scheduling), not the user's."""
     if spec.metadata is None:
         return
     for field in ("labels", "annotations"):
-        for key in getattr(spec.metadata, field):
+        for key, value in getattr(spec.metadata, field).items():
+            path = f"{root}.metadata.{field}.{key}"
             prefix = key.rpartition("/")[0]
-            if prefix == conventions.GROUP or prefix.endswith("." + conventions.GROUP):
-                yield errors.Problem(f"{root}.metadata.{field}.{key}", "is reserved for the operator")
+            reason = kubenames.label_key_problem(key)
+            if reason:
+                yield errors.Problem(path, reason)
+            elif prefix == conventions.GROUP or prefix.endswith("." + conventions.GROUP):
+                yield errors.Problem(path, "is reserved for the operator")
+            elif field == "labels" and (reason := kubenames.label_value_problem(value)):
+                yield errors.Problem(path, reason)
+
+
+def _placement(spec: models.PipelineSpec, root: str) -> _Problems:
+    for key, value in spec.node_selector.items():
+        reason = kubenames.label_key_problem(key) or kubenames.label_value_problem(value)
+        if reason:
+            yield errors.Problem(f"{root}.node_selector.{key}", reason)
+    for index, t in enumerate(spec.tolerations):
+        path = f"{root}.tolerations[{index}]"
+        if t.key and (reason := kubenames.label_key_problem(t.key)):
+            yield errors.Problem(f"{path}.key", reason)
+        if not t.key and t.operator != "Exists":
+            yield errors.Problem(f"{path}.operator", 'must be "Exists" when key is empty (to tolerate every taint)')
+        if t.operator == "Exists" and t.value:
+            yield errors.Problem(f"{path}.value", 'must be empty when operator is "Exists"')
+        if t.toleration_seconds is not None and t.effect != "NoExecute":
+            yield errors.Problem(f"{path}.toleration_seconds", 'needs effect "NoExecute"')
 
 
 def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
