@@ -39,7 +39,7 @@ def bring_up(tier: str) -> apitier.ApiCluster:
 
 def print_usage_hints(cluster: apitier.ApiCluster) -> None:
     say(f"logs in {cluster.log_dir}")
-    if isinstance(cluster, nodetier.NodeCluster) and cluster.registry is not None:
+    if isinstance(cluster, nodetier.NodeCluster):
         registry = cluster.registry
         say(f"registries: {registry.public.host} (public), {registry.private.host} "
             f"(user {registry.username!r}, password {registry.password!r})")  # fmt: skip

@@ -83,7 +83,10 @@ class ApiCluster:
 
     def api_client(self, kubeconfig: pathlib.Path | None = None) -> kubernetes.client.ApiClient:
         """A new `kubernetes.client.ApiClient` for the admin (or for ``kubeconfig``). Close it when done."""
-        return kubernetes.config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
+        client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig or self.kubeconfig)
+        )
+        return client
 
     def token_kubeconfig(self, namespace: str, serviceaccount: str, *, duration: str = "12h") -> pathlib.Path:
         """A kubeconfig authenticating as the ServiceAccount, with a token from the TokenRequest API."""

@@ -37,7 +37,14 @@ class NodeCluster(apitier.ApiCluster):
     ) -> None:
         super().__init__(directory, programs, owner=owner)
         self.containerd_dir = directory / "containerd"
-        self.registry: registries.RegistryInfo | None = None
+        self.registry = registries.RegistryInfo(
+            public=registries.describe(
+                "registry-public", images.PUBLIC_REGISTRY, self.log_dir, authenticated=False
+            ),
+            private=registries.describe(
+                "registry-private", images.PRIVATE_REGISTRY, self.log_dir, authenticated=True
+            ),
+        )
 
     # ---- what tests use ----------------------------------------------------------------------------
 
@@ -76,9 +83,8 @@ class NodeCluster(apitier.ApiCluster):
 
     def _allocate_ports(self) -> None:
         super()._allocate_ports()
-        for name in ("scheduler", "kubelet-healthz"):
+        for name in ("scheduler", "kubelet", "kubelet-healthz"):
             self.ports[name] = probes.free_port()
-        self.ports["kubelet"] = probes.free_port()
 
     def _make_pki(self) -> None:
         super()._make_pki()
@@ -99,17 +105,17 @@ class NodeCluster(apitier.ApiCluster):
     def _define_components(self) -> None:
         super()._define_components()
         p = self.programs
-        public, public_component = registries.define(
-            "registry-public", images.PUBLIC_REGISTRY, self.directory / "registry-public", self.log_dir, self.run_dir,
-            program=p["docker-registry"], htpasswd=None,
-        )  # fmt: skip
-        private, private_component = registries.define(
-            "registry-private", images.PRIVATE_REGISTRY, self.directory / "registry-private", self.log_dir,
-            self.run_dir, program=p["docker-registry"], htpasswd=p["htpasswd"],
-        )  # fmt: skip
-        self.registry = registries.RegistryInfo(public=public, private=private)
-        self.components[public_component.name] = public_component
-        self.components[private_component.name] = private_component
+        public, private = self.registry.public, self.registry.private
+        for name, registry, htpasswd in (("registry-public", public, None),
+                                         ("registry-private", private, p["htpasswd"])):  # fmt: skip
+            self.components[name] = registries.define(
+                name,
+                registry,
+                self.directory / name,
+                self.run_dir,
+                program=p["docker-registry"],
+                htpasswd=htpasswd,
+            )
 
         cni_conf = self.directory / "cni" / "net.d"
         containerd.write_cni_config(cni_conf, self.directory / "cni" / "ipam")

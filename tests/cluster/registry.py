@@ -77,13 +77,18 @@ class RegistryInfo:
         return json.dumps({"auths": {self.private.host: entry}})
 
 
+def describe(name: str, host: str, log_dir: pathlib.Path, *, authenticated: bool) -> Registry:
+    """Where the registry called ``name`` listens; ``host`` (``localhost:<port>``) is what images name."""
+    return Registry(host, f"127.0.0.1:{host.rsplit(':', 1)[1]}", log_dir / f"{name}.log", authenticated)
+
+
 def define(
-    name: str, host: str, directory: pathlib.Path, log_dir: pathlib.Path, run_dir: pathlib.Path, *, program: str,
+    name: str, registry: Registry, directory: pathlib.Path, run_dir: pathlib.Path, *, program: str,
     htpasswd: str | None,
-) -> tuple[Registry, components.Component]:  # fmt: skip
-    """Write the registry's config (and htpasswd file) and return it with its not yet started component."""
-    port = int(host.rsplit(":", 1)[1])
-    address = f"127.0.0.1:{port}"
+) -> components.Component:  # fmt: skip
+    """Write the registry's config (and htpasswd file, if ``htpasswd`` names that program); return its
+    not yet started component."""
+    address = registry.address
     directory.mkdir(parents=True, exist_ok=True)
     config: dict[str, object] = {
         "version": 0.1,
@@ -105,8 +110,7 @@ def define(
     config_file = directory / "config.yml"
     config_file.write_text(yaml.safe_dump(config))
     expected = 401 if htpasswd is not None else 200
-    component = components.Component(
-        name, [program, "serve", str(config_file)], log_dir, run_dir,
+    return components.Component(
+        name, [program, "serve", str(config_file)], registry.log.parent, run_dir,
         ready=lambda: probes.http_status(f"http://{address}/v2/") == expected, ready_timeout=30,
     )  # fmt: skip
-    return Registry(host, address, component.log, htpasswd is not None), component

@@ -73,7 +73,9 @@ class _Container:
 
     @property
     def state(self) -> str:
-        return next(iter(self.status.get("state") or {"waiting": {}}))
+        """``waiting``, ``running`` or ``terminated``."""
+        state: Body = self.status.get("state") or {"waiting": {}}
+        return next(iter(state))
 
 
 @dataclasses.dataclass
@@ -186,7 +188,7 @@ class ScriptedKubelet:
             try:
                 if version is None:
                     version = self._list()
-                stream = kubernetes.watch.Watch().stream(
+                stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
                     self._lister(), label_selector=self.selector, resource_version=version, timeout_seconds=5
                 )
                 for event in stream:
@@ -203,9 +205,10 @@ class ScriptedKubelet:
                 self._stopping.wait(0.5)
 
     def _lister(self) -> Callable[..., Any]:
-        if self.namespace is None:
+        namespace = self.namespace
+        if namespace is None:
             return self.core.list_pod_for_all_namespaces
-        return lambda **kw: self.core.list_namespaced_pod(self.namespace, **kw)
+        return lambda **kw: self.core.list_namespaced_pod(namespace, **kw)
 
     def _list(self) -> str:
         response = self._lister()(label_selector=self.selector, _preload_content=False)

@@ -94,7 +94,10 @@ def _no_pod(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStat
     same_run = previous.run == snap.run
     if same_run and previous.phase is not None and previous.phase.is_terminal:
         return _decision(previous, previous, other_patches=others, delete_pods=deletes)  # pod removed after the end
-    if same_run and previous.pod_name == plan.pod_name and previous.phase is Phase.RUNNING:
+    # The status says Creating only once the pod was created (the shell writes it after the create), so a
+    # pod missing then was deleted: making it again would run its first steps twice.
+    created = previous.phase is Phase.RUNNING or (previous.phase is Phase.PENDING and previous.reason == Reason.CREATING)
+    if same_run and previous.pod_name == plan.pod_name and created:
         steps = [_status_of(c, _gone(observing.StepView(State.WAITING))) for c in plan.steps]
         status = _final(snap, previous, Phase.ERROR, Reason.POD_GONE,
                         f'pod "{plan.pod_name}" was deleted or evicted before the run finished', steps, [], history)
