@@ -1594,6 +1594,23 @@ def test_a_pod_deleted_while_running_ends_the_run_as_error() -> None:
     assert event_reasons(decision) == ["Error"]
 
 
+def test_a_pod_deleted_before_it_was_seen_running_is_not_made_again() -> None:
+    plan = PLANS["seq"]
+    created = scheduling.decide(snapshot(plan, None, now=0))
+    assert created.status.reason == "Creating"
+    gone = scheduling.decide(snapshot(plan, None, now=30, status=created.status.to_patch()))
+    assert gone.create == ()
+    assert (gone.status.phase, gone.status.reason) == ("Error", "PodDeleted")
+
+
+def test_a_queued_run_is_created_when_its_turn_comes() -> None:
+    plan = PLANS["seq"]
+    queued = scheduling.decide(snapshot(plan, None, now=0, may_start=False))
+    assert queued.status.pod_name == plan.pod_name and queued.status.reason == "Queued"
+    assert [m["kind"] for m in scheduling.decide(snapshot(plan, None, now=9, status=queued.status.to_patch())).create] == [
+        "Pod"]
+
+
 def test_a_pod_removed_after_the_run_ended_changes_nothing() -> None:
     plan = PLANS["seq"]
     done = scheduling.decide(snapshot(plan, ps.pod(plan, exited(A, IMG[A]), exited(B, IMG[B]), exited(C, IMG[C]),
