@@ -49,7 +49,9 @@ def print_usage_hints(cluster: apitier.ApiCluster) -> None:
 
 
 def up(args: argparse.Namespace) -> int:
-    if clusters.running_components(clusters.directory(args.tier)):
+    path = clusters.directory(args.tier)
+    state = apitier.read_state(path) or {}
+    if state.get("owner") == "cli" and clusters.running_components(path):
         say(f"already running; `down {args.tier}` first to restart it")
         print(clusters.status(args.tier))
         return 0
