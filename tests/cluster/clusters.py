@@ -164,10 +164,13 @@ def stop_cli_cluster(tier: str) -> str:
         if lock is not None:
             lock.close()
         return f"{tier}: in use by a running test session; not stopping it"
+    was_running = bool(running_components(path))
     try:
         tear_down(path)
     finally:
         lock.close()
+    if not was_running:
+        return f"{tier}: was not running (cleaned up its directory; logs stay in {path / 'logs'})"
     return f"{tier}: stopped (logs stay in {path / 'logs'})"
 
 
