@@ -188,7 +188,10 @@ class NodeCluster(apitier.ApiCluster):
         return path
 
     def _node_ready(self) -> bool:
-        """Ready, and no NoSchedule taint left (the node controller removes ``not-ready`` a moment later)."""
+        """The kubelet answers its health check, and its node is Ready without a NoSchedule taint (the node
+        controller removes ``not-ready`` a moment after Ready)."""
+        if probes.http_status(f"http://127.0.0.1:{self.ports['kubelet-healthz']}/healthz") != 200:
+            return False
         node = self._get_json(f"/api/v1/nodes/{NODE_NAME}")
         if node is None:
             return False
