@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from podline.core import compiling, conventions, errors, models, plans, policies, scheduling, statuses
+from podline.core import compiling, conventions, errors, models, plans, pods, policies, scheduling, statuses
 
 from tests.core import podstates as ps
 from tests.core.podstates import (
@@ -136,7 +136,9 @@ def starts_of(decision: scheduling.Decision, plan: plans.RunPlan) -> set[str]:
 
 
 def kills_of(decision: scheduling.Decision) -> dict[str, str]:
-    return annotations_of(decision.pod_patch, conventions.ANNOTATION_KILLED_PREFIX)
+    """Failures recorded in the pod (by reason); a recorded failure reads the same after the pod stops."""
+    notes = annotations_of(decision.pod_patch, conventions.ANNOTATION_KILLED_PREFIX)
+    return {name: pods.parse_failure_note(note)[0] for name, note in notes.items()}
 
 
 def skips_of(decision: scheduling.Decision) -> dict[str, str]:
@@ -987,6 +989,7 @@ ROWS = [
         skips={B: "Skipped", C: "Skipped"},
         stop="Completed",
         events=["StepFailed", "Failed"],
+        kills={A: "ErrImageNeverPull"},
         step_reasons={"a": "ErrImageNeverPull"},
     ),
     Row(
@@ -1006,6 +1009,7 @@ ROWS = [
         skips={B: "Skipped", C: "Skipped"},
         stop="Completed",
         events=["StepFailed", "Failed"],
+        kills={A: "InvalidImageName"},
         step_reasons={"a": "InvalidImageName"},
     ),
     Row(
@@ -1025,6 +1029,7 @@ ROWS = [
         skips={B: "Skipped", C: "Skipped"},
         stop="Completed",
         events=["StepFailed", "Failed"],
+        kills={A: "CreateContainerConfigError"},
         step_reasons={"a": "CreateContainerConfigError"},
     ),
     # pull: never — the placeholder itself may be absent; that is fine until the step is started.
@@ -1082,6 +1087,7 @@ ROWS = [
         steps=seq("running", "failed", "skipped"),
         skips={C: "Skipped"},
         events=["StepFailed"],
+        kills={B: "PlaceholderExited"},
         step_reasons={"b": "PlaceholderExited"},
     ),
     Row(
@@ -1100,6 +1106,7 @@ ROWS = [
         skips={C: "Skipped"},
         stop="Completed",
         events=["StepFailed", "Failed"],
+        kills={B: "PlaceholderExited"},
         step_reasons={"b": "PlaceholderExited"},
     ),
     # --- Timeouts ----------------------------------------------------------------------------------------------------

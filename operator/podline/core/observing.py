@@ -64,10 +64,12 @@ def view_step(plan: plans.RunPlan, c: plans.ContainerPlan, pod: Mapping[str, Any
     cs = container_statuses(pod).get(c.name)
     started = pods.parse_started(notes.get(conventions.ANNOTATION_STARTED_PREFIX + c.name))
     state = (cs or {}).get("state") or {}
+    killed, killed_message = pods.parse_failure_note(notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name, ""))
     if started is None:
+        if killed:  # failed before it could start (its placeholder died); recorded so it stays failed
+            return StepView(state=statuses.StepState.FAILED, reason=killed, message=killed_message)
         return _view_placeholder(cs, state)
     at, placeholder_id = started
-    killed = notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name)
     # The container id recorded at the swap tells the placeholder's instance from the step's. The image the
     # kubelet reports is used only when that id was unknown (the placeholder had not started): it can name
     # another tag of the same image, so it must not overrule the id.
@@ -93,7 +95,7 @@ def view_step(plan: plans.RunPlan, c: plans.ContainerPlan, pod: Mapping[str, Any
             message=_short(terminated.get("message")),
         )
     if killed:
-        return StepView(state=statuses.StepState.FAILED, started=True, reason=killed, finished_at=None)
+        return StepView(state=statuses.StepState.FAILED, started=True, reason=killed, message=killed_message)
     running = state.get("running")
     if running and not_placeholder and cs and cs.get("containerID", "") != placeholder_id:
         return StepView(state=statuses.StepState.RUNNING, started=True, started_at=running.get("startedAt"))

@@ -184,15 +184,34 @@ def start_patch(
     return {"metadata": metadata, "spec": {"containers": containers}}
 
 
-def kill_patch(plan: plans.RunPlan, kills: Mapping[str, str], *, resource_version: str | None) -> Manifest:
-    """Stop started steps (e.g. a step timeout) by swapping the placeholder back; record why."""
+def failure_note(reason: str, message: str) -> str:
+    """The value of a ``killed.podline.dev/<container>`` annotation that keeps the kubelet's explanation."""
+    return json.dumps({"reason": reason, "message": message}, separators=(",", ":"), sort_keys=True)
+
+
+def parse_failure_note(value: str) -> tuple[str, str | None]:
+    """(reason, message) of a ``killed.podline.dev/<container>`` annotation: a bare reason, or JSON."""
+    if value.startswith("{"):
+        try:
+            data = json.loads(value)
+            return str(data.get("reason", "Failed")), data.get("message")
+        except ValueError:
+            pass
+    return value, None
+
+
+def kill_patch(
+    plan: plans.RunPlan, kills: Mapping[str, str], *, swap: Iterable[str] | None = None, resource_version: str | None
+) -> Manifest:
+    """Record why steps failed; those in ``swap`` (default: all) are stopped by swapping the placeholder back."""
     metadata: Manifest = {
         "annotations": {conventions.ANNOTATION_KILLED_PREFIX + name: reason for name, reason in kills.items()}
     }
     if resource_version:
         metadata["resourceVersion"] = resource_version
-    containers = [{"name": name, "image": plan.placeholder_image} for name in kills]
-    return {"metadata": metadata, "spec": {"containers": containers}}
+    swapped = set(kills if swap is None else swap)
+    containers = [{"name": name, "image": plan.placeholder_image} for name in kills if name in swapped]
+    return {"metadata": metadata, "spec": {"containers": containers}} if containers else {"metadata": metadata}
 
 
 def stop_patch(reason: str) -> Manifest:

@@ -195,7 +195,11 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             if wait is not None:
                 requeue.append(wait)
         if kills:
-            patches.append(pods.kill_patch(plan, kills, resource_version=None))
+            # Every failure decided here is recorded in the pod, so it reads the same after the pod stops
+            # (the kubelet's waiting reason is gone then); only steps still pulling or running are swapped
+            # back to the placeholder, which stops them.
+            swap = {n for n, note in kills.items() if note in _SWAP_BACK}
+            patches.append(pods.kill_patch(plan, kills, swap=swap, resource_version=None))
         # 3. Start what is ready, skip what will never run.
         starts, skips = _advance(plan, views)
         for name in skips:
@@ -277,6 +281,10 @@ def _advance(plan: plans.RunPlan, views: dict[str, observing.StepView]) -> tuple
     return starts, skips
 
 
+PLACEHOLDER_EXITED = "PlaceholderExited"
+_SWAP_BACK = (observing.PULL_ERRORS - observing.PERMANENT_WAIT_ERRORS) | {Reason.STEP_TIMEOUT}
+
+
 def _failing(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
     return any(views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach for c in plan.steps)
 
@@ -286,16 +294,18 @@ def _deadlines(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.Step
     """(view, kill reason or None, seconds until the next deadline or None) for one step."""
     if not view.started:
         if view.placeholder_dead:
-            return (observing.StepView(State.FAILED, reason="PlaceholderExited", message=(
-                f'the placeholder image "{plan.placeholder_image}" exited (code {view.exit_code}) before the step '
-                "started; it must sleep whatever command it is given (see PODLINE_PLACEHOLDER_IMAGE)")), None, None)
+            message = (f'the placeholder image "{plan.placeholder_image}" exited (code {view.exit_code}) before the '
+                       "step started; it must sleep whatever command it is given (see PODLINE_PLACEHOLDER_IMAGE)")
+            return (observing.StepView(State.FAILED, reason=PLACEHOLDER_EXITED, message=message),
+                    pods.failure_note(PLACEHOLDER_EXITED, message), None)
         return view, None, None
     if view.state is not State.RUNNING:
         return view, None, None
     if view.reason in observing.PERMANENT_WAIT_ERRORS:
         hint = _pull_hint(c) if view.reason != "CreateContainerConfigError" else "check the Secrets named by from_secret"
-        return (observing.StepView(State.FAILED, started=True, reason=view.reason,
-                                   message=f"{view.message or view.reason}; {hint}"), None, None)
+        message = f"{view.message or view.reason}; {hint}"
+        return (observing.StepView(State.FAILED, started=True, reason=view.reason, message=message),
+                pods.failure_note(view.reason, message), None)
     if view.reason in observing.PULL_ERRORS or view.waiting_since and not view.started_at:
         waited = observing.seconds_since(view.waiting_since, now) or 0.0
         if view.reason in observing.PULL_ERRORS and waited >= plan.pull_timeout_seconds:
@@ -313,7 +323,7 @@ def _deadlines(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.Step
 
 def _explain(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView) -> observing.StepView:
     """The message of a step podline stopped, the same before and after the kill is done."""
-    if view.state is not State.FAILED or not view.started:
+    if view.state is not State.FAILED or not view.started or view.message:
         return view
     if view.reason in observing.PULL_ERRORS and view.reason not in observing.PERMANENT_WAIT_ERRORS:
         message = (f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.reason}); "
