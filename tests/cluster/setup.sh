@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what one test tier needs. Idempotent: a second run installs and builds nothing.
 #   tests/cluster/setup.sh unit   nothing (the unit tests need only the Python environment)
-#   tests/cluster/setup.sh api    openssl + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+#   tests/cluster/setup.sh api    openssl, lua + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
 #   tests/cluster/setup.sh node   the api tier + kube-scheduler, kubelet and Debian's containerd, runc, CNI
 #                                 plugins, docker-registry, skopeo, umoci, busybox-static, htpasswd, gcc
 # Debian packages are installed only when missing (apt-get update only then, too); the binaries are built
@@ -14,7 +14,7 @@ tier=${1:-node}
 t0=$(date +%s)
 say() { printf '[setup %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - t0))" "$*"; }
 
-api_packages=(openssl ca-certificates)
+api_packages=(openssl ca-certificates lua5.1 lua5.4)  # lua: the Argo CD health check test (docs/gitops.md)
 node_packages=(containerd runc containernetworking-plugins docker-registry skopeo umoci busybox-static
   apache2-utils iptables iproute2 gcc libc6-dev)
 

@@ -22,6 +22,7 @@ from podline.shell import kube, metrics, settings as settings_
 log = logging.getLogger("podline")
 Key = tuple[str, str]  # (namespace, name)
 MAX_CONFLICT_RETRIES = 5
+MAX_TIMEOUT_SECONDS = 2**31 - 1  # the most a pod's activeDeadlineSeconds can hold
 
 
 @dataclass
@@ -58,13 +59,14 @@ def _timeout(notes: Mapping[str, str]) -> int | None | errors.PodlineError:
     if not raw:
         return None
     units = {"s": 1, "m": 60, "h": 3600}
+    path = f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]"
     try:
-        if raw[-1] in units:
-            return int(float(raw[:-1]) * units[raw[-1]])
-        return int(raw)
+        seconds = float(raw[:-1]) * units[raw[-1]] if raw[-1] in units else float(int(raw))
     except ValueError:
-        return errors.InvalidPipeline.at(f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]",
-                                         f'"{raw}" is not a duration like 90s, 30m or 2h')
+        return errors.InvalidPipeline.at(path, f'"{raw}" is not a duration like 90s, 30m or 2h')
+    if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:  # also NaN and infinity, which int() cannot take
+        return errors.InvalidPipeline.at(path, f'"{raw}" is out of range: from 1s to {MAX_TIMEOUT_SECONDS}s')
+    return int(seconds)
 
 
 class Reconciler:
@@ -77,6 +79,7 @@ class Reconciler:
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._plans: dict[tuple[str, str, str], Any] = {}
+        self._fresh: set[Key] = set()  # read the pod from the API, not the cache, on the next reconcile
 
     # --- scheduling of reconciles -------------------------------------------------------------------------
 
@@ -109,9 +112,12 @@ class Reconciler:
                 return
 
     def resync(self) -> None:
+        """Re-read every unfinished run from the API, not the cache: a watch event that never arrived
+        must not leave a step running forever."""
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
             if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get("run") != run_of(body):
+                self._fresh.add(key)
                 self.kick(key)
 
     # --- one reconcile ------------------------------------------------------------------------------------
@@ -126,6 +132,7 @@ class Reconciler:
                 return
             except kube.Conflict:
                 metrics.CONFLICTS.inc()
+                self._fresh.add(key)
                 log.debug("reconcile %s/%s: conflict, reading again", *key)
         self.kick_later(key, 1.0)
 
@@ -139,8 +146,10 @@ class Reconciler:
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
         pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
         status = body.get("status") or {}
-        if pod_name and pod is None and status.get("run") == run and status.get("podName"):
-            pod = await self._live_pod(namespace, pod_name)  # the watch may lag behind our own create
+        fresh = key in self._fresh
+        self._fresh.discard(key)
+        if pod_name and (fresh or pod is None and status.get("run") == run and status.get("podName")):
+            pod = await self._live_pod(namespace, pod_name)  # the watch may lag behind, or have missed it
         credentials = None
         if pod is None and not isinstance(plan, errors.PodlineError) and plan.pull_secret_name:
             credentials = await self._credentials(namespace, plan.pull_secret_sources)
@@ -186,6 +195,7 @@ class Reconciler:
         try:
             pod = await self.api.get_pod(namespace, name)
         except kube.NotFound:
+            self.caches.pods.pop((namespace, name), None)
             return None
         self.caches.pods[(namespace, name)] = pod
         return pod
