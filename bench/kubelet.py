@@ -1,0 +1,160 @@
+"""The scripted kubelet (tests/cluster/scripted_kubelet.py, a TEST DOUBLE) made lean enough for a thousand pods.
+
+Run as its own process (``python -m bench.kubelet KUBECONFIG``) so its CPU time and GIL are not the
+operator's nor the observer's. The model — what each container does and what status is reported — is the
+test double's, unchanged; only its plumbing is replaced, because at bench sizes the original is the
+bottleneck (measured: it re-computes every pod's status on every event, deserialises watch events into
+client model objects and writes statuses one by one):
+
+- the watch reads raw JSON lines;
+- only pods an event or a timer touched are looked at when writing (a "dirty" set);
+- the status writes of one pass go out in parallel (as many kubelets on many nodes would write them).
+
+Steps are scripted by their commands: ``sleep S`` then exit 0. podline echoes every command before running
+it (``printf '+ sleep S'``), so the double sees each ``sleep`` twice: the bench runs it with ``time_factor``
+0.5 to get back the written duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import heapq
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+
+from bench import watching
+from tests.cluster import scripted_kubelet, scripted_statuses
+
+TIME_FACTOR = 0.5  # each "sleep S" is seen twice (the echo and the command)
+WRITERS = 8
+
+
+class BenchKubelet(scripted_kubelet.ScriptedKubelet):
+    def __init__(self, api: kubernetes.client.ApiClient, **kwargs: Any) -> None:
+        super().__init__(api, **kwargs)
+        self._dirty: set[tuple[str, str]] = set()
+        self._shadow: list[tuple[float, tuple[str, str]]] = []  # the timers again, to know which pods they touch
+        self._writers = concurrent.futures.ThreadPoolExecutor(WRITERS, thread_name_prefix="status")
+        self.writes = 0
+
+    # ---- which pods changed ------------------------------------------------------------------------
+
+    def _handle(self, kind: str, body: scripted_kubelet.Body) -> None:
+        if kind in ("ADDED", "MODIFIED"):
+            self._dirty.add((body["metadata"]["namespace"], body["metadata"]["name"]))
+        elif kind == "TERMINATE":
+            self._dirty.add(body["key"])
+        elif kind == "RESUME":
+            self._dirty.update(self._pods)
+        super()._handle(kind, body)
+
+    def _schedule(self, when: float, key: tuple[str, str]) -> None:
+        super()._schedule(when, key)
+        heapq.heappush(self._shadow, (when, key))
+
+    def _run_timers(self) -> None:
+        super()._run_timers()
+        now = time.monotonic()  # later than the base class's "now": every timer it ran is popped here too
+        while self._shadow and self._shadow[0][0] <= now:
+            self._dirty.add(heapq.heappop(self._shadow)[1])
+
+    # ---- writing -----------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        if self._paused:
+            return
+        keys, self._dirty = self._dirty, set()
+        jobs = []
+        for key in keys:
+            pod = self._pods.get(key)
+            if pod is None:
+                continue
+            status = scripted_statuses.pod_status(
+                pod.start_time, [c.status for c in pod.containers.values()], pod.failure
+            )
+            if status == pod.written:
+                continue
+            jobs.append((pod, status, self._writers.submit(self._write, pod, status)))
+        for pod, status, job in jobs:
+            try:
+                job.result()
+                pod.written = status
+                self.writes += 1
+            except kubernetes.client.ApiException as error:
+                if error.status == 404:
+                    self._pods.pop(pod.key, None)
+                else:
+                    self._dirty.add(pod.key)  # the next pass (≤ 1 s) tries again
+            except Exception:  # noqa: BLE001 - connection errors: try again
+                self._dirty.add(pod.key)
+
+    def _write(self, pod: Any, status: dict[str, Any]) -> None:
+        self.core.patch_namespaced_pod_status(
+            pod.name, pod.namespace, {"status": status}, _content_type="application/merge-patch+json",
+            _preload_content=False,
+        )
+
+    # ---- watching ----------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        version = None
+        while not self._stopping.is_set():
+            try:
+                if version is None:
+                    version = self._list()
+                response = self._lister()(label_selector=self.selector, resource_version=version, watch=True,
+                                          allow_watch_bookmarks=True, timeout_seconds=240, _preload_content=False)
+                for line in watching.lines(response):
+                    if self._stopping.is_set():
+                        return
+                    event = json.loads(line)
+                    body = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        version = None
+                        break
+                    version = body.get("metadata", {}).get("resourceVersion", version)
+                    if event.get("type") != "BOOKMARK":
+                        self._events.put((event["type"], body))
+            except Exception:  # noqa: BLE001 - an apiserver hiccup must not end the double
+                version = None
+                self._stopping.wait(0.5)
+
+
+def client(kubeconfig: str, pool: int = 8) -> kubernetes.client.ApiClient:
+    """An API client for ``kubeconfig`` whose connection pool holds ``pool`` connections."""
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=config)  # type: ignore[no-untyped-call]
+    config.connection_pool_maxsize = pool
+    return kubernetes.client.ApiClient(config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the scripted kubelet for the bench (until SIGTERM)")
+    parser.add_argument("kubeconfig")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    api = client(args.kubeconfig, pool=WRITERS + 4)
+    kubelet = BenchKubelet(api, time_factor=TIME_FACTOR)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    parent = os.getppid()
+    kubelet.start()
+    print("scripted kubelet running", flush=True)
+    while not done.wait(1.0) and os.getppid() == parent:  # ends with the bench, even if it was killed
+        pass
+    kubelet.stop()
+    print(f"scripted kubelet stopped after {kubelet.writes} status writes", flush=True)
+
+
+if __name__ == "__main__":
+    main()

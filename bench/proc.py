@@ -1,0 +1,78 @@
+"""What /proc says about a process (memory, CPU time) and about the machine the bench runs on."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+from typing import Any
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def status_kb(pid: int, field: str) -> int | None:
+    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM, …), or None if the process is gone."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def rss_mb(pid: int) -> float | None:
+    kb = status_kb(pid, "VmRSS")
+    return None if kb is None else kb / 1024.0
+
+
+def hwm_mb(pid: int) -> float | None:
+    kb = status_kb(pid, "VmHWM")
+    return None if kb is None else kb / 1024.0
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of the process (all its threads) so far."""
+    try:
+        text = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def uptime_line() -> str:
+    try:
+        return subprocess.run(["uptime"], check=False, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_kb = 0
+    try:
+        memory_kb = int(pathlib.Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "hostname": platform.node(),
+    }

@@ -1,0 +1,184 @@
+"""The bench's one entry point: ``python -m bench.run [--quick] [--out DIR] [--profile]``.
+
+Starts the api tier of the test cluster (etcd, kube-apiserver, kube-controller-manager), installs the CRD,
+starts the operator (``python -m podline operator``), the scripted kubelet and the floor's responder as
+separate processes, runs the scenarios, prints the table, writes ``latest.json`` and a dated copy and the
+plots into DIR, and tears everything down. ``--quick``: tiny sizes (the CI smoke mode). ``--profile``: run
+the operator under pyinstrument through one 100-pipeline hand-off load and write its profile instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import pathlib
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from bench import harness, proc, report, scenarios
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+SCENARIOS = ("render", "cli", "floor", "start", "handoff", "api_cost", "burst", "memory")
+
+_began = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.monotonic() - _began:6.1f}s] {message}", flush=True)
+
+
+def _clean(value: Any) -> Any:
+    """JSON without NaN/Infinity (null instead), tuples as lists."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def warm_up(h: harness.Harness, cfg: scenarios.Config) -> None:
+    """One small pipeline end to end, so imports, connections and caches are warm before measuring."""
+    from bench import watching
+
+    ns = h.namespace("warmup")
+    recorder = watching.Recorder(h.api, ns)
+    recorder.start()
+    h.create_pipeline(ns, harness.pipeline("warm", [0.1, 0.1, 0.1]))
+    ok = recorder.wait(lambda: bool(recorder.pipeline_phase_times(watching.TERMINAL)), 60 * cfg.wait_factor)
+    recorder.stop()
+    h.delete_namespace(ns)
+    if not ok:
+        raise RuntimeError("the warm-up pipeline did not finish; operator log:\n" + h.operator.log()[-3000:])
+
+
+def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...]) -> dict[str, Any]:
+    from tests.cluster import binaries
+
+    results: dict[str, Any] = {
+        "mode": mode, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": proc.machine(), "kubernetes": binaries.KUBERNETES_VERSION,
+        "load_before": proc.uptime_line(), "config": cfg.__dict__ | {"levels": [lv.__dict__ for lv in cfg.levels]},
+        "scenarios": {}, "errors": [],
+    }
+    sc = results["scenarios"]
+    if "render" in only:
+        sc["render"] = scenarios.render(cfg, say)
+    if "cli" in only:
+        sc["cli"] = scenarios.cli_startup(cfg, say)
+    cluster_scenarios = [s for s in only if s not in ("render", "cli")]
+    if cluster_scenarios:
+        h = harness.Harness.open(say)
+        try:
+            warm_up(h, cfg)
+            fl = scenarios.Floor(h)
+            steps = {
+                "floor": lambda: scenarios.idle_floor(fl, cfg, say),
+                "start": lambda: scenarios.start_latency(h, cfg, say),
+                "handoff": lambda: scenarios.handoff(h, fl, cfg, say),
+                "api_cost": lambda: scenarios.api_cost(h, cfg, say),
+                "burst": lambda: scenarios.burst(h, cfg, say),
+                "memory": lambda: scenarios.memory(h, cfg, say),
+            }
+            for name in cluster_scenarios:
+                try:
+                    sc[name] = steps[name]()
+                except Exception as error:  # noqa: BLE001 - report it and go on with the other scenarios
+                    say(f"scenario {name} failed: {error}")
+                    results["errors"].append({"scenario": name, "error": traceback.format_exc()})
+                if not h.operator.alive():
+                    results["errors"].append({"scenario": name, "error": "operator died:\n" + h.operator.log()[-3000:]})
+                    h.start_operator()
+            fl.stop()
+            results["operator_log_warnings"] = sum(
+                1 for line in h.operator.log().splitlines() if "WARNING" in line or "ERROR" in line)
+        finally:
+            h.close()
+    results["load_after"] = proc.uptime_line()
+    results["seconds"] = time.monotonic() - _began
+    return results
+
+
+def write(results: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    clean = _clean(results)
+    text = json.dumps(clean, indent=1, sort_keys=False) + "\n"
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+    paths = [out / "latest.json", out / f"{stamp}-{results['mode']}.json"]
+    for path in paths:
+        path.write_text(text)
+    try:
+        paths += report.plots(results, out)
+    except Exception:  # noqa: BLE001 - plots are a nicety; the numbers are in the JSON
+        say("could not draw the plots:\n" + traceback.format_exc())
+    table = report.header(results) + "\n\n" + report.table(results) + "\n"
+    (out / "table.md").write_text(table)
+    paths.append(out / "table.md")
+    return paths
+
+
+def profile(cfg: scenarios.Config, out: pathlib.Path) -> None:
+    """The operator under pyinstrument (bench.profiled) through one hand-off load of 100 pipelines."""
+    out.mkdir(parents=True, exist_ok=True)
+    h = harness.Harness.open(say)
+    try:
+        h.restart_operator([sys.executable, "-m", "bench.profiled", str(out)])
+        warm_up(h, cfg)
+        fl = scenarios.Floor(h)
+        level = scenarios.Level(100, 8, 2.0, 4.0)
+        result = scenarios.handoff_once(h, fl, level, 0, cfg, say)
+        fl.stop()
+        h.operator.stop(timeout=120)  # SIGTERM: the wrapper writes the profiles on the way out
+        (out / "profiled-run.json").write_text(json.dumps(_clean({k: v for k, v in result.items()
+                                                                 if k != "samples_ms"}), indent=1) + "\n")
+    finally:
+        h.close()
+    for path in sorted(out.iterdir()):
+        say(f"wrote {path}")
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so every finally runs and the cluster is torn down
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every scenario")
+    parser.add_argument("--out", type=pathlib.Path, default=None,
+                        help="where to write results (default bench/results, or bench/results/quick)")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--profile", action="store_true", help="profile the operator instead (pyinstrument)")
+    args = parser.parse_args(argv)
+    cfg = scenarios.Config.quick() if args.quick else scenarios.Config.full()
+    mode = "quick" if args.quick else "full"
+    if args.profile:
+        profile(cfg, args.out or RESULTS / "profile")
+        return 0
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
+    results = run(cfg, mode, only)
+    paths = write(results, out)
+    print()
+    print(report.header(results))
+    print()
+    print(report.table(results))
+    print()
+    for path in paths:
+        say(f"wrote {path}")
+    for error in results["errors"]:
+        say(f"ERROR in {error['scenario']}:\n{error['error']}")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

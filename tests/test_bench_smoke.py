@@ -1,0 +1,86 @@
+"""The bench's quick mode runs end to end: every scenario reports finite, positive numbers.
+
+A smoke test that keeps the bench working, not a benchmark: no timing is judged here (the bench only
+prints numbers). It starts its own api-tier cluster, operator and scripted kubelet through
+``python -m bench.run --quick``, like a user would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from bench import run
+from tests.cluster import binaries, fixtures
+
+pytestmark = pytest.mark.api
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], pathlib.Path]:
+    try:
+        binaries.require("api")
+    except binaries.MissingBinaries as error:
+        if fixtures.in_ci():
+            pytest.fail(f"{error} (CI=true: cluster tiers must not be skipped)", pytrace=False)
+        pytest.skip(str(error))
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1200, check=False)
+    assert done.returncode == 0, f"the quick bench failed:\n{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
+    return json.loads((out / "latest.json").read_text()), out
+
+
+@pytest.mark.timeout(1300)
+def test_every_scenario_is_reported(results: tuple[dict[str, Any], pathlib.Path]) -> None:
+    data, _ = results
+    assert set(data["scenarios"]) == set(run.SCENARIOS)
+    assert data["errors"] == []
+    assert data["mode"] == "quick" and data["machine"]["nproc"] >= 1
+
+
+@pytest.mark.timeout(1300)
+def test_the_numbers_are_finite_and_positive(results: tuple[dict[str, Any], pathlib.Path]) -> None:
+    sc = results[0]["scenarios"]
+    numbers = {
+        "floor p50": sc["floor"]["round_trip"]["p50"],
+        "start p50": sc["start"]["summary"]["p50"]["median"],
+        "start p99": sc["start"]["summary"]["p99"]["median"],
+        "burst all pods": sc["burst"]["summary"]["all_pods_seconds"]["median"],
+        "burst pipelines/s": sc["burst"]["summary"]["pipelines_per_second"]["median"],
+        "memory idle": sc["memory"]["idle_mb"],
+        "memory at largest": sc["memory"]["at_largest_mb"],
+    }
+    for level, found in sc["handoff"].items():
+        for key in ("p50", "p95", "p99"):
+            numbers[f"hand-off {key} at {level}"] = found["summary"][key]["median"]
+        numbers[f"floor under load at {level}"] = found["floor_round_trip"]["p50"]["median"]
+    for steps, cost in sc["api_cost"].items():
+        numbers[f"writes per pipeline of {steps} steps"] = cost["operator_writes_per_pipeline"]
+    for label, rate in sc["render"].items():
+        numbers[f"render {label}"] = rate["median"]
+    for label, spread in sc["cli"].items():
+        numbers[f"start-up {label}"] = spread["median"]
+    bad = {name: value for name, value in numbers.items() if not _positive(value)}
+    assert not bad, f"not finite and positive: {bad}"
+
+
+@pytest.mark.timeout(1300)
+def test_the_table_and_plots_are_written(results: tuple[dict[str, Any], pathlib.Path]) -> None:
+    _, out = results
+    assert "step hand-off" in (out / "table.md").read_text()
+    if importlib.util.find_spec("matplotlib") is not None:  # the bench extra draws them
+        for name in ("latency_cdf.png", "throughput.png", "memory.png"):
+            assert (out / name).read_bytes().startswith(b"\x89PNG"), name
