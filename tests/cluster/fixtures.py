@@ -80,10 +80,12 @@ def node_namespace(node_cluster: nodetier.NodeCluster) -> Iterator[str]:
 @pytest.fixture
 def scripted_kubelet(api_cluster: apitier.ApiCluster) -> Iterator[scripted.ScriptedKubelet]:
     """A scripted kubelet with default behaviour, running for one test (configure it before creating pods)."""
-    kubelet = scripted.ScriptedKubelet(api_cluster.api_client())
+    client = api_cluster.api_client()
+    kubelet = scripted.ScriptedKubelet(client)
     kubelet.start()
     yield kubelet
     kubelet.stop()
+    client.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -91,9 +91,10 @@ def make_kubelet(
 ) -> Iterator[Callable[..., scripted.ScriptedKubelet]]:
     """Start a scripted kubelet for this test's namespace with the given options."""
     started: list[scripted.ScriptedKubelet] = []
+    client = api_cluster.api_client()
 
     def make(**options: Any) -> scripted.ScriptedKubelet:
-        kubelet = scripted.ScriptedKubelet(api_cluster.api_client(), namespace=api_namespace, **options)
+        kubelet = scripted.ScriptedKubelet(client, namespace=api_namespace, **options)
         kubelet.start()
         started.append(kubelet)
         return kubelet
@@ -101,6 +102,7 @@ def make_kubelet(
     yield make
     for kubelet in started:
         kubelet.stop()
+    client.close()
 
 
 @pytest.mark.parametrize(
