@@ -76,8 +76,7 @@ def stop_operator(directory: pathlib.Path) -> None:
 
 
 def run(cluster: nodetier.NodeCluster) -> int:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
+    cluster.install_crds(CRD)
     assert cluster.registry is not None
     pid = start_operator(cluster, cluster.registry.placeholder)
     say(f"operator running (pid {pid}), log: {cluster.log_dir / 'operator.log'}")

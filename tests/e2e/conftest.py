@@ -13,8 +13,7 @@ CRD = operating.ROOT / "crds" / "pipelines.podline.dev.yaml"
 
 
 def install_crd(cluster: Any) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
+    cluster.install_crds(CRD)  # applies, then polls until Established
 
 
 @pytest.fixture(scope="session")
