@@ -4,8 +4,10 @@ A fake kubelet plays the pod: it runs a step container when podline swaps its im
 the placeholder, as the real one does: the trap), reports each container's state as the kubelet would,
 ends the pod by itself when every container has terminated, and stops it when podline sets the
 deadline. Hypothesis picks the pipeline, each step's exit code, and how far the kubelet gets between two
-decisions (several transitions at once: missed watch events). Whatever the interleaving, the run ends,
-no step starts twice or before its dependencies, and the outcome follows Drone's rules.
+decisions (several transitions at once: missed watch events), and some mishaps: a placeholder that dies
+before its step starts, an image that is never present (``pull: never``). Whatever the interleaving, the
+run ends, no step starts twice or before its dependencies, the outcome follows Drone's rules, and it
+reads the same once the kubelet has stopped the pod (when the waiting reasons are gone).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ POLICY = policies.Policy()
 CONTEXT = compiling.RunContext(namespace="ci", pipeline="sim", uid="uid-sim", generation=1)
 IMAGES = ["alpine:3.20", "busybox:1.36", "golang:1.22", "python:3.12"]
 CODES = [0, 0, 0, 1, 2, 78, 137]
+NEVER, PLACEHOLDER_DIES = -1, -2  # mishaps instead of an exit code
 STARTED, SKIPPED, KILLED = conventions.ANNOTATION_STARTED_PREFIX, scheduling.SKIPPED_PREFIX, conventions.ANNOTATION_KILLED_PREFIX
 
 
@@ -39,7 +42,8 @@ class Kubelet:
         self.images = {c["name"]: c["image"] for c in manifest["spec"]["containers"]}
         self.phase, self.reason, self.stop = "Pending", None, False
         self.serial = 0
-        # name → (state, detail): ph-creating, ph-running, swapping, creating, running, exited
+        # name → (state, detail): ph-creating, ph-running, ph-dead, swapping, creating, never, running, exited,
+        # lost (terminated without a container when the pod stopped)
         self.state: dict[str, tuple[str, Any]] = {}
         for name, image in self.images.items():
             self.state[name] = ("ph-creating", None) if image == plan.placeholder_image else ("creating", None)
@@ -70,10 +74,17 @@ class Kubelet:
             return ["<deadline>"]
         out = []
         for name, (state, _) in self.state.items():
-            wanted = self.images[name]
-            if state in ("ph-creating", "swapping", "creating") or state == "ph-running" and wanted != self.plan.placeholder_image or state == "running" and name.startswith(conventions.CONTAINER_STEP_PREFIX) and not self.detached(name):
+            if self._can_move(name, state):
                 out.append(name)
         return out
+
+    def _can_move(self, name: str, state: str) -> bool:
+        swapped = self.images[name] != self.plan.placeholder_image
+        if state in ("ph-creating", "swapping", "creating"):
+            return True
+        if state == "ph-running":
+            return swapped or self.codes.get(name) == PLACEHOLDER_DIES
+        return state == "running" and name.startswith(conventions.CONTAINER_STEP_PREFIX) and not self.detached(name)
 
     def detached(self, name: str) -> bool:
         return self.plan.container(name).detach
@@ -81,22 +92,28 @@ class Kubelet:
     def tick(self, name: str) -> None:
         if name == "<deadline>":
             for other, (state, detail) in self.state.items():
-                if state != "exited":
-                    self.state[other] = ("exited", (137, detail if isinstance(detail, str) else self._cid(other)))
+                if state in ("running", "ph-running"):
+                    self.state[other] = ("exited" if state == "running" else "ph-dead", (137, detail))
+                elif state not in ("exited", "ph-dead"):
+                    self.state[other] = ("lost", None)
             self.phase, self.reason = "Failed", "DeadlineExceeded"
             return
         state, detail = self.state[name]
         if state == "ph-creating":
             self.state[name] = ("ph-running", self._cid(name))
             self.phase = "Running"
+        elif state == "ph-running" and self.images[name] == self.plan.placeholder_image:
+            self.state[name] = ("ph-dead", (1, detail))  # PLACEHOLDER_DIES
         elif state == "ph-running":
             self.state[name] = ("swapping", detail)  # the placeholder is killed: its termination shows first
+        elif state in ("swapping", "creating") and self.codes.get(name) == NEVER:
+            self.state[name] = ("never", None)
         elif state in ("swapping", "creating"):
             self.state[name] = ("running", self._cid(name))
             self.phase = "Running"
         elif state == "running":
             self.state[name] = ("exited", (self.codes[name], detail))
-        if all(s == "exited" for s, _ in self.state.values()):
+        if all(s in ("exited", "ph-dead") for s, _ in self.state.values()):
             failed = any(code != 0 for _, (code, _) in self.state.values())
             self.phase = "Failed" if failed else "Succeeded"
 
@@ -110,8 +127,17 @@ class Kubelet:
                 s = ps.placeholder(name, cid=detail)
             elif state == "swapping":
                 s = ps.placeholder_exited(name, 137, cid=detail)
+            elif state == "ph-dead":
+                code, cid = detail
+                s = ps.placeholder_exited(name, code, cid=cid)
             elif state == "creating":
                 s = ps.waiting(name, image, "ContainerCreating")
+            elif state == "never":
+                s = ps.waiting(name, image, "ErrImageNeverPull", f'image "{image}" is not present')
+            elif state == "lost":
+                s = {"name": name, "image": image, "state": {"terminated": {
+                    "exitCode": 137, "reason": "ContainerStatusUnknown",
+                    "message": "The container could not be located when the pod was terminated"}}}
             elif state == "running":
                 s = ps.running(name, image, cid=detail)
             else:
@@ -145,8 +171,18 @@ def runs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, int]]:
     spec: dict[str, Any] = {"steps": steps}
     if draw(st.booleans()):
         spec["services"] = [{"name": "db", "image": "postgres:16"}]
-    codes = {conventions.step_container(s["name"]): draw(st.sampled_from(CODES)) for s in steps}
+    codes = {conventions.step_container(s["name"]): draw(st.sampled_from([*CODES, NEVER, PLACEHOLDER_DIES]))
+             for s in steps}
     return spec, codes
+
+
+def exit_code(kubelet: Kubelet, name: str) -> int | None:
+    state, detail = kubelet.state[name]
+    return detail[0] if state == "exited" else None
+
+
+def outline(status: statuses.PipelineStatus) -> Any:
+    return status.phase, status.reason, [(s.name, s.state, s.reason) for s in status.steps]
 
 
 def done_for_dependants(plan: plans.RunPlan, kubelet: Kubelet, name: str, patch_notes: dict[str, str]) -> bool:
@@ -155,9 +191,11 @@ def done_for_dependants(plan: plans.RunPlan, kubelet: Kubelet, name: str, patch_
     notes = {**kubelet.pod["metadata"]["annotations"], **patch_notes}
     if SKIPPED + name in notes:
         return True
+    if kubelet.state[name][0] == "ph-dead" and STARTED + name not in notes:
+        return True  # its placeholder died: failed without starting
     if plan.container(name).detach:
         return STARTED + name in notes
-    return kubelet.state[name][0] == "exited" and STARTED + name in notes
+    return kubelet.state[name][0] in ("exited", "never") and STARTED + name in notes  # "never": failed at once
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,8 +226,11 @@ def test_any_interleaving_runs_to_a_consistent_end(run: tuple[dict[str, Any], di
         for key in patch_notes:
             assert not key.startswith(STARTED) or key not in notes, f"{key} started twice"
             assert not key.startswith(SKIPPED) or key not in notes, f"{key} skipped twice"
+        # Nothing new starts once an exit code 78 has been seen.
+        seen_78 = any(STARTED + c.name in notes and not c.detach and exit_code(kubelet, c.name) == 78 for c in plan.steps)
         for c in (decision.pod_patch or {}).get("spec", {}).get("containers", []):
             name = c["name"]
+            assert not seen_78, f"{name} started after an exit code 78"
             assert SKIPPED + name not in notes, f"{name} started after it was skipped"
             assert all(done_for_dependants(plan, kubelet, d, patch_notes) for d in plan.container(name).depends_on), (
                 f"{name} started before its dependencies were done")
@@ -207,29 +248,36 @@ def test_any_interleaving_runs_to_a_consistent_end(run: tuple[dict[str, Any], di
     assert final.phase is not None and final.phase.is_terminal, final
     assert len(start_order) == len(set(start_order))
 
+    # Once the kubelet has stopped the pod (waiting reasons gone, containers lost), the run reads the same.
+    while kubelet.movable():
+        kubelet.tick(kubelet.movable()[0])
+    later = scheduling.decide(scheduling.Snapshot(plan=plan, pod=kubelet.view(), now=ps.T0 + timedelta(seconds=999),
+                                                  generation=1, run=plan.run, status=status))
+    assert outline(later.status) == outline(final)
+    assert later.events == ()
+
     # Drone's rules, checked against what the kubelet ran.
     by_name = {s.container: s for s in final.steps}
-    ran = {name for name in start_order}
+    ran = set(start_order)
     for c in plan.steps:
         s = by_name[c.name]
+        if c.name not in ran and codes[c.name] == PLACEHOLDER_DIES and (s.state, s.reason) == ("failed", "PlaceholderExited"):
+            continue  # died before its turn came; at its turn it would have been skipped or started
         if c.name not in ran:
             assert s.state == "skipped", (c.name, s)
-        elif c.detach:
-            assert s.state == "succeeded" and s.reason == "Detached", (c.name, s)
+        elif c.detach:  # not waited for: stopped at the end, unless it failed before
+            assert (s.state, s.reason) in (("succeeded", "Detached"), ("failed", "ErrImageNeverPull")), (c.name, s)
+        elif codes[c.name] == NEVER:
+            assert (s.state, s.reason) == ("failed", "ErrImageNeverPull"), (c.name, s)
         else:
             assert s.exit_code == codes[c.name], (c.name, s)
             assert s.state == ("succeeded" if codes[c.name] in (0, 78) else "failed"), (c.name, s)
-    failed = [c for c in plan.steps if c.name in ran and not c.detach and not c.ignore_failure
-              and codes[c.name] not in (0, 78)]
+    failed = [c for c in plan.steps if not c.detach and not c.ignore_failure and by_name[c.name].state == "failed"]
     early = any(c.name in ran and not c.detach and codes[c.name] == 78 for c in plan.steps)
     if failed:
         assert (final.phase, final.reason) == ("Failed", "StepFailed"), final
     else:
         assert (final.phase, final.reason) == ("Succeeded", "EarlyExit" if early else "Succeeded"), final
-    # Nothing new starts after an exit code 78.
-    if early:
-        first_78 = min(start_order.index(c.name) for c in plan.steps if c.name in ran and codes[c.name] == 78)
-        assert all(kubelet.state[n][0] == "exited" for n in start_order[first_78 + 1 :] if not plan.container(n).detach)
     # A step that runs only on failure ran only after a failure.
     for c in plan.steps:
         if c.name in ran and not c.run_on_success:
