@@ -27,7 +27,7 @@ IMAGES = ["golang:1.22", "alpine", "alpine:3.20", "library/busybox:1.36", "index
           "docker.company.com/golang", "localhost:5000/team/app:v1", "plugins/docker",
           "registry:5000/a/b@sha256:" + "a" * 64, "ghcr.io/octo/tool:2.1.0"]
 NAME_ALPHABET = string.ascii_letters + string.digits + " -_."
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.text(NAME_ALPHABET, min_size=1, max_size=24).filter(lambda n: n.strip(" -_.") != "")
 env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,15}", fullmatch=True)
