@@ -15,7 +15,8 @@ from typing import Any
 import kopf
 
 from podline.core import conventions
-from podline.shell import kube, metrics, reconciling, settings as settings_
+from podline.shell import kube, metrics, reconciling
+from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 POD_LABELS = {conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY}

@@ -63,7 +63,7 @@ class Kube:
             if exc.status == 404:
                 raise NotFound(_reason(exc)) from None
             raise Transient(f"{exc.status} {_reason(exc)}") from None
-        except Exception as exc:  # connection refused, timeouts, …: the apiserver may be restarting
+        except Exception as exc:  # noqa: BLE001 - connection refused, timeouts, …: the apiserver may be restarting
             raise Transient(f"{type(exc).__name__}: {exc}") from None
 
     async def get_pod(self, namespace: str, name: str) -> Manifest:
@@ -108,7 +108,7 @@ class Kube:
 
     async def event(self, involved: Manifest, type_: str, reason: str, message: str) -> None:
         meta = involved["metadata"]
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         body = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podline.core import auths, compiling, conventions, errors, models, scheduling, statuses
-from podline.shell import kube, metrics, settings as settings_
+from podline.shell import kube, metrics
+from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 Key = tuple[str, str]  # (namespace, name)
@@ -74,7 +75,7 @@ class Reconciler:
         self.api = api
         self.settings = config
         self.caches = Caches()
-        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -137,7 +138,7 @@ class Reconciler:
         self.kick_later(key, 1.0)
 
     async def _once(self, key: Key, body: Mapping[str, Any]) -> None:
-        namespace, name = key
+        namespace, _name = key
         meta = body["metadata"]
         notes = meta.get("annotations") or {}
         run = run_of(body)
