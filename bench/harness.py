@@ -10,6 +10,7 @@ import concurrent.futures
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -156,6 +157,17 @@ class Harness:
             self.api.close()  # type: ignore[no-untyped-call]
         finally:
             self.cluster.stop()
+
+    def keep_logs(self, out: pathlib.Path) -> dict[str, Any]:
+        """Copy every log of this run to ``out`` (the cluster's directory is reused by the next cluster)
+        and count what the operator wrote: lines, bytes, and kopf's per-event "Handler … succeeded." lines."""
+        out.mkdir(parents=True, exist_ok=True)
+        for log in self.cluster.log_dir.glob("*.log"):
+            shutil.copyfile(log, out / log.name)
+        text = self.operator.log()
+        return {"operator_log_lines": text.count("\n"), "operator_log_bytes": len(text.encode()),
+                "kopf_handler_succeeded_lines": text.count("succeeded."),
+                "operator_warnings": sum(1 for line in text.splitlines() if "WARNING" in line or "ERROR" in line)}
 
     # ---- processes ---------------------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 """``python -m bench.profiled OUTDIR``: the operator (``podline operator``) under pyinstrument, for the bench.
 
-Two profiles, written when the operator stops (SIGTERM):
+Two profiles, written when the operator stops (SIGTERM), each as a tree (library frames folded), a tree
+with every frame, a flat list of self time, and a ``.pyisession`` to render again (``pyinstrument --load``):
 
-- ``operator-loop.*``: the main thread, which runs kopf's event loop: watch parsing, kopf's per-event
-  processing, podline's handlers, reconciles and ``scheduling.decide``. Wall-clock samples; the loop's
-  idle time shows as ``select``.
-- ``operator-api-threads.*``: every Kubernetes API call podline makes runs in a thread pool
-  (``shell/kube.py``); each call is profiled on its own thread and the calls are combined.
+- ``operator-loop``: the main thread, which runs kopf's event loop: watch parsing, kopf's per-event
+  processing, podline's handlers, reconciles and ``scheduling.decide``. Wall-clock samples; the loop's idle
+  time shows as ``select``.
+- ``operator-api-threads``: the thread pool (``shell/kube.py``) every Kubernetes API call runs in; one
+  profiler per worker thread for its whole life (idle time shows as the queue's ``get``).
 
-Nothing in the operator is changed: the wrapper only replaces the pool with one that profiles each call.
+Nothing in the operator is changed: the wrapper only gives the pool an initializer that starts a profiler.
 """
 
 from __future__ import annotations
@@ -17,48 +18,66 @@ import concurrent.futures
 import pathlib
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from pyinstrument import Profiler
+from pyinstrument.renderers import ConsoleRenderer
 from pyinstrument.session import Session
 
-_sessions: list[Session] = []
+INTERVAL = 0.001
+_profilers: dict[int, Profiler] = {}
+_pools: list[concurrent.futures.ThreadPoolExecutor] = []
 _lock = threading.Lock()
 
 
-def _profiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        profiler = Profiler(interval=0.0005, async_mode="disabled")
-        profiler.start()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            session = profiler.stop()
-            with _lock:
-                _sessions.append(session)
-    return call
+def _start_thread_profiler() -> None:
+    profiler = Profiler(interval=INTERVAL, async_mode="disabled")
+    profiler.start()
+    with _lock:
+        _profilers[threading.get_ident()] = profiler
 
 
-class ProfilingPool(concurrent.futures.ThreadPoolExecutor):
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        return super().submit(_profiled(fn), *args, **kwargs)
+def _stop_here(barrier: threading.Barrier) -> Session | None:
+    barrier.wait()
+    with _lock:
+        profiler = _profilers.pop(threading.get_ident(), None)
+    return profiler.stop() if profiler is not None else None
 
 
-def _combine(sessions: list[Session]) -> Session | None:
-    while len(sessions) > 1:  # pairwise, so the work stays n log n
-        sessions = [Session.combine(a, b) if b is not None else a
-                    for a, b in zip(sessions[::2], [*sessions[1::2], None])]
-    return sessions[0] if sessions else None
+def _stop_thread_profilers() -> list[Session]:
+    """Stop each worker's profiler on its own thread: one task per worker, held at a barrier so that every
+    worker takes exactly one."""
+    sessions: list[Session] = []
+    for pool in _pools:
+        workers = len(pool._threads)
+        if not workers:
+            continue
+        barrier = threading.Barrier(workers, timeout=30)
+        for job in [pool.submit(_stop_here, barrier) for _ in range(workers)]:
+            try:
+                session = job.result(timeout=60)
+            except Exception as error:  # noqa: BLE001 - a profile is a nicety
+                print(f"a worker's profile was lost: {error}", flush=True)
+                continue
+            if session is not None:
+                sessions.append(session)
+    return sessions
 
 
 def _write(session: Session, out: pathlib.Path, name: str) -> None:
-    from pyinstrument.renderers import ConsoleRenderer, HTMLRenderer
-
-    text = ConsoleRenderer(unicode=True, color=False, show_all=False, time="percent_of_total",
-                           processor_options={"filter_threshold": 0.005}).render(session)
-    (out / f"{name}.txt").write_text(text)
-    (out / f"{name}.html").write_text(HTMLRenderer().render(session))
+    session.save(str(out / f"{name}.pyisession"))
+    views = {
+        "txt": ConsoleRenderer(unicode=True, time="percent_of_total", processor_options={"filter_threshold": 0.005}),
+        "all.txt": ConsoleRenderer(unicode=True, time="percent_of_total", show_all=True,
+                                   processor_options={"filter_threshold": 0.01}),
+        "flat.txt": ConsoleRenderer(unicode=True, time="percent_of_total", flat=True, flat_time="self",
+                                    show_all=True),
+    }
+    for suffix, renderer in views.items():
+        text = renderer.render(session)
+        if suffix == "flat.txt":
+            text = "\n".join(text.splitlines()[:80]) + "\n"
+        (out / f"{name}.{suffix}").write_text(text)
 
 
 def main() -> None:
@@ -72,21 +91,24 @@ def main() -> None:
     def init(self: kube.Kube, workers: int = 8, api_client: Any = None) -> None:
         original(self, workers, api_client)
         self._pool.shutdown(wait=False)
-        self._pool = ProfilingPool(max_workers=workers, thread_name_prefix="kube")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="kube", initializer=_start_thread_profiler)
+        _pools.append(self._pool)
 
     kube.Kube.__init__ = init  # type: ignore[method-assign]
-    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler = Profiler(interval=INTERVAL, async_mode="disabled")
     profiler.start()
     try:
         cli.main(["operator"])
     finally:
-        session = profiler.stop()
-        _write(session, out, "operator-loop")
-        with _lock:
-            threads = _combine(list(_sessions))
-        if threads is not None:
-            _write(threads, out, "operator-api-threads")
-        print(f"profiles written to {out} ({len(_sessions)} API calls profiled)", flush=True)
+        _write(profiler.stop(), out, "operator-loop")
+        sessions = _stop_thread_profilers()
+        if sessions:
+            combined = sessions[0]
+            for session in sessions[1:]:
+                combined = Session.combine(combined, session)
+            _write(combined, out, "operator-api-threads")
+        print(f"profiles written to {out} ({len(sessions)} API worker threads)", flush=True)
 
 
 if __name__ == "__main__":

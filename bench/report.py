@@ -39,6 +39,11 @@ def table(results: Mapping[str, Any]) -> str:
         rows.append(("floor: watch→PATCH round trip (idle)",
                      f"p50 {_ms(fl['round_trip']['p50'])} ms, p99 {_ms(fl['round_trip']['p99'])} ms",
                      f"one PATCH→event: p50 {_ms(fl['patch_to_event']['p50'])} ms", "–"))
+    cn = sc.get("connections")
+    if cn:
+        rows.append((f"diagnostic: new TLS connections per {cn['calls']} calls of the operator's `shell.kube.Kube`",
+                     ", ".join(f"{k}: {v}" for k, v in cn["new_connections"].items()),
+                     "a response never read closes its connection", "–"))
     levels = sc.get("handoff", {})
     largest = max((int(k) for k in levels), default=None)
     for key, level in levels.items():

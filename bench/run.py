@@ -23,7 +23,7 @@ from typing import Any
 from bench import harness, proc, report, scenarios
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-SCENARIOS = ("render", "cli", "floor", "start", "handoff", "api_cost", "burst", "memory")
+SCENARIOS = ("render", "cli", "floor", "connections", "start", "handoff", "api_cost", "burst", "memory")
 
 _began = time.monotonic()
 
@@ -58,7 +58,7 @@ def warm_up(h: harness.Harness, cfg: scenarios.Config) -> None:
         raise RuntimeError("the warm-up pipeline did not finish; operator log:\n" + h.operator.log()[-3000:])
 
 
-def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...]) -> dict[str, Any]:
+def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Path) -> dict[str, Any]:
     from tests.cluster import binaries
 
     results: dict[str, Any] = {
@@ -80,6 +80,7 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...]) -> dict[str, An
             fl = scenarios.Floor(h)
             steps = {
                 "floor": lambda: scenarios.idle_floor(fl, cfg, say),
+                "connections": lambda: scenarios.connection_reuse(h, say),
                 "start": lambda: scenarios.start_latency(h, cfg, say),
                 "handoff": lambda: scenarios.handoff(h, fl, cfg, say),
                 "api_cost": lambda: scenarios.api_cost(h, cfg, say),
@@ -96,9 +97,8 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...]) -> dict[str, An
                     results["errors"].append({"scenario": name, "error": "operator died:\n" + h.operator.log()[-3000:]})
                     h.start_operator()
             fl.stop()
-            results["operator_log_warnings"] = sum(
-                1 for line in h.operator.log().splitlines() if "WARNING" in line or "ERROR" in line)
         finally:
+            results["logs"] = h.keep_logs(out / "logs")
             h.close()
     results["load_after"] = proc.uptime_line()
     results["seconds"] = time.monotonic() - _began
@@ -127,16 +127,23 @@ def profile(cfg: scenarios.Config, out: pathlib.Path) -> None:
     """The operator under pyinstrument (bench.profiled) through one hand-off load of 100 pipelines."""
     out.mkdir(parents=True, exist_ok=True)
     h = harness.Harness.open(say)
+    level = scenarios.Level(100, 8, 2.0, 4.0)
+    runs = {}
     try:
-        h.restart_operator([sys.executable, "-m", "bench.profiled", str(out)])
         warm_up(h, cfg)
         fl = scenarios.Floor(h)
-        level = scenarios.Level(100, 8, 2.0, 4.0)
-        result = scenarios.handoff_once(h, fl, level, 0, cfg, say)
+        say("the same load without the profiler first, to see what profiling costs")
+        runs["plain"] = scenarios.handoff_once(h, fl, level, 0, cfg, say)
+        h.restart_operator([sys.executable, "-m", "bench.profiled", str(out)])
+        warm_up(h, cfg)
+        runs["profiled"] = scenarios.handoff_once(h, fl, level, 0, cfg, say)
         fl.stop()
-        h.operator.stop(timeout=120)  # SIGTERM: the wrapper writes the profiles on the way out
-        (out / "profiled-run.json").write_text(json.dumps(_clean({k: v for k, v in result.items()
-                                                                 if k != "samples_ms"}), indent=1) + "\n")
+        h.operator.stop(timeout=300)  # SIGTERM: the wrapper writes the profiles on the way out
+        summary: dict[str, Any] = {name: {k: v for k, v in run.items() if k != "samples_ms"}
+                                   for name, run in runs.items()}
+        summary["load"] = proc.uptime_line()
+        summary["logs"] = h.keep_logs(out / "logs")
+        (out / "profiled-run.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
     finally:
         h.close()
     for path in sorted(out.iterdir()):
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
-    results = run(cfg, mode, only)
+    results = run(cfg, mode, only, out)
     paths = write(results, out)
     print()
     print(report.header(results))

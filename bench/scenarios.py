@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,7 +196,7 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
     recorder = watching.Recorder(h.api, ns)
     recorder.start()
     rng = random.Random(1000 * level.pipelines + repeat)
-    lead = 0.5 + 0.03 * level.pipelines  # the first step outlasts the creation of all pipelines
+    lead = 1.0 + 0.08 * level.pipelines  # the first step outlasts the creation of every pipeline and pod
     bodies = []
     for i in range(level.pipelines):
         durations = [lead + rng.uniform(level.low, level.high)]
@@ -560,3 +560,56 @@ def cli_startup(cfg: Config, say: Say) -> dict[str, Any]:
         out[label] = stats.spread(times)
         say(f"start-up {label}: {out[label]['median']:.0f} ms")
     return out
+
+
+# ---- diagnostics: does the operator's API wrapper reuse its connections? -----------------------------------
+
+
+def connection_reuse(h: harness.Harness, say: Say, calls: int = 10) -> dict[str, Any]:
+    """Call each method of the operator's own ``shell.kube.Kube`` ``calls`` times (one worker thread) and count
+    the new TLS connections its urllib3 pool opened. A response that is never read cannot go back to the pool:
+    its connection is closed and the next call pays a new TLS handshake (and, with client certificates, a new
+    SSL context)."""
+    import asyncio
+    import gc
+
+    from podline.shell import kube
+
+    from bench import kubelet as kubelet_
+
+    ns = h.namespace("conn")
+    api = kubelet_.client(str(h.cluster.kubeconfig), pool=4)
+    wrapper = kube.Kube(workers=1, api_client=api)
+    custom = kubernetes.client.CustomObjectsApi(h.api)
+    body = harness.pipeline("conn", [1.0])
+    created: dict[str, Any] = custom.create_namespaced_custom_object(  # type: ignore[assignment]
+        harness.GROUP, harness.VERSION, ns, harness.PLURAL, body)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "conn", "namespace": ns},
+           "spec": {"containers": [{"name": "c", "image": harness.PLACEHOLDER}]}}
+
+    async def exercise() -> dict[str, int]:
+        await wrapper.create(pod)
+        pools = api.rest_client.pool_manager.pools
+        counts: dict[str, int] = {}
+        methods: dict[str, Callable[[int], Awaitable[Any]]] = {
+            "get_pod (body read)": lambda i: wrapper.get_pod(ns, "conn"),
+            "patch_pod (body read)": lambda i: wrapper.patch_pod(ns, "conn", {"metadata": {"annotations": {"i": str(i)}}}),
+            "patch_status (body not read)": lambda i: wrapper.patch_status(ns, "conn", {"message": str(i)}),
+            "event (body not read)": lambda i: wrapper.event(created, "Normal", "Bench", str(i)),
+        }
+        for label, call in methods.items():
+            before = sum(p.num_connections for p in pools._container.values())
+            for i in range(calls):
+                await call(i)
+                gc.collect()
+            counts[label] = sum(p.num_connections for p in pools._container.values()) - before
+        return counts
+
+    try:
+        counts = asyncio.run(exercise())
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+        _delete_and_wait(h, ns, Config.quick())
+    say("new TLS connections per " + str(calls) + " calls of the operator's API wrapper: " +
+        ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return {"calls": calls, "new_connections": counts}
