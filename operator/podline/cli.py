@@ -22,6 +22,9 @@ import yaml
 from podline.core import auths, compiling, conventions, errors, models, pods, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
+# The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
+# Python's default recursion limit (1000) cannot even decode it: kopf's watch would die on one such Pipeline.
+RECURSION_LIMIT = 3 * 10_000
 
 
 class CliError(Exception):
@@ -173,6 +176,7 @@ def _fail(lines: Iterable[str], code: int = 1) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     args = _parser().parse_args(argv)
     try:
         if args.command == "render":
