@@ -1,7 +1,8 @@
 """``python -m bench.profiled OUTDIR``: the operator (``podline operator``) under pyinstrument, for the bench.
 
-Two profiles, written when the operator stops (SIGTERM), each as a tree (library frames folded), a tree
-with every frame, a flat list of self time, and a ``.pyisession`` to render again (``pyinstrument --load``):
+Two profiles, written when the operator stops (SIGTERM), each as a tree of podline's frames, a tree with
+the libraries' frames too, a flat list of self time, and a ``.pyisession`` (``python -m bench.profiled
+--render DIR`` renders the text views again; ``pyinstrument --load`` opens one):
 
 - ``operator-loop``: the main thread, which runs kopf's event loop: watch parsing, kopf's per-event
   processing, podline's handlers, reconciles and ``scheduling.decide``. Wall-clock samples; the loop's idle
@@ -64,12 +65,21 @@ def _stop_thread_profilers() -> list[Session]:
     return sessions
 
 
+LIBRARIES = r".*/(kopf|podline|urllib3|kubernetes|json|ssl|logging|asyncio|docker_image|pydantic|http)/.*"
+
+
 def _write(session: Session, out: pathlib.Path, name: str) -> None:
     session.save(str(out / f"{name}.pyisession"))
+    render(session, out, name)
+
+
+def render(session: Session, out: pathlib.Path, name: str) -> None:
+    """Text views: podline's frames only (``.txt``); the libraries too, ``copy`` folded (``.libs.txt``);
+    the functions with the most self time (``.flat.txt``)."""
     views = {
         "txt": ConsoleRenderer(unicode=True, time="percent_of_total", processor_options={"filter_threshold": 0.005}),
-        "all.txt": ConsoleRenderer(unicode=True, time="percent_of_total", show_all=True,
-                                   processor_options={"filter_threshold": 0.01}),
+        "libs.txt": ConsoleRenderer(unicode=True, time="percent_of_total", processor_options={
+            "filter_threshold": 0.008, "show_regex": LIBRARIES, "hide_regex": r".*/copy\.py"}),
         "flat.txt": ConsoleRenderer(unicode=True, time="percent_of_total", flat=True, flat_time="self",
                                     show_all=True),
     }
@@ -81,6 +91,11 @@ def _write(session: Session, out: pathlib.Path, name: str) -> None:
 
 
 def main() -> None:
+    if sys.argv[1] == "--render":  # python -m bench.profiled --render DIR: the text views again
+        out = pathlib.Path(sys.argv[2])
+        for saved in sorted(out.glob("*.pyisession")):
+            render(Session.load(str(saved)), out, saved.stem)
+        return
     out = pathlib.Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     from podline import cli
