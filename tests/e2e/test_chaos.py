@@ -1,0 +1,132 @@
+"""Chaos at CI size (api tier, scripted kubelet): the operator SIGKILLed at random moments, two operators at
+once, the apiserver restarted mid-run, etcd away for a while.
+
+Each test runs the engine of ``tests/chaos.py`` (``python -m tests.chaos`` is the full-size version, with
+the figures) on a private api-tier cluster of this module: on the shared one, another test's operator
+(admin, all namespaces) would do the work for the one being killed and hide what this should show. Every
+test requires the same: every run ended exactly as planned (phase and each step's state), no container
+started twice (the scripted kubelet's ledger), one pod per run, and nothing of podline's left once every
+Pipeline is deleted.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests import chaos
+from tests.cluster import apitier, scripted_kubelet
+from tests.e2e import operating
+
+pytestmark = pytest.mark.api
+
+
+@pytest.fixture(scope="module")
+def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
+    """An api-tier cluster of this module alone (the shared one's binaries)."""
+    private = apitier.ApiCluster(tmp_path_factory.mktemp("chaos-cluster"), api_cluster.programs, owner="pytest")
+    private.start()
+    try:
+        chaos.install_crd(private)
+        yield private
+    finally:
+        private.stop()
+
+
+def run(
+    cluster: apitier.ApiCluster,
+    name: str,
+    count: int,
+    *,
+    operators: int = 1,
+    kill_every: float = 0.0,
+    disrupt: Callable[[str], None] | None = None,
+    seed: int = 1,
+) -> tuple[chaos.Figures, list[operating.OperatorProcess]]:
+    """``disrupt(namespace)`` runs in a thread once the first run is Running."""
+    namespace = cluster.new_namespace(name)
+    kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
+    processes = [
+        operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name=f"operator-{name}-{i + 1}")
+        for i in range(operators)
+    ]
+    rng = random.Random(seed)
+    kubelet.start()
+    try:
+        figures = chaos.run(cluster, namespace, processes, kubelet, chaos.plan(count, rng, prefix=name),
+                            kill_every=kill_every, rng=rng, timeout=150,
+                            disrupt=functools.partial(disrupt, namespace) if disrupt else None)  # fmt: skip
+    finally:
+        for op in processes:
+            op.stop()
+        kubelet.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    print(f"{name}:\n{figures.report()}")  # shown with -s, or when the test fails
+    return figures, processes
+
+
+def explain(figures: chaos.Figures, operators: list[operating.OperatorProcess]) -> str:
+    tails = "\n".join(f"--- {op.log_path} (tail)\n{op.log()[-2500:]}" for op in operators)
+    return f"{figures.report()}\n{tails}"
+
+
+def test_operator_killed_at_random_moments(cluster: apitier.ApiCluster) -> None:
+    figures, operators = run(cluster, "kill", 20, kill_every=2.0)
+    assert figures.ok, explain(figures, operators)
+    assert figures.kills >= 2, f"too few kills to prove anything:\n{figures.report()}"
+    assert figures.starts == figures.kills + 1
+
+
+def test_two_operators_at_once_drive_no_run_twice(cluster: apitier.ApiCluster) -> None:
+    """No leader election: names are deterministic (a second create gets 409) and every pod patch that starts
+    or stops steps carries the pod's resourceVersion (a stale replica gets 409). One of the two is also
+    killed now and then, so each must pick up what the other left half done."""
+    figures, operators = run(cluster, "pair", 16, operators=2, kill_every=3.0, seed=2)
+    assert figures.ok, explain(figures, operators)
+    events = chaos.events_by_operator(operators)
+    assert sum(events) >= 16, f"every run's start was recorded: {events}"
+
+
+class Disruption:
+    """Does something to the cluster, and notes how many runs had not ended when it began."""
+
+    def __init__(self, cluster: apitier.ApiCluster, action: Callable[[], None]) -> None:
+        self.cluster = cluster
+        self.action = action
+        self.unfinished = -1
+
+    def __call__(self, namespace: str) -> None:
+        api = self.cluster.api_client()
+        try:
+            statuses = [i.get("status") or {} for i in chaos.listing(api, "pipelines", namespace)]
+        finally:
+            api.close()  # type: ignore[no-untyped-call]
+        self.unfinished = sum(1 for s in statuses if s.get("phase") not in chaos.TERMINAL)
+        began = time.monotonic()
+        self.action()
+        print(f"disruption: {self.unfinished} runs unfinished; it took {time.monotonic() - began:.1f}s")
+
+
+def test_apiserver_restarted_mid_run(cluster: apitier.ApiCluster) -> None:
+    restart = Disruption(cluster, cluster.restart_apiserver)
+    figures, operators = run(cluster, "apiserver", 10, disrupt=restart, seed=3)
+    assert figures.ok, explain(figures, operators)
+    assert restart.unfinished > 0, "the apiserver was restarted while runs were going on"
+    assert [op.starts for op in operators] == [1], "the operator went on without a restart"
+
+
+def test_etcd_unavailable_for_a_while(cluster: apitier.ApiCluster) -> None:
+    def outage() -> None:
+        cluster.stop_etcd()
+        time.sleep(8)
+        cluster.start_etcd()
+
+    etcd = Disruption(cluster, outage)
+    figures, operators = run(cluster, "etcd", 10, disrupt=etcd, seed=4)
+    assert figures.ok, explain(figures, operators)
+    assert etcd.unfinished > 0, "etcd went away while runs were going on"
+    assert [op.starts for op in operators] == [1], "the operator recovered by itself, without a restart"
