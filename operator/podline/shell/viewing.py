@@ -62,7 +62,8 @@ def logs(args: argparse.Namespace) -> int:
                 print(_header(step), flush=True)
                 printed[step["name"]] = 0
             try:
-                text = core.read_namespaced_pod_log(pod, namespace, container=step["container"])
+                # None when the apiserver answers 204 No Content: the pod has no node (yet), so no logs
+                text = core.read_namespaced_pod_log(pod, namespace, container=step["container"]) or ""
             except kubernetes.client.ApiException as exc:
                 text = "" if args.follow else f"(no logs: {exc.reason})\n"
             new = text[printed[step["name"]]:]
