@@ -145,6 +145,7 @@ class Env:
         return self.cluster.kubectl(*args, input=input, check=check)
 
     def pipeline(self, name: str) -> dict[str, Any] | None:
+        response: Any
         try:
             response = kubernetes.client.CustomObjectsApi(self.api).get_namespaced_custom_object(
                 conventions.GROUP, conventions.VERSION, self.namespace, conventions.PLURAL, name,
@@ -159,7 +160,7 @@ class Env:
 
     def items(self, kind: str, selector: str) -> list[dict[str, Any]]:
         core = kubernetes.client.CoreV1Api(self.api)
-        lister = core.list_namespaced_pod if kind == "pods" else core.list_namespaced_secret
+        lister: Any = core.list_namespaced_pod if kind == "pods" else core.list_namespaced_secret
         return list(json.loads(lister(self.namespace, label_selector=selector, _preload_content=False).data)["items"])
 
     def fail(self, message: str) -> None:
@@ -176,7 +177,7 @@ def env(api_cluster: apitier.ApiCluster, api_operator: operating.OperatorProcess
         api_operator.start()
     yield Env(api_cluster, namespace, other, api_operator, kubelet, api, api_operator.starts)
     kubelet.stop()
-    api.close()
+    api.close()  # type: ignore[no-untyped-call]
     for name in (namespace, other):
         api_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
