@@ -39,6 +39,11 @@ class Transient(Exception):
     """Any other API failure: retry later."""
 
 
+class Rejected(Transient):
+    """The apiserver refuses the object itself (400, 422, or Pod Security admission's 403): sending it again
+    cannot succeed. A Transient, so a caller that does not handle it keeps retrying as before."""
+
+
 def load_config() -> None:
     try:
         kubernetes.config.load_incluster_config()
@@ -62,7 +67,10 @@ class Kube:
                 raise Conflict(_reason(exc)) from None
             if exc.status == 404:
                 raise NotFound(_reason(exc)) from None
-            raise Transient(f"{exc.status} {_reason(exc)}") from None
+            reason = _reason(exc)
+            if exc.status in (400, 422) or (exc.status == 403 and "violates PodSecurity" in reason):
+                raise Rejected(f"{exc.status} {reason}") from None
+            raise Transient(f"{exc.status} {reason}") from None
         except Exception as exc:  # noqa: BLE001 - connection refused, timeouts, …: the apiserver may be restarting
             raise Transient(f"{type(exc).__name__}: {exc}") from None
 

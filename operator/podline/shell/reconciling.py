@@ -9,6 +9,7 @@ means the pod changed since it was read: read it again and decide again (nothing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import time
@@ -163,12 +164,21 @@ class Reconciler:
             history_limit=self.settings.history_limit,
         )
         decision = scheduling.decide(snap)
-        await self._apply(key, body, pod, decision)
+        try:
+            await self._apply(key, body, pod, decision)
+        except kube.Rejected as exc:
+            if not decision.create:
+                raise
+            # The apiserver refuses what the run needs (Pod Security admission, or a rule validation does not
+            # know): sending it again cannot succeed, so the run fails, saying why, instead of waiting forever.
+            log.warning("%s/%s: the apiserver refused the run's objects: %s", namespace, meta.get("name"), exc)
+            refused = errors.InvalidPipeline.at("", f"the apiserver refused what the run needs: {exc}")
+            self._plans[_plan_key(body, run, notes)] = refused
+            await self._apply(key, body, pod, scheduling.decide(dataclasses.replace(snap, plan=refused)))
 
     def _plan(self, body: Mapping[str, Any], run: str, generation: int, notes: Mapping[str, str]) -> Any:
         meta = body["metadata"]
-        cache_key = (meta.get("uid", ""), run, notes.get(conventions.ANNOTATION_BUILD, "") + "|" +
-                     notes.get(conventions.ANNOTATION_TIMEOUT, ""))
+        cache_key = _plan_key(body, run, notes)
         if cache_key in self._plans:
             return self._plans[cache_key]
         build = _build_info(notes)
@@ -283,6 +293,12 @@ class Reconciler:
         if decision.events:
             for event in decision.events:
                 log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+
+
+def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tuple[str, str, str]:
+    """What a run's plan depends on besides its spec (the spec is fixed for a run)."""
+    uid = body["metadata"].get("uid", "")
+    return uid, run, notes.get(conventions.ANNOTATION_BUILD, "") + "|" + notes.get(conventions.ANNOTATION_TIMEOUT, "")
 
 
 def _active(pod: Mapping[str, Any]) -> bool:
