@@ -1,14 +1,14 @@
 """The floor: the fastest any watch-driven controller written with the same Python client can react.
 
-A responder process (``python -m bench.floor KUBECONFIG NAMESPACE``) watches the pods of one namespace
-(raw JSON lines, like the bench's observer) and, whenever a pod's annotation ``bench.podline.dev/ping``
+A responder process (``python -m bench.floor KUBECONFIG NAMESPACE``) watches the ConfigMaps of one namespace
+(raw JSON lines, like the bench's observer) and, whenever one's annotation ``bench.podline.dev/ping``
 differs from its ``…/pong``, PATCHes ``pong`` to the same value: one watch event in, one PATCH out, nothing
 else. The bench writes ``ping`` and measures, on its own watch, the time from the event carrying ``ping=i``
 to the event carrying ``pong=i``: exactly how it measures podline's step hand-off (event that ends step N →
 event that starts step N+1). Podline's numbers are read as ratios to this.
 
-The floor pod has no podline label, so neither the operator's handlers nor the scripted kubelet act on it
-(the operator's pod watch is not filtered on the server, so it does receive and drop its events).
+A ConfigMap, not a pod: the operator watches every pod of the cluster (kopf filters labels on its side), so
+pinging a pod would load the operator while it is being measured (see the ``foreign_pods`` scenario).
 """
 
 from __future__ import annotations
@@ -29,21 +29,18 @@ from bench import stats, watching
 
 PING = watching.NOTE_PREFIX + "ping"
 PONG = watching.NOTE_PREFIX + "pong"
-POD = "floor"
+NAME = "floor"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
-def floor_pod() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": POD, "annotations": {PING: "", PONG: ""}},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "drone/placeholder:1"}]},
-    }
+def floor_object() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": NAME, "annotations": {PING: "", PONG: ""}}, "data": {}}
 
 
 def annotate(core: kubernetes.client.CoreV1Api, namespace: str, key: str, value: str) -> None:
-    core.patch_namespaced_pod(POD, namespace, {"metadata": {"annotations": {key: value}}},
-                              _content_type=STRATEGIC_MERGE, _preload_content=False)
+    core.patch_namespaced_config_map(NAME, namespace, {"metadata": {"annotations": {key: value}}},
+                                     _content_type=STRATEGIC_MERGE, _preload_content=False)
 
 
 def respond(kubeconfig: str, namespace: str, stop: threading.Event) -> None:
@@ -53,9 +50,9 @@ def respond(kubeconfig: str, namespace: str, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             if version is None:
-                version = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)[  # type: ignore[attr-defined]
+                version = json.loads(core.list_namespaced_config_map(namespace, _preload_content=False).data)[  # type: ignore[attr-defined]
                     "metadata"]["resourceVersion"]
-            response = core.list_namespaced_pod(namespace, watch=True, resource_version=version,
+            response = core.list_namespaced_config_map(namespace, watch=True, resource_version=version,
                                                 timeout_seconds=240, _preload_content=False)
             for line in watching.lines(response):
                 event = json.loads(line)
@@ -120,7 +117,7 @@ class Pinger:
         ping_seen: dict[str, float] = {}
         pong_seen: dict[str, float] = {}
         for e in self.recorder.pods:
-            if e.name != POD:
+            if e.name != NAME:
                 continue
             ping, pong = e.notes.get(PING), e.notes.get(PONG)
             if ping:

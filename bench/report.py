@@ -44,6 +44,11 @@ def table(results: Mapping[str, Any]) -> str:
         rows.append((f"diagnostic: new TLS connections per {cn['calls']} calls of the operator's `shell.kube.Kube`",
                      ", ".join(f"{k}: {v}" for k, v in cn["new_connections"].items()),
                      "a response never read closes its connection", "–"))
+    fp = sc.get("foreign_pods")
+    if fp:
+        rows.append(("diagnostic: operator CPU per event of a pod it does not own",
+                     f"{fp['foreign pod']:.2f} ms (control: {fp['configmap (not watched)']:.2f} ms per ConfigMap write)",
+                     "the pod watch is not filtered on the server", "–"))
     levels = sc.get("handoff", {})
     largest = max((int(k) for k in levels), default=None)
     for key, level in levels.items():

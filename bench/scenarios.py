@@ -160,13 +160,13 @@ def running_at(recorder: watching.Recorder) -> Callable[[float], int]:
 
 
 class Floor:
-    """The floor pod and its recorder, for the whole bench run."""
+    """The floor's ConfigMap and its recorder, for the whole bench run."""
 
     def __init__(self, h: harness.Harness) -> None:
-        self.recorder = watching.Recorder(h.api, h.floor_namespace, pipelines=False)
+        self.recorder = watching.Recorder(h.api, h.floor_namespace, pipelines=False, configmaps=True)
         self.recorder.start()
-        kubernetes.client.CoreV1Api(h.api).create_namespaced_pod(
-            h.floor_namespace, floor.floor_pod(), _preload_content=False)  # type: ignore[arg-type]
+        kubernetes.client.CoreV1Api(h.api).create_namespaced_config_map(
+            h.floor_namespace, floor.floor_object(), _preload_content=False)  # type: ignore[arg-type]
         self.api = h.api
 
     def pinger(self) -> floor.Pinger:
@@ -613,3 +613,37 @@ def connection_reuse(h: harness.Harness, say: Say, calls: int = 10) -> dict[str,
     say("new TLS connections per " + str(calls) + " calls of the operator's API wrapper: " +
         ", ".join(f"{k}: {v}" for k, v in counts.items()))
     return {"calls": calls, "new_connections": counts}
+
+
+# ---- diagnostics: what pods that are not podline's cost the operator ----------------------------------------
+
+
+def foreign_pods(h: harness.Harness, say: Say, writes: int = 200) -> dict[str, Any]:
+    """Operator CPU per watch event of a pod podline does not own (no podline label), against the same
+    number of writes to a ConfigMap (which it does not watch) as the control. kopf filters handlers by label
+    on the operator's side, so without a server-side label selector every pod event of the cluster is
+    received, parsed and processed."""
+    core = kubernetes.client.CoreV1Api(h.api)
+    ns = h.namespace("foreign")
+    core.create_namespaced_pod(ns, {  # type: ignore[arg-type]
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "foreign", "labels": {"app": "not-podline"}},
+        "spec": {"containers": [{"name": f"c{i}", "image": "busybox:1.36"} for i in range(4)]}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "control"}})  # type: ignore[arg-type]
+    time.sleep(1.0)
+    out: dict[str, Any] = {"writes": writes}
+    for label, patch in (
+        ("configmap (not watched)", lambda i: core.patch_namespaced_config_map(
+            "control", ns, {"metadata": {"annotations": {"i": str(i)}}}, _preload_content=False)),
+        ("foreign pod", lambda i: core.patch_namespaced_pod(
+            "foreign", ns, {"metadata": {"annotations": {"i": str(i)}}}, _preload_content=False)),
+    ):
+        before = proc.cpu_seconds(h.operator.pid) or 0.0
+        for i in range(writes):
+            patch(i)
+        time.sleep(1.5)  # let the operator process what it received
+        out[label] = 1000 * ((proc.cpu_seconds(h.operator.pid) or 0.0) - before) / writes
+    out["operator_ms_per_foreign_pod_event"] = out["foreign pod"] - out["configmap (not watched)"]
+    _delete_and_wait(h, ns, Config.quick())
+    say(f"foreign pods: operator CPU {out['foreign pod']:.2f} ms per event of a pod it does not own "
+        f"(control, a ConfigMap it does not watch: {out['configmap (not watched)']:.2f} ms per write)")
+    return out

@@ -84,16 +84,19 @@ class _Stream:
 
 
 class Recorder:
-    """Watches pods and Pipelines of ``namespace`` from `start` to `stop`; listeners run in the watch thread."""
+    """Watches pods (or ConfigMaps, for the floor) and Pipelines of ``namespace`` from `start` to `stop`;
+    listeners run in the watch thread."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str, *, pipelines: bool = True) -> None:
+    def __init__(self, api: kubernetes.client.ApiClient, namespace: str, *, pipelines: bool = True,
+                 configmaps: bool = False) -> None:
         core = kubernetes.client.CoreV1Api(api)
         custom = kubernetes.client.CustomObjectsApi(api)
         self.namespace = namespace
         self._stop = threading.Event()
         self._listeners: list[Callable[[PodEvent], None]] = []
         self._changed = threading.Condition()
-        self._streams = [_Stream("pods", lambda **kw: core.list_namespaced_pod(namespace, **kw), _pod_event)]
+        lister = core.list_namespaced_config_map if configmaps else core.list_namespaced_pod
+        self._streams = [_Stream("pods", lambda **kw: lister(namespace, **kw), _pod_event)]
         if pipelines:
             self._streams.append(_Stream(
                 "pipelines",
