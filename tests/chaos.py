@@ -242,6 +242,8 @@ class Figures:
     orphans: int = 0
     tracebacks: int = 0
     found_dead: int = 0
+    events_missing: int = 0  # runs without their Started or final Event (best effort: not part of ok)
+    events_repeated: int = 0  # runs with one of them recorded twice (best effort: not part of ok)
     seconds_to_end: float = 0.0
     seconds_to_collect: float = 0.0
     problems: list[str] = dataclasses.field(default_factory=list)
@@ -262,6 +264,8 @@ class Figures:
             f"orphans              {self.orphans} (pods and pull Secrets left after deleting every Pipeline)",
             f"tracebacks           {self.tracebacks} (in the operator logs)",
             f"died by themselves   {self.found_dead} (operators found dead before a kill)",
+            f"Events               runs missing one: {self.events_missing}, runs with one twice: "
+            f"{self.events_repeated} (run started / run ended; best effort, not counted as trouble)",
             f"time to all ended    {self.seconds_to_end:.0f}s (and {self.seconds_to_collect:.0f}s to collect the garbage)",
         ]
         lines += [f"note: {n}" for n in self.notes]
@@ -305,6 +309,17 @@ def check_ledger(
             if (state == "skipped") != (count == 0):
                 figures.lost_steps += 1
                 figures.problems.append(f"{p.name}/{step}: {state}, but started {count} times")
+
+
+def check_events(events: Iterable[Body], planned: Iterable[Planned], figures: Figures) -> None:
+    """Each run should have one Started and one final Event. A kill between the status patch and the Event
+    loses it; two operators seeing the same change both record it. Counted, not required."""
+    counts = collections.Counter((e["involvedObject"]["name"], e["reason"]) for e in events
+                                 if e["involvedObject"].get("kind") == conventions.KIND)  # fmt: skip
+    for p in planned:
+        seen = [counts[(p.name, "Started")], counts[(p.name, p.phase)]]
+        figures.events_missing += 0 in seen
+        figures.events_repeated += any(n > 1 for n in seen)
 
 
 def check_pods(pods: Iterable[Body], planned: Iterable[Planned], figures: Figures) -> None:
@@ -405,6 +420,7 @@ def run(
         check_outcomes(planned, statuses, figures)
         check_ledger(kubelet.instances(namespace), planned, figures)
         check_pods(listing(api, "pods", namespace, MANAGED), planned, figures)
+        check_events(listing(api, "events", namespace), planned, figures)
         collecting = time.monotonic()
         left = collect_garbage(api, cluster, namespace)
         figures.seconds_to_collect = time.monotonic() - collecting
@@ -429,7 +445,8 @@ def _statuses(api: kubernetes.client.ApiClient, namespace: str) -> list[Body]:
 
 
 def events_by_operator(operators: Sequence[operating.OperatorProcess]) -> list[int]:
-    """How many run Events each operator logged (it logs each Event it records): who drove the runs."""
+    """How many runs each operator logged as started (it logs each Event it records): who drove the runs.
+    Under kills some are lost: a kill between the status patch and the Event loses the Event."""
     return [sum(1 for line in op.log().splitlines() if ": Started: run " in line) for op in operators]
 
 
