@@ -89,6 +89,7 @@ def test_two_operators_at_once_drive_no_run_twice(cluster: apitier.ApiCluster) -
     killed now and then, so each must pick up what the other left half done."""
     figures, operators = run(cluster, "pair", 16, operators=2, kill_every=3.0, seed=2)
     assert figures.ok, explain(figures, operators)
+    assert figures.events_repeated == 0, f"both operators recorded the same Event:\n{figures.report()}"
     assert all(op.starts >= 1 for op in operators) and figures.starts == figures.kills + 2
 
 

@@ -114,13 +114,17 @@ class Kube:
                                    conventions.VERSION, conventions.PLURAL)
         return list(_json(await self._call(fn, _preload_content=False)).get("items", []))
 
-    async def event(self, involved: Manifest, type_: str, reason: str, message: str) -> None:
+    async def event(
+        self, involved: Manifest, type_: str, reason: str, message: str, *, name: str | None = None
+    ) -> None:
+        """Record an Event. Named, a second one of the same name (from another replica) gets 409, not a copy."""
         meta = involved["metadata"]
         now = datetime.datetime.now(datetime.UTC)
+        naming = {"name": name} if name else {"generateName": f"{meta['name']}."}
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {**naming, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": conventions.API_VERSION, "kind": conventions.KIND, "name": meta["name"],
                 "namespace": meta["namespace"], "uid": meta.get("uid"),

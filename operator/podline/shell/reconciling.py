@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -285,7 +286,10 @@ class Reconciler:
             metrics.note_status(old_status, new_status)
         for event in decision.events:
             try:
-                await self.api.event(body, event.type, event.reason, event.message)
+                await self.api.event(body, event.type, event.reason, event.message,
+                                     name=_event_name(body, decision.status.run or "", event))
+            except kube.Conflict:
+                pass  # recorded already, by another replica that saw the same change
             except (kube.Transient, kube.NotFound) as exc:
                 log.debug("event for %s/%s not recorded: %s", namespace, name, exc)
         if decision.requeue_after is not None:
@@ -293,6 +297,13 @@ class Reconciler:
         if decision.events:
             for event in decision.events:
                 log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+
+
+def _event_name(body: Mapping[str, Any], run: str, event: scheduling.Event) -> str:
+    """The same for the same change of the same run, so two replicas that both see it record one Event."""
+    meta = body["metadata"]
+    digest = hashlib.sha256("/".join((meta.get("uid", ""), run, event.reason, event.message)).encode())
+    return f"{meta['name'][:200].rstrip('.-')}.{digest.hexdigest()[:16]}"
 
 
 def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tuple[str, str, str]:
