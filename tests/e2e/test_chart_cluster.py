@@ -297,7 +297,7 @@ def _check_notes_pipeline(cluster: apitier.ApiCluster, notes: str, namespace: st
     match = re.search(r"^(kubectl -n \S+ apply -f - <<'YAML'\n.*?\nYAML)$", notes, re.DOTALL | re.MULTILINE)
     assert match, f"NOTES.txt has no `kubectl apply` of a first Pipeline (heredoc from column 0):\n{notes}"
     assert f"kubectl -n {namespace} apply" in match.group(1)
-    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
+    cluster.install_crds(CHART / "crds" / "pipelines.podline.dev.yaml")  # polls until Established
     script = (
         'kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@" --dry-run=server --validate=strict; }\n'
         + match.group(1)
@@ -479,8 +479,7 @@ def private_cluster(
         tmp_path_factory.mktemp("chart-cluster"), api_cluster.programs, owner="pytest"
     )
     cluster.start()
-    cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "pipelines.podline.dev.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=60s")
+    cluster.install_crds(CHART / "crds" / "pipelines.podline.dev.yaml")  # polls until Established
     yield cluster
     cluster.stop()
 

@@ -76,7 +76,9 @@ class Pods:
 
 
 def state_of(pod: dict[str, Any], container_name: str) -> dict[str, Any]:
-    found = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container_name)
+    """The container's status; an empty state while the (scripted) kubelet has not reported it yet."""
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    found = next((s for s in statuses if s["name"] == container_name), {"state": {}})
     return dict(found)
 
 
