@@ -98,7 +98,9 @@ def table(results: Mapping[str, Any]) -> str:
         for key, cost in co.items():
             rows.append((f"5. API requests per pipeline of {key} step(s)",
                          f"{cost['operator_writes_per_pipeline']:g} writes, {cost['operator_reads_per_pipeline']:g} reads",
-                         ", ".join(f"{k} {v:g}" for k, v in cost["operator_writes"].items()),
+                         ", ".join(f"{k} {v:g}" for k, v in cost["operator_writes"].items()) +
+                         (f"; operator CPU {cost['operator_cpu_ms_per_pipeline']:.0f} ms per pipeline"
+                          if "operator_cpu_ms_per_pipeline" in cost else ""),
                          (f"≤ {cost['target_writes']} writes: "
                           f"{_met(cost['operator_writes_per_pipeline'] <= cost['target_writes'])}")))
     re_ = sc.get("render")

@@ -495,7 +495,7 @@ def api_cost(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
         recorder = watching.Recorder(h.api, ns)
         recorder.start()
         names = set()
-        before = h.apiserver_requests()
+        before, cpu0 = h.apiserver_requests(), h.cpu()
         for i in range(cfg.api_cost_pipelines):
             name = f"c{i:03d}"
             names.add(name)
@@ -503,17 +503,20 @@ def api_cost(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
             time.sleep(0.3)
         _wait_terminal(recorder, names, (60 + steps * 5) * cfg.wait_factor)
         time.sleep(2.0)  # trailing writes after the terminal status (none expected)
-        after = h.apiserver_requests()
+        after, cpu1 = h.apiserver_requests(), h.cpu()
         recorder.stop()
         _delete_and_wait(h, ns, cfg)  # the namespace and garbage collectors must not count in the next one
         result = attribute(harness.delta(after, before), cfg.api_cost_pipelines)
+        result["operator_cpu_ms_per_pipeline"] = 1000 * (cpu1["operator"] - cpu0["operator"]) / cfg.api_cost_pipelines
+        result["operator_cpu_ms_per_step"] = result["operator_cpu_ms_per_pipeline"] / steps
         result["steps"] = steps
         result["target_writes"] = steps + 4
         result["finished"] = _terminal_count(recorder, names)
         out[str(steps)] = result
         say(f"API cost, {steps} step(s): {result['operator_writes_per_pipeline']:.1f} writes "
             f"(target ≤ {steps + 4}) and {result['operator_reads_per_pipeline']:.1f} reads per pipeline: "
-            f"{result['operator_writes']} {result['operator_reads']}")
+            f"{result['operator_writes']} {result['operator_reads']}; operator CPU "
+            f"{result['operator_cpu_ms_per_pipeline']:.0f} ms per pipeline")
     return out
 
 
