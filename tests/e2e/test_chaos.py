@@ -5,8 +5,8 @@ Each test runs the engine of ``tests/chaos.py`` (``python -m tests.chaos`` is th
 the figures) on a private api-tier cluster of this module: on the shared one, another test's operator
 (admin, all namespaces) would do the work for the one being killed and hide what this should show. Every
 test requires the same: every run ended exactly as planned (phase and each step's state), no container
-started twice (the scripted kubelet's ledger), one pod per run, and nothing of podline's left once every
-Pipeline is deleted.
+started twice (the scripted kubelet's ledger), one pod per run, one Started and one final Event per run,
+and nothing of podline's left once every Pipeline is deleted.
 """
 
 from __future__ import annotations
@@ -89,7 +89,6 @@ def test_two_operators_at_once_drive_no_run_twice(cluster: apitier.ApiCluster) -
     killed now and then, so each must pick up what the other left half done."""
     figures, operators = run(cluster, "pair", 16, operators=2, kill_every=3.0, seed=2)
     assert figures.ok, explain(figures, operators)
-    assert figures.events_repeated == 0, f"both operators recorded the same Event:\n{figures.report()}"
     assert all(op.starts >= 1 for op in operators) and figures.starts == figures.kills + 2
 
 

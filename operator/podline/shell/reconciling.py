@@ -272,6 +272,16 @@ class Reconciler:
                 await self.api.delete_pod(namespace, pod_name)
             except kube.NotFound:
                 pass
+        # Events before the status that they describe: killed in between, the next reconcile decides the same
+        # change again and records its Event again, under the same name (409), so it is neither lost nor doubled.
+        for event in decision.events:
+            try:
+                await self.api.event(body, event.type, event.reason, event.message,
+                                     name=_event_name(body, decision.status.run or "", event))
+            except kube.Conflict:
+                pass  # recorded already, by another replica that saw the same change
+            except (kube.Transient, kube.NotFound) as exc:
+                log.debug("event for %s/%s not recorded: %s", namespace, name, exc)
         new_status = decision.status.to_patch()
         old_status = body.get("status") or {}
         if new_status != old_status:
@@ -284,14 +294,6 @@ class Reconciler:
             merged["status"] = new_status
             self.caches.pipelines[key] = merged
             metrics.note_status(old_status, new_status)
-        for event in decision.events:
-            try:
-                await self.api.event(body, event.type, event.reason, event.message,
-                                     name=_event_name(body, decision.status.run or "", event))
-            except kube.Conflict:
-                pass  # recorded already, by another replica that saw the same change
-            except (kube.Transient, kube.NotFound) as exc:
-                log.debug("event for %s/%s not recorded: %s", namespace, name, exc)
         if decision.requeue_after is not None:
             self.kick_later(key, decision.requeue_after)
         if decision.events:
