@@ -7,8 +7,9 @@ else. The bench writes ``ping`` and measures, on its own watch, the time from th
 to the event carrying ``pong=i``: exactly how it measures podline's step hand-off (event that ends step N →
 event that starts step N+1). Podline's numbers are read as ratios to this.
 
-A ConfigMap, not a pod: the operator watches every pod of the cluster (kopf filters labels on its side), so
-pinging a pod would load the operator while it is being measured (see the ``foreign_pods`` scenario).
+The floor under load uses a ConfigMap, not a pod: the operator watches every pod of the cluster (kopf
+filters labels on its side), so pinging a pod all along would load the operator being measured (see the
+``foreign_pods`` scenario). Idle, the floor is also measured on a pod the size of a run pod.
 """
 
 from __future__ import annotations
@@ -38,22 +39,39 @@ def floor_object() -> dict[str, Any]:
             "metadata": {"name": NAME, "annotations": {PING: "", PONG: ""}}, "data": {}}
 
 
-def annotate(core: kubernetes.client.CoreV1Api, namespace: str, key: str, value: str) -> None:
-    core.patch_namespaced_config_map(NAME, namespace, {"metadata": {"annotations": {key: value}}},
-                                     _content_type=STRATEGIC_MERGE, _preload_content=False)
+def floor_pod(steps: int = 8) -> dict[str, Any]:
+    """A pod the size of a run pod of ``steps`` steps (built by podline's core), without podline's labels
+    and owner: the floor of a PATCH to an object that size. The operator receives its events (its pod watch
+    is not filtered on the server) and drops them, at a cost the ``foreign_pods`` scenario measures."""
+    from podline.core import compiling, pods, policies
+
+    from bench import harness
+
+    spec = harness.pipeline("floor", [1.0] * steps)["spec"]
+    context = compiling.RunContext(namespace="floor", pipeline="floor", uid="floor", generation=1)
+    pod = pods.build_pod(compiling.compile_spec(spec, context, policies.Policy()))
+    pod["metadata"] = {"name": NAME, "annotations": {PING: "", PONG: ""}}
+    return pod
 
 
-def respond(kubeconfig: str, namespace: str, stop: threading.Event) -> None:
+def annotate(core: kubernetes.client.CoreV1Api, namespace: str, key: str, value: str, kind: str = "configmap") -> None:
+    patch = core.patch_namespaced_pod if kind == "pod" else core.patch_namespaced_config_map
+    patch(NAME, namespace, {"metadata": {"annotations": {key: value}}}, _content_type=STRATEGIC_MERGE,
+          _preload_content=False)
+
+
+def respond(kubeconfig: str, namespace: str, kind: str, stop: threading.Event) -> None:
     api = kubelet_.client(kubeconfig)
     core = kubernetes.client.CoreV1Api(api)
+    lister: Any = core.list_namespaced_pod if kind == "pod" else core.list_namespaced_config_map
     version = None
     while not stop.is_set():
         try:
             if version is None:
-                version = json.loads(core.list_namespaced_config_map(namespace, _preload_content=False).data)[  # type: ignore[attr-defined]
+                version = json.loads(lister(namespace, _preload_content=False).data)[
                     "metadata"]["resourceVersion"]
-            response = core.list_namespaced_config_map(namespace, watch=True, resource_version=version,
-                                                timeout_seconds=240, _preload_content=False)
+            response = lister(namespace, watch=True, resource_version=version, timeout_seconds=240,
+                              _preload_content=False)
             for line in watching.lines(response):
                 event = json.loads(line)
                 obj = event.get("object") or {}
@@ -63,7 +81,7 @@ def respond(kubeconfig: str, namespace: str, stop: threading.Event) -> None:
                 version = obj.get("metadata", {}).get("resourceVersion", version)
                 notes = obj.get("metadata", {}).get("annotations") or {}
                 if event.get("type") == "MODIFIED" and notes.get(PING) and notes.get(PING) != notes.get(PONG):
-                    annotate(core, namespace, PONG, notes[PING])
+                    annotate(core, namespace, PONG, notes[PING], kind)
         except Exception:  # noqa: BLE001 - reconnect
             version = None
             stop.wait(0.2)
@@ -72,8 +90,9 @@ def respond(kubeconfig: str, namespace: str, stop: threading.Event) -> None:
 class Pinger:
     """Writes ``ping=i`` and waits for ``pong=i`` on the recorder, ``count`` times (or until stopped)."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, recorder: watching.Recorder) -> None:
+    def __init__(self, api: kubernetes.client.ApiClient, recorder: watching.Recorder, kind: str = "configmap") -> None:
         self.core = kubernetes.client.CoreV1Api(api)
+        self.kind = kind
         self.recorder = recorder
         self.namespace = recorder.namespace
         self._pongs: dict[str, threading.Event] = {}
@@ -96,7 +115,7 @@ class Pinger:
             value = f"{self._prefix}{i}"
             self._pongs[value] = threading.Event()
             self.sent[value] = time.monotonic()
-            annotate(self.core, self.namespace, PING, value)
+            annotate(self.core, self.namespace, PING, value, self.kind)
             if not self._pongs[value].wait(timeout):
                 self.timeouts += 1
             self._stop.wait(random.uniform(*gap))
@@ -147,9 +166,11 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    thread = threading.Thread(target=respond, args=(args.kubeconfig, args.namespace, stop), daemon=True)
+    threads = [threading.Thread(target=respond, args=(args.kubeconfig, args.namespace, kind, stop), daemon=True)
+               for kind in ("configmap", "pod")]
     parent = os.getppid()
-    thread.start()
+    for thread in threads:
+        thread.start()
     print("floor responder running", flush=True)
     while not stop.wait(1.0) and os.getppid() == parent:  # ends with the bench, even if it was killed
         pass

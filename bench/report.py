@@ -36,9 +36,13 @@ def table(results: Mapping[str, Any]) -> str:
     sc = results["scenarios"]
     fl = sc.get("floor", {})
     if fl:
-        rows.append(("floor: watch→PATCH round trip (idle)",
+        rows.append(("floor: watch→PATCH round trip (idle), on a ConfigMap",
                      f"p50 {_ms(fl['round_trip']['p50'])} ms, p99 {_ms(fl['round_trip']['p99'])} ms",
                      f"one PATCH→event: p50 {_ms(fl['patch_to_event']['p50'])} ms", "–"))
+        if "pod" in fl:
+            rows.append(("floor: the same on a pod the size of an 8-step run pod",
+                         f"p50 {_ms(fl['pod']['round_trip']['p50'])} ms, p99 {_ms(fl['pod']['round_trip']['p99'])} ms",
+                         f"one PATCH→event: p50 {_ms(fl['pod']['patch_to_event']['p50'])} ms", "–"))
     cn = sc.get("connections")
     if cn:
         rows.append((f"diagnostic: new TLS connections per {cn['calls']} calls of the operator's `shell.kube.Kube`",

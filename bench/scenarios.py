@@ -165,15 +165,20 @@ class Floor:
     def __init__(self, h: harness.Harness) -> None:
         self.recorder = watching.Recorder(h.api, h.floor_namespace, pipelines=False, configmaps=True)
         self.recorder.start()
-        kubernetes.client.CoreV1Api(h.api).create_namespaced_config_map(
-            h.floor_namespace, floor.floor_object(), _preload_content=False)  # type: ignore[arg-type]
+        self.pods = watching.Recorder(h.api, h.floor_namespace, pipelines=False)
+        self.pods.start()
+        core = kubernetes.client.CoreV1Api(h.api)
+        core.create_namespaced_config_map(h.floor_namespace, floor.floor_object(),  # type: ignore[arg-type]
+                                          _preload_content=False)
+        core.create_namespaced_pod(h.floor_namespace, floor.floor_pod(), _preload_content=False)  # type: ignore[arg-type]
         self.api = h.api
 
-    def pinger(self) -> floor.Pinger:
-        return floor.Pinger(self.api, self.recorder)
+    def pinger(self, kind: str = "configmap") -> floor.Pinger:
+        return floor.Pinger(self.api, self.pods if kind == "pod" else self.recorder, kind)
 
     def stop(self) -> None:
         self.recorder.stop()
+        self.pods.stop()
 
 
 def idle_floor(fl: Floor, cfg: Config, say: Say) -> dict[str, Any]:
@@ -183,8 +188,13 @@ def idle_floor(fl: Floor, cfg: Config, say: Say) -> dict[str, Any]:
     result: dict[str, Any] = floor.summarise(samples)
     result["timeouts"] = pinger.timeouts
     result["samples_ms"] = [round(1000 * x, 3) for x in samples["round_trip"]]
+    pod_pinger = fl.pinger("pod")
+    pod_pinger.run(max(5, cfg.floor_pings // 2))
+    result["pod"] = floor.summarise(pod_pinger.samples())
+    result["pod"]["timeouts"] = pod_pinger.timeouts
     say(f"floor (idle): watch→PATCH round trip p50 {result['round_trip']['p50']:.1f} ms, "
-        f"PATCH→event p50 {result['patch_to_event']['p50']:.1f} ms")
+        f"PATCH→event p50 {result['patch_to_event']['p50']:.1f} ms; on a run-pod-sized pod: round trip p50 "
+        f"{result['pod']['round_trip']['p50']:.1f} ms")
     return result
 
 
