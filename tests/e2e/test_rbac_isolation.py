@@ -12,9 +12,10 @@ shared one, another test's operator (admin, all namespaces) could do the work an
   ServiceAccount), and a Pipeline in another namespace is never touched (no request of the operator even
   names that namespace); Pipelines that name the other namespace wherever a spec can get nowhere either.
 - Someone with only the chart's ``edit`` user role (Pipelines, but no pods and no Secrets) gets no
-  privileged pod, no host mount and no other ServiceAccount through podline unless the operator's
-  configuration allows it (Failed, naming the field); when it does, the namespace's Pod Security admission
-  still applies (Failed, with the admission's message, instead of a run that never starts).
+  privileged pod, no host mount, no unconfined AppArmor profile (pod annotations) and no other
+  ServiceAccount through podline unless the operator's configuration allows it (Failed, naming the field);
+  when it does, the namespace's Pod Security admission still applies (Failed, with the admission's
+  message, instead of a run that never starts).
 """
 
 from __future__ import annotations
@@ -297,6 +298,7 @@ def author(cluster: apitier.ApiCluster, namespaced: Namespaced) -> Path:
     return cluster.token_kubeconfig(namespaced.inside, "author")
 
 
+APPARMOR = "container.apparmor.security.beta.kubernetes.io/step-a"
 ASKS: dict[str, tuple[dict[str, Any], str]] = {  # what an author may try to get, and the field to name
     "privileged": ({"steps": [{"name": "dind", "image": "docker:27-dind", "privileged": True, "commands": ["true"]}]},
                    "spec.steps[0].privileged"),
@@ -307,6 +309,9 @@ ASKS: dict[str, tuple[dict[str, Any], str]] = {  # what an author may try to get
                     "steps": [{"name": "a", "image": BUSYBOX, "commands": ["true"],
                                "volumes": [{"name": "sock", "path": "/host-run"}]}]},
                    "spec.volumes[0].host"),
+    "apparmor-unconfined": ({"metadata": {"annotations": {APPARMOR: "unconfined"}},
+                             "steps": [{"name": "a", "image": BUSYBOX, "commands": ["true"]}]},
+                            f"spec.metadata.annotations.{APPARMOR}"),
     "service-account": ({"service_account_name": "builder",
                          "steps": [{"name": "a", "image": BUSYBOX, "commands": ["true"]}]},
                         "spec.service_account_name"),
@@ -314,8 +319,9 @@ ASKS: dict[str, tuple[dict[str, Any], str]] = {  # what an author may try to get
 
 
 def test_pipeline_author_gets_nothing_the_operator_does_not_allow(
-    cluster: apitier.ApiCluster, namespaced: Namespaced, operators: Operators
-) -> None:
+    cluster: apitier.ApiCluster, namespaced: Namespaced, operators: Operators,
+    kubelet: scripted_kubelet.ScriptedKubelet,
+) -> None:  # fmt: skip
     inside = namespaced.inside
     kubeconfig = author(cluster, namespaced)
     check_can_i(cluster, kubeconfig, {
@@ -358,8 +364,10 @@ def test_what_the_operator_allows_an_author_gets_and_pod_security_still_applies(
         assert [c["securityContext"]["privileged"] for c in pod["privileged-service"]["containers"]] == [True, False]
         assert {"path": "/var/run", "type": "DirectoryOrCreate"} in [v.get("hostPath") for v in pod["host-mount"]["volumes"]]
         assert pod["service-account"]["serviceAccountName"] == "builder"
+        assert pod["apparmor-unconfined"]["containers"][0]["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
         # The namespace enforces the baseline Pod Security Standard: the pod is refused, and the run says so.
-        refused = {"privileged": "privileged", "privileged-service": "privileged", "host-mount": "hostPath"}
+        refused = {"privileged": "privileged", "privileged-service": "privileged", "host-mount": "hostPath",
+                   "apparmor-unconfined": "AppArmor"}
         for ask, word in refused.items():
             status = operating.wait_for_phase(cluster, psa, f"allowed-{ask}", operator=op)
             assert status["phase"] == "Failed" and status["reason"] == "Invalid", status

@@ -71,6 +71,7 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
         *_volumes(spec, policy, root),
         *_limits(spec, policy, root),
         *_pod_metadata(spec, root),
+        *_unconfined(spec, policy, root),
         *_placement(spec, root),
     ]
     if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
@@ -390,6 +391,22 @@ def _pod_metadata(spec: models.PipelineSpec, root: str) -> _Problems:
                 yield errors.Problem(path, "is reserved for the operator")
             elif field == "labels" and (reason := kubenames.label_value_problem(value)):
                 yield errors.Problem(path, reason)
+
+
+# Pod annotations Kubernetes reads as security profiles (an AppArmor one becomes the container's appArmorProfile).
+_PROFILE_ANNOTATIONS = ("container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/",
+                        "container.seccomp.security.alpha.kubernetes.io/")  # fmt: skip
+
+
+def _unconfined(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
+    """An "unconfined" profile loosens a step as the baseline Pod Security Standard forbids: like privileged
+    steps, only if the operator allows those."""
+    if spec.metadata is None or policy.allow_privileged:
+        return
+    for key, value in spec.metadata.annotations.items():
+        if key.startswith(_PROFILE_ANNOTATIONS) and value.strip().lower() == "unconfined":
+            yield errors.Problem(f"{root}.metadata.annotations.{key}",
+                                 "unconfined profiles are not allowed by the operator configuration (as privileged steps)")
 
 
 def _placement(spec: models.PipelineSpec, root: str) -> _Problems:
