@@ -320,8 +320,10 @@ def check_events(events: Iterable[Body], planned: Iterable[Planned], figures: Fi
                                  if e["involvedObject"].get("kind") == conventions.KIND)  # fmt: skip
     for p in planned:
         seen = [counts[(p.name, "Started")], counts[(p.name, p.phase)]]
-        figures.events_missing += 0 in seen
-        figures.events_repeated += any(n > 1 for n in seen)
+        if 0 in seen or any(n > 1 for n in seen):
+            figures.events_missing += 0 in seen
+            figures.events_repeated += any(n > 1 for n in seen)
+            figures.problems.append(f"{p.name}: Events Started {seen[0]}, {p.phase} {seen[1]}")
 
 
 def check_pods(pods: Iterable[Body], planned: Iterable[Planned], figures: Figures) -> None:

@@ -11,12 +11,15 @@ and nothing of podline's left once every Pipeline is deleted.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 import random
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from podline.core import compiling, policies, scheduling
 
 from tests import chaos
 from tests.cluster import apitier, scripted_kubelet
@@ -131,3 +134,40 @@ def test_etcd_unavailable_for_a_while(cluster: apitier.ApiCluster) -> None:
     assert figures.ok, explain(figures, operators)
     assert etcd.unfinished > 0, "etcd went away while runs were going on"
     assert [op.starts for op in operators] == [1], "the operator recovered by itself, without a restart"
+
+
+def test_a_run_first_seen_over_still_records_that_it_started(cluster: apitier.ApiCluster) -> None:
+    """An operator that died right after creating a run's pod, and is back only when the run is over, still
+    records that the run started (and ended): once each. The crash is made exact by creating, with the
+    operator stopped, the very pod its first decision creates."""
+    namespace = cluster.new_namespace("seen-over")
+    kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-seen-over")
+    kubelet.start()
+    try:
+        operating.apply(cluster, namespace, operating.pipeline(
+            "quick", {"steps": [{"name": "only", "image": "busybox:1.36", "commands": ["true"]}]}))  # fmt: skip
+        body = operating.get(cluster, namespace, "pipelines.podline.dev", "quick")
+        meta = body["metadata"]
+        context = compiling.RunContext(namespace=namespace, pipeline="quick", uid=meta["uid"],
+                                       generation=int(meta["generation"]))  # fmt: skip
+        plan = compiling.compile_spec(body["spec"], context, policies.Policy())
+        first = scheduling.decide(scheduling.Snapshot(plan=plan, pod=None, now=datetime.datetime.now(datetime.UTC),
+                                                      generation=context.generation, run=context.run))  # fmt: skip
+        [pod] = [m for m in first.create if m["kind"] == "Pod"]
+        cluster.kubectl("create", "-f", "-", input=json.dumps(pod))
+        operating.wait_for(
+            lambda: operating.get(cluster, namespace, "pod", pod["metadata"]["name"])["status"].get("phase")
+            == "Succeeded",
+            timeout=60, what="the run to end while the operator is away",
+        )  # fmt: skip
+        op.start()
+        status = operating.wait_for_phase(cluster, namespace, "quick", operator=op)
+        assert status["phase"] == "Succeeded", status
+        events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        reasons = sorted(e["reason"] for e in events if e["involvedObject"]["name"] == "quick")
+        assert reasons == ["Started", "Succeeded"], reasons
+    finally:
+        op.stop()
+        kubelet.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -478,7 +478,10 @@ def _events(previous: statuses.PipelineStatus, status: statuses.PipelineStatus) 
     out = []
     new_run = previous.run != status.run
     was = None if new_run else previous.phase
-    if status.phase is Phase.RUNNING and was in (None, Phase.PENDING):
+    # A run whose first look (after an operator restart, say) finds it over has started all the same.
+    ran = any(s.state in (State.RUNNING, State.SUCCEEDED, State.FAILED) for s in status.steps)
+    started = status.phase is Phase.RUNNING or (status.phase is not None and status.phase.is_terminal and ran)
+    if started and was in (None, Phase.PENDING):
         out.append(Event("Normal", "Started", f"run {status.run} started in pod {status.pod_name}"))
     before = {s.name: s.state for s in ([] if new_run else previous.steps)}
     for step in status.steps:
