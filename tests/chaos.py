@@ -23,8 +23,8 @@ moments and starts it again at once. Then it checks and prints:
 
 It exits 1 unless everything is as planned and every count of trouble is zero. The tests
 (``tests/e2e/test_chaos.py``) run the same engine at CI size, plus an apiserver restart, an etcd outage and
-two operators at once. The helpers here (a CRD install that waits for it without racing, the ledger and
-pod checks) are shared by the other reliability and security tests.
+two operators at once. The helpers here (listing, the CRD, the ledger and pod checks, ``serving``) are shared
+by the other reliability and security tests.
 """
 
 from __future__ import annotations
@@ -58,17 +58,9 @@ Body = dict[str, Any]
 # ---- cluster helpers ------------------------------------------------------------------------------------
 
 
-def install_crd(cluster: apitier.ApiCluster, timeout: float = 60.0) -> None:
-    """Apply the CRD and wait until it is Established. (``kubectl wait`` right after creating a CRD can fail
-    with "status.conditions accessor error" before the apiserver has written any condition.)"""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-
-    def established() -> bool:
-        crd = json.loads(cluster.kubectl("get", "crd", "pipelines.podline.dev", "-o", "json").stdout)
-        return any(c["type"] == "Established" and c["status"] == "True"
-                   for c in (crd.get("status") or {}).get("conditions") or [])  # fmt: skip
-
-    operating.wait_for(established, timeout=timeout, interval=0.3, what="the Pipeline CRD to be Established")
+def install_crd(cluster: apitier.ApiCluster) -> None:
+    """Apply the Pipeline CRD and wait until it is Established."""
+    cluster.install_crds(CRD)
 
 
 def listing(api: kubernetes.client.ApiClient, kind: str, namespace: str, selector: str = "") -> list[Body]:

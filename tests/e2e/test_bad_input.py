@@ -35,7 +35,6 @@ import pytest
 import yaml
 from podline.core import compiling, conventions, pods, policies
 
-from tests import chaos
 from tests.cluster import apitier, scripted_kubelet
 from tests.e2e import operating
 
@@ -169,11 +168,7 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(api_cluster: apitier.ApiCluster, request: pytest.FixtureRequest) -> Iterator[Env]:
-    # The CRD first, waiting for it without racing (the shared fixture's `kubectl wait` right after creating
-    # it sometimes fails with "status.conditions accessor error"); then the shared operator.
-    chaos.install_crd(api_cluster)
-    api_operator: operating.OperatorProcess = request.getfixturevalue("api_operator")
+def env(api_cluster: apitier.ApiCluster, api_operator: operating.OperatorProcess) -> Iterator[Env]:
     namespace, other = api_cluster.new_namespace("badinput"), api_cluster.new_namespace("badinput-other")
     api = api_cluster.api_client()
     kubelet = scripted_kubelet.ScriptedKubelet(api_cluster.api_client(), namespace=namespace)
