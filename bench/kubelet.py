@@ -36,9 +36,12 @@ import kubernetes.config
 from bench import watching
 from tests.cluster import scripted_kubelet, scripted_statuses
 
+logger = logging.getLogger("bench.kubelet")
+
 TIME_FACTOR = 0.5  # each "sleep S" is seen twice (the echo and the command)
 WRITERS = 8
 BATCH = 2000  # events taken in one pass at most
+WRITE_TIMEOUT = 30.0  # seconds; a hung request must not stall the double
 
 
 class BenchKubelet(scripted_kubelet.ScriptedKubelet):
@@ -47,7 +50,9 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
         self._dirty: set[tuple[str, str]] = set()
         self._shadow: list[tuple[float, tuple[str, str]]] = []  # the timers again, to know which pods they touch
         self._writers = concurrent.futures.ThreadPoolExecutor(WRITERS, thread_name_prefix="status")
+        self._next_sweep = 0.0
         self.writes = 0
+        self.failed_writes = 0
 
     # ---- which pods changed ------------------------------------------------------------------------
 
@@ -69,6 +74,21 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
         now = time.monotonic()  # later than the base class's "now": every timer it ran is popped here too
         while self._shadow and self._shadow[0][0] <= now:
             self._dirty.add(heapq.heappop(self._shadow)[1])
+        if now >= self._next_sweep:  # a safety net: a step whose end passed is ended, timer or not
+            self._next_sweep = now + 1.0
+            for pod in self._pods.values():
+                if pod.failure:
+                    continue
+                for container in pod.containers.values():
+                    if (container.ends_at is None and container.state == "running" and not self.is_placeholder(
+                            container.image) and not container.name.startswith("svc-")):
+                        logger.warning("sweep: %s/%s %s runs a step with no end (%s)", pod.namespace, pod.name,
+                                       container.name, container.status.get("containerID"))
+                    if container.ends_at is not None and container.ends_at <= now:
+                        logger.warning("sweep: %s/%s %s had passed its end without its timer", pod.namespace,
+                                       pod.name, container.name)
+                        self._stop_instance(container, container.exit_code)
+                        self._dirty.add(pod.key)
 
     # ---- the work loop: every queued event, then one write per changed pod -----------------------------
 
@@ -120,22 +140,29 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             jobs.append((pod, status, self._writers.submit(self._write, pod, status)))
         for pod, status, job in jobs:
             try:
-                job.result()
+                job.result(timeout=WRITE_TIMEOUT + 5)
                 pod.written = status
                 self.writes += 1
             except kubernetes.client.ApiException as error:
+                self.failed_writes += 1
                 if error.status == 404:
                     self._pods.pop(pod.key, None)
                 else:
+                    logger.warning("status of %s/%s not written (%s); trying again", pod.namespace, pod.name,
+                                   error.status)
                     self._dirty.add(pod.key)  # the next pass (≤ 1 s) tries again
-            except Exception:  # noqa: BLE001 - connection errors: try again
+            except Exception as error:  # noqa: BLE001 - connection errors, timeouts: try again
+                self.failed_writes += 1
+                logger.warning("status of %s/%s not written (%r); trying again", pod.namespace, pod.name, error)
                 self._dirty.add(pod.key)
 
     def _write(self, pod: Any, status: dict[str, Any]) -> None:
-        self.core.patch_namespaced_pod_status(
+        response = self.core.patch_namespaced_pod_status(
             pod.name, pod.namespace, {"status": status}, _content_type="application/merge-patch+json",
-            _preload_content=False,
+            _preload_content=False, _request_timeout=WRITE_TIMEOUT,
         )
+        response.read()  # type: ignore[attr-defined]
+        response.release_conn()  # type: ignore[attr-defined]
 
     # ---- watching ----------------------------------------------------------------------------------
 
@@ -187,7 +214,7 @@ def main() -> None:
     while not done.wait(1.0) and os.getppid() == parent:  # ends with the bench, even if it was killed
         pass
     kubelet.stop()
-    print(f"scripted kubelet stopped after {kubelet.writes} status writes", flush=True)
+    print(f"scripted kubelet stopped after {kubelet.writes} status writes ({kubelet.failed_writes} failed)", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import json
 import math
 import pathlib
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -45,6 +46,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def source() -> dict[str, Any]:
+    """The commit measured, and the operator files that differ from it (others may be editing the tree)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=harness.ROOT, capture_output=True, text=True, timeout=30,
+                                  check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "operator_changes_not_committed": git("status", "--short", "--", "operator").splitlines()}
+
+
 def warm_up(h: harness.Harness, cfg: scenarios.Config) -> None:
     """One small pipeline end to end, so imports, connections and caches are warm before measuring."""
     from bench import watching
@@ -66,7 +79,7 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
     results: dict[str, Any] = {
         "mode": mode, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": proc.machine(), "kubernetes": binaries.KUBERNETES_VERSION,
-        "load_before": proc.uptime_line(), "config": cfg.__dict__ | {"levels": [lv.__dict__ for lv in cfg.levels]},
+        "source": source(), "load_before": proc.uptime_line(), "config": cfg.__dict__ | {"levels": [lv.__dict__ for lv in cfg.levels]},
         "scenarios": {}, "errors": [],
     }
     sc = results["scenarios"]
@@ -156,7 +169,7 @@ def profile(cfg: scenarios.Config, out: pathlib.Path) -> None:
 def whatif(cfg: scenarios.Config, out: pathlib.Path, variants: list[str], burst: int) -> None:
     """The same loads against the operator as it is and with proposed changes applied by bench.whatif."""
     out.mkdir(parents=True, exist_ok=True)
-    level = scenarios.Level(100, 8, 2.0, 4.0)
+    level = scenarios.Level(100, 6, 8.0, 16.0)
     burst_cfg = dataclasses.replace(cfg, burst_pipelines=burst)
     results: dict[str, Any] = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                                "machine": proc.machine(), "load_before": proc.uptime_line(), "variants": {}}

@@ -30,12 +30,23 @@ TERMINAL = watching.TERMINAL
 
 @dataclass(frozen=True)
 class Level:
-    """One hand-off load: ``pipelines`` running at once, each of ``steps`` steps lasting U(low, high) s."""
+    """One hand-off load: ``pipelines`` running at once, each of ``steps`` steps lasting U(low, high) s, so
+    about ``pipelines / mean step`` hand-offs are offered per second. ``repeats`` None: the config's."""
 
     pipelines: int
     steps: int
     low: float
     high: float
+    label: str = ""
+    repeats: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.label or str(self.pipelines)
+
+    @property
+    def offered(self) -> float:
+        return self.pipelines / ((self.low + self.high) / 2)
 
 
 @dataclass(frozen=True)
@@ -60,11 +71,12 @@ class Config:
     def full(cls) -> Config:
         return cls(
             floor_pings=200,
-            levels=(Level(1, 31, 0.2, 0.4), Level(10, 16, 0.5, 1.5), Level(100, 8, 2.0, 4.0)),
+            levels=(Level(1, 31, 0.2, 0.4), Level(10, 16, 0.5, 1.5), Level(100, 6, 8.0, 16.0),
+                    Level(100, 8, 2.0, 4.0, label="100-stress", repeats=1)),
             repeats=3,
             start_pipelines=60,
             burst_pipelines=1000, burst_steps=3, burst_step_seconds=0.1, burst_repeats=1,
-            memory_levels=(100, 200, 400, 600, 800, 1000),
+            memory_levels=(100, 250, 500, 750, 1000),
             api_cost_steps=(1, 3, 10), api_cost_pipelines=10,
             render_seconds=1.0, render_repeats=5, cli_runs=10,
         )
@@ -202,7 +214,7 @@ def idle_floor(fl: Floor, cfg: Config, say: Say) -> dict[str, Any]:
 
 
 def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: Config, say: Say) -> dict[str, Any]:
-    ns = h.namespace(f"handoff-{level.pipelines}")
+    ns = h.namespace(f"handoff-{level.key}")
     recorder = watching.Recorder(h.api, ns)
     recorder.start()
     rng = random.Random(1000 * level.pipelines + repeat)
@@ -234,6 +246,7 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
     cpu = _cpu_delta(cpu0, cpu1)
     result: dict[str, Any] = {
         "pipelines": level.pipelines, "steps": level.steps, "step_seconds": [level.low, level.high],
+        "offered_handoffs_per_second": level.offered,
         "repeat": repeat, "finished": finished, "terminal": _terminal_count(recorder, names),
         "handoff_ms": stats.summary(latencies, 1000.0),
         "floor_ms": floor.summarise(floor_samples),
@@ -246,7 +259,7 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
         "samples_ms": [round(1000 * s, 3) for s in latencies],
     }
     hs, fs = result["handoff_ms"], result["floor_ms"]["round_trip"]
-    say(f"hand-off at {level.pipelines:>3} pipelines (repeat {repeat + 1}): n={hs['n']} p50 {hs['p50']:.1f} "
+    say(f"hand-off at {level.key:>3} pipelines (repeat {repeat + 1}): n={hs['n']} p50 {hs['p50']:.1f} "
         f"p95 {hs['p95']:.1f} p99 {hs['p99']:.1f} ms; floor p50 {fs['p50']:.1f} ms; "
         f"{result['handoffs_per_second']:.1f} hand-offs/s; operator CPU {cpu.get('operator', 0):.1f}s")
     return result
@@ -255,9 +268,10 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
 def handoff(h: harness.Harness, fl: Floor, cfg: Config, say: Say) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for level in cfg.levels:
-        runs = [handoff_once(h, fl, level, r, cfg, say) for r in range(cfg.repeats)]
-        out[str(level.pipelines)] = {
-            "level": {"pipelines": level.pipelines, "steps": level.steps, "step_seconds": [level.low, level.high]},
+        runs = [handoff_once(h, fl, level, r, cfg, say) for r in range(level.repeats or cfg.repeats)]
+        out[level.key] = {
+            "level": {"pipelines": level.pipelines, "steps": level.steps, "step_seconds": [level.low, level.high],
+                      "offered_handoffs_per_second": level.offered},
             "summary": stats.over_repeats([r["handoff_ms"] for r in runs], ("p50", "p95", "p99", "mean")),
             "floor_round_trip": stats.over_repeats([r["floor_ms"]["round_trip"] for r in runs], ("p50", "p99")),
             "ratio_p50_to_floor": stats.spread(
@@ -322,7 +336,7 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
     say(f"burst (repeat {repeat + 1}): {n} Pipelines created in {created:.1f}s; waiting for every run to finish")
     budget = (120 + n * 1.0) * cfg.wait_factor
     recorder.wait(lambda: len(recorder.pods_of_pipelines()) >= n, budget)
-    finished = _wait_terminal(recorder, names, budget)
+    finished = _wait_progress(recorder, names, budget, stall=60 * cfg.wait_factor)
     cpu1, requests1, metrics1 = h.cpu(), h.apiserver_requests(), h.operator_metrics()
     hwm = proc.hwm_mb(h.operator.pid)
     recorder.stop()
@@ -331,6 +345,7 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
     pipe_times = sorted(recorder.pipeline_added().values())
     all_pods = (pod_times[-1] - t0) if len(pod_times) >= n else math.nan
     all_done = (done_times[-1] - t0) if len(done_times) >= n else math.nan
+    done_99 = (done_times[math.ceil(0.99 * n) - 1] - t0) if len(done_times) >= math.ceil(0.99 * n) else math.nan
     end = max([*pod_times, *done_times, t0 + 1])
     bins = math.ceil(end - t0)
     series = {
@@ -350,9 +365,11 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
         "pipelines": n, "steps": cfg.burst_steps, "step_seconds": cfg.burst_step_seconds, "repeat": repeat,
         "finished": finished, "phases": phases,
         "create_seconds": created,
-        "all_pods_seconds": all_pods, "all_finished_seconds": all_done,
+        "all_pods_seconds": all_pods, "all_finished_seconds": all_done, "finished_99_seconds": done_99,
+        "not_finished": n - len(done_times),
         "pods_per_second": n / all_pods if all_pods else math.nan,
         "pipelines_per_second": n / all_done if all_done else math.nan,
+        "pipelines_per_second_99": 0.99 * n / done_99 if done_99 else math.nan,
         "cpu_seconds": _cpu_delta(cpu0, cpu1),
         "operator_cpu_ms_per_pipeline": 1000 * (cpu1.get("operator", 0) - cpu0.get("operator", 0)) / n,
         "operator_hwm_mb": hwm,
@@ -366,6 +383,23 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
         f"operator CPU {result['cpu_seconds'].get('operator', 0):.1f}s, phases {phases}")
     _delete_and_wait(h, ns, cfg)
     return result
+
+
+def _wait_progress(recorder: watching.Recorder, names: set[str], budget: float, stall: float) -> bool:
+    """Wait until every run has ended, at most ``budget`` seconds, and give up earlier when none has ended
+    for ``stall`` seconds (a stuck run must not hold the bench for the whole budget)."""
+    deadline = time.monotonic() + budget
+    done, changed = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_done = _terminal_count(recorder, names)
+        if now_done >= len(names):
+            return True
+        if now_done != done:
+            done, changed = now_done, time.monotonic()
+        elif done > 0 and time.monotonic() - changed > stall:
+            return False
+        recorder.wait(lambda seen=now_done: _terminal_count(recorder, names) != seen, 1.0)  # type: ignore[misc]
+    return False
 
 
 def _histogram(times: Sequence[float], t0: float, bins: int) -> list[int]:
@@ -386,8 +420,8 @@ def _delete_and_wait(h: harness.Harness, ns: str, cfg: Config) -> None:
 
 def burst(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
     runs = [burst_once(h, cfg, r, say) for r in range(cfg.burst_repeats)]
-    keys = ("create_seconds", "all_pods_seconds", "all_finished_seconds", "pods_per_second", "pipelines_per_second",
-            "operator_cpu_ms_per_pipeline")
+    keys = ("create_seconds", "all_pods_seconds", "all_finished_seconds", "finished_99_seconds", "pods_per_second",
+            "pipelines_per_second", "pipelines_per_second_99", "operator_cpu_ms_per_pipeline", "not_finished")
     return {"summary": stats.over_repeats(runs, keys), "runs": runs}
 
 
