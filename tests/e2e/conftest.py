@@ -12,6 +12,20 @@ from tests.e2e import operating
 CRD = operating.ROOT / "crds" / "pipelines.podline.dev.yaml"
 
 
+def private_cluster(api_cluster: Any, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Any]:
+    """An api-tier cluster for one module alone (the shared cluster's binaries), with the CRD installed:
+    for tests whose operator must be the only one acting (RBAC, chaos, secret hygiene)."""
+    from tests.cluster import apitier
+
+    private = apitier.ApiCluster(tmp_path_factory.mktemp(f"{name}-cluster"), api_cluster.programs, owner="pytest")
+    private.start()
+    try:
+        install_crd(private)
+        yield private
+    finally:
+        private.stop()
+
+
 def install_crd(cluster: Any) -> None:
     cluster.install_crds(CRD)  # applies, then polls until Established
 

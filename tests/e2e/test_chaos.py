@@ -23,6 +23,7 @@ from podline.core import compiling, policies, scheduling
 
 from tests import chaos
 from tests.cluster import apitier, scripted_kubelet
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e import operating
 
 pytestmark = pytest.mark.api
@@ -31,13 +32,7 @@ pytestmark = pytest.mark.api
 @pytest.fixture(scope="module")
 def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
     """An api-tier cluster of this module alone (the shared one's binaries)."""
-    private = apitier.ApiCluster(tmp_path_factory.mktemp("chaos-cluster"), api_cluster.programs, owner="pytest")
-    private.start()
-    try:
-        chaos.install_crd(private)
-        yield private
-    finally:
-        private.stop()
+    yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "chaos")
 
 
 def run(

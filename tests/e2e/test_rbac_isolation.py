@@ -36,6 +36,7 @@ import yaml
 
 from tests import chaos
 from tests.cluster import apitier, scripted_kubelet
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e import operating
 from tests.e2e import test_operator_runs as e2e_suite
 
@@ -50,13 +51,7 @@ BUSYBOX = "busybox:1.36"
 
 @pytest.fixture(scope="module")
 def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
-    private = apitier.ApiCluster(tmp_path_factory.mktemp("rbac-cluster"), api_cluster.programs, owner="pytest")
-    private.start()
-    try:
-        chaos.install_crd(private)
-        yield private
-    finally:
-        private.stop()
+    yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "rbac")
 
 
 @pytest.fixture(scope="module")

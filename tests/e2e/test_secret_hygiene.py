@@ -33,6 +33,7 @@ import yaml
 
 from tests import chaos
 from tests.cluster import apitier, probes, scripted_kubelet
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e import operating
 
 pytestmark = pytest.mark.api
@@ -142,13 +143,7 @@ def pipelines() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
-    private = apitier.ApiCluster(tmp_path_factory.mktemp("hygiene-cluster"), api_cluster.programs, owner="pytest")
-    private.start()
-    try:
-        chaos.install_crd(private)
-        yield private
-    finally:
-        private.stop()
+    yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "hygiene")
 
 
 def podline(cluster: apitier.ApiCluster, *args: str, check: bool = False) -> str:
