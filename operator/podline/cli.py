@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, compiling, conventions, errors, models, pods, scheduling
+from podline.core import auths, compiling, conventions, errors, models, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -132,7 +132,7 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
 def _epoch() -> Any:
     import datetime
 
-    return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def convert(paths: Sequence[str]) -> str:
@@ -184,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "convert":
             sys.stdout.write(convert(args.files))
         elif args.command == "operator":
-            from podline.shell import handlers, settings as settings_
+            from podline.shell import handlers
+            from podline.shell import settings as settings_
 
             handlers.run(settings_.Settings.from_env())
         elif args.command in ("logs", "get"):
