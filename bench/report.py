@@ -51,16 +51,11 @@ def table(results: Mapping[str, Any]) -> str:
             rows.append(("floor: the same on a pod the size of an 8-step run pod",
                          f"p50 {_ms(fl['pod']['round_trip']['p50'])} ms, p99 {_ms(fl['pod']['round_trip']['p99'])} ms",
                          f"one PATCH→event: p50 {_ms(fl['pod']['patch_to_event']['p50'])} ms", "–"))
-    cn = sc.get("connections")
-    if cn:
-        rows.append((f"diagnostic: new TLS connections per {cn['calls']} calls of the operator's `shell.kube.Kube`",
-                     ", ".join(f"{k}: {v}" for k, v in cn["new_connections"].items()),
-                     "a response never read closes its connection", "–"))
     fp = sc.get("foreign_pods")
     if fp:
         rows.append(("diagnostic: operator CPU per event of a pod it does not own",
                      f"{fp['foreign pod']:.2f} ms (control: {fp['configmap (not watched)']:.2f} ms per ConfigMap write)",
-                     "the pod watch is not filtered on the server", "–"))
+                     "the pod watch carries only podline's pods (label selector on the server)", "–"))
     levels = sc.get("handoff", {})
     for key, level in levels.items():
         s = level["summary"]

@@ -25,7 +25,7 @@ from typing import Any
 from bench import harness, proc, report, scenarios
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-SCENARIOS = ("render", "cli", "floor", "connections", "foreign_pods", "start", "handoff", "api_cost", "burst",
+SCENARIOS = ("render", "cli", "floor", "foreign_pods", "start", "handoff", "api_cost", "burst",
              "memory")
 
 _began = time.monotonic()
@@ -87,6 +87,7 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
         sc["render"] = scenarios.render(cfg, say)
     if "cli" in only:
         sc["cli"] = scenarios.cli_startup(cfg, say)
+    scenarios.STUCK_DIR[:] = [out / "logs"]
     cluster_scenarios = [s for s in only if s not in ("render", "cli")]
     if cluster_scenarios:
         h = harness.Harness.open(say)
@@ -95,7 +96,6 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
             fl = scenarios.Floor(h)
             steps = {
                 "floor": lambda: scenarios.idle_floor(fl, cfg, say),
-                "connections": lambda: scenarios.connection_reuse(h, say),
                 "foreign_pods": lambda: scenarios.foreign_pods(h, say, 200 if mode == "full" else 30),
                 "start": lambda: scenarios.start_latency(h, cfg, say),
                 "handoff": lambda: scenarios.handoff(h, fl, cfg, say),
@@ -166,40 +166,56 @@ def profile(cfg: scenarios.Config, out: pathlib.Path) -> None:
         say(f"wrote {path}")
 
 
-def whatif(cfg: scenarios.Config, out: pathlib.Path, variants: list[str], burst: int) -> None:
-    """The same loads against the operator as it is and with proposed changes applied by bench.whatif."""
+def compare(cfg: scenarios.Config, out: pathlib.Path, variants: list[str], burst: int, quick: bool) -> None:
+    """The same loads against the operator under different settings: each variant is a list of
+    ``PODLINE_*=value`` assignments (empty: the defaults), applied to the operator's environment."""
     out.mkdir(parents=True, exist_ok=True)
-    level = scenarios.Level(100, 6, 8.0, 16.0)
+    scenarios.STUCK_DIR[:] = [out / "logs"]
+    level = scenarios.Level(3, 3, 0.1, 0.2) if quick else scenarios.Level(100, 6, 8.0, 16.0)
     burst_cfg = dataclasses.replace(cfg, burst_pipelines=burst)
     results: dict[str, Any] = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                                "machine": proc.machine(), "load_before": proc.uptime_line(), "variants": {}}
     h = harness.Harness.open(say)
+    defaults = dict(h.operator.env)
     try:
         fl = scenarios.Floor(h)
         for variant in variants:
-            say(f"what-if: {variant}")
-            h.restart_operator([sys.executable, "-m", "bench.whatif", variant])
+            label = variant.strip() or "defaults"
+            say(f"compare: {label}")
+            h.operator.env = {**defaults, **_assignments(variant)}
+            h.restart_operator()
             warm_up(h, cfg)
             hand = scenarios.handoff_once(h, fl, level, 0, cfg, say)
             hand.pop("samples_ms", None)
             run = scenarios.burst_once(h, burst_cfg, 0, say)
             run.pop("series", None)
-            results["variants"][variant] = {"handoff_100": hand, "burst": run}
+            results["variants"][label] = {"handoff_100": hand, "burst": run}
         fl.stop()
         results["logs"] = h.keep_logs(out / "logs")
     finally:
         h.close()
     results["load_after"] = proc.uptime_line()
-    (out / "whatif.json").write_text(json.dumps(_clean(results), indent=1) + "\n")
-    lines = [("| operator | hand-off p50 / p99 at 100 (ms) | floor p50 (ms) | operator CPU per hand-off (ms) | "
-             f"burst of {burst}: pipelines/s | operator CPU per pipeline (ms) |"), "|---|---|---|---|---|---|"]
-    for variant, r in results["variants"].items():
+    (out / "compare.json").write_text(json.dumps(_clean(results), indent=1) + "\n")
+    lines = [("| operator settings | hand-off p50 / p99 (ms) | floor p50 (ms) | operator CPU per hand-off (ms) | "
+              f"burst of {burst}: pipelines/s (99 %) | operator CPU per pipeline (ms) |"),
+             "|---|---|---|---|---|---|"]
+    for label, r in results["variants"].items():
         hand, run = r["handoff_100"], r["burst"]
-        lines.append(f"| {variant} | {hand['handoff_ms']['p50']:.0f} / {hand['handoff_ms']['p99']:.0f} | "
+        lines.append(f"| {label} | {hand['handoff_ms']['p50']:.0f} / {hand['handoff_ms']['p99']:.0f} | "
                      f"{hand['floor_ms']['round_trip']['p50']:.0f} | {hand['operator_cpu_ms_per_handoff']:.1f} | "
-                     f"{run['pipelines_per_second']:.1f} | {run['operator_cpu_ms_per_pipeline']:.0f} |")
-    (out / "whatif.md").write_text("\n".join(lines) + "\n")
+                     f"{run['pipelines_per_second_99']:.1f} | {run['operator_cpu_ms_per_pipeline']:.0f} |")
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _assignments(variant: str) -> dict[str, str]:
+    pairs = {}
+    for item in filter(None, (part.strip() for part in variant.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("PODLINE_"):
+            raise SystemExit(f"--compare: {item!r} is not PODLINE_NAME=value")
+        pairs[name] = value
+    return pairs
 
 
 def _interrupted(signum: int, frame: Any) -> None:
@@ -214,17 +230,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write results (default bench/results, or bench/results/quick)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--profile", action="store_true", help="profile the operator instead (pyinstrument)")
-    parser.add_argument("--whatif", metavar="VARIANTS", default="",
-                        help="compare operator variants instead: ';'-separated bench.whatif patch lists, "
-                             "e.g. 'none;diffbase;diffbase,logs,connections,images'")
+    parser.add_argument("--compare", metavar="VARIANTS", default=None,
+                        help="compare operator settings instead: ';'-separated variants, each a comma-separated "
+                             "list of PODLINE_*=value (empty: defaults), e.g. ';PODLINE_STATUS_INTERVAL_MS=0'")
     args = parser.parse_args(argv)
     cfg = scenarios.Config.quick() if args.quick else scenarios.Config.full()
     mode = "quick" if args.quick else "full"
     if args.profile:
         profile(cfg, args.out or RESULTS / "profile")
         return 0
-    if args.whatif:
-        whatif(cfg, args.out or RESULTS / "whatif", args.whatif.split(";"), 30 if args.quick else 300)
+    if args.compare is not None:
+        compare(cfg, args.out or (RESULTS / "quick" if args.quick else RESULTS) / "compare", args.compare.split(";"),
+                30 if args.quick else 300, args.quick)
         return 0
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(only) - set(SCENARIOS)

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,40 @@ def _terminal_count(recorder: watching.Recorder, names: set[str]) -> int:
 
 def _wait_terminal(recorder: watching.Recorder, names: set[str], timeout: float) -> bool:
     return recorder.wait(lambda: _terminal_count(recorder, names) >= len(names), timeout)
+
+
+STUCK_DIR: list[pathlib.Path] = []  # where run.py wants the evidence of runs that never ended
+
+
+def _record_stuck(h: harness.Harness, recorder: watching.Recorder, names: set[str], say: Say) -> list[str]:
+    """Before the namespace goes: keep the Pipeline and pod of every run that never ended, as evidence."""
+    import json
+
+    stuck = sorted(names - set(recorder.pipeline_phase_times(TERMINAL)))
+    if not stuck:
+        return []
+    custom, core = kubernetes.client.CustomObjectsApi(h.api), kubernetes.client.CoreV1Api(h.api)
+    evidence = []
+    for name in stuck[:5]:
+        item: dict[str, Any] = {"pipeline": name}
+        try:
+            item["status"] = custom.get_namespaced_custom_object(
+                harness.GROUP, harness.VERSION, recorder.namespace, harness.PLURAL, name).get("status")  # type: ignore[attr-defined]
+            pod = json.loads(core.read_namespaced_pod(f"{name}-g1", recorder.namespace,
+                                                      _preload_content=False).data)  # type: ignore[attr-defined]
+            item["pod"] = {"annotations": pod["metadata"].get("annotations"),
+                           "images": {c["name"]: c["image"] for c in pod["spec"]["containers"]},
+                           "status": pod.get("status")}
+        except Exception as error:  # noqa: BLE001 - evidence is best effort
+            item["error"] = repr(error)
+        item["events"] = [(round(e.t, 3), e.type, e.images, e.states, e.phase) for e in recorder.pods
+                          if e.name == f"{name}-g1"]
+        evidence.append(item)
+    if STUCK_DIR:
+        STUCK_DIR[0].mkdir(parents=True, exist_ok=True)
+        (STUCK_DIR[0] / f"stuck-{recorder.namespace}.json").write_text(json.dumps(evidence, indent=1, default=str))
+    say(f"{len(stuck)} run(s) never ended in {recorder.namespace} (evidence kept): {', '.join(stuck[:5])}")
+    return stuck
 
 
 def _wait_pods(recorder: watching.Recorder, count: int, timeout: float) -> bool:
@@ -235,6 +269,7 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
     ended = time.monotonic()
     pinger.stop()
     cpu1, metrics1 = h.cpu(), h.operator_metrics()
+    stuck = _record_stuck(h, recorder, names, say) if not finished else []
     recorder.stop()
     _delete_and_wait(h, ns, cfg)
     samples = handoffs(recorder)
@@ -256,6 +291,7 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
         "cpu_seconds": cpu,
         "operator_cpu_ms_per_handoff": 1000 * cpu.get("operator", 0.0) / max(1, len(samples)),
         "watch_errors": recorder.errors,
+        "never_ended": stuck,
         "samples_ms": [round(1000 * s, 3) for s in latencies],
     }
     hs, fs = result["handoff_ms"], result["floor_ms"]["round_trip"]
@@ -339,6 +375,7 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
     finished = _wait_progress(recorder, names, budget, stall=60 * cfg.wait_factor)
     cpu1, requests1, metrics1 = h.cpu(), h.apiserver_requests(), h.operator_metrics()
     hwm = proc.hwm_mb(h.operator.pid)
+    stuck = _record_stuck(h, recorder, names, say) if not finished else []
     recorder.stop()
     pod_times = sorted(recorder.pod_added().values())
     done_times = sorted(recorder.pipeline_phase_times(TERMINAL).values())
@@ -366,7 +403,7 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
         "finished": finished, "phases": phases,
         "create_seconds": created,
         "all_pods_seconds": all_pods, "all_finished_seconds": all_done, "finished_99_seconds": done_99,
-        "not_finished": n - len(done_times),
+        "not_finished": n - len(done_times), "never_ended": stuck,
         "pods_per_second": n / all_pods if all_pods else math.nan,
         "pipelines_per_second": n / all_done if all_done else math.nan,
         "pipelines_per_second_99": 0.99 * n / done_99 if done_99 else math.nan,
@@ -607,62 +644,6 @@ def cli_startup(cfg: Config, say: Say) -> dict[str, Any]:
         out[label] = stats.spread(times)
         say(f"start-up {label}: {out[label]['median']:.0f} ms")
     return out
-
-
-# ---- diagnostics: does the operator's API wrapper reuse its connections? -----------------------------------
-
-
-def connection_reuse(h: harness.Harness, say: Say, calls: int = 10) -> dict[str, Any]:
-    """Call each method of the operator's own ``shell.kube.Kube`` ``calls`` times (one worker thread) and count
-    the new TLS connections its urllib3 pool opened. A response that is never read cannot go back to the pool:
-    its connection is closed and the next call pays a new TLS handshake (and, with client certificates, a new
-    SSL context)."""
-    import asyncio
-    import gc
-
-    from podline.shell import kube
-
-    from bench import kubelet as kubelet_
-
-    ns = h.namespace("conn")
-    api = kubelet_.client(str(h.cluster.kubeconfig), pool=4)
-    wrapper = kube.Kube(workers=1, api_client=api)
-    custom = kubernetes.client.CustomObjectsApi(h.api)
-    body = harness.pipeline("conn", [1.0])
-    created: dict[str, Any] = custom.create_namespaced_custom_object(  # type: ignore[assignment]
-        harness.GROUP, harness.VERSION, ns, harness.PLURAL, body)
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "conn", "namespace": ns},
-           "spec": {"containers": [{"name": "c", "image": harness.PLACEHOLDER}]}}
-
-    async def exercise() -> dict[str, int]:
-        await wrapper.create(pod)
-        pools = api.rest_client.pool_manager.pools
-        counts: dict[str, int] = {}
-        methods: dict[str, Callable[[int], Awaitable[Any]]] = {
-            "get_pod (body read)": lambda i: wrapper.get_pod(ns, "conn"),
-            "patch_pod (body read)": lambda i: wrapper.patch_pod(ns, "conn", {"metadata": {"annotations": {"i": str(i)}}}),
-            "patch_status (body not read)": lambda i: wrapper.patch_status(ns, "conn", {"message": str(i)}),
-            "event (body not read)": lambda i: wrapper.event(created, "Normal", "Bench", str(i)),
-        }
-        for label, call in methods.items():
-            before = sum(p.num_connections for p in pools._container.values())
-            for i in range(calls):
-                await call(i)
-                gc.collect()
-            counts[label] = sum(p.num_connections for p in pools._container.values()) - before
-        return counts
-
-    try:
-        counts = asyncio.run(exercise())
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
-        _delete_and_wait(h, ns, Config.quick())
-    say("new TLS connections per " + str(calls) + " calls of the operator's API wrapper: " +
-        ", ".join(f"{k}: {v}" for k, v in counts.items()))
-    return {"calls": calls, "new_connections": counts}
-
-
-# ---- diagnostics: what pods that are not podline's cost the operator ----------------------------------------
 
 
 def foreign_pods(h: harness.Harness, say: Say, writes: int = 200) -> dict[str, Any]:

@@ -175,6 +175,22 @@ def _fail(lines: Iterable[str], code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
+def _operator_handlers() -> Any:
+    """Import kopf and podline's handlers with the official client hidden. kopf imports it, when installed,
+    to recognise its model classes and to pick default login handlers, neither of which podline uses (it has
+    its own login): some 15 MB of memory for nothing. It stays importable afterwards, for a login that needs
+    it (kubeconfigs with exec plugins)."""
+    hide = "kopf" not in sys.modules and "kubernetes" not in sys.modules
+    if hide:
+        sys.modules["kubernetes"] = None  # type: ignore[assignment]  # makes `import kubernetes` raise ImportError
+    try:
+        from podline.shell import handlers
+    finally:
+        if hide:
+            del sys.modules["kubernetes"]
+    return handlers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     args = _parser().parse_args(argv)
@@ -184,10 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "convert":
             sys.stdout.write(convert(args.files))
         elif args.command == "operator":
-            from podline.shell import handlers
             from podline.shell import settings as settings_
 
-            handlers.run(settings_.Settings.from_env())
+            _operator_handlers().run(settings_.Settings.from_env())
         elif args.command in ("logs", "get"):
             from podline.shell import viewing
 

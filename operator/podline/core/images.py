@@ -12,6 +12,7 @@ exists at all (only the kubelet can find out).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -121,6 +122,7 @@ def parse(reference: str, *, path: str = "image") -> ImageRef:
     raise errors.InvalidImageReference.at(path, f"invalid reference {_quote(reference)}: {reason}")
 
 
+@functools.lru_cache(maxsize=4096)  # the scheduler asks about the same few references on every reconcile
 def same_image(a: str, b: str) -> bool:
     """Whether two references name the same image, comparing only what both of them pin.
 

@@ -9,6 +9,7 @@ annotations are used: ownerReferences clean up, and run state is derived from th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -20,6 +21,19 @@ from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 POD_LABELS = {conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY}
+
+
+class NoEssence(kopf.DiffBaseStorage):
+    """Keeps nothing: with no essence, kopf detects no changes and copies nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> None:  # type: ignore[override]
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
 
 
 def _reconciler(memo: Any) -> reconciling.Reconciler:
@@ -35,12 +49,23 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.watching.reconnect_backoff = 1.0
     settings.networking.request_timeout = 60
-    kube.load_config()
-    reconciler = reconciling.Reconciler(kube.Kube(workers=config.api_workers), config)
+    # Only podline's pods travel from the apiserver: pods of other workloads never reach the operator.
+    settings.watching.label_selectors["pods"] = f"{conventions.LABEL_MANAGED_BY}={conventions.MANAGED_BY}"
+    # kopf keeps an "essence" of every object (two deep copies per event) to detect changes for
+    # on.create/update/field handlers; podline has only on.event handlers, which need none.
+    settings.persistence.diffbase_storage = NoEssence()
+    api = kube.Kube(functools.partial(kube.login, settings=settings, logger=log), connections=config.api_workers,
+                    timeout=settings.networking.request_timeout or 60)
+    reconciler = reconciling.Reconciler(api, config)
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))
     metrics.serve(config.metrics_port)
     log.info("podline operator started (namespaces: %s)", ", ".join(config.namespaces) or "all")
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo:
+    return kube.login(**kwargs)
 
 
 @kopf.on.cleanup()
@@ -48,6 +73,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     task = memo.get("resync")
     if task:
         task.cancel()
+    reconciler = memo.get("reconciler")
+    if reconciler:
+        await reconciler.api.close()
 
 
 async def _resync(reconciler: reconciling.Reconciler, every: float) -> None:
@@ -58,12 +86,12 @@ async def _resync(reconciler: reconciling.Reconciler, every: float) -> None:
 
 @kopf.on.event(conventions.GROUP, conventions.VERSION, conventions.PLURAL)
 async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    obj = event["object"]
+    obj = kube.lean(event["object"])
     meta = obj.get("metadata", {})
     key = (meta.get("namespace", ""), meta.get("name", ""))
     reconciler = _reconciler(memo)
     if event.get("type") == "DELETED":
-        reconciler.caches.pipelines.pop(key, None)
+        reconciler.forget(key)
         return
     reconciler.caches.pipelines[key] = obj
     reconciler.kick(key)
@@ -71,14 +99,14 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    obj = event["object"]
+    obj = kube.lean(event["object"])
     meta = obj.get("metadata", {})
     namespace = meta.get("namespace", "")
     reconciler = _reconciler(memo)
     if event.get("type") == "DELETED":
-        reconciler.caches.pods.pop((namespace, meta.get("name", "")), None)
+        reconciler.caches.drop_pod((namespace, meta.get("name", "")))
     else:
-        reconciler.caches.pods[(namespace, meta.get("name", ""))] = obj
+        reconciler.caches.put_pod((namespace, meta.get("name", "")), obj)
         metrics.note_pod_event(obj)
     pipeline = (meta.get("annotations") or {}).get(conventions.ANNOTATION_PIPELINE_NAME)
     if pipeline:
@@ -94,6 +122,8 @@ def run(config: settings_.Settings) -> None:
         quiet=config.log_level in ("WARNING", "ERROR"),
     )
     logging.getLogger("podline").setLevel(config.log_level)
+    # kopf logs "Handler 'pod_event' succeeded." at INFO for every watch event: noise, and CPU on the hot path.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING)
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     kopf.run(

@@ -1,30 +1,31 @@
-"""The Kubernetes API as the operator uses it: a handful of calls, each run off the event loop.
+"""The Kubernetes API as the operator uses it: a handful of calls over one aiohttp session.
 
-Wraps the official client. Errors are classified (``Conflict``, ``NotFound``, ``Transient``) so the
-reconciler can retry a 409 with fresh state, treat 404 as absence, and back off on anything else.
+aiohttp is kopf's own HTTP client, and the session is built from the credentials kopf logs in with
+(``login``), so the operator's calls need neither a second client library nor threads: they run on the
+event loop, over kept-alive connections. Errors are classified (``Conflict``, ``NotFound``, ``Transient``)
+so the reconciler can retry a 409 with fresh state, treat 404 as absence, and back off on anything else.
 Every call here needs a verb the Helm chart grants; the RBAC tests prove nothing more is needed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import datetime
-import functools
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+import logging
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any
 
-import kubernetes
-from kubernetes.client import ApiException
+import aiohttp
+import kopf
 
 from podline.core import auths, conventions
 
-T = TypeVar("T")
 Manifest = dict[str, Any]
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
+log = logging.getLogger("podline")
 
 
 class Conflict(Exception):
@@ -44,78 +45,100 @@ class Rejected(Transient):
     cannot succeed. A Transient, so a caller that does not handle it keeps retrying as before."""
 
 
-def load_config() -> None:
-    try:
-        kubernetes.config.load_incluster_config()
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+def login(**kwargs: Any) -> kopf.ConnectionInfo:
+    """Credentials for kopf's watches and podline's calls: the pod's service account, else the kubeconfig.
+
+    kopf's own readers cover tokens, client certificates and basic auth; a kubeconfig whose user runs an
+    exec plugin or an auth provider (cloud clusters) is left to the official client, imported only then.
+    """
+    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    if info is None or not (info.token or info.certificate_path or info.certificate_data or info.username):
+        info = kopf.login_via_client(**kwargs)
+    if info is None:
+        raise kopf.LoginError("no Kubernetes credentials: not in a pod with a service account, and no kubeconfig")
+    return info
 
 
 class Kube:
-    def __init__(self, workers: int = 8, api_client: kubernetes.client.ApiClient | None = None) -> None:
-        self.client = api_client or kubernetes.client.ApiClient()
-        self.core = kubernetes.client.CoreV1Api(self.client)
-        self.custom = kubernetes.client.CustomObjectsApi(self.client)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+    def __init__(self, connect: Callable[[], kopf.ConnectionInfo], *, connections: int = 8,
+                 timeout: float = 60.0) -> None:
+        """``connect`` gives the credentials; it is called again after a 401 (a rotated token)."""
+        self._connect = connect
+        self._connections = connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._server = ""
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
+    def _open(self) -> aiohttp.ClientSession:
+        info = self._connect()
+        self._server = info.server.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections, ssl=info.as_ssl_context()),
+            headers={**info.as_http_headers(), "User-Agent": "podline"},
+            timeout=self._timeout,
+            proxy=info.proxy_url,
+            trust_env=info.trust_env,
+        )
+        return self._session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def _request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Manifest:
+        session = self._session or self._open()
+        headers = {"Content-Type": content_type} if body is not None else None
+        data = json.dumps(body) if body is not None else None
         try:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
-        except ApiException as exc:
-            if exc.status == 409:
-                raise Conflict(_reason(exc)) from None
-            if exc.status == 404:
-                raise NotFound(_reason(exc)) from None
-            reason = _reason(exc)
-            if exc.status in (400, 422) or (exc.status == 403 and "violates PodSecurity" in reason):
-                raise Rejected(f"{exc.status} {reason}") from None
-            raise Transient(f"{exc.status} {reason}") from None
-        except Exception as exc:  # noqa: BLE001 - connection refused, timeouts, …: the apiserver may be restarting
+            async with session.request(method, self._server + path, data=data, headers=headers) as response:
+                raw = await response.read()
+                status, reason = response.status, response.reason or ""
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.debug('API "%s %s HTTP/1.1" failed: %s', method, path, type(exc).__name__)
             raise Transient(f"{type(exc).__name__}: {exc}") from None
+        log.debug('API "%s %s HTTP/1.1" %d', method, path, status)
+        if status < 300:
+            return lean(json.loads(raw)) if raw else {}
+        message = _message(raw, reason)
+        if status == 409:
+            raise Conflict(message)
+        if status == 404:
+            raise NotFound(message)
+        if status == 401:  # the token was rotated or expired: log in again for the next call
+            log.info("the API answered 401 Unauthorized; logging in again")
+            await self.close()
+        if status in (400, 422) or (status == 403 and "violates PodSecurity" in message):
+            raise Rejected(f"{status} {message}")
+        raise Transient(f"{status} {message}")
 
     async def get_pod(self, namespace: str, name: str) -> Manifest:
-        pod = await self._call(self.core.read_namespaced_pod, name, namespace, _preload_content=False)
-        return _json(pod)
+        return await self._request("GET", _core(namespace, "pods", name))
 
     async def create(self, manifest: Manifest) -> Manifest:
-        ns = manifest["metadata"]["namespace"]
-        if manifest["kind"] == "Pod":
-            return _json(await self._call(self.core.create_namespaced_pod, ns, manifest, _preload_content=False))
-        if manifest["kind"] == "Secret":
-            return _json(await self._call(self.core.create_namespaced_secret, ns, manifest, _preload_content=False))
-        raise ValueError(f"cannot create {manifest['kind']}")
+        kinds = {"Pod": "pods", "Secret": "secrets"}
+        if manifest["kind"] not in kinds:
+            raise ValueError(f"cannot create {manifest['kind']}")
+        return await self._request("POST", _core(manifest["metadata"]["namespace"], kinds[manifest["kind"]]), manifest)
 
     async def patch_pod(self, namespace: str, name: str, patch: Manifest) -> Manifest:
-        return _json(await self._call(self.core.patch_namespaced_pod, name, namespace, patch, _preload_content=False,
-                                      _content_type=STRATEGIC_MERGE))
+        return await self._request("PATCH", _core(namespace, "pods", name), patch, STRATEGIC_MERGE)
 
     async def delete_pod(self, namespace: str, name: str) -> None:
-        await self._call(self.core.delete_namespaced_pod, name, namespace, _preload_content=False)
+        await self._request("DELETE", _core(namespace, "pods", name))
 
     async def read_secret(self, namespace: str, name: str) -> auths.SourceSecret:
-        raw = _json(await self._call(self.core.read_namespaced_secret, name, namespace, _preload_content=False))
+        raw = await self._request("GET", _core(namespace, "secrets", name))
         data = {k: base64.b64decode(v) for k, v in (raw.get("data") or {}).items()}
         return auths.SourceSecret(name=name, type=raw.get("type", "Opaque"), data=data)
 
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
-        await self._call(
-            self.custom.patch_namespaced_custom_object_status,
-            conventions.GROUP, conventions.VERSION, namespace, conventions.PLURAL, name,
-            {"status": status}, _preload_content=False, _content_type=MERGE,
-        )
-
-    async def list_pipelines(self, namespace: str | None) -> list[Manifest]:
-        if namespace:
-            fn = functools.partial(self.custom.list_namespaced_custom_object, conventions.GROUP,
-                                   conventions.VERSION, namespace, conventions.PLURAL)
-        else:
-            fn = functools.partial(self.custom.list_cluster_custom_object, conventions.GROUP,
-                                   conventions.VERSION, conventions.PLURAL)
-        return list(_json(await self._call(fn, _preload_content=False)).get("items", []))
+        path = (f"/apis/{conventions.GROUP}/{conventions.VERSION}/namespaces/{_q(namespace)}/"
+                f"{conventions.PLURAL}/{_q(name)}/status")
+        await self._request("PATCH", path, {"status": status}, MERGE)
 
     async def event(
-        self, involved: Manifest, type_: str, reason: str, message: str, *, name: str | None = None
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str, *, name: str | None = None
     ) -> None:
         """Record an Event. Named, a second one of the same name (from another replica) gets 409, not a copy."""
         meta = involved["metadata"]
@@ -139,16 +162,30 @@ class Kube:
             "count": 1,
             "reportingComponent": "podline.dev/operator",
         }
-        await self._call(self.core.create_namespaced_event, meta["namespace"], body, _preload_content=False)
+        await self._request("POST", _core(meta["namespace"], "events"), body)
 
 
-def _json(response: Any) -> Manifest:
-    data = response.data if hasattr(response, "data") else response
-    return dict(json.loads(data)) if data else {}
+def lean(obj: Mapping[str, Any]) -> Manifest:
+    """The object without ``metadata.managedFields``: podline never reads them, and on a run's pod (written by
+    the operator and the kubelet, field by field) they are a large share of what the caches would hold."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj if isinstance(obj, dict) else dict(obj)
 
 
-def _reason(exc: ApiException) -> str:
+def _q(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+def _core(namespace: str, plural: str, name: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{_q(namespace)}/{plural}"
+    return f"{path}/{_q(name)}" if name else path
+
+
+def _message(raw: bytes, reason: str) -> str:
+    """The apiserver's Status message (never the request body: that may hold a Secret's data)."""
     try:
-        return str(json.loads(exc.body).get("message", exc.reason))
-    except (TypeError, ValueError):
-        return str(exc.reason)
+        return str(json.loads(raw).get("message") or reason)
+    except (ValueError, AttributeError):
+        return reason

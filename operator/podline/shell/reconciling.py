@@ -30,14 +30,36 @@ MAX_TIMEOUT_SECONDS = 2**31 - 1  # the most a pod's activeDeadlineSeconds can ho
 
 @dataclass
 class Caches:
-    """The latest objects the watches delivered, keyed by (namespace, name)."""
+    """The latest objects the watches delivered, keyed by (namespace, name); pods also by their Pipeline's uid.
+
+    Write pods through ``put_pod``/``drop_pod`` so that the index stays true.
+    """
 
     pipelines: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     pods: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    _by_uid: dict[str, set[Key]] = field(default_factory=dict)
+
+    def put_pod(self, key: Key, pod: Mapping[str, Any]) -> None:
+        self.drop_pod(key)
+        self.pods[key] = pod
+        uid = _pipeline_uid(pod)
+        if uid:
+            self._by_uid.setdefault(uid, set()).add(key)
+
+    def drop_pod(self, key: Key) -> None:
+        old = self.pods.pop(key, None)
+        uid = _pipeline_uid(old) if old is not None else None
+        if uid and uid in self._by_uid:
+            self._by_uid[uid].discard(key)
+            if not self._by_uid[uid]:
+                del self._by_uid[uid]
 
     def pods_of(self, uid: str) -> list[Mapping[str, Any]]:
-        return [p for p in self.pods.values()
-                if (p.get("metadata", {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID) == uid]
+        return [self.pods[k] for k in sorted(self._by_uid.get(uid, ()))]
+
+
+def _pipeline_uid(pod: Mapping[str, Any]) -> str | None:
+    return (pod.get("metadata", {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID)
 
 
 def run_of(body: Mapping[str, Any]) -> str:
@@ -83,6 +105,11 @@ class Reconciler:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._plans: dict[tuple[str, str, str], Any] = {}
         self._fresh: set[Key] = set()  # read the pod from the API, not the cache, on the next reconcile
+        # Status decided but not yet written (see _write_status), when it was last written, and the timers
+        # that will write it.
+        self._pending: dict[Key, dict[str, Any]] = {}
+        self._written_at: dict[Key, float] = {}
+        self._flushes: dict[Key, asyncio.TimerHandle] = {}
 
     # --- scheduling of reconciles -------------------------------------------------------------------------
 
@@ -100,6 +127,20 @@ class Reconciler:
             old.cancel()
         self._timers[key] = asyncio.get_running_loop().call_later(max(0.05, delay), self.kick, key)
 
+    def forget(self, key: Key) -> None:
+        """The Pipeline is gone: drop what is kept about it (its pod and Secret go by ownerReferences)."""
+        self.caches.pipelines.pop(key, None)
+        self._pending.pop(key, None)
+        self._written_at.pop(key, None)
+        self._fresh.discard(key)
+        for timers in (self._timers, self._flushes):
+            handle = timers.pop(key, None)
+            if handle:
+                handle.cancel()
+        task = self._tasks.get(key)
+        if task and task.done():
+            del self._tasks[key]
+
     async def _loop(self, key: Key) -> None:
         while True:
             self._dirty.discard(key)
@@ -112,6 +153,8 @@ class Reconciler:
                 log.exception("reconcile %s/%s failed; retrying", key[0], key[1])
                 self.kick_later(key, 5.0)
             if key not in self._dirty:
+                if key not in self.caches.pipelines:
+                    self._tasks.pop(key, None)
                 return
 
     def resync(self) -> None:
@@ -149,6 +192,9 @@ class Reconciler:
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
         pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
         status = body.get("status") or {}
+        pending = self._pending.get(key)
+        if pending is not None and pending.get("run") == status.get("run"):
+            status = pending  # what this operator decided last and has not written yet
         fresh = key in self._fresh
         self._fresh.discard(key)
         if pod_name and (fresh or pod is None and status.get("run") == run and status.get("podName")):
@@ -207,9 +253,9 @@ class Reconciler:
         try:
             pod = await self.api.get_pod(namespace, name)
         except kube.NotFound:
-            self.caches.pods.pop((namespace, name), None)
+            self.caches.drop_pod((namespace, name))
             return None
-        self.caches.pods[(namespace, name)] = pod
+        self.caches.put_pod((namespace, name), pod)
         return pod
 
     async def _credentials(self, namespace: str, names: tuple[str, ...]) -> auths.Credentials | errors.PodlineError:
@@ -253,14 +299,14 @@ class Reconciler:
             try:
                 created = await self.api.create(manifest)
                 if manifest["kind"] == "Pod":
-                    self.caches.pods[(namespace, manifest["metadata"]["name"])] = created
+                    self.caches.put_pod((namespace, manifest["metadata"]["name"]), created)
                     metrics.note_created(manifest)
             except kube.Conflict:
                 pass  # deterministic names: it exists already, made by us (or an earlier us)
         if decision.pod_patch and pod is not None:
             started = time.monotonic()
             updated = await self.api.patch_pod(namespace, pod["metadata"]["name"], decision.pod_patch)
-            self.caches.pods[(namespace, pod["metadata"]["name"])] = updated
+            self.caches.put_pod((namespace, pod["metadata"]["name"]), updated)
             metrics.note_patch(pod, decision.pod_patch, time.monotonic() - started)
         for pod_name, patch in decision.other_patches:
             try:
@@ -282,23 +328,58 @@ class Reconciler:
                 pass  # recorded already, by another replica that saw the same change
             except (kube.Transient, kube.NotFound) as exc:
                 log.debug("event for %s/%s not recorded: %s", namespace, name, exc)
-        new_status = decision.status.to_patch()
-        old_status = body.get("status") or {}
-        if new_status != old_status:
-            patch = {**{k: None for k in old_status if k not in new_status}, **new_status}
-            try:
-                await self.api.patch_status(namespace, name, patch)
-            except kube.NotFound:
-                return
-            merged = dict(body)
-            merged["status"] = new_status
-            self.caches.pipelines[key] = merged
-            metrics.note_status(old_status, new_status)
+        await self._write_status(key, body, decision.status.to_patch())
         if decision.requeue_after is not None:
             self.kick_later(key, decision.requeue_after)
         if decision.events:
             for event in decision.events:
                 log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
+
+
+    async def _write_status(self, key: Key, body: Mapping[str, Any], new_status: dict[str, Any]) -> None:
+        """Write the run's status: at once when a run begins or ends, else at most once per status interval.
+
+        Step progress of a Pipeline is coalesced: changes within the interval are kept in ``_pending`` (and
+        read back by the next reconcile as the current status) and written together when it ends. Nothing
+        depends on the written status but readers (the run record is the pod), so a write the operator dies
+        before making is only decided and made again by the next one.
+        """
+        namespace, name = key
+        old_status = body.get("status") or {}
+        if new_status == old_status:
+            self._pending.pop(key, None)
+            return
+        wait = self._status_wait(key, old_status, new_status)
+        if wait > 0:
+            self._pending[key] = new_status
+            if key not in self._flushes:
+                self._flushes[key] = asyncio.get_running_loop().call_later(wait, self._flush, key)
+            return
+        patch = {**{k: None for k in old_status if k not in new_status}, **new_status}
+        try:
+            await self.api.patch_status(namespace, name, patch)
+        except kube.NotFound:
+            self._pending.pop(key, None)
+            return
+        self._pending.pop(key, None)
+        self._written_at[key] = time.monotonic()
+        merged = dict(body)
+        merged["status"] = new_status
+        self.caches.pipelines[key] = merged
+        metrics.note_status(old_status, new_status)
+
+    def _status_wait(self, key: Key, old: Mapping[str, Any], new: Mapping[str, Any]) -> float:
+        interval = self.settings.status_interval_ms / 1000
+        phase = new.get("phase")
+        if interval <= 0 or new.get("run") != old.get("run") or (phase and statuses.Phase(phase).is_terminal):
+            return 0.0
+        last = self._written_at.get(key)
+        return 0.0 if last is None else last + interval - time.monotonic()
+
+    def _flush(self, key: Key) -> None:
+        self._flushes.pop(key, None)
+        if key in self._pending:
+            self.kick(key)
 
 
 def _event_name(body: Mapping[str, Any], run: str, event: scheduling.Event) -> str:

@@ -34,6 +34,10 @@ class Settings:
     resync_seconds: float = 30.0
     """PODLINE_RESYNC_SECONDS: every unfinished run is re-read this often, whatever the watch said."""
 
+    status_interval_ms: int = 1000
+    """PODLINE_STATUS_INTERVAL_MS: a run's status is written when it starts and ends; step progress in between
+    at most once per this many milliseconds per Pipeline (0: at every change)."""
+
     log_format: str = "text"
     """PODLINE_LOG_FORMAT: text or json."""
 
@@ -47,7 +51,7 @@ class Settings:
     """PODLINE_LIVENESS_PORT: kopf's liveness endpoint /healthz on this port (0: off)."""
 
     api_workers: int = 8
-    """PODLINE_API_WORKERS: threads for Kubernetes API calls."""
+    """PODLINE_API_WORKERS: Kubernetes API requests the operator makes at once (its connections)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +113,7 @@ class Settings:
             max_running=number("PODLINE_MAX_RUNNING", 0),
             history_limit=number("PODLINE_HISTORY_LIMIT", 3),
             resync_seconds=float(number("PODLINE_RESYNC_SECONDS", 30, 1)),
+            status_interval_ms=number("PODLINE_STATUS_INTERVAL_MS", 1000),
             log_format=log_format,
             log_level=log_level,
             metrics_port=number("PODLINE_METRICS_PORT", 9090),

@@ -13,9 +13,15 @@ from typing import Any
 import kubernetes
 
 from podline.core import conventions
-from podline.shell import kube
 
 TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
+
+
+def _load_config() -> None:
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
 def _namespace(args: argparse.Namespace) -> str:
@@ -46,7 +52,7 @@ def _header(step: dict[str, Any]) -> str:
 
 
 def logs(args: argparse.Namespace) -> int:
-    kube.load_config()
+    _load_config()
     core = kubernetes.client.CoreV1Api()
     custom = kubernetes.client.CustomObjectsApi()
     namespace = _namespace(args)
@@ -79,7 +85,7 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def get(args: argparse.Namespace) -> int:
-    kube.load_config()
+    _load_config()
     custom = kubernetes.client.CustomObjectsApi()
     namespace = _namespace(args)
     if args.pipeline:
