@@ -51,6 +51,8 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
         self._shadow: list[tuple[float, tuple[str, str]]] = []  # the timers again, to know which pods they touch
         self._writers = concurrent.futures.ThreadPoolExecutor(WRITERS, thread_name_prefix="status")
         self._next_sweep = 0.0
+        self._seen: dict[tuple[str, str], tuple[Any, ...]] = {}  # each pod's containers as the server last said
+        self._written_at: dict[tuple[str, str], float] = {}
         self.writes = 0
         self.failed_writes = 0
 
@@ -58,7 +60,13 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
 
     def _handle(self, kind: str, body: scripted_kubelet.Body) -> None:
         if kind in ("ADDED", "MODIFIED"):
-            self._dirty.add((body["metadata"]["namespace"], body["metadata"]["name"]))
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            self._dirty.add(key)
+            self._seen[key] = _outline((body.get("status") or {}).get("containerStatuses") or [])
+        elif kind == "DELETED":
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            self._seen.pop(key, None)
+            self._written_at.pop(key, None)
         elif kind == "TERMINATE":
             self._dirty.add(body["key"])
         elif kind == "RESUME":
@@ -79,6 +87,16 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             for pod in self._pods.values():
                 if pod.failure:
                     continue
+                # The server must come to say what the model says: a status the model holds but the server does
+                # not show two seconds after the last write is written again (seen once in a 100-pipeline
+                # run: three pods whose step never ended on the server; the cause was not found).
+                if (_outline([c.status for c in pod.containers.values() if c.status]) != self._seen.get(pod.key)
+                        and now - self._written_at.get(pod.key, now) > 2.0):
+                    logger.warning("sweep: %s/%s: the server does not show the status last written; writing again",
+                                   pod.namespace, pod.name)
+                    pod.written = None
+                    self._written_at[pod.key] = now
+                    self._dirty.add(pod.key)
                 for container in pod.containers.values():
                     if (container.ends_at is None and container.state == "running" and not self.is_placeholder(
                             container.image) and not container.name.startswith("svc-")):
@@ -142,6 +160,7 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             try:
                 job.result(timeout=WRITE_TIMEOUT + 5)
                 pod.written = status
+                self._written_at[pod.key] = time.monotonic()
                 self.writes += 1
             except kubernetes.client.ApiException as error:
                 self.failed_writes += 1
@@ -188,6 +207,12 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             except Exception:  # noqa: BLE001 - an apiserver hiccup must not end the double
                 version = None
                 self._stopping.wait(0.5)
+
+
+def _outline(container_statuses: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """What matters of a pod's container statuses: which instance each container runs, in which state."""
+    return tuple(sorted((cs.get("name"), next(iter(cs.get("state") or {"": 0})), cs.get("containerID"))
+                        for cs in container_statuses))
 
 
 def client(kubeconfig: str, pool: int = 8) -> kubernetes.client.ApiClient:
