@@ -243,7 +243,9 @@ class ApiCluster:
             f"--service-account-key-file={pkid / 'service-account.pub'}",
             f"--service-account-signing-key-file={pkid / 'service-account.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none",
-            "--allow-privileged=true", "--profiling=false",
+            "--allow-privileged=true",
+            # /debug/pprof for whoever asks (the bench's apiserver profile); off otherwise.
+            f"--profiling={'true' if os.environ.get('PODLINE_APISERVER_PROFILING') == '1' else 'false'}",
             # Without a grace period for watches, SIGTERM waits a full minute for the controller-manager's watches.
             "--shutdown-watch-termination-grace-period=2s",
             f"--kubelet-client-certificate={pkid / 'apiserver-kubelet-client.crt'}",

@@ -93,8 +93,10 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     if event.get("type") == "DELETED":
         reconciler.forget(key)
         return
+    news = not _same_version(reconciler.caches.pipelines.get(key), obj)
     reconciler.caches.pipelines[key] = obj
-    reconciler.kick(key)
+    if news:  # else the echo of the operator's own write: its reconcile has seen this state already
+        reconciler.kick(key)
 
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)
@@ -103,14 +105,23 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     meta = obj.get("metadata", {})
     namespace = meta.get("namespace", "")
     reconciler = _reconciler(memo)
+    key = (namespace, meta.get("name", ""))
+    news = True
     if event.get("type") == "DELETED":
-        reconciler.caches.drop_pod((namespace, meta.get("name", "")))
+        reconciler.caches.drop_pod(key)
     else:
-        reconciler.caches.put_pod((namespace, meta.get("name", "")), obj)
+        news = not _same_version(reconciler.caches.pods.get(key), obj)
+        reconciler.caches.put_pod(key, obj)
         metrics.note_pod_event(obj)
     pipeline = (meta.get("annotations") or {}).get(conventions.ANNOTATION_PIPELINE_NAME)
-    if pipeline:
+    if pipeline and news:
         reconciler.kick((namespace, pipeline))
+
+
+def _same_version(cached: Any, obj: Any) -> bool:
+    """Whether the cache holds this very version already (the operator stored its own write's response)."""
+    version = obj.get("metadata", {}).get("resourceVersion")
+    return bool(cached and version and cached.get("metadata", {}).get("resourceVersion") == version)
 
 
 def run(config: settings_.Settings) -> None:

@@ -132,10 +132,10 @@ class Kube:
         data = {k: base64.b64decode(v) for k, v in (raw.get("data") or {}).items()}
         return auths.SourceSecret(name=name, type=raw.get("type", "Opaque"), data=data)
 
-    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
+    async def patch_status(self, namespace: str, name: str, status: Manifest) -> Manifest:
         path = (f"/apis/{conventions.GROUP}/{conventions.VERSION}/namespaces/{_q(namespace)}/"
                 f"{conventions.PLURAL}/{_q(name)}/status")
-        await self._request("PATCH", path, {"status": status}, MERGE)
+        return await self._request("PATCH", path, {"status": status}, MERGE)
 
     async def event(
         self, involved: Mapping[str, Any], type_: str, reason: str, message: str, *, name: str | None = None

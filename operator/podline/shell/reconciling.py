@@ -357,15 +357,16 @@ class Reconciler:
             return
         patch = {**{k: None for k in old_status if k not in new_status}, **new_status}
         try:
-            await self.api.patch_status(namespace, name, patch)
+            written = await self.api.patch_status(namespace, name, patch)
         except kube.NotFound:
             self._pending.pop(key, None)
             return
         self._pending.pop(key, None)
         self._written_at[key] = time.monotonic()
-        merged = dict(body)
-        merged["status"] = new_status
-        self.caches.pipelines[key] = merged
+        if written.get("metadata"):
+            self.caches.pipelines[key] = written  # the server's own answer: its watch echo is then no news
+        else:
+            self.caches.pipelines[key] = {**body, "status": new_status}
         metrics.note_status(old_status, new_status)
 
     def _status_wait(self, key: Key, old: Mapping[str, Any], new: Mapping[str, Any]) -> float:
