@@ -25,6 +25,7 @@ from podline.shell import settings as settings_
 log = logging.getLogger("podline")
 Key = tuple[str, str]  # (namespace, name)
 MAX_CONFLICT_RETRIES = 5
+MAX_RETRY_SECONDS = 16.0
 MAX_TIMEOUT_SECONDS = 2**31 - 1  # the most a pod's activeDeadlineSeconds can hold
 
 
@@ -110,6 +111,7 @@ class Reconciler:
         self._pending: dict[Key, dict[str, Any]] = {}
         self._written_at: dict[Key, float] = {}
         self._flushes: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}  # consecutive failed reconciles, for the back-off
 
     # --- scheduling of reconciles -------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Reconciler:
         self.caches.pipelines.pop(key, None)
         self._pending.pop(key, None)
         self._written_at.pop(key, None)
+        self._failures.pop(key, None)
         self._fresh.discard(key)
         for timers in (self._timers, self._flushes):
             handle = timers.pop(key, None)
@@ -146,16 +149,24 @@ class Reconciler:
             self._dirty.discard(key)
             try:
                 await self.reconcile(key)
+                self._failures.pop(key, None)
             except kube.Transient as exc:
-                log.warning("reconcile %s/%s: API error, retrying: %s", key[0], key[1], exc)
-                self.kick_later(key, 2.0)
+                log.warning("reconcile %s/%s: API error, retrying in %.0fs: %s", key[0], key[1],
+                            self._retry_later(key, 2.0), exc)
             except Exception:  # a bug must not stop the operator serving other Pipelines
-                log.exception("reconcile %s/%s failed; retrying", key[0], key[1])
-                self.kick_later(key, 5.0)
+                log.exception("reconcile %s/%s failed; retrying in %.0fs", key[0], key[1], self._retry_later(key, 5.0))
             if key not in self._dirty:
                 if key not in self.caches.pipelines:
                     self._tasks.pop(key, None)
                 return
+
+    def _retry_later(self, key: Key, first: float) -> float:
+        """Back off per Pipeline, doubling up to MAX_RETRY_SECONDS: with the apiserver away, a thousand
+        Pipelines must not each retry every two seconds."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(first * 2 ** (failures - 1), MAX_RETRY_SECONDS)
+        self.kick_later(key, delay)
+        return delay
 
     def resync(self) -> None:
         """Re-read every unfinished run from the API, not the cache: a watch event that never arrived
