@@ -478,7 +478,7 @@ IMPORT_FLOORS = {
     "python": "",
     "kubernetes": "import kubernetes.client",
     "kopf": "import kopf",
-    "the operator's modules": "import podline.shell.handlers",
+    "the operator's modules": "from podline import cli; cli._operator_handlers()",
 }
 
 

@@ -191,6 +191,9 @@ class Reconciler:
                 metrics.CONFLICTS.inc()
                 self._fresh.add(key)
                 log.debug("reconcile %s/%s: conflict, reading again", *key)
+            except kube.NotFound:  # the pod went away while this reconcile was deciding: decide again
+                self._fresh.add(key)
+                log.debug("reconcile %s/%s: the pod is gone, reading again", *key)
         self.kick_later(key, 1.0)
 
     async def _once(self, key: Key, body: Mapping[str, Any]) -> None:
