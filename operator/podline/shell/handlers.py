@@ -135,7 +135,6 @@ def run(config: settings_.Settings) -> None:
     logging.getLogger("podline").setLevel(config.log_level)
     # kopf logs "Handler 'pod_event' succeeded." at INFO for every watch event: noise, and CPU on the hot path.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING)
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     kopf.run(
         standalone=True,

@@ -375,12 +375,9 @@ class Reconciler:
         except kube.NotFound:
             self._pending.pop(key, None)
             return
-        self._pending.pop(key, None)
+        self._pending.pop(key, None)  # kept until written: a failed write is retried from it
         self._written_at[key] = time.monotonic()
-        if written.get("metadata"):
-            self.caches.pipelines[key] = written  # the server's own answer: its watch echo is then no news
-        else:
-            self.caches.pipelines[key] = {**body, "status": new_status}
+        self.caches.pipelines[key] = written  # the server's own answer: its watch echo is then no news
         metrics.note_status(old_status, new_status)
 
     def _status_wait(self, key: Key, old: Mapping[str, Any], new: Mapping[str, Any]) -> float:
