@@ -166,6 +166,7 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             except kubernetes.client.ApiException as error:
                 self.failed_writes += 1
                 if error.status == 404:
+                    logger.warning("status of %s/%s not written (404): the pod is gone", pod.namespace, pod.name)
                     self._pods.pop(pod.key, None)
                 else:
                     logger.warning("status of %s/%s not written (%s); trying again", pod.namespace, pod.name,

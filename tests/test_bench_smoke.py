@@ -59,10 +59,11 @@ def test_the_numbers_are_finite_and_positive(results: tuple[dict[str, Any], path
         "start p50": sc["start"]["summary"]["p50"]["median"],
         "start p99": sc["start"]["summary"]["p99"]["median"],
         "burst all pods": sc["burst"]["summary"]["all_pods_seconds"]["median"],
-        "burst pipelines/s (99 %)": sc["burst"]["summary"]["pipelines_per_second_99"]["median"],
         "memory idle": sc["memory"]["idle_mb"],
         "memory at largest": sc["memory"]["at_largest_mb"],
     }
+    if not any(run["never_ended"] for run in sc["burst"]["runs"]):  # see the test below
+        numbers["burst pipelines/s (99 %)"] = sc["burst"]["summary"]["pipelines_per_second_99"]["median"]
     for level, found in sc["handoff"].items():
         for key in ("p50", "p95", "p99"):
             numbers[f"hand-off {key} at {level}"] = found["summary"][key]["median"]
@@ -75,6 +76,24 @@ def test_the_numbers_are_finite_and_positive(results: tuple[dict[str, Any], path
         numbers[f"start-up {label}"] = spread["median"]
     bad = {name: value for name, value in numbers.items() if not _positive(value)}
     assert not bad, f"not finite and positive: {bad}"
+
+
+@pytest.mark.timeout(1300)
+def test_a_run_that_never_ended_waits_on_a_step_its_pod_shows_running(
+    results: tuple[dict[str, Any], pathlib.Path],
+) -> None:
+    """The bench's kubelet double sometimes never reports a step's end (bench/README.md, limits). Such a run
+    must be the double's doing: the operator shows the step running exactly as the pod does, and waits."""
+    _, out = results
+    for evidence in (out / "logs").glob("stuck-*.json"):
+        for item in json.loads(evidence.read_text()):
+            pod, status = item["pod"], item["status"]
+            running = {c["name"] for c in pod["status"]["containerStatuses"]
+                       if "running" in c["state"] and "placeholder" not in pod["images"][c["name"]]}
+            assert running, f"{item['pipeline']}: no step runs in its pod, yet the run did not end: {item}"
+            assert status["phase"] == "Running", item
+            shown = {s["container"] for s in status["steps"] if s["state"] == "running"}
+            assert shown == running, f"{item['pipeline']}: the status shows {shown}, the pod runs {running}"
 
 
 @pytest.mark.timeout(1300)
