@@ -99,7 +99,7 @@ def compile_model(
             conventions.pull_secret_name(context.pipeline, context.run) if spec.image_pull_secrets else None
         ),
         pull_secret_sources=tuple(spec.image_pull_secrets),
-        placeholder_image=policy.placeholder_image,
+        runner_image=policy.runner_image,
         containers=tuple(containers),
         volumes=tuple(_volumes(spec, volumes)),
         workspace=workspace,
@@ -130,18 +130,16 @@ def script(commands: Iterable[str]) -> str:
 
 
 SHELL = "/bin/sh"
-_EXEC = 'exec "$0" "$@"'
 
 
 def _command(step: models.Step) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
-    # Whatever runs, it is started as /bin/sh so the placeholder (which provides /bin/sh, as a sleeper) can
-    # stand in for the step until it starts: a container's command cannot change after the pod is created.
+    """Kubernetes' (command, args) of a step or service, Drone's way: ``commands`` become one shell script,
+    ``entrypoint`` replaces the image's ENTRYPOINT and ``command`` its CMD. A step's entrypoint wrapper then
+    runs exactly this (see ``stepping.command_of``), so no image needs ``/bin/sh`` but for ``commands``."""
     if step.commands is not None:
-        if step.shell in (None, "", SHELL):
-            return (SHELL, "-c", script(step.commands)), None
-        return (SHELL, "-c", _EXEC, step.shell, "-c", script(step.commands)), None
+        return (step.shell or SHELL, "-c", script(step.commands)), None
     if step.entrypoint:
-        return (SHELL, "-c", _EXEC, *step.entrypoint, *(step.command or ())), None
+        return tuple(step.entrypoint), tuple(step.command) if step.command else None
     if step.command:
         return None, tuple(step.command)
     return None, None

@@ -1,42 +1,57 @@
-"""Read a run's pod: what each step container is doing, from the pod's spec, annotations and status.
+"""Read a run's pod: what each step is doing, from the pod's container statuses and annotations.
 
-The traps this module exists to beat (drone-runner-kube's bug history):
-  * When a step is started, the kubelet kills the running placeholder; that placeholder's termination
-    must never be read as the step's result. The start annotation records the placeholder's container id
-    at the swap; a terminated state with that id, or reporting the placeholder image, is not the step's.
-  * A step waiting for its image (ErrImagePull, ImagePullBackOff, ErrImageNeverPull) is not running.
-  * Everything is read from the pod's current state (level-triggered), so a missed watch event only
-    delays a decision until the next event or resync.
+Every step container runs from the pod's start, its entrypoint waiting for its turn, so a running container
+is not yet a running step. What the pod tells, and how it is read:
+  * a terminated container whose termination message is a result (``stepping.Result``) ended that way:
+    state, exit code and times in ms as the entrypoint recorded them;
+  * a terminated container without one never got as far as its entrypoint (it could not start, it was
+    killed first): a failure, with the kubelet's reason;
+  * a running container is a running step once every step it comes after is done (a detached one: started);
+    before that it waits;
+  * a container waiting with a pull error is a step whose image is not there: the scheduler decides when it
+    gets the runner image as a stand-in (``pull_failure``), recorded in ``killed.podline.dev/<container>``.
+Everything is read from the pod's current state (level-triggered), so a missed watch event only delays a
+decision until the next event or resync.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from podline.core import conventions, images, plans, pods, statuses
+from podline.core import conventions, pods, plans, statuses, stepping
 
 PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"})
-PERMANENT_WAIT_ERRORS = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError"})
-EXIT_EARLY = 78  # Drone: end the run now, as a success
+# Waiting reasons no retry can heal (CreateContainerConfigError: a missing Secret or key, which a stand-in
+# would not fix either: the environment stays).
+PERMANENT_PULL_ERRORS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
+CONFIG_ERRORS = frozenset({"CreateContainerConfigError"})
+# What registries answer for an image that is not there or not theirs to give (containerd's wording).
+_REFUSED = re.compile(r"\bnot found\b|manifest unknown|\b40[134]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b",
+                      re.IGNORECASE)
+EXIT_EARLY = stepping.EXIT_EARLY
 
 
 @dataclass(frozen=True)
 class StepView:
-    """What one step container is doing, as far as the pod tells."""
+    """What one step is doing, as far as the pod tells."""
 
     state: statuses.StepState
-    started: bool = False  # the swap happened (the pod says so)
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
     reason: str | None = None
     message: str | None = None
-    waiting_since: str | None = None  # swap time, while the step waits for its image or container
-    placeholder_id: str = ""  # the running placeholder's container id (for the next swap)
-    placeholder_dead: bool = False  # the placeholder exited before the step was started
+    turn_since: str | None = None  # when it could have started (its dependencies done), while not running
+    pull_error: str | None = None  # the kubelet's waiting reason while its image is not there
+    stand_in: bool = False  # the operator gave it the runner image (killed.podline.dev/<container>)
+
+    @property
+    def started(self) -> bool:
+        return self.state is not statuses.StepState.WAITING and self.state is not statuses.StepState.SKIPPED
 
 
 def annotations(pod: Mapping[str, Any] | None) -> Mapping[str, str]:
@@ -51,107 +66,117 @@ def container_statuses(pod: Mapping[str, Any] | None) -> dict[str, Mapping[str, 
     return {cs["name"]: cs for cs in (pod.get("status", {}).get("containerStatuses") or [])}
 
 
-def _is_placeholder(status_image: str | None, plan: plans.RunPlan, step_image: str) -> bool:
-    if not status_image:
-        return False
-    if images.same_image(plan.placeholder_image, step_image):
-        return False  # cannot tell by image; rely on the container id
-    return images.same_image(status_image, plan.placeholder_image)
+def ms_time(ms: int | None) -> str | None:
+    """RFC 3339 with milliseconds, as the status shows the entrypoint's times."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def view_step(plan: plans.RunPlan, c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepView:
+def view_steps(plan: plans.RunPlan, pod: Mapping[str, Any] | None) -> dict[str, StepView]:
+    """Every step's view, in plan order; a step's view depends on its dependencies' views."""
+    statuses_ = container_statuses(pod)
     notes = annotations(pod)
-    cs = container_statuses(pod).get(c.name)
-    started = pods.parse_started(notes.get(conventions.ANNOTATION_STARTED_PREFIX + c.name))
-    state = (cs or {}).get("state") or {}
+    start = pod_start(pod)
+    views: dict[str, StepView] = {}
+
+    def view(c: plans.ContainerPlan) -> StepView:
+        if c.name not in views:
+            deps = [(plan.container(d), view(plan.container(d))) for d in c.depends_on]
+            views[c.name] = _view_step(c, statuses_.get(c.name), notes, deps, start)
+        return views[c.name]
+
+    for c in plan.steps:
+        view(c)
+    return {c.name: views[c.name] for c in plan.steps}
+
+
+def _counts_done(dep: plans.ContainerPlan, view: StepView) -> bool:
+    return view.state.is_done or (dep.detach and view.state is statuses.StepState.RUNNING)
+
+
+def _view_step(c: plans.ContainerPlan, cs: Mapping[str, Any] | None, notes: Mapping[str, str],
+               deps: list[tuple[plans.ContainerPlan, StepView]], pod_started: str | None) -> StepView:
     killed, killed_message = pods.parse_failure_note(notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name, ""))
-    if started is None:
-        if killed:  # failed before it could start (its placeholder died); recorded so it stays failed
-            return StepView(state=statuses.StepState.FAILED, reason=killed, message=killed_message)
-        return _view_placeholder(cs, state)
-    at, placeholder_id = started
-    # The container id recorded at the swap tells the placeholder's instance from the step's. The image the
-    # kubelet reports is used only when that id was unknown (the placeholder had not started): it can name
-    # another tag of the same image, so it must not overrule the id.
-    not_placeholder = bool(cs) and (bool(placeholder_id) or not _is_placeholder(cs.get("image"), plan, c.image))
-    terminated = state.get("terminated")
-    if killed == statuses.Reason.DETACHED:
-        return detached_view(StepView(
-            state=statuses.StepState.RUNNING, started=True,
-            exit_code=int(terminated.get("exitCode", 1)) if terminated and not_placeholder else None,
-            started_at=(terminated or state.get("running") or {}).get("startedAt") if not_placeholder else None,
-            finished_at=terminated.get("finishedAt") if terminated and not_placeholder else None,
-        ))
-    if terminated and not_placeholder and terminated.get("containerID", "") != placeholder_id:
-        code = int(terminated.get("exitCode", 1))
-        reason = terminated.get("reason")
-        return StepView(
-            state=statuses.StepState.SUCCEEDED if code in (0, EXIT_EARLY) and not killed else statuses.StepState.FAILED,
-            started=True,
-            exit_code=code,
-            started_at=terminated.get("startedAt"),
-            finished_at=terminated.get("finishedAt"),
-            reason=killed or (reason if reason not in (None, "Completed", "Error") else None),
-            message=_short(terminated.get("message")),
-        )
-    if killed:
-        return StepView(state=statuses.StepState.FAILED, started=True, reason=killed, message=killed_message)
-    running = state.get("running")
-    if running and not_placeholder and cs and cs.get("containerID", "") != placeholder_id:
-        return StepView(state=statuses.StepState.RUNNING, started=True, started_at=running.get("startedAt"))
-    waiting = state.get("waiting") or {}
-    reason = waiting.get("reason")
-    return StepView(
-        state=statuses.StepState.RUNNING,
-        started=True,
-        reason=reason or "Starting",
-        message=_short(waiting.get("message")) if reason else None,
-        waiting_since=at,
-    )
-
-
-def detached_view(view: StepView) -> StepView:
-    """A detached step that was still running when the run ended: stopped with the pod, not failed."""
-    return StepView(
-        state=statuses.StepState.SUCCEEDED, started=True, exit_code=view.exit_code, started_at=view.started_at,
-        finished_at=view.finished_at, reason=statuses.Reason.DETACHED,
-        message="detached: still running when the run ended, and stopped with the pod",
-    )
-
-
-def _view_placeholder(cs: Mapping[str, Any] | None, state: Mapping[str, Any]) -> StepView:
-    if not cs:
-        return StepView(state=statuses.StepState.WAITING)
-    if state.get("running"):
-        return StepView(state=statuses.StepState.WAITING, placeholder_id=cs.get("containerID", ""))
+    state = (cs or {}).get("state") or {}
     terminated = state.get("terminated")
     if terminated:
-        return StepView(
-            state=statuses.StepState.WAITING,
-            placeholder_dead=True,
-            exit_code=terminated.get("exitCode"),
-            reason=terminated.get("reason"),
-            message=_short(terminated.get("message")),
-        )
+        return _ended(terminated, killed, killed_message)
+    turn = all(_counts_done(d, v) for d, v in deps)
+    since = _latest([pod_started, *[v.finished_at or v.started_at for _, v in deps]]) if turn else None
+    running = state.get("running")
+    if running and turn and not killed:
+        return StepView(statuses.StepState.RUNNING, started_at=since or running.get("startedAt"))
     waiting = state.get("waiting") or {}
-    return StepView(
-        state=statuses.StepState.WAITING,
-        reason=waiting.get("reason"),
-        message=_short(waiting.get("message")),
-    )
+    reason = waiting.get("reason")
+    if killed:  # the stand-in will record the failure in the step's turn
+        return StepView(statuses.StepState.WAITING, reason=killed, message=killed_message, turn_since=since,
+                        stand_in=True)
+    if reason in PULL_ERRORS or reason in CONFIG_ERRORS:
+        return StepView(statuses.StepState.WAITING, reason=reason, message=_short(waiting.get("message")),
+                        turn_since=since, pull_error=reason)
+    return StepView(statuses.StepState.WAITING, turn_since=since)
+
+
+def _ended(terminated: Mapping[str, Any], killed: str, killed_message: str | None) -> StepView:
+    result = stepping.parse_result(terminated.get("message"))
+    kubelet_reason = terminated.get("reason")
+    if result is None:  # the entrypoint never ran, or was killed before it could write
+        code = terminated.get("exitCode")
+        return StepView(
+            statuses.StepState.FAILED, exit_code=int(code) if code is not None else None,
+            started_at=terminated.get("startedAt"), finished_at=terminated.get("finishedAt"),
+            reason=killed or (kubelet_reason if kubelet_reason not in (None, "Completed") else "Error"),
+            message=killed_message or _short(terminated.get("message")),
+        )
+    state = statuses.StepState(str(result.state))
+    reason, message = result.reason, result.message
+    if killed and result.reason == stepping.Why.IMAGE_PULL_FAILED:
+        reason, message = killed, killed_message or message  # the operator knows why better than the stand-in
+    elif kubelet_reason == "OOMKilled":
+        reason, message = "OOMKilled", "the step ran out of memory (its memory limit)"
+    return StepView(state, exit_code=result.exit_code, started_at=ms_time(result.started_at),
+                    finished_at=ms_time(result.finished_at), reason=reason, message=message)
+
+
+def pull_failure(view: StepView) -> str | None:
+    """``permanent`` for a pull error no retry heals, ``transient`` for one that may, None otherwise."""
+    if view.pull_error is None or view.stand_in:
+        return None
+    if view.pull_error in PERMANENT_PULL_ERRORS or view.pull_error in CONFIG_ERRORS:
+        return "permanent"
+    if view.pull_error in ("ErrImagePull", "ImagePullBackOff") and _REFUSED.search(view.message or ""):
+        return "permanent"
+    return "transient"
+
+
+def view_prepare(pod: Mapping[str, Any] | None) -> StepView:
+    """The prepare container, which installs the entrypoint: it must run and exit 0."""
+    cs = container_statuses(pod).get(stepping.PREPARE_CONTAINER)
+    state = (cs or {}).get("state") or {}
+    if state.get("terminated"):
+        t = state["terminated"]
+        code = int(t.get("exitCode", 1))
+        return StepView(statuses.StepState.SUCCEEDED if code == 0 else statuses.StepState.FAILED, exit_code=code,
+                        reason=t.get("reason"), message=_short(t.get("message")))
+    if state.get("running"):
+        return StepView(statuses.StepState.RUNNING)
+    waiting = state.get("waiting") or {}
+    reason = waiting.get("reason")
+    return StepView(statuses.StepState.WAITING, reason=reason, message=_short(waiting.get("message")),
+                    pull_error=reason if reason in PULL_ERRORS else None)
 
 
 def view_service(c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepView:
     cs = container_statuses(pod).get(c.name)
     state = (cs or {}).get("state") or {}
     if state.get("running"):
-        return StepView(state=statuses.StepState.RUNNING, started=True, started_at=state["running"].get("startedAt"))
+        return StepView(state=statuses.StepState.RUNNING, started_at=state["running"].get("startedAt"))
     if state.get("terminated"):
         t = state["terminated"]
         code = int(t.get("exitCode", 1))
         return StepView(
             state=statuses.StepState.SUCCEEDED if code == 0 else statuses.StepState.FAILED,
-            started=True,
             exit_code=code,
             started_at=t.get("startedAt"),
             finished_at=t.get("finishedAt"),
@@ -159,6 +184,12 @@ def view_service(c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepV
         )
     waiting = state.get("waiting") or {}
     return StepView(state=statuses.StepState.WAITING, reason=waiting.get("reason"), message=_short(waiting.get("message")))
+
+
+def still_running(pod: Mapping[str, Any] | None, names: set[str]) -> bool:
+    """Whether any of these containers has not terminated (what stopping the pod would stop)."""
+    cs = container_statuses(pod)
+    return any(not ((cs.get(n) or {}).get("state") or {}).get("terminated") for n in names)
 
 
 def pod_phase(pod: Mapping[str, Any] | None) -> str | None:
@@ -169,6 +200,10 @@ def pod_reason(pod: Mapping[str, Any] | None) -> str | None:
     return (pod or {}).get("status", {}).get("reason")
 
 
+def pod_start(pod: Mapping[str, Any] | None) -> str | None:
+    return (pod or {}).get("status", {}).get("startTime") or (pod or {}).get("metadata", {}).get("creationTimestamp")
+
+
 def seconds_since(timestamp: str | None, now: datetime) -> float | None:
     if not timestamp:
         return None
@@ -177,6 +212,19 @@ def seconds_since(timestamp: str | None, now: datetime) -> float | None:
     except ValueError:
         return None
     return (now - then).total_seconds()
+
+
+def _latest(timestamps: list[str | None]) -> str | None:
+    known = [(t, datetime.fromisoformat(t)) for t in timestamps if t and _parses(t)]
+    return max(known, key=lambda pair: pair[1])[0] if known else None
+
+
+def _parses(timestamp: str) -> bool:
+    try:
+        datetime.fromisoformat(timestamp)
+    except ValueError:
+        return False
+    return True
 
 
 def _short(message: str | None, limit: int = 500) -> str | None:

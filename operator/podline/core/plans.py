@@ -14,8 +14,8 @@ from podline.core import pulling
 
 
 class Kind(StrEnum):
-    SERVICE = "service"  # started with its real image when the pod is created, never waited for
-    STEP = "step"  # started by swapping its placeholder image when its dependencies are done
+    SERVICE = "service"  # runs its image's own command from the pod's start, never waited for
+    STEP = "step"  # its command wrapped by the entrypoint, which runs it when its turn comes (see stepping)
     CLONE = "clone"  # an implicit first step that clones the repository
 
 
@@ -45,8 +45,8 @@ class ContainerPlan:
     kind: Kind
     image: str  # as written by the user
     pull_policy: pulling.PullPolicy
-    command: tuple[str, ...] | None = None
-    args: tuple[str, ...] | None = None
+    command: tuple[str, ...] | None = None  # Kubernetes' meaning: replaces the image's ENTRYPOINT
+    args: tuple[str, ...] | None = None  # replaces the image's CMD
     env: tuple[EnvVar, ...] = ()
     working_dir: str | None = None
     mounts: tuple[Mount, ...] = ()
@@ -77,7 +77,7 @@ class RunPlan:
     pod_name: str
     pull_secret_name: str | None
     pull_secret_sources: tuple[str, ...]  # image_pull_secrets, in order
-    placeholder_image: str
+    runner_image: str  # holds the entrypoint binary; stands in for a step whose image cannot be pulled
     containers: tuple[ContainerPlan, ...]
     volumes: tuple[dict[str, Any], ...] = ()
     workspace: str = "/drone/src"
@@ -100,6 +100,11 @@ class RunPlan:
     @property
     def services(self) -> tuple[ContainerPlan, ...]:
         return tuple(c for c in self.containers if not c.is_step)
+
+    def needs_image_config(self) -> tuple[str, ...]:
+        """Images whose ENTRYPOINT/CMD must be read from the registry before the pod can be built: steps
+        that name no command of their own (plugins, and steps with ``command`` alone), unless excluded."""
+        return tuple(dict.fromkeys(c.image for c in self.steps if c.command is None and not c.excluded))
 
     def container(self, name: str) -> ContainerPlan:
         for c in self.containers:

@@ -1,9 +1,10 @@
 """Kubernetes manifests of a run: the pod, the generated pull Secret, and the pod patches that drive it.
 
-A set of small ``to_x`` mappers from ``plans.RunPlan`` to plain dicts, with no I/O. Services start with
-their own image; steps start with the placeholder image and are started later by ``start_patch``, which
-swaps in the step's image (the one container field mutable after creation) and records the swap in a pod
-annotation in the same request, so the pod itself says which steps were started.
+A set of small ``to_x`` mappers from ``plans.RunPlan`` to plain dicts, with no I/O. Every container runs
+its own image from the pod's creation; a step's command is wrapped by the entrypoint binary, which a first
+``podline-prepare`` container installs into a shared volume (the contract: ``docs/in-pod.md``). The only
+patches are ``stand_in_patch`` (a step whose image cannot be pulled gets the runner image, the one
+container field mutable after creation) and ``stop_patch``.
 
 Site policy can be added without flags: ``build_pod(plan, transformers=[...])`` runs each transformer
 (pod dict in, pod dict out) last.
@@ -16,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from podline.core import auths, compiling, conventions, plans
+from podline.core import auths, compiling, conventions, images, plans, pulling, stepping
 
 Manifest = dict[str, Any]
 Transformer = Callable[[Manifest], Manifest]
@@ -63,21 +64,29 @@ def to_env(env: Iterable[plans.EnvVar]) -> list[Manifest]:
     return out
 
 
-def to_container(plan: plans.RunPlan, c: plans.ContainerPlan, *, started: bool = False) -> Manifest:
-    container: Manifest = {
-        "name": c.name,
-        "image": c.image if c.kind is plans.Kind.SERVICE or started else plan.placeholder_image,
-        "imagePullPolicy": str(c.pull_policy),
-    }
-    if c.command is not None:
-        container["command"] = list(c.command)
-    if c.args is not None:
-        container["args"] = list(c.args)
+def to_container(plan: plans.RunPlan, c: plans.ContainerPlan, *, command: Sequence[str] | None = None) -> Manifest:
+    """A service as it is; a step (``command``: what it runs) wrapped by the entrypoint (see ``stepping``).
+
+    A step excluded by ``when`` never runs, so its container runs the runner image, which is on the node
+    already (the prepare container pulled it), instead of pulling an image nothing uses."""
+    wrapped = c.is_step
+    image, policy = (plan.runner_image, _runner_pull_policy(plan)) if c.is_step and c.excluded else (
+        c.image, c.pull_policy)
+    container: Manifest = {"name": c.name, "image": image, "imagePullPolicy": str(policy)}
+    if wrapped:
+        container["command"] = [stepping.BINARY]
+        container["args"] = stepping.args_for(plan, c, () if c.excluded else (command or ()))
+    else:
+        if c.command is not None:
+            container["command"] = list(c.command)
+        if c.args is not None:
+            container["args"] = list(c.args)
     container["env"] = to_env(c.env)
     container["workingDir"] = c.working_dir or plan.workspace
-    container["volumeMounts"] = [{"name": compiling.WORKSPACE_VOLUME, "mountPath": plan.workspace}] + [
-        {"name": m.volume, "mountPath": m.path} for m in c.mounts
-    ]
+    mounts = [{"name": compiling.WORKSPACE_VOLUME, "mountPath": plan.workspace}]
+    if wrapped:
+        mounts.append({"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR})
+    container["volumeMounts"] = mounts + [{"name": m.volume, "mountPath": m.path} for m in c.mounts]
     resources: Manifest = {}
     if c.limits:
         resources["limits"] = dict(c.limits)
@@ -93,27 +102,54 @@ def to_container(plan: plans.RunPlan, c: plans.ContainerPlan, *, started: bool =
     if c.group is not None:
         security["runAsGroup"] = c.group
     container["securityContext"] = security
+    if wrapped:
+        container["terminationMessagePath"] = stepping.TERMINATION_LOG
+        container["terminationMessagePolicy"] = "File"
     return container
+
+
+def _runner_pull_policy(plan: plans.RunPlan) -> pulling.PullPolicy:
+    return pulling.pull_policy(None, images.parse(plan.runner_image))
+
+
+def prepare_container(plan: plans.RunPlan) -> Manifest:
+    """First in the pod: its postStart hook installs the entrypoint binary into the shared volume, and the
+    kubelet starts no further container until that hook has returned (docs/in-pod.md)."""
+    return {
+        "name": stepping.PREPARE_CONTAINER,
+        "image": plan.runner_image,
+        "imagePullPolicy": str(_runner_pull_policy(plan)),
+        "command": [stepping.RUNNER_BINARY, "prepare", stepping.TOOLS_DIR],
+        "lifecycle": {"postStart": {"exec": {"command": [stepping.RUNNER_BINARY, "install", stepping.TOOLS_DIR]}}},
+        "volumeMounts": [{"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR}],
+        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+def step_commands(plan: plans.RunPlan, configs: Mapping[str, stepping.ImageCommand]) -> dict[str, tuple[str, ...]]:
+    """What each step runs, with the image configs read for ``plan.needs_image_config()``."""
+    return {c.name: () if c.excluded else stepping.command_of(c, configs.get(c.image)) for c in plan.steps}
 
 
 def build_pod(
     plan: plans.RunPlan,
     *,
-    started: Mapping[str, str] | None = None,
-    at: str = "",
+    image_configs: Mapping[str, stepping.ImageCommand] | None = None,
     transformers: Sequence[Transformer] = (),
 ) -> Manifest:
-    """The run's pod. Steps in ``started`` (those ready at once) get their image at creation, recorded
-    like any start, which saves the first step a round trip."""
-    started = started or {}
+    """The run's pod: the prepare container, the services, then the steps, each with its own image."""
+    commands = step_commands(plan, image_configs or {})
+    containers = [prepare_container(plan)] + [
+        to_container(plan, c, command=commands.get(c.name)) for c in plan.containers
+    ]
     spec: Manifest = {
         "restartPolicy": "Never",
         "activeDeadlineSeconds": plan.timeout_seconds,
         "terminationGracePeriodSeconds": 10,
         "enableServiceLinks": False,
         "automountServiceAccountToken": plan.automount_token,
-        "containers": [to_container(plan, c, started=c.name in started) for c in plan.containers],
-        "volumes": [dict(v) for v in plan.volumes],
+        "containers": containers,
+        "volumes": [dict(v) for v in plan.volumes] + [{"name": stepping.TOOLS_VOLUME, "emptyDir": {}}],
     }
     if plan.service_account:
         spec["serviceAccountName"] = plan.service_account
@@ -126,8 +162,6 @@ def build_pod(
     metadata = _metadata(plan, plan.pod_name, "run-pod", plan.pod_labels)
     metadata["annotations"].update(dict(plan.pod_annotations))
     metadata["annotations"][conventions.ANNOTATION_GENERATION] = str(plan.generation)
-    for name, placeholder in started.items():
-        metadata["annotations"][conventions.ANNOTATION_STARTED_PREFIX + name] = started_annotation(at, placeholder)
     pod: Manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     for transform in transformers:
         pod = transform(pod)
@@ -149,41 +183,6 @@ def build_pull_secret(plan: plans.RunPlan, credentials: auths.Credentials) -> Ma
     }
 
 
-def started_annotation(at: str, placeholder_id: str) -> str:
-    return json.dumps({"at": at, "from": placeholder_id}, separators=(",", ":"), sort_keys=True)
-
-
-def parse_started(value: str | None) -> tuple[str, str] | None:
-    """(when, placeholder container id) recorded when a step was started, or None."""
-    if not value:
-        return None
-    try:
-        data = json.loads(value)
-        return str(data.get("at", "")), str(data.get("from", ""))
-    except (ValueError, AttributeError):
-        return "", ""
-
-
-def start_patch(
-    plan: plans.RunPlan, starts: Mapping[str, str], *, at: str, resource_version: str | None
-) -> Manifest:
-    """One strategic-merge patch that starts several steps: ``starts`` maps container → placeholder id.
-
-    With ``resource_version`` the patch is conditional: if anyone changed the pod since it was read, the
-    apiserver answers 409 and nothing is started twice.
-    """
-    metadata: Manifest = {
-        "annotations": {
-            conventions.ANNOTATION_STARTED_PREFIX + name: started_annotation(at, placeholder)
-            for name, placeholder in starts.items()
-        }
-    }
-    if resource_version:
-        metadata["resourceVersion"] = resource_version
-    containers = [{"name": name, "image": plan.container(name).image} for name in starts]
-    return {"metadata": metadata, "spec": {"containers": containers}}
-
-
 def failure_note(reason: str, message: str) -> str:
     """The value of a ``killed.podline.dev/<container>`` annotation that keeps the kubelet's explanation."""
     return json.dumps({"reason": reason, "message": message}, separators=(",", ":"), sort_keys=True)
@@ -200,17 +199,13 @@ def parse_failure_note(value: str) -> tuple[str, str | None]:
     return value, None
 
 
-def kill_patch(
-    plan: plans.RunPlan, kills: Mapping[str, str], *, swap: Iterable[str] | None = None, resource_version: str | None
-) -> Manifest:
-    """Record why steps failed; those in ``swap`` (default: all) are stopped by swapping the placeholder back."""
+def stand_in_patch(plan: plans.RunPlan, notes: Mapping[str, str], *, swap: Iterable[str]) -> Manifest:
+    """Record why steps failed (``notes``: container → failure note); the containers in ``swap`` get the
+    runner image, whose entrypoint then records the failure in the step's turn, so its dependents go on."""
     metadata: Manifest = {
-        "annotations": {conventions.ANNOTATION_KILLED_PREFIX + name: reason for name, reason in kills.items()}
+        "annotations": {conventions.ANNOTATION_KILLED_PREFIX + name: note for name, note in notes.items()}
     }
-    if resource_version:
-        metadata["resourceVersion"] = resource_version
-    swapped = set(kills if swap is None else swap)
-    containers = [{"name": name, "image": plan.placeholder_image} for name in kills if name in swapped]
+    containers = [{"name": name, "image": plan.runner_image} for name in swap]
     return {"metadata": metadata, "spec": {"containers": containers}} if containers else {"metadata": metadata}
 
 

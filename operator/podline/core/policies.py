@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_PLACEHOLDER_IMAGE = "drone/placeholder:1"
+DEFAULT_RUNNER_IMAGE = "podline/podline:0.1.0"
 DEFAULT_CLONE_IMAGE = "drone/git"
 DEFAULT_SECRET_STORE = "podline-secrets"
 
 
 @dataclass(frozen=True)
 class Policy:
-    placeholder_image: str = DEFAULT_PLACEHOLDER_IMAGE
-    """Image every step container starts with; it must sleep whatever command it is given (see README)."""
+    runner_image: str = DEFAULT_RUNNER_IMAGE
+    """Image holding the entrypoint binary at /podline-entrypoint (the operator's own image does): it copies
+    the binary into each run pod, and stands in for a step whose image cannot be pulled (docs/in-pod.md)."""
 
     clone_image: str = DEFAULT_CLONE_IMAGE
     """Image of the implicit clone step (only when build metadata names a remote)."""

@@ -4,11 +4,12 @@
 reason it could not be compiled, the run's pod as the API shows it, the Pipeline's annotations and status,
 the clock) and carries out the ``Decision`` (create objects, patch pods, write status, emit events).
 
-Every decision is recorded in the pod in the same conditional request that acts on it: a step is started
-by swapping its image *and* annotating the pod; a step that will never run is annotated as skipped. So
-the pod is the complete record of a run, the Pipeline status is derived from it, an operator restart
-resumes from the pod alone, and the pod's resourceVersion makes a second writer fail with 409 instead of
-starting a step twice.
+The steps sequence themselves inside the pod (``stepping``, ``docs/in-pod.md``): the scheduler creates the
+pod, reads each step's outcome from it, and does only what the pod cannot — give a step whose image cannot be
+pulled the runner image as a stand-in (recorded in the pod in the same request), stop the pod when the run
+is over, cancelled or timed out, keep history. The pod is the complete record of a run and the Pipeline
+status is derived from it, so an operator restart resumes from the pod alone, and a run goes on while the
+operator is away.
 
 Drone semantics: without ``depends_on`` steps run in order; with it, ready steps run together. A step
 runs when its dependencies are done if its ``when.status`` matches the run so far (success by default);
@@ -29,11 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podline.core import conventions, errors, observing, plans, pods, statuses
+from podline.core import conventions, errors, observing, plans, pods, statuses, stepping
 
 Manifest = dict[str, Any]
 Phase, State, Reason = statuses.Phase, statuses.StepState, statuses.Reason
-SKIPPED_PREFIX = f"skipped.{conventions.GROUP}/"
 _EXCLUDED = "when: conditions do not match the build"
 HISTORY_LIMIT = 10
 
@@ -49,6 +49,8 @@ class Snapshot:
     cancel: bool = False
     may_start: bool = True  # False while the operator's concurrency limit is reached
     credentials: Any = None  # auths.Credentials for the pull Secret, or a PodlineError, or None
+    # image -> its config (stepping.ImageCommand) or a PodlineError, for plan.needs_image_config()
+    image_configs: Mapping[str, Any] = field(default_factory=dict)
     other_pods: Sequence[Mapping[str, Any]] = ()  # pods of earlier runs of this Pipeline
     history_limit: int = 3
 
@@ -121,12 +123,36 @@ def _no_pod(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStat
         if snap.credentials is None:
             raise ValueError("credentials are needed to create the pull Secret")
         create.append(pods.build_pull_secret(plan, snap.credentials))
-    starts, _ = _advance(plan, {c.name: observing.StepView(State.WAITING) for c in plan.steps})
-    create.append(pods.build_pod(plan, started={name: "" for name in starts}, at=_stamp(snap.now)))
+    unreadable = _unreadable_images(plan, snap.image_configs)
+    if unreadable:
+        status = _final(snap, previous, Phase.FAILED, Reason.IMAGE_CONFIG, unreadable, waiting, [], history)
+        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+    create.append(pods.build_pod(plan, image_configs=snap.image_configs))
     warnings = list(plan.warnings) + list(getattr(snap.credentials, "warnings", ()))
     status = base.model_copy(update={"phase": Phase.PENDING, "reason": Reason.CREATING, "steps": waiting,
                                      "warnings": warnings, "message": f'creating pod "{plan.pod_name}"'})
     return _decision(previous, _conditions(status, snap), create=tuple(create), other_patches=others, delete_pods=deletes)
+
+
+def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str | None:
+    """Why the pod cannot be built: a step that names no command of its own, whose image's command the
+    registry would not tell (or that has none). None when every such step's command is known."""
+    problems = []
+    for c in plan.steps:
+        if c.command is not None or c.excluded:
+            continue
+        if c.image not in configs:
+            raise ValueError(f"the image config of {c.image} is needed to build the pod")
+        config = configs[c.image]
+        if isinstance(config, errors.PodlineError):
+            why = "; ".join(config.lines())
+        elif not stepping.command_of(c, config):
+            why = f"image {c.image} names no ENTRYPOINT or CMD"
+        else:
+            continue
+        problems.append(f'step "{c.step}": its command comes from its image, and {why}; '
+                        f"set commands: or entrypoint: on the step")
+    return "\n".join(problems) or None
 
 
 def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStatus, history: list[dict[str, Any]],
@@ -135,11 +161,7 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     assert pod is not None
     notes = observing.annotations(pod)
     stopped = notes.get(conventions.ANNOTATION_STOPPED)
-    views = {c.name: observing.view_step(plan, c, pod) for c in plan.steps}
-    skipped = {c.name: notes[SKIPPED_PREFIX + c.name] for c in plan.steps if SKIPPED_PREFIX + c.name in notes}
-    for name, reason in skipped.items():
-        if not views[name].started:
-            views[name] = observing.StepView(State.SKIPPED, reason=reason)
+    views = observing.view_steps(plan, pod)
     for c in plan.steps:
         if c.excluded and views[c.name].state is State.SKIPPED:
             views[c.name] = dataclasses.replace(views[c.name], message=_EXCLUDED)
@@ -180,42 +202,36 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             requeue.append(plan.timeout_seconds - elapsed)
 
     if end is None and pod_ended and not stopped:
-        # Nothing can start in an ended pod: read what happened, decide nothing.
-        for c in plan.steps:
-            views[c.name] = _deadlines(plan, c, views[c.name], snap.now)[0]
         if not all(views[c.name].state.is_done for c in plan.steps):
             end = (Phase.ERROR, Reason.POD_GONE, f"the pod ended before the run finished ({pod_phase})")
     elif end is None and not stopped:
-        # 2. Per-step deadlines: waiting for an image too long, running too long, placeholder dead.
-        kills: dict[str, str] = {}
-        for c in plan.steps:
-            views[c.name], kill, wait = _deadlines(plan, c, views[c.name], snap.now)
-            if kill:
-                kills[c.name] = kill
-            if wait is not None:
-                requeue.append(wait)
-        if kills:
-            # Every failure decided here is recorded in the pod, so it reads the same after the pod stops
-            # (the kubelet's waiting reason is gone then); only steps still pulling or running are swapped
-            # back to the placeholder, which stops them.
-            swap = {n for n, note in kills.items() if note in _SWAP_BACK}
-            patches.append(pods.kill_patch(plan, kills, swap=swap, resource_version=None))
-        # 3. Start what is ready, skip what will never run.
-        starts, skips = _advance(plan, views)
-        for name in skips:
-            excluded = plan.container(name).excluded and skips[name] == Reason.SKIPPED
-            views[name] = observing.StepView(State.SKIPPED, reason=skips[name], message=_EXCLUDED if excluded else None)
-        if starts or skips:
-            at = snap.now.strftime("%Y-%m-%dT%H:%M:%SZ")
-            patch = pods.start_patch(plan, {n: views[n].placeholder_id for n in starts}, at=at,
-                                     resource_version=None) if starts else {"metadata": {"annotations": {}}}
-            patch.setdefault("metadata", {}).setdefault("annotations", {}).update(
-                {SKIPPED_PREFIX + n: r for n, r in skips.items()})
-            patches.append(patch)
-            for name in starts:
-                views[name] = observing.StepView(State.RUNNING, started=True, reason="Starting", waiting_since=at)
+        # 2. The runner image must run, or no step can.
+        broken = _prepare_failure(plan, observing.view_prepare(pod), pod, snap.now, requeue)
+        if broken:
+            end = (Phase.ERROR, Reason.RUNNER, broken)
+            patches.append(pods.stop_patch(Reason.RUNNER))
+        else:
+            # 3. Images that cannot be pulled: the runner image stands in, and records the failure in turn.
+            notes_: dict[str, str] = {}
+            for c in plan.steps:
+                note, wait = _pull_deadline(plan, c, views[c.name], snap.now)
+                if note:
+                    notes_[c.name] = note
+                if wait is not None:
+                    requeue.append(wait)
+            config_errors = [c for c in plan.steps if views[c.name].pull_error in observing.CONFIG_ERRORS]
+            if config_errors:
+                c = config_errors[0]
+                end = (Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: '
+                       f"{views[c.name].message or views[c.name].pull_error}; check the Secrets named by from_secret")
+                patches.append(pods.stop_patch("Completed"))
+            elif notes_:
+                patches.append(pods.stand_in_patch(plan, notes_, swap=notes_))
+                for name, note in notes_.items():
+                    reason, message = pods.parse_failure_note(note)
+                    views[name] = dataclasses.replace(views[name], reason=reason, message=message, stand_in=True,
+                                                      pull_error=None)
 
-    views = {c.name: _explain(plan, c, views[c.name]) for c in plan.steps}
     failing = _failing(plan, views)
     done = all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps)
     if end is None and done:
@@ -226,10 +242,9 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
         # Detached steps still running are stopped with the pod, as they should be: not a failure.
         detached = [c.name for c in plan.steps if c.detach and views[c.name].state is State.RUNNING]
         for name in detached:
-            views[name] = observing.detached_view(views[name])
-        if not pod_ended and not stopped:
-            patches.append({"metadata": {"annotations": {
-                conventions.ANNOTATION_KILLED_PREFIX + name: Reason.DETACHED for name in detached}}})
+            views[name] = _detached(views[name])
+        alive = {c.name for c in plan.services} | set(detached)
+        if not pod_ended and not stopped and observing.still_running(pod, alive):
             patches.append(pods.stop_patch("Completed"))
 
     steps = [_status_of(c, _finalise(views[c.name]) if end else views[c.name]) for c in plan.steps]
@@ -252,87 +267,46 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
                      requeue_after=max(0.0, min(requeue)) if requeue and end is None else None)
 
 
-def _advance(plan: plans.RunPlan, views: dict[str, observing.StepView]) -> tuple[list[str], dict[str, str]]:
-    """Steps to start now and steps to skip now (with why), given what has happened so far."""
-    starts: list[str] = []
-    skips: dict[str, str] = {}
-    views = dict(views)
-    failing = _failing(plan, views)
-    early = any(v.exit_code == observing.EXIT_EARLY for v in views.values())
-    changed = True
-    while changed:  # a skip makes its dependants ready: skip them in the same decision
-        changed = False
-        for c in plan.steps:
-            view = views[c.name]
-            if view.started or view.state.is_done or c.name in starts:
-                continue
-            deps = [views[d] for d in c.depends_on]
-            ready = all(d.state.is_done or (plan.container(n).detach and d.started) for n, d in zip(c.depends_on, deps))
-            if not early and not ready:
-                continue
-            # An excluded step is skipped in its turn, not at once: what follows it still waits for what
-            # precedes it (a sequence a, excluded b, c runs a then c, never a and c together).
-            if not early and not c.excluded and (c.run_on_failure if failing else c.run_on_success):
-                starts.append(c.name)
-                continue
-            skips[c.name] = Reason.EARLY_EXIT if early else Reason.SKIPPED
-            views[c.name] = observing.StepView(State.SKIPPED, reason=skips[c.name])
-            changed = True
-    return starts, skips
+def _prepare_failure(plan: plans.RunPlan, prepare: observing.StepView, pod: Mapping[str, Any], now: datetime,
+                     requeue: list[float]) -> str | None:
+    """Why no step can run (the runner image cannot be pulled, or its prepare container failed), or None."""
+    hint = "check the operator's runner image (PODLINE_RUNNER_IMAGE) and that the nodes can pull it"
+    if prepare.state is State.FAILED:
+        return (f"the runner image {plan.runner_image} did not install the entrypoint (exit code "
+                f"{prepare.exit_code}{', ' + prepare.reason if prepare.reason else ''}); {hint}")
+    if prepare.pull_error is None:
+        return None
+    permanent = observing.pull_failure(prepare) == "permanent"
+    waited = observing.seconds_since(observing.pod_start(pod), now) or 0.0
+    if permanent or waited >= plan.pull_timeout_seconds:
+        return f"the runner image {plan.runner_image} could not be pulled ({prepare.message or prepare.pull_error}); {hint}"
+    requeue.append(plan.pull_timeout_seconds - waited)
+    return None
 
 
-PLACEHOLDER_EXITED = "PlaceholderExited"
-_SWAP_BACK = (observing.PULL_ERRORS - observing.PERMANENT_WAIT_ERRORS) | {Reason.STEP_TIMEOUT}
+def _pull_deadline(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView,
+                   now: datetime) -> tuple[str | None, float | None]:
+    """(failure note if the step's image is given up on now, seconds until it would be) for one step.
+
+    A permanent error is given up on at once; a transient one once the step has waited for its image for
+    the pull timeout, counted from its turn (its dependencies done, or the pod's start)."""
+    kind = observing.pull_failure(view)
+    if kind is None or view.pull_error in observing.CONFIG_ERRORS:
+        return None, None
+    if kind == "permanent":
+        return pods.failure_note(view.pull_error or "ErrImagePull", f"{view.message or view.pull_error}; {_pull_hint(c)}"), None
+    if view.turn_since is None:
+        return None, None  # not its turn yet: the kubelet keeps retrying meanwhile
+    waited = observing.seconds_since(view.turn_since, now) or 0.0
+    if waited >= plan.pull_timeout_seconds:
+        message = (f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.pull_error}: "
+                   f"{view.message or 'no details'}); {_pull_hint(c)}")
+        return pods.failure_note(view.pull_error or "ErrImagePull", message), None
+    return None, plan.pull_timeout_seconds - waited
 
 
 def _failing(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
     return any(views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach for c in plan.steps)
-
-
-def _deadlines(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView,
-               now: datetime) -> tuple[observing.StepView, str | None, float | None]:
-    """(view, kill reason or None, seconds until the next deadline or None) for one step."""
-    if not view.started:
-        if view.placeholder_dead:
-            message = (f'the placeholder image "{plan.placeholder_image}" exited (code {view.exit_code}) before the '
-                       "step started; it must sleep whatever command it is given (see PODLINE_PLACEHOLDER_IMAGE)")
-            return (observing.StepView(State.FAILED, reason=PLACEHOLDER_EXITED, message=message),
-                    pods.failure_note(PLACEHOLDER_EXITED, message), None)
-        return view, None, None
-    if view.state is not State.RUNNING:
-        return view, None, None
-    if view.reason in observing.PERMANENT_WAIT_ERRORS:
-        hint = _pull_hint(c) if view.reason != "CreateContainerConfigError" else "check the Secrets named by from_secret"
-        message = f"{view.message or view.reason}; {hint}"
-        return (observing.StepView(State.FAILED, started=True, reason=view.reason, message=message),
-                pods.failure_note(view.reason, message), None)
-    if view.reason in observing.PULL_ERRORS or view.waiting_since and not view.started_at:
-        waited = observing.seconds_since(view.waiting_since, now) or 0.0
-        if view.reason in observing.PULL_ERRORS and waited >= plan.pull_timeout_seconds:
-            # The kill records the pull error, so the step reads the same once the kill is done.
-            return (observing.StepView(State.FAILED, started=True, reason=view.reason), view.reason, None)
-        return view, None, max(0.0, plan.pull_timeout_seconds - waited)
-    if plan.step_timeout_seconds and view.started_at:
-        ran = observing.seconds_since(view.started_at, now) or 0.0
-        if ran >= plan.step_timeout_seconds:
-            return (observing.StepView(State.FAILED, started=True, started_at=view.started_at, reason=Reason.STEP_TIMEOUT),
-                    Reason.STEP_TIMEOUT, None)
-        return view, None, plan.step_timeout_seconds - ran
-    return view, None, None
-
-
-def _explain(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView) -> observing.StepView:
-    """The message of a step podline stopped, the same before and after the kill is done."""
-    if view.state is not State.FAILED or not view.started or view.message:
-        return view
-    if view.reason in observing.PULL_ERRORS and view.reason not in observing.PERMANENT_WAIT_ERRORS:
-        message = (f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.reason}); "
-                   f"{_pull_hint(c)}")
-    elif view.reason == Reason.STEP_TIMEOUT:
-        message = f"the step exceeded its timeout of {plan.step_timeout_seconds}s"
-    else:
-        return view
-    return dataclasses.replace(view, message=message)
 
 
 def _pull_hint(c: plans.ContainerPlan) -> str:
@@ -340,12 +314,20 @@ def _pull_hint(c: plans.ContainerPlan) -> str:
             "Pipeline's image_pull_secrets")
 
 
+def _detached(view: observing.StepView) -> observing.StepView:
+    """A detached step that was still running when the run ended: stopped with the pod, not failed."""
+    return observing.StepView(
+        state=State.SUCCEEDED, exit_code=view.exit_code, started_at=view.started_at, finished_at=view.finished_at,
+        reason=Reason.DETACHED, message="detached: still running when the run ended, and stopped with the pod",
+    )
+
+
 def _finalise(view: observing.StepView) -> observing.StepView:
     """When the run has ended, what never started is skipped and what was still running failed."""
     if view.state is State.WAITING:
         return observing.StepView(State.SKIPPED, reason=view.reason if view.reason in (Reason.CANCELLED,) else None)
     if view.state is State.RUNNING:
-        return observing.StepView(State.FAILED, started=True, started_at=view.started_at, reason="Stopped",
+        return observing.StepView(State.FAILED, started_at=view.started_at, reason="Stopped",
                                   message="the run ended while the step was running")
     return view
 
@@ -366,6 +348,8 @@ def _stopped_end(plan: plans.RunPlan, stopped: str) -> tuple[Phase, str, str] | 
         return Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan)
     if stopped == Reason.SUPERSEDED:
         return Phase.CANCELLED, Reason.SUPERSEDED, "replaced by a newer run"
+    if stopped == Reason.RUNNER:
+        return Phase.ERROR, Reason.RUNNER, f"the runner image {plan.runner_image} could not run; see the pod's events"
     return None  # "Completed": the outcome is read from the steps, as before the stop
 
 

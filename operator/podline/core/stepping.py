@@ -15,7 +15,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from podline.core import plans
 
@@ -95,6 +95,26 @@ class Result:
 class Decision:
     action: Action
     reason: str | None = None
+
+
+class ImageCommand(Protocol):
+    """What the registry says an image runs (``imageconfigs.ImageConfig`` is one)."""
+
+    @property
+    def entrypoint(self) -> tuple[str, ...]: ...
+
+    @property
+    def cmd(self) -> tuple[str, ...]: ...
+
+
+def command_of(c: plans.ContainerPlan, image: ImageCommand | None) -> tuple[str, ...]:
+    """What the entrypoint runs for step ``c``: Kubernetes' rules for command and args over the image's own
+    ENTRYPOINT and CMD (``command`` replaces ENTRYPOINT and drops CMD; ``args`` replaces CMD)."""
+    if c.command is not None:
+        return (*c.command, *(c.args or ()))
+    if image is None:
+        raise ValueError(f"{c.name}: the image's ENTRYPOINT/CMD are needed and were not given")
+    return (*image.entrypoint, *(c.args if c.args is not None else image.cmd))
 
 
 def args_for(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str]) -> list[str]:
