@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, compiling, conventions, errors, models, scheduling
+from podline.core import auths, conventions, errors, runs, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -92,20 +92,11 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
         if not name:
             problems.append(f"{where}: metadata.name is required")
             continue
-        notes = meta.get("annotations") or {}
-        build = None
-        if notes.get(conventions.ANNOTATION_BUILD):
-            try:
-                build = models.BuildInfo.model_validate_json(notes[conventions.ANNOTATION_BUILD])
-            except ValueError:
-                problems.append(f"{where}: metadata.annotations[{conventions.ANNOTATION_BUILD}]: must be a JSON object")
-                continue
-        context = compiling.RunContext(
-            namespace=namespace, pipeline=name, uid=meta.get("uid", RENDER_UID), generation=int(meta.get("generation", 1)),
-            rerun=notes.get(conventions.ANNOTATION_RERUN), build=build,
-        )
+        body = {**doc, "metadata": {"namespace": namespace, "uid": RENDER_UID, **meta}}
+        plan = runs.plan_of(body, policy)  # the operator's own plan, from the same object
         try:
-            plan = compiling.compile_spec(doc.get("spec"), context, policy)
+            if isinstance(plan, errors.PodlineError):
+                raise plan
             credentials = None
             if plan.pull_secret_sources:
                 missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
@@ -118,8 +109,13 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
                     print(f"{name}: warning: {warning}", file=sys.stderr)
             for warning in plan.warnings:
                 print(f"{name}: warning: {warning}", file=sys.stderr)
-            snap = scheduling.Snapshot(plan=plan, pod=None, now=_epoch(), generation=context.generation,
-                                       run=context.run, credentials=credentials)
+            configs = {image: _FromImage(image) for image in plan.needs_image_config()}
+            for c in plan.steps:
+                if c.image in configs and c.command is None and not c.excluded:
+                    print(f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
+                          "reads from the registry when the run starts", file=sys.stderr)
+            snap = scheduling.Snapshot(plan=plan, pod=None, now=_epoch(), generation=plan.generation,
+                                       run=plan.run, credentials=credentials, image_configs=configs)
             decision = scheduling.decide(snap)
             out.extend(decision.create)
         except errors.PodlineError as exc:
@@ -127,6 +123,14 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
     if problems:
         raise CliError(problems)
     return yaml.safe_dump_all(out, sort_keys=False)
+
+
+class _FromImage:
+    """What ``render`` shows for an image's own command, which only its registry knows."""
+
+    def __init__(self, image: str) -> None:
+        self.entrypoint = (f"<ENTRYPOINT of {image}>",)
+        self.cmd = (f"<CMD of {image}>",)
 
 
 def _epoch() -> Any:

@@ -97,3 +97,24 @@ def _bounded(name: str, limit: int) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[: limit - 9].rstrip('-.')}-{digest}"
+
+
+# --- annotation codecs: what the Pipeline's annotations mean ---------------------------------------------------------
+
+MAX_TIMEOUT_SECONDS = 2**31 - 1  # the most a pod's activeDeadlineSeconds can hold
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_timeout(raw: str | None) -> int | None:
+    """The run timeout of ``podline.dev/timeout`` in seconds (``90s``, ``30m``, ``2h`` or whole seconds).
+
+    Raises ``ValueError`` with the reason in words; None when the annotation is absent or empty."""
+    if not raw:
+        return None
+    try:
+        seconds = float(raw[:-1]) * _UNITS[raw[-1]] if raw[-1] in _UNITS else float(int(raw))
+    except ValueError:
+        raise ValueError(f'"{raw}" is not a duration like 90s, 30m or 2h') from None
+    if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:  # also NaN and infinity, which int() cannot take
+        raise ValueError(f'"{raw}" is out of range: from 1s to {MAX_TIMEOUT_SECONDS}s')
+    return int(seconds)

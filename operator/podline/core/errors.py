@@ -59,3 +59,7 @@ class MissingSecret(PodlineError):
 
 class PolicyViolation(InvalidPipeline):
     """The spec asks for something the operator's configuration forbids (privileged, host paths, …)."""
+
+
+class ImageConfigUnavailable(PodlineError):
+    """The registry would not tell what an image runs (its ENTRYPOINT/CMD): refused, not found, unreachable."""

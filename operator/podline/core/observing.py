@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from podline.core import conventions, pods, plans, statuses, stepping
+from podline.core import conventions, plans, pods, statuses, stepping
 
 PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"})
 # Waiting reasons no retry can heal (CreateContainerConfigError: a missing Secret or key, which a stand-in

@@ -222,8 +222,8 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             config_errors = [c for c in plan.steps if views[c.name].pull_error in observing.CONFIG_ERRORS]
             if config_errors:
                 c = config_errors[0]
-                end = (Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: '
-                       f"{views[c.name].message or views[c.name].pull_error}; check the Secrets named by from_secret")
+                end = (Phase.FAILED, Reason.FAILED, (f'step "{c.step}" cannot start: '
+                       f"{views[c.name].message or views[c.name].pull_error}; check the Secrets named by from_secret"))
                 patches.append(pods.stop_patch("Completed"))
             elif notes_:
                 patches.append(pods.stand_in_patch(plan, notes_, swap=notes_))

@@ -112,7 +112,6 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     else:
         news = not _same_version(reconciler.caches.pods.get(key), obj)
         reconciler.caches.put_pod(key, obj)
-        metrics.note_pod_event(obj)
     pipeline = (meta.get("annotations") or {}).get(conventions.ANNOTATION_PIPELINE_NAME)
     if pipeline and news:
         reconciler.kick((namespace, pipeline))

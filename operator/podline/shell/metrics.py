@@ -2,7 +2,6 @@
 
 podline_runs_total{phase}            runs that reached a terminal phase
 podline_runs_started_total           run pods created
-podline_step_handoff_seconds         pod event received → start patch done (the operator's own hand-off)
 podline_pod_patch_seconds            duration of pod patches
 podline_queue_length                 Pipelines waiting for a run slot
 podline_conflicts_total              409s answered by re-reading
@@ -10,33 +9,17 @@ podline_conflicts_total              409s answered by re-reading
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import prometheus_client as prom
 
-from podline.core import conventions
-
 RUNS = prom.Counter("podline_runs_total", "Runs that reached a terminal phase.", ["phase"])
 RUNS_STARTED = prom.Counter("podline_runs_started_total", "Run pods created.")
-HANDOFF = prom.Histogram(
-    "podline_step_handoff_seconds", "From the pod event that finished a step to the patch that starts the next.",
-    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
-)
 PATCH = prom.Histogram("podline_pod_patch_seconds", "Duration of pod patches.",
                        buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
 QUEUE = prom.Gauge("podline_queue_length", "Pipelines waiting for a run slot.")
 CONFLICTS = prom.Counter("podline_conflicts_total", "Conflicts (409) answered by reading again.")
-
-_seen: dict[str, float] = {}
-
-
-def note_pod_event(pod: Mapping[str, Any]) -> None:
-    uid = pod.get("metadata", {}).get("uid")
-    if uid:
-        _seen[uid] = time.monotonic()
-
 
 def note_created(manifest: Mapping[str, Any]) -> None:
     RUNS_STARTED.inc()
@@ -44,11 +27,6 @@ def note_created(manifest: Mapping[str, Any]) -> None:
 
 def note_patch(pod: Mapping[str, Any], patch: Mapping[str, Any], seconds: float) -> None:
     PATCH.observe(seconds)
-    notes = patch.get("metadata", {}).get("annotations", {})
-    if any(k.startswith(conventions.ANNOTATION_STARTED_PREFIX) for k in notes):
-        seen = _seen.pop(pod.get("metadata", {}).get("uid", ""), None)
-        if seen is not None:
-            HANDOFF.observe(time.monotonic() - seen)
 
 
 def note_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:

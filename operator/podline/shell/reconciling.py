@@ -16,17 +16,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from podline.core import auths, compiling, conventions, errors, models, scheduling, statuses
+from podline.core import auths, conventions, errors, plans, runs, scheduling, statuses, stepping
 from podline.shell import kube, metrics
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 Key = tuple[str, str]  # (namespace, name)
+_TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
 MAX_CONFLICT_RETRIES = 5
 MAX_RETRY_SECONDS = 16.0
-MAX_TIMEOUT_SECONDS = 2**31 - 1  # the most a pod's activeDeadlineSeconds can hold
 
 
 @dataclass
@@ -63,42 +63,18 @@ def _pipeline_uid(pod: Mapping[str, Any]) -> str | None:
     return (pod.get("metadata", {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID)
 
 
-def run_of(body: Mapping[str, Any]) -> str:
-    meta = body.get("metadata", {})
-    notes = meta.get("annotations") or {}
-    return conventions.run_id(int(meta.get("generation") or 1), notes.get(conventions.ANNOTATION_RERUN))
+class ImageConfigSource(Protocol):
+    """Reads what an image runs (its ENTRYPOINT/CMD) from its registry; raises ``errors.PodlineError``."""
 
-
-def _build_info(notes: Mapping[str, str]) -> models.BuildInfo | errors.PodlineError | None:
-    raw = notes.get(conventions.ANNOTATION_BUILD)
-    if not raw:
-        return None
-    try:
-        return models.BuildInfo.model_validate_json(raw)
-    except ValueError:
-        return errors.InvalidPipeline.at(f"metadata.annotations[{conventions.ANNOTATION_BUILD}]",
-                                         "must be a JSON object (number, event, branch, ref, commit, repo, remote)")
-
-
-def _timeout(notes: Mapping[str, str]) -> int | None | errors.PodlineError:
-    raw = notes.get(conventions.ANNOTATION_TIMEOUT)
-    if not raw:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600}
-    path = f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]"
-    try:
-        seconds = float(raw[:-1]) * units[raw[-1]] if raw[-1] in units else float(int(raw))
-    except ValueError:
-        return errors.InvalidPipeline.at(path, f'"{raw}" is not a duration like 90s, 30m or 2h')
-    if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:  # also NaN and infinity, which int() cannot take
-        return errors.InvalidPipeline.at(path, f'"{raw}" is out of range: from 1s to {MAX_TIMEOUT_SECONDS}s')
-    return int(seconds)
+    async def config(self, image: str, credentials: auths.Credentials | None) -> stepping.ImageCommand: ...
 
 
 class Reconciler:
-    def __init__(self, api: kube.Kube, config: settings_.Settings, *, clock: Callable[[], datetime.datetime] | None = None):
+    def __init__(self, api: kube.Kube, config: settings_.Settings, *, clock: Callable[[], datetime.datetime] | None = None,
+                 images: ImageConfigSource | None = None):
         self.api = api
         self.settings = config
+        self.images = images
         self.caches = Caches()
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._tasks: dict[Key, asyncio.Task[None]] = {}
@@ -173,7 +149,7 @@ class Reconciler:
         must not leave a step running forever."""
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
-            if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get("run") != run_of(body):
+            if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get("run") != runs.run_of(body):
                 self._fresh.add(key)
                 self.kick(key)
 
@@ -200,7 +176,7 @@ class Reconciler:
         namespace, _name = key
         meta = body["metadata"]
         notes = meta.get("annotations") or {}
-        run = run_of(body)
+        run = runs.run_of(body)
         generation = int(meta.get("generation") or 1)
         plan = self._plan(body, run, generation, notes)
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
@@ -218,11 +194,16 @@ class Reconciler:
             credentials = await self._credentials(namespace, plan.pull_secret_sources)
         uid = meta.get("uid", "")
         others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
+        may_start = pod is not None or self._may_start(key)
+        configs: Mapping[str, Any] = {}
+        if pod is None and may_start and not isinstance(plan, errors.PodlineError) and not (
+                status.get("run") == run and status.get("phase") in _TERMINAL):
+            configs = await self._image_configs(plan, credentials)
         snap = scheduling.Snapshot(
             plan=plan, pod=pod, now=self.clock(), generation=generation, run=run, status=status,
             cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
-            may_start=pod is not None or self._may_start(key), credentials=credentials, other_pods=others,
-            history_limit=self.settings.history_limit,
+            may_start=may_start, credentials=credentials, other_pods=others,
+            history_limit=self.settings.history_limit, image_configs=configs,
         )
         decision = scheduling.decide(snap)
         try:
@@ -238,30 +219,28 @@ class Reconciler:
             await self._apply(key, body, pod, scheduling.decide(dataclasses.replace(snap, plan=refused)))
 
     def _plan(self, body: Mapping[str, Any], run: str, generation: int, notes: Mapping[str, str]) -> Any:
-        meta = body["metadata"]
         cache_key = _plan_key(body, run, notes)
         if cache_key in self._plans:
             return self._plans[cache_key]
-        build = _build_info(notes)
-        timeout = _timeout(notes)
-        plan: Any
-        if isinstance(build, errors.PodlineError):
-            plan = build
-        elif isinstance(timeout, errors.PodlineError):
-            plan = timeout
-        else:
-            context = compiling.RunContext(
-                namespace=meta["namespace"], pipeline=meta["name"], uid=meta.get("uid", ""), generation=generation,
-                rerun=notes.get(conventions.ANNOTATION_RERUN), build=build, timeout_seconds=timeout,
-            )
-            try:
-                plan = compiling.compile_spec(body.get("spec"), context, self.settings.policy)
-            except errors.PodlineError as exc:
-                plan = exc
+        plan = runs.plan_of(body, self.settings.policy)
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[cache_key] = plan
         return plan
+
+    async def _image_configs(self, plan: plans.RunPlan, credentials: Any) -> dict[str, Any]:
+        """What each image that must say its own command runs, or the error that says why it cannot be read."""
+        out: dict[str, Any] = {}
+        creds = credentials if isinstance(credentials, auths.Credentials) else None
+        for image in plan.needs_image_config():
+            if self.images is None:
+                out[image] = errors.ImageConfigUnavailable.at("", f"image {image}: no registry access is configured")
+                continue
+            try:
+                out[image] = await self.images.config(image, creds)
+            except errors.PodlineError as exc:
+                out[image] = exc
+        return out
 
     async def _live_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         try:

@@ -23,7 +23,7 @@ class Settings:
     """Namespaces to watch (PODLINE_NAMESPACES, comma-separated); empty: all namespaces."""
 
     policy: policies.Policy = field(default_factory=policies.Policy)
-    """What pipelines may ask for, and defaults (placeholder image, timeouts, …)."""
+    """What pipelines may ask for, and defaults (runner image, timeouts, …)."""
 
     max_running: int = 0
     """PODLINE_MAX_RUNNING: runs at once across the operator; 0: no limit. The rest queue as Pending."""
@@ -88,7 +88,7 @@ class Settings:
 
         step_timeout = number("PODLINE_STEP_TIMEOUT", 0)
         policy = policies.Policy(
-            placeholder_image=text("PODLINE_PLACEHOLDER_IMAGE", policies.DEFAULT_PLACEHOLDER_IMAGE),
+            runner_image=text("PODLINE_RUNNER_IMAGE", policies.DEFAULT_RUNNER_IMAGE),
             clone_image=text("PODLINE_CLONE_IMAGE", policies.DEFAULT_CLONE_IMAGE),
             secret_store=text("PODLINE_SECRET_STORE", policies.DEFAULT_SECRET_STORE),
             allow_privileged=flag("PODLINE_ALLOW_PRIVILEGED"),

@@ -1,0 +1,53 @@
+"""A run of a Pipeline object: its id and its plan, built here and only here.
+
+The operator and ``podline render`` both call ``plan_of``, so what ``render`` prints is what the operator
+creates: the same annotations read the same way (``podline.dev/build``, ``podline.dev/timeout``,
+``podline.dev/rerun``), the same errors for the same bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from podline.core import compiling, conventions, errors, models, plans, policies
+
+
+def run_of(body: Mapping[str, Any]) -> str:
+    """The id of the run a Pipeline asks for now: its generation, plus the rerun token if any."""
+    meta = body.get("metadata") or {}
+    notes = meta.get("annotations") or {}
+    return conventions.run_id(int(meta.get("generation") or 1), notes.get(conventions.ANNOTATION_RERUN))
+
+
+def context_of(body: Mapping[str, Any]) -> compiling.RunContext:
+    """Who the run belongs to, from the Pipeline's metadata. Raises ``errors.InvalidPipeline`` naming the
+    annotation that cannot be read."""
+    meta = body.get("metadata") or {}
+    notes = meta.get("annotations") or {}
+    build = None
+    raw_build = notes.get(conventions.ANNOTATION_BUILD)
+    if raw_build:
+        try:
+            build = models.BuildInfo.model_validate_json(raw_build)
+        except ValueError:
+            raise errors.InvalidPipeline.at(
+                f"metadata.annotations[{conventions.ANNOTATION_BUILD}]",
+                "must be a JSON object (number, event, branch, ref, commit, repo, remote)") from None
+    try:
+        timeout = conventions.parse_timeout(notes.get(conventions.ANNOTATION_TIMEOUT))
+    except ValueError as exc:
+        raise errors.InvalidPipeline.at(f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]", str(exc)) from None
+    return compiling.RunContext(
+        namespace=meta.get("namespace") or "default", pipeline=meta.get("name", ""), uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 1), rerun=notes.get(conventions.ANNOTATION_RERUN), build=build,
+        timeout_seconds=timeout,
+    )
+
+
+def plan_of(body: Mapping[str, Any], policy: policies.Policy) -> plans.RunPlan | errors.PodlineError:
+    """The plan of the Pipeline's current run, or the error that says why there can be none."""
+    try:
+        return compiling.compile_spec(body.get("spec"), context_of(body), policy)
+    except errors.PodlineError as exc:
+        return exc
