@@ -85,7 +85,8 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
             print(f"{where}: skipping {kind or 'a document without kind'}", file=sys.stderr)
     if not pipelines:
         raise CliError(["no Pipeline resources found"])
-    out, problems = [], []
+    out: list[dict[str, Any]] = []
+    problems: list[str] = []
     for where, doc in pipelines:
         meta = doc.get("metadata") or {}
         namespace, name = meta.get("namespace", "default"), meta.get("name")

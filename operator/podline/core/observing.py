@@ -14,8 +14,6 @@ Everything is read from the pod's current state (level-triggered), so a missed w
 decision until the next event or resync.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -193,15 +191,19 @@ def still_running(pod: Mapping[str, Any] | None, names: set[str]) -> bool:
 
 
 def pod_phase(pod: Mapping[str, Any] | None) -> str | None:
-    return (pod or {}).get("status", {}).get("phase")
+    return _text((pod or {}).get("status", {}).get("phase"))
 
 
 def pod_reason(pod: Mapping[str, Any] | None) -> str | None:
-    return (pod or {}).get("status", {}).get("reason")
+    return _text((pod or {}).get("status", {}).get("reason"))
 
 
 def pod_start(pod: Mapping[str, Any] | None) -> str | None:
-    return (pod or {}).get("status", {}).get("startTime") or (pod or {}).get("metadata", {}).get("creationTimestamp")
+    return _text((pod or {}).get("status", {}).get("startTime") or (pod or {}).get("metadata", {}).get("creationTimestamp"))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def seconds_since(timestamp: str | None, now: datetime) -> float | None:

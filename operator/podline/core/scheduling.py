@@ -33,7 +33,9 @@ from typing import Any
 from podline.core import conventions, errors, observing, plans, pods, statuses, stepping
 
 Manifest = dict[str, Any]
-Phase, State, Reason = statuses.Phase, statuses.StepState, statuses.Reason
+Phase = statuses.Phase
+State = statuses.StepState
+Reason = statuses.Reason
 _EXCLUDED = "when: conditions do not match the build"
 HISTORY_LIMIT = 10
 

@@ -140,7 +140,7 @@ class Reconciler:
         """Back off per Pipeline, doubling up to MAX_RETRY_SECONDS: with the apiserver away, a thousand
         Pipelines must not each retry every two seconds."""
         failures = self._failures[key] = self._failures.get(key, 0) + 1
-        delay = min(first * 2 ** (failures - 1), MAX_RETRY_SECONDS)
+        delay = min(first * 2.0 ** (failures - 1), MAX_RETRY_SECONDS)
         self.kick_later(key, delay)
         return delay
 
