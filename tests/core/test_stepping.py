@@ -64,7 +64,7 @@ def test_args_round_trip_every_flag() -> None:
     args = stepping.args_for(plan, c, ["/bin/sh", "-c", "echo -- hi"])
     parsed = stepping.parse_args(args)
     assert parsed == StepArgs(name="step-c", after=("step-a", "step-b"), detached=("step-a",), on_success=False,
-                              on_failure=True, excluded=c.excluded, timeout_seconds=30,
+                              on_failure=True, excluded=c.excluded, timeout_seconds=30, message_limit=12288 // 4,
                               command=("/bin/sh", "-c", "echo -- hi"))
     b = stepping.parse_args(stepping.args_for(plan, plan.container("step-b"), ["x"]))
     assert b.ignore_failure and b.after == ("step-a",) and b.on_success and not b.on_failure
@@ -94,3 +94,29 @@ def test_parse_result(text: str | None, want: Result | None) -> None:
 def test_result_json_round_trip() -> None:
     r = Result("step-a", FAILED, 124, 10, 20, "StepTimeout", "the step exceeded its timeout of 5s", True)
     assert stepping.parse_result(r.to_json()) == r
+
+
+@pytest.mark.parametrize("containers", [1, 3, 31, 100, 201])
+def test_a_termination_message_fits_what_the_kubelet_keeps_and_reads_back(containers: int) -> None:
+    limit = stepping.message_limit(containers)
+    assert limit == min(4096, 12288 // containers)
+    r = Result("step-a", FAILED, 137, 1764579600123, 1764579605126, "StepTimeout", "the step exceeded its timeout", True)
+    text = r.to_message(limit)
+    assert len(text.encode()) <= max(limit, 61)
+    back = stepping.parse_message("step-a", text)
+    assert back is not None
+    assert (back.state, back.exit_code, back.started_at, back.finished_at) == (FAILED, 137, r.started_at, r.finished_at)
+    if limit >= 4096:
+        assert (back.reason, back.message) == (r.reason, r.message)
+
+
+def test_a_termination_message_cut_short_is_no_result() -> None:
+    text = Result("step-a", OK, 0, 1764579600123, 1764579600200).to_message()
+    assert stepping.parse_message("step-a", text[:20]) is None
+    assert stepping.parse_message("step-a", Result("step-a", OK, 0, 1, 2).to_json()) == Result("step-a", OK, 0, 1, 2)
+
+
+def test_the_message_limit_reaches_the_entrypoint() -> None:
+    plan = _plan({"steps": [{"name": f"s{i}", "image": "busybox", "commands": ["true"]} for i in range(30)]})
+    args = stepping.parse_args(stepping.args_for(plan, plan.container("step-s0"), ["true"]))
+    assert args.message_limit == 12288 // 31

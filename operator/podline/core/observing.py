@@ -99,7 +99,7 @@ def _view_step(c: plans.ContainerPlan, cs: Mapping[str, Any] | None, notes: Mapp
     state = (cs or {}).get("state") or {}
     terminated = state.get("terminated")
     if terminated:
-        return _ended(terminated, killed, killed_message)
+        return _ended(c.name, terminated, killed, killed_message)
     turn = all(_counts_done(d, v) for d, v in deps)
     since = _latest([pod_started, *[v.finished_at or v.started_at for _, v in deps]]) if turn else None
     running = state.get("running")
@@ -116,8 +116,8 @@ def _view_step(c: plans.ContainerPlan, cs: Mapping[str, Any] | None, notes: Mapp
     return StepView(statuses.StepState.WAITING, turn_since=since)
 
 
-def _ended(terminated: Mapping[str, Any], killed: str, killed_message: str | None) -> StepView:
-    result = stepping.parse_result(terminated.get("message"))
+def _ended(name: str, terminated: Mapping[str, Any], killed: str, killed_message: str | None) -> StepView:
+    result = stepping.parse_message(name, terminated.get("message"))
     kubelet_reason = terminated.get("reason")
     if result is None:  # the entrypoint never ran, or was killed before it could write
         code = terminated.get("exitCode")

@@ -28,6 +28,10 @@ RUNNER_BINARY = "/podline-entrypoint"  # where every runner image has it
 PREPARE_CONTAINER = "podline-prepare"
 TERMINATION_LOG = "/dev/termination-log"
 MESSAGE_LIMIT = 1000
+# The kubelet keeps at most 4 KiB of a container's termination message and 12 KiB for the whole pod, split
+# evenly over its containers (kubelet status_manager.go, normalizeStatus): a 200-step pod has 61 bytes each.
+POD_MESSAGES_BYTES = 12 * 1024
+CONTAINER_MESSAGE_BYTES = 4 * 1024
 
 
 class Action(StrEnum):
@@ -68,6 +72,7 @@ class StepArgs:
     excluded: bool = False
     timeout_seconds: int = 0
     run_dir: str = RUN_DIR
+    message_limit: int = CONTAINER_MESSAGE_BYTES  # bytes of termination message the kubelet keeps for it
     command: tuple[str, ...] = field(default=())
 
 
@@ -83,6 +88,23 @@ class Result:
     reason: str | None = None
     message: str | None = None
     failing: bool = False
+
+    def to_message(self, limit: int = CONTAINER_MESSAGE_BYTES) -> str:
+        """The termination message: short keys, null fields left out, the start in ms since the epoch and the
+        duration in ms; the message, then the reason, are dropped if it would not fit in ``limit`` bytes."""
+        fields: dict[str, Any] = {"s": str(self.state), "x": self.exit_code, "a": self.started_at}
+        if self.started_at is not None and self.finished_at is not None:
+            fields["d"] = self.finished_at - self.started_at
+        elif self.finished_at is not None:
+            fields["f"] = self.finished_at
+        fields["r"], fields["m"] = self.reason, self.message
+        compact = {k: v for k, v in fields.items() if v is not None}
+        for drop in ("m", "r"):
+            text = json.dumps(compact, separators=(",", ":"))
+            if len(text.encode()) <= limit:
+                return text
+            compact.pop(drop, None)
+        return json.dumps(compact, separators=(",", ":"))
 
     def to_json(self) -> str:
         return json.dumps({
@@ -135,7 +157,13 @@ def args_for(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str]
         args.append("--excluded")
     if plan.step_timeout_seconds:
         args.append(f"--timeout={plan.step_timeout_seconds}")
+    args.append(f"--message-limit={message_limit(len(plan.containers) + 1)}")  # + the prepare container
     return [*args, "--", *command]
+
+
+def message_limit(containers: int) -> int:
+    """Bytes of termination message the kubelet keeps per container of a pod with this many containers."""
+    return min(CONTAINER_MESSAGE_BYTES, POD_MESSAGES_BYTES // max(1, containers))
 
 
 class BadArgs(ValueError):
@@ -169,6 +197,8 @@ def parse_args(argv: Sequence[str]) -> StepArgs:
             values["timeout_seconds"] = int(value)
         elif key == "--run-dir":
             values["run_dir"] = value
+        elif key == "--message-limit":
+            values["message_limit"] = int(value)
         else:
             raise BadArgs(f"unknown flag {key}")
     if not values.get("name"):
@@ -196,8 +226,29 @@ def is_failing(step: StepArgs | plans.ContainerPlan, state: ResultState) -> bool
     return state is ResultState.FAILED and not step.ignore_failure and not step.detach
 
 
+def parse_message(name: str, text: str | None) -> Result | None:
+    """Container ``name``'s termination message as a result (``Result.to_message``, or a whole result file's
+    JSON), or None if it is not one: the entrypoint never wrote it, or the kubelet cut it short."""
+    if not text or not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or "s" not in data:
+            return parse_result(text)
+        started = _int_or_none(data.get("a"))
+        duration = _int_or_none(data.get("d"))
+        finished = started + duration if started is not None and duration is not None else _int_or_none(data.get("f"))
+        return Result(
+            name=name, state=ResultState(data["s"]), exit_code=_int_or_none(data.get("x")), started_at=started,
+            finished_at=finished, reason=_str_or_none(data.get("r")), message=_str_or_none(data.get("m")),
+            failing=False,
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def parse_result(text: str | None) -> Result | None:
-    """A termination message as a result, or None if it is not one (the entrypoint never wrote it)."""
+    """A result file's JSON (``Result.to_json``) as a result, or None if it is not one."""
     if not text or not text.lstrip().startswith("{"):
         return None
     try:
