@@ -1,11 +1,14 @@
 """The operator on the node tier: real kubelet, containerd, registries; steps run real shell commands.
 
 Images are built locally and served by two registries on loopback: a public one and a password-protected
-one (see tests/cluster/images.py). The operator runs as a process with the test placeholder image.
+one (see tests/cluster/images.py). The operator runs as a process; its runner image (the entrypoint binary)
+is built here from operator/entrypoint. Its pull timeout is long (600 s): a test that ends in time shows that
+a registry's "not found" or "unauthorized" failed the step at once, not after the timeout.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -25,7 +28,7 @@ def node_operator(node_cluster: Any) -> Iterator[operating.OperatorProcess]:
     conftest.install_crd(node_cluster)
     op = operating.OperatorProcess(
         node_cluster.kubeconfig, node_cluster.log_dir, name="operator-node",
-        env={"PODLINE_PLACEHOLDER_IMAGE": node_cluster.registry.placeholder, "PODLINE_PULL_TIMEOUT": "20"},
+        env={"PODLINE_RUNNER_IMAGE": node_cluster.registry.runner, "PODLINE_PULL_TIMEOUT": "600"},
     )
     op.start()
     yield op
@@ -140,3 +143,115 @@ def test_service_is_reachable_from_steps_and_failure_ignore(env) -> None:
     assert st["phase"] == "Succeeded", st
     assert steps(st)["flaky"]["exitCode"] == 1
     assert "pong" in logs(cluster, ns, "svc")
+
+
+def _ms(timestamp: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(timestamp)
+
+
+def test_steps_hand_off_inside_the_pod_in_order_without_the_operator_touching_it(env) -> None:
+    cluster, ns, op, registry = env
+    spec = {"steps": [{"name": f"s{i}", "image": registry.busybox, "commands": [f"echo step {i}"]} for i in range(6)]}
+    apply(cluster, ns, pipeline("chain", spec))
+    st = wait_for_phase(cluster, ns, "chain", timeout=180, operator=op)
+    assert st["phase"] == "Succeeded", st
+    ordered = [steps(st)[f"s{i}"] for i in range(6)]
+    for before, after in zip(ordered, ordered[1:]):
+        assert _ms(after["startedAt"]) >= _ms(before["finishedAt"]), (before, after)
+    pod = operating.get(cluster, ns, "pod", st["podName"])
+    assert pod["metadata"].get("generation", 1) == 1, "the operator changed the pod's spec during the run"
+    messages = {c["name"]: c["state"]["terminated"].get("message", "") for c in pod["status"]["containerStatuses"]}
+    assert all(json.loads(messages[f"step-s{i}"])["state"] == "succeeded" for i in range(6))
+
+
+def test_kubectl_logs_shows_exactly_the_steps_output(env) -> None:
+    cluster, ns, op, registry = env
+    spec = {"steps": [{"name": "hello", "image": registry.busybox, "commands": ["echo hello", "echo err >&2"]}]}
+    apply(cluster, ns, pipeline("exact", spec))
+    st = wait_for_phase(cluster, ns, "exact", timeout=180, operator=op)
+    assert st["phase"] == "Succeeded", st
+    out = cluster.kubectl("logs", "-n", ns, st["podName"], "-c", "step-hello").stdout
+    assert out == "+ echo hello\nhello\n+ echo err >&2\nerr\n"
+
+
+def test_a_step_without_commands_runs_its_images_own_entrypoint_read_from_the_registry(env) -> None:
+    cluster, ns, op, registry = env
+    cluster.kubectl("create", "secret", "generic", "login", "-n", ns,
+                    f"--from-literal=.dockerconfigjson={registry.docker_config_json()}")
+    spec = {"image_pull_secrets": ["login"], "steps": [
+        # busybox's image has CMD ["sh"] and no ENTRYPOINT: `command` replaces the CMD
+        {"name": "public", "image": registry.busybox, "command": ["echo", "public plugin"]},
+        # the private one is read with the run's credentials; its image sets PODLINE_TEST_IMAGE=private
+        {"name": "private", "image": registry.private_busybox,
+         "command": ["sh", "-c", "echo private plugin $PODLINE_TEST_IMAGE"]},
+    ]}
+    apply(cluster, ns, pipeline("plugins", spec))
+    st = wait_for_phase(cluster, ns, "plugins", timeout=180, operator=op)
+    assert st["phase"] == "Succeeded", st
+    out = logs(cluster, ns, "plugins")
+    assert "public plugin" in out and "private plugin private" in out
+    assert registry.password not in op.log() and registry.password not in json.dumps(st)
+
+
+def test_an_image_that_is_not_there_fails_its_step_at_once_and_failure_steps_still_run(env) -> None:
+    cluster, ns, op, registry = env
+    missing = registry.busybox.replace("podline/busybox:1", "podline/not-there:1")
+    spec = {"steps": [
+        {"name": "first", "image": registry.busybox, "commands": ["echo first"]},
+        {"name": "missing", "image": missing, "commands": ["echo never"]},
+        {"name": "after", "image": registry.busybox, "commands": ["echo never"]},
+        {"name": "cleanup", "image": registry.busybox, "commands": ["echo cleaning up"],
+         "when": {"status": ["failure"]}},
+    ]}
+    apply(cluster, ns, pipeline("missing", spec))
+    st = wait_for_phase(cluster, ns, "missing", timeout=120, operator=op)  # far less than the pull timeout
+    by = steps(st)
+    assert st["phase"] == "Failed", st
+    assert by["first"]["state"] == "succeeded"
+    assert by["missing"]["state"] == "failed" and by["missing"]["reason"] in ("ErrImagePull", "ImagePullBackOff")
+    assert "not found" in by["missing"]["message"] and "image_pull_secrets" in by["missing"]["message"]
+    assert by["after"]["state"] == "skipped" and by["cleanup"]["state"] == "succeeded"
+    assert "cleaning up" in logs(cluster, ns, "missing")
+
+
+def test_cancel_stops_the_running_step(env) -> None:
+    cluster, ns, op, registry = env
+    spec = {"steps": [{"name": "long", "image": registry.busybox, "commands": ["echo started", "sleep 300"]},
+                      {"name": "next", "image": registry.busybox, "commands": ["echo never"]}]}
+    apply(cluster, ns, pipeline("cancel", spec))
+    operating.wait_for(lambda: "started" in cluster.kubectl("logs", "-n", ns, "cancel-g1", "-c", "step-long",
+                                                              check=False).stdout, timeout=120, what="the step to run")
+    cluster.kubectl("annotate", "-n", ns, "pipeline", "cancel", "podline.dev/cancel=true")
+    st = wait_for_phase(cluster, ns, "cancel", timeout=120, operator=op)
+    assert st["phase"] == "Cancelled", st
+    assert steps(st)["next"]["state"] == "skipped"
+
+    def stopped() -> bool:
+        pod = operating.get(cluster, ns, "pod", "cancel-g1")
+        return all("terminated" in c["state"] for c in pod["status"]["containerStatuses"])
+
+    operating.wait_for(stopped, timeout=60, what="every container of the cancelled run to stop")
+
+
+def test_a_run_goes_on_while_the_operator_is_down_and_its_status_is_written_when_it_is_back(env) -> None:
+    cluster, ns, op, registry = env
+    spec = {"steps": [{"name": "a", "image": registry.busybox, "commands": ["sleep 2", "echo a"]},
+                      {"name": "b", "image": registry.busybox, "commands": ["echo b", "exit 3"]},
+                      {"name": "c", "image": registry.busybox, "commands": ["echo c"], "when": {"status": ["failure"]}}]}
+    apply(cluster, ns, pipeline("alone", spec))
+    operating.wait_for(lambda: operating.status(cluster, ns, "alone").get("podName"), timeout=120,
+                       what="the run's pod to be created")
+    op.kill()
+    try:
+        def ended() -> bool:
+            pod = operating.get(cluster, ns, "pod", "alone-g1")
+            return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+        operating.wait_for(ended, timeout=120, what="the pod to finish on its own")
+        assert operating.status(cluster, ns, "alone").get("phase") not in ("Succeeded", "Failed")
+    finally:
+        op.start()
+    st = wait_for_phase(cluster, ns, "alone", timeout=120, operator=op)
+    by = steps(st)
+    assert st["phase"] == "Failed" and by["b"]["exitCode"] == 3, st
+    assert by["a"]["state"] == "succeeded" and by["c"]["state"] == "succeeded"
