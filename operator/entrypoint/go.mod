@@ -1,0 +1,3 @@
+module podline.dev/entrypoint
+
+go 1.19
