@@ -117,7 +117,7 @@ func isFailing(step Step, state State) bool {
 
 func exitPhrase(o Outcome) string {
 	if o.Signal != 0 {
-		return fmt.Sprintf("the command was killed by signal %d (%s, exit code %d)", int(o.Signal), o.Signal, o.ExitCode)
+		return fmt.Sprintf("the command was killed by %s (exit code %d)", signalName(o.Signal), o.ExitCode)
 	}
 	return fmt.Sprintf("the command exited with code %d", o.ExitCode)
 }
