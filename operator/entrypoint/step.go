@@ -45,7 +45,7 @@ var (
 )
 
 // ParseRun parses the arguments of `run` (without the word run). A step that gives no --on runs on success
-// only (Drone's default); --on= (empty) means never. Lists may be repeated (--after=a --after=b) and are
+// only (Drone's default); --on= (empty) means never. An --excluded step may have no command. Lists may be repeated (--after=a --after=b) and are
 // comma-separated. With requireCommand false (the decide subcommand) the -- and the command may be left out.
 func ParseRun(args []string, defaults Step, requireCommand bool) (Step, error) {
 	step := defaults
@@ -93,7 +93,8 @@ func ParseRun(args []string, defaults Step, requireCommand bool) (Step, error) {
 			return Step{}, err
 		}
 	}
-	if requireCommand && (!sawDashes || len(step.Command) == 0) {
+	// A step excluded by when never runs, so the core gives it no command (just the --).
+	if requireCommand && (!sawDashes || len(step.Command) == 0 && !step.Excluded) {
 		return Step{}, errors.New("no command: give it after -- (run --name=NAME [flags] -- COMMAND ARGS...)")
 	}
 	if sawDashes && len(step.Command) > 0 && step.Command[0] == "" {

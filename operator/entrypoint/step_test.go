@@ -41,6 +41,8 @@ func TestParseRun(t *testing.T) {
 			base(func(s *Step) { s.Excluded = true })},
 		{"fractional timeout", []string{"--name=step-b", "--timeout=0.5", "--", "sh", "-c", "echo hi"},
 			base(func(s *Step) { s.Timeout = 500 * time.Millisecond })},
+		{"an excluded step needs no command", []string{"--name=step-b", "--excluded", "--"},
+			base(func(s *Step) { s.Excluded, s.Command = true, nil })},
 		{"the command keeps its own flags", []string{"--name=step-b", "--", "ls", "--all", "--", "-x"},
 			base(func(s *Step) { s.Command = []string{"ls", "--all", "--", "-x"} })},
 	}
@@ -67,6 +69,7 @@ func TestParseRunErrors(t *testing.T) {
 		{[]string{"--name=Step_B", "--", "true"}, "--name"},
 		{[]string{"--name=step-b"}, "no command"},
 		{[]string{"--name=step-b", "--"}, "no command"},
+		{[]string{"--name=step-b", "--excluded"}, "no command"},
 		{[]string{"--name=step-b", "--", ""}, "empty"},
 		{[]string{"--name=step-b", "true"}, `"true"`},
 		{[]string{"--name=step-b", "--timeout=-1", "--", "true"}, "--timeout"},
