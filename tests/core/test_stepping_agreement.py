@@ -1,0 +1,172 @@
+"""The core and the entrypoint binary decide alike: ``stepping.decide`` and ``podline-entrypoint decide``
+get the same generated cases (step flags, results present, started markers) and must give the same answer.
+
+The binary reads ``{"args": [...], "results": {name: result}, "started": [names]}`` and prints
+``{"action": ..., "reason": ...}`` (docs/in-pod.md). The arguments are the core's own: generated steps go
+through ``stepping.parse_args`` (checked to read back the same step), and the second test takes them from
+``stepping.args_for`` on compiled pipelines. Without Go the tests skip; with ``CI=true`` they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+from collections.abc import Collection, Mapping
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from podline.core import compiling, pods, policies, stepping
+from podline.core.stepping import Result, ResultState, StepArgs
+
+from tests import entrypointbin
+from tests.cluster import fixtures
+
+NAMES = ("step-a", "step-b", "step-c", "step-d", "clone", "svc-db")
+SELF = "step-x"
+
+
+@pytest.fixture(scope="module")
+def binary() -> pathlib.Path:
+    try:
+        return entrypointbin.build()
+    except entrypointbin.GoMissing as error:
+        if fixtures.in_ci():
+            pytest.fail(f"{error} (CI=true: the agreement test must not be skipped)", pytrace=False)
+        pytest.skip(str(error))
+
+
+def argv_of(step: StepArgs) -> list[str]:
+    """The ``run`` arguments for a step, written the way ``stepping.args_for`` writes them."""
+    args = ["run", f"--name={step.name}"]
+    if step.after:
+        args.append("--after=" + ",".join(step.after))
+    if step.detached:
+        args.append("--detached=" + ",".join(step.detached))
+    args.append("--on=" + ",".join(w for w, on in (("success", step.on_success), ("failure", step.on_failure)) if on))
+    for flag, on in (("--ignore-failure", step.ignore_failure), ("--detach", step.detach), ("--excluded", step.excluded)):
+        if on:
+            args.append(flag)
+    if step.timeout_seconds:
+        args.append(f"--timeout={step.timeout_seconds}")
+    return [*args, "--", *step.command]
+
+
+def binary_decides(
+    binary: pathlib.Path, argv: list[str], results: Mapping[str, Result], started: Collection[str]
+) -> dict[str, object]:
+    case = {
+        "args": argv,
+        "results": {name: json.loads(r.to_json()) for name, r in results.items()},
+        "started": sorted(started),
+    }
+    done = subprocess.run(
+        [str(binary), "decide"], input=json.dumps(case), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, f"decide failed on {case}: {done.stderr}"
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+def core_decides(step: StepArgs, results: Mapping[str, Result], started: Collection[str]) -> dict[str, object]:
+    decision = stepping.decide(step, results, started)
+    return {"action": str(decision.action), "reason": None if decision.reason is None else str(decision.reason)}
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> StepArgs:
+    after = tuple(draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=4)))
+    detached = tuple(n for n in after if draw(st.booleans()))
+    return StepArgs(
+        name=SELF,
+        after=after,
+        detached=detached,
+        on_success=draw(st.booleans()),
+        on_failure=draw(st.booleans()),
+        ignore_failure=draw(st.booleans()),
+        detach=draw(st.booleans()),
+        excluded=draw(st.booleans()),
+        timeout_seconds=draw(st.sampled_from((0, 0, 1, 3600))),
+        command=draw(st.sampled_from((("/bin/sh", "-c", "echo hi"), ("make", "--", "test"), ("true",)))),
+    )
+
+
+@st.composite
+def results_of(draw: st.DrawFn) -> Result:
+    state = draw(st.sampled_from(list(ResultState)))
+    if state is ResultState.SKIPPED:
+        code, reason = None, draw(st.sampled_from(("Skipped", "EarlyExit", "Stopped")))
+    else:
+        code = draw(st.sampled_from((0, 78) if state is ResultState.SUCCEEDED else (1, 2, 78, 126, 127, 137, 143)))
+        reason = draw(st.sampled_from((None, "StepTimeout", "ImagePullFailed", "Stopped")))
+    return Result(
+        name="?",
+        state=state,
+        exit_code=code,
+        started_at=None if code is None else 1764579600123,
+        finished_at=1764579600456,
+        reason=reason,
+        message=draw(st.sampled_from((None, "a sentence."))),
+        failing=draw(st.booleans()) if state is ResultState.FAILED else False,
+    )
+
+
+@st.composite
+def run_dirs(draw: st.DrawFn) -> tuple[dict[str, Result], frozenset[str]]:
+    present = draw(st.lists(st.sampled_from(NAMES), unique=True))
+    results = {name: _named(draw(results_of()), name) for name in present}
+    started = frozenset(draw(st.lists(st.sampled_from(NAMES), unique=True)))
+    return results, started
+
+
+def _named(result: Result, name: str) -> Result:
+    return Result(name, result.state, result.exit_code, result.started_at, result.finished_at, result.reason,
+                  result.message, result.failing)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(step=steps(), run_dir=run_dirs())
+def test_binary_and_core_decide_alike(
+    binary: pathlib.Path, step: StepArgs, run_dir: tuple[dict[str, Result], frozenset[str]]
+) -> None:
+    results, started = run_dir
+    argv = argv_of(step)
+    assert stepping.parse_args(argv) == step  # these are arguments the core itself reads as this step
+    assert binary_decides(binary, argv, results, started) == core_decides(step, results, started)
+
+
+PIPELINES = [
+    {"steps": [
+        {"name": "a", "image": "busybox", "commands": ["true"], "detach": True},
+        {"name": "b", "image": "busybox", "commands": ["false"], "failure": "ignore", "depends_on": ["a"]},
+        {"name": "c", "image": "busybox", "commands": ["true"], "depends_on": ["a", "b"],
+         "when": {"status": ["failure"]}},
+        {"name": "d", "image": "busybox", "commands": ["true"], "when": {"status": ["success", "failure"]}},
+    ]},
+    {"steps": [
+        {"name": "build", "image": "busybox", "commands": ["make"]},
+        {"name": "test", "image": "busybox", "commands": ["make test"]},
+        {"name": "notify", "image": "busybox", "commands": ["echo"], "when": {"status": ["failure"]}},
+    ]},
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pipeline=st.sampled_from(PIPELINES), run_dir=run_dirs(), data=st.data())
+def test_arguments_from_the_pod_decide_alike(
+    binary: pathlib.Path, pipeline: dict[str, object], run_dir: tuple[dict[str, Result], frozenset[str]],
+    data: st.DataObject,
+) -> None:  # fmt: skip
+    context = compiling.RunContext(namespace="ci", pipeline="p", uid="u", generation=1)
+    pod = pods.build_pod(compiling.compile_spec(pipeline, context, policies.Policy()))
+    steps_ = [c for c in pod["spec"]["containers"] if c["name"].startswith("step-")]
+    container = data.draw(st.sampled_from(steps_))
+    argv = container["args"]
+    names = [c["name"] for c in steps_ if c["name"] != container["name"]]
+    results, started = run_dir
+    # The generated run directory, renamed onto this pipeline's containers.
+    renamed = {new: _named(r, new) for new, r in zip(names, results.values(), strict=False)}
+    started_ = {new for new, old in zip(names, NAMES, strict=False) if old in started}
+    step = stepping.parse_args(argv)
+    assert binary_decides(binary, argv, renamed, started_) == core_decides(step, renamed, started_)
