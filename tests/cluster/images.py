@@ -9,8 +9,12 @@ with ``skopeo`` to the node tier's registries at every cluster start:
 - placeholder: a static sleeper (``placeholder.c``) as entrypoint *and* as ``/bin/sh``, so a container
   started on it with any command (even ``/bin/sh -c 'exit 3'``) just sleeps until SIGTERM, then exits 0.
 - pause: the same sleeper as the pod sandbox image; also imported into containerd directly.
+- runner: the entrypoint binary (``tests/entrypointbin.py`` builds it from ``operator/entrypoint/``) at
+  ``/podline-entrypoint`` and the empty marker ``/.podline-runner``, nothing else (docs/in-pod.md). Tagged
+  with the hash of the entrypoint's sources, so a node never runs a stale one from its image store.
 
-The layout is rebuilt only when its inputs (busybox binary, placeholder source, recipe version) change.
+The layout is rebuilt only when its inputs (busybox binary, placeholder source, entrypoint sources, recipe
+version) change.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 
+from tests import entrypointbin
 from tests.cluster import binaries
 
 PUBLIC_REGISTRY = "localhost:5101"  # no authentication
@@ -35,6 +40,9 @@ PAUSE = f"{PUBLIC_REGISTRY}/podline/pause:1"
 
 # Which local image goes where: reference -> tag in the OCI layout.
 PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox-private", PLACEHOLDER: "placeholder", PAUSE: "pause"}
+
+RUNNER = f"{PUBLIC_REGISTRY}/podline/runner:{entrypointbin.source_hash()}"
+PUSHES[RUNNER] = "runner"
 
 RECIPE_VERSION = "2"  # bump when the way images are built changes
 SOURCE = binaries.HERE / "placeholder.c"
@@ -52,6 +60,7 @@ def layout_dir() -> pathlib.Path:
     digest = hashlib.sha256()
     for part in (RECIPE_VERSION.encode(), SOURCE.read_bytes(), binaries.BUSYBOX.read_bytes()):
         digest.update(hashlib.sha256(part).digest())
+    digest.update(entrypointbin.source_hash().encode())
     layout = binaries.cache_dir() / "images" / digest.hexdigest()[:16]
     if not (layout / "index.json").is_file():
         _build(layout)
@@ -84,6 +93,7 @@ def _build(layout: pathlib.Path) -> None:
         _image(
             oci, work, "pause", lambda root: _sleeper_rootfs(root, sleeper, "pause"), entrypoint=["/pause"]
         )
+        _image(oci, work, "runner", _runner_rootfs, entrypoint=["/podline-entrypoint"])
         _run("umoci", "gc", "--layout", str(oci))
         if layout.exists():
             shutil.rmtree(layout)
@@ -153,6 +163,20 @@ def _sleeper_rootfs(root: pathlib.Path, sleeper: pathlib.Path, name: str, *alias
         target = root / alias
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(sleeper, target)
+
+
+def _runner_rootfs(root: pathlib.Path) -> None:
+    """The runner image: FROM scratch, the entrypoint binary and the runner marker."""
+    try:
+        binary = entrypointbin.build()
+    except entrypointbin.GoMissing as error:
+        raise binaries.MissingBinaries("node", [f"go ({error})"]) from error
+    if not is_static(binary):
+        raise RuntimeError(f"{binary} is dynamically linked; it must be built with CGO_ENABLED=0")
+    target = root / "podline-entrypoint"
+    shutil.copyfile(binary, target)
+    target.chmod(0o755)
+    (root / ".podline-runner").write_bytes(b"")
 
 
 def push_all(layout: pathlib.Path, *, private_registry: str, username: str, password: str) -> None:
