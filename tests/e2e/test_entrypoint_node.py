@@ -1,0 +1,103 @@
+"""The entrypoint on a real kubelet: a pod shaped as docs/in-pod.md says, made by hand (not by the
+operator), whose steps sequence themselves through the entrypoint, and whose outcome is read the way the
+operator reads it — termination messages in the pod status, output from ``kubectl logs``.
+
+The prepare container runs the runner image (``images.RUNNER``) with the postStart hook that installs the
+binary; the steps run busybox, wrapped by ``/podline/bin/entrypoint``. step-b fails, so step-c (on success)
+is skipped and step-d (on failure) runs; step-e runs on the runner image, so it stands in for an image that
+could not be pulled and records ImagePullFailed in its turn.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.cluster import components, images, nodetier
+
+pytestmark = pytest.mark.node
+
+TOOLS = {"name": "podline-tools", "mountPath": "/podline"}
+
+
+def step(name: str, image: str, script: str, *flags: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "command": ["/podline/bin/entrypoint"],
+        "args": ["run", f"--name={name}", *flags, "--", "/bin/sh", "-c", script],
+        "volumeMounts": [TOOLS],
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+    }
+
+
+def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluster, node_namespace: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "in-pod"},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 5,
+            "volumes": [{"name": "podline-tools", "emptyDir": {}}],
+            "containers": [
+                {
+                    "name": "podline-prepare",
+                    "image": images.RUNNER,
+                    "command": ["/podline-entrypoint", "prepare", "/podline"],
+                    "lifecycle": {"postStart": {"exec": {"command": ["/podline-entrypoint", "install", "/podline"]}}},
+                    "volumeMounts": [TOOLS],
+                },
+                step("step-a", images.BUSYBOX, "echo one", "--on=success"),
+                step("step-b", images.BUSYBOX, "echo two; echo oops >&2; exit 3", "--after=step-a", "--on=success"),
+                step("step-c", images.BUSYBOX, "echo never", "--after=step-b", "--on=success"),
+                step("step-d", images.BUSYBOX, "echo notified", "--after=step-c", "--on=failure"),
+                step("step-e", images.RUNNER, "echo never", "--after=step-d", "--on=failure", "--ignore-failure"),
+            ],
+        },
+    }
+    node_cluster.kubectl("create", "-n", node_namespace, "-f", "-", input=json.dumps(pod))
+    seen: dict[str, Any] = {}
+
+    def done() -> bool:
+        seen.clear()
+        seen.update(json.loads(node_cluster.kubectl("get", "pod", "in-pod", "-n", node_namespace, "-o", "json").stdout))
+        return seen.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+    assert components.poll(done, timeout=120, interval=0.5), f"the pod did not finish: {seen.get('status')}"
+    assert seen["status"]["phase"] == "Failed"  # step-b exited 3
+    statuses = {s["name"]: s for s in seen["status"]["containerStatuses"]}
+    ended = {name: s["state"]["terminated"] for name, s in statuses.items()}
+    assert ended["podline-prepare"]["exitCode"] == 0
+
+    results = {name: json.loads(ended[name]["message"]) for name in ("step-a", "step-b", "step-c", "step-d", "step-e")}
+    for name, result in results.items():
+        assert list(result) == ["name", "state", "exitCode", "startedAt", "finishedAt", "reason", "message", "failing"]
+        assert result["name"] == name
+
+    def outcome(name: str) -> tuple[Any, ...]:
+        r = results[name]
+        return r["state"], r["exitCode"], r["reason"], r["failing"], ended[name]["exitCode"]
+
+    assert outcome("step-a") == ("succeeded", 0, None, False, 0)
+    assert outcome("step-b") == ("failed", 3, None, True, 3)
+    assert outcome("step-c") == ("skipped", None, "Skipped", False, 0)
+    assert outcome("step-d") == ("succeeded", 0, None, False, 0)
+    assert outcome("step-e") == ("failed", 1, "ImagePullFailed", False, 1)
+    assert results["step-c"]["startedAt"] is None
+    a, b, d = results["step-a"], results["step-b"], results["step-d"]
+    assert a["finishedAt"] <= b["startedAt"] and b["finishedAt"] <= d["startedAt"]
+
+    def logs(container: str) -> str:
+        return node_cluster.kubectl("logs", "in-pod", "-n", node_namespace, "-c", container).stdout
+
+    assert logs("step-a") == "one\n"
+    assert logs("step-b") == "two\noops\n"  # stdout and stderr, unchanged; the entrypoint adds nothing
+    assert logs("step-c") == ""
+    assert logs("step-d") == "notified\n"
+    assert logs("step-e") == ""
+    assert logs("podline-prepare") == ""
