@@ -279,6 +279,16 @@ func TestExcluded(t *testing.T) {
 	}
 }
 
+func TestExcludedWithoutCommand(t *testing.T) {
+	p := newPod(t)
+	p.runStep("step-a", "--", "true")
+	// As the core gives it: the runner image, no command.
+	_, b := p.runStep("step-b", "--after=step-a", "--excluded", "--")
+	p.expect(b, StateSkipped, nil, ReasonSkipped)
+	_, c := p.runStep("step-c", "--after=step-b", "--", "true")
+	p.expect(c, StateSucceeded, code(0), "")
+}
+
 func TestDetachedDependency(t *testing.T) {
 	p := newPod(t)
 	// A detached service-like step that runs until stopped.
