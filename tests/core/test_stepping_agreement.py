@@ -95,6 +95,8 @@ def steps(draw: st.DrawFn) -> StepArgs:
 @st.composite
 def results_of(draw: st.DrawFn) -> Result:
     state = draw(st.sampled_from(list(ResultState)))
+    code: int | None
+    reason: str | None
     if state is ResultState.SKIPPED:
         code, reason = None, draw(st.sampled_from(("Skipped", "EarlyExit", "Stopped")))
     else:
