@@ -4,7 +4,7 @@ operator reads it — termination messages in the pod status, output from ``kube
 
 The prepare container runs the runner image (``images.RUNNER``) with the postStart hook that installs the
 binary; the steps run busybox, wrapped by ``/podline/bin/entrypoint``. step-b fails, so step-c (on success)
-is skipped and step-d (on failure) runs; step-e runs on the runner image, so it stands in for an image that
+is skipped and step-d (on failure, as user 65534) runs; step-e runs on the runner image, so it stands in for an image that
 could not be pulled and records ImagePullFailed in its turn.
 """
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.node
 TOOLS = {"name": "podline-tools", "mountPath": "/podline"}
 
 
-def step(name: str, image: str, script: str, *flags: str) -> dict[str, Any]:
+def step(name: str, image: str, script: str, *flags: str, user: int = 0) -> dict[str, Any]:
     return {
         "name": name,
         "image": image,
@@ -31,6 +31,7 @@ def step(name: str, image: str, script: str, *flags: str) -> dict[str, Any]:
         "volumeMounts": [TOOLS],
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
+        "securityContext": {"allowPrivilegeEscalation": False, "runAsUser": user},
     }
 
 
@@ -51,11 +52,12 @@ def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluste
                     "command": ["/podline-entrypoint", "prepare", "/podline"],
                     "lifecycle": {"postStart": {"exec": {"command": ["/podline-entrypoint", "install", "/podline"]}}},
                     "volumeMounts": [TOOLS],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                 },
                 step("step-a", images.BUSYBOX, "echo one", "--on=success"),
                 step("step-b", images.BUSYBOX, "echo two; echo oops >&2; exit 3", "--after=step-a", "--on=success"),
                 step("step-c", images.BUSYBOX, "echo never", "--after=step-b", "--on=success"),
-                step("step-d", images.BUSYBOX, "echo notified", "--after=step-c", "--on=failure"),
+                step("step-d", images.BUSYBOX, "id -u", "--after=step-c", "--on=failure", user=65534),
                 step("step-e", images.RUNNER, "echo never", "--after=step-d", "--on=failure", "--ignore-failure"),
             ],
         },
@@ -98,6 +100,6 @@ def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluste
     assert logs("step-a") == "one\n"
     assert logs("step-b") == "two\noops\n"  # stdout and stderr, unchanged; the entrypoint adds nothing
     assert logs("step-c") == ""
-    assert logs("step-d") == "notified\n"
+    assert logs("step-d") == "65534\n"  # a step running as another user records its result too
     assert logs("step-e") == ""
     assert logs("podline-prepare") == ""
