@@ -5,6 +5,7 @@ run directory. Without Go these tests skip (the message says what to install); w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -98,17 +99,24 @@ class Pod:
         )
 
     def finish(self, name: str) -> tuple[dict[str, object], str, str, int]:
-        """The step's result (checked to equal its termination message), stdout, stderr and exit code."""
+        """The step's result (checked against its termination message), stdout, stderr and exit code."""
         process = self.processes[name]
         out, err = process.communicate(timeout=DEADLINE)
         text = (self.run_dir / f"{name}.json").read_text()
-        assert (self.logs / name).read_text() == text
         result = json.loads(text)
         assert list(result) == RESULT_KEYS
-        # The core reads it back as the same record, field for field and byte for byte.
+        # The core reads both back as the same record, and would write them byte for byte the same.
         parsed = stepping.parse_result(text)
         assert parsed is not None and parsed.to_json() == text
+        message = (self.logs / name).read_text()
+        assert message == parsed.to_message(self.message_limit(name))
+        assert stepping.parse_message(name, message) == dataclasses.replace(parsed, failing=False)
         return result, out, err, process.returncode
+
+    def message_limit(self, name: str) -> int:
+        flags = [a for a in self.containers[name]["args"] if a.startswith("--message-limit=")]
+        assert len(flags) == 1, "the core gives every step its share of the pod's termination messages"
+        return int(flags[0].partition("=")[2])
 
     def kill_all(self) -> None:
         for process in self.processes.values():

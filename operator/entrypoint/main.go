@@ -5,6 +5,7 @@
 //	podline-entrypoint install DIR    the prepare container's postStart hook
 //	podline-entrypoint run --name=NAME [flags] -- COMMAND ARGS...
 //	podline-entrypoint decide         a decision, JSON in and out (cross-checked with the Python core)
+//	podline-entrypoint encode         a result's two written forms (cross-checked with the Python core)
 package main
 
 import (
@@ -28,8 +29,10 @@ const (
 const usage = `usage: podline-entrypoint prepare DIR
        podline-entrypoint install DIR
        podline-entrypoint run --name=NAME [--after=A,B] [--detached=B] [--on=success,failure]
-           [--ignore-failure] [--detach] [--excluded] [--timeout=SECONDS] [--run-dir=DIR] -- COMMAND ARGS...
+           [--ignore-failure] [--detach] [--excluded] [--timeout=SECONDS] [--run-dir=DIR]
+           [--message-limit=BYTES] -- COMMAND ARGS...
        podline-entrypoint decide < {"args": [...], "results": {...}, "started": [...]}
+       podline-entrypoint encode < {"result": {...}, "limit": BYTES}
 `
 
 func main() {
@@ -59,6 +62,12 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	case "encode":
+		if err := encodeJSON(stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "podline-entrypoint encode: %v\n", err)
+			return 2
+		}
+		return 0
 	case "install", "prepare":
 		if len(args) != 2 {
 			fmt.Fprintf(stderr, "podline-entrypoint %s: needs exactly one argument, the tools directory\n%s", args[0], usage)
@@ -82,7 +91,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func runStep(args []string, stderr io.Writer) int {
-	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog}
+	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog, MessageLimit: DefaultMessageLimit}
 	if path, ok := os.LookupEnv(terminationLogEnv); ok {
 		defaults.TerminationLog = path
 	}
@@ -104,7 +113,7 @@ func runStep(args []string, stderr io.Writer) int {
 		StandIn:  err == nil,
 		Waiter:   &DirWaiter{Dir: step.RunDir},
 		Runner:   ProcessRunner{},
-		Recorder: FileRecorder{RunDir: step.RunDir, Name: step.Name, TerminationLog: step.TerminationLog},
+		Recorder: FileRecorder{RunDir: step.RunDir, Name: step.Name, TerminationLog: step.TerminationLog, MessageLimit: step.MessageLimit},
 		Stops:    stops,
 		Now:      time.Now,
 	}
@@ -143,7 +152,7 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "run" {
 		args = args[1:]
 	}
-	step, err := ParseRun(args, Step{RunDir: DefaultRunDir}, false)
+	step, err := ParseRun(args, Step{RunDir: DefaultRunDir, MessageLimit: DefaultMessageLimit}, false)
 	if err != nil {
 		return err
 	}
@@ -153,4 +162,21 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 	}
 	decision := Decide(step, snap)
 	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason)})
+}
+
+// encodeJSON prints the result file and the termination message for a result, one a line: what the
+// entrypoint would write for it (tests/core/test_stepping_agreement.py compares them with the core's).
+func encodeJSON(stdin io.Reader, stdout io.Writer) error {
+	var in struct {
+		Result *Result `json:"result"`
+		Limit  *int    `json:"limit"`
+	}
+	if err := json.NewDecoder(stdin).Decode(&in); err != nil {
+		return fmt.Errorf("reading the case from stdin: %v", err)
+	}
+	if in.Result == nil || in.Limit == nil {
+		return errors.New(`the case needs "result" and "limit"`)
+	}
+	_, err := fmt.Fprintf(stdout, "%s\n%s\n", EncodeResult(*in.Result), EncodeMessage(*in.Result, *in.Limit))
+	return err
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,21 +14,20 @@ type FileRecorder struct {
 	RunDir         string
 	Name           string
 	TerminationLog string
+	MessageLimit   int // bytes
 }
 
 func (f FileRecorder) Started(at time.Time) error {
 	return writeAtomic(filepath.Join(f.RunDir, f.Name+startedSuffix), []byte(strconv.FormatInt(at.UnixMilli(), 10)), 0o644)
 }
 
-// Result writes the termination message first, so it is in place when the next step starts.
+// Result writes the termination message (the compact form) first, so it is in place when the next step
+// starts, then the result file.
 func (f FileRecorder) Result(r Result) error {
-	data, err := encodeResult(r)
-	if err != nil {
-		return err
-	}
+	data := EncodeResult(r)
 	var failed []error
 	if f.TerminationLog != "" {
-		if err := os.WriteFile(f.TerminationLog, data, 0o644); err != nil {
+		if err := os.WriteFile(f.TerminationLog, EncodeMessage(r, f.MessageLimit), 0o644); err != nil {
 			failed = append(failed, fmt.Errorf("termination message: %v", err))
 		}
 	}
@@ -41,16 +38,6 @@ func (f FileRecorder) Result(r Result) error {
 		return fmt.Errorf("cannot record the result: %v", failed)
 	}
 	return nil
-}
-
-func encodeResult(r Result) ([]byte, error) {
-	var buf bytes.Buffer
-	encoder := json.NewEncoder(&buf)
-	encoder.SetEscapeHTML(false)
-	if err := encoder.Encode(r); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // writeAtomic writes data to path through a temporary file (a dot name in the same directory, which the

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -54,12 +55,18 @@ type step struct {
 	stdout, stderr bytes.Buffer
 	done           chan struct{}
 	exit           int
+	messageLimit   int
 }
 
 // start starts `run --name=NAME --run-dir=... ARGS` (ARGS end with -- and the command).
 func (p *pod) start(name string, args ...string) *step {
 	p.t.Helper()
-	s := &step{name: name, done: make(chan struct{})}
+	s := &step{name: name, done: make(chan struct{}), messageLimit: DefaultMessageLimit}
+	for _, arg := range args {
+		if limit := strings.TrimPrefix(arg, "--message-limit="); limit != arg {
+			s.messageLimit, _ = strconv.Atoi(limit)
+		}
+	}
 	argv := append([]string{"run", "--name=" + name, "--run-dir=" + p.run}, args...)
 	s.cmd = exec.Command(os.Args[0], argv...)
 	s.cmd.Env = append(os.Environ(), beEntrypoint+"=1", runnerMarkerEnv+"="+p.marker,
@@ -98,13 +105,16 @@ func (p *pod) wait(s *step) Result {
 	if err != nil {
 		p.t.Fatalf("%s: no result file: %v (stderr: %s)", s.name, err, s.stderr.String())
 	}
-	message, err := os.ReadFile(filepath.Join(p.logs, s.name))
-	if err != nil || !bytes.Equal(message, data) {
-		p.t.Errorf("%s: the termination message %q differs from the result %q (%v)", s.name, message, data, err)
-	}
 	var r Result
 	if err := json.Unmarshal(data, &r); err != nil {
 		p.t.Fatalf("%s: result %q: %v", s.name, data, err)
+	}
+	if !bytes.Equal(data, EncodeResult(r)) {
+		p.t.Errorf("%s: the result file %q is not in the contract's form", s.name, data)
+	}
+	message, err := os.ReadFile(filepath.Join(p.logs, s.name))
+	if want := EncodeMessage(r, s.messageLimit); err != nil || !bytes.Equal(message, want) {
+		p.t.Errorf("%s: the termination message %q is not %q (%v)", s.name, message, want, err)
 	}
 	if r.Name != s.name || s.exit != r.ExitStatus() {
 		p.t.Errorf("%s: result for %q, exit %d, want %d", s.name, r.Name, s.exit, r.ExitStatus())
@@ -193,6 +203,19 @@ func TestChainInOrder(t *testing.T) {
 		if strings.HasPrefix(entry.Name(), ".") {
 			t.Errorf("a temporary file was left: %s", entry.Name())
 		}
+	}
+}
+
+func TestMessageLimit(t *testing.T) {
+	p := newPod(t)
+	p.runStep("step-a", "--message-limit=61", "--", "sh", "-c", "exit 3")
+	message, _ := os.ReadFile(filepath.Join(p.logs, "step-a"))
+	var compact map[string]any
+	if err := json.Unmarshal(message, &compact); err != nil || len(message) > 61 || compact["s"] != "failed" || compact["x"] != 3.0 {
+		t.Errorf("termination message %q (%d bytes): %v", message, len(message), err)
+	}
+	if _, has := compact["m"]; has {
+		t.Errorf("the message was kept: %q", message)
 	}
 }
 
@@ -527,7 +550,7 @@ func TestMissingRunDir(t *testing.T) {
 		t.Errorf("%v, stderr %q", err, stderr.String())
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "log"))
-	if !strings.Contains(string(data), `"state":"failed"`) {
+	if !strings.Contains(string(data), `"s":"failed"`) {
 		t.Errorf("termination message %q", data)
 	}
 }
@@ -548,6 +571,19 @@ func TestDecideSubcommand(t *testing.T) {
 	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a"], "results": {}, "started": []}`)
 	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null}` {
 		t.Errorf("%v: %s", err, out)
+	}
+}
+
+func TestEncodeSubcommand(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "encode")
+	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
+	cmd.Stdin = strings.NewReader(`{"result": {"name": "step-a", "state": "skipped", "exitCode": null, "startedAt": null,
+		"finishedAt": 7, "reason": "Skipped", "message": "caf\u00e9", "failing": false}, "limit": 4096}`)
+	out, err := cmd.Output()
+	want := `{"name":"step-a","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":7,"reason":"Skipped","message":"caf\u00e9","failing":false}` +
+		"\n" + `{"s":"skipped","f":7,"r":"Skipped","m":"caf\u00e9"}` + "\n"
+	if err != nil || string(out) != want {
+		t.Errorf("%v:\n%s\nwant\n%s", err, out, want)
 	}
 }
 

@@ -25,6 +25,7 @@ type Step struct {
 	Timeout        time.Duration // --timeout: the step timeout; 0 is none
 	RunDir         string        // --run-dir: the shared results directory
 	TerminationLog string        // --termination-log (or $PODLINE_TERMINATION_LOG): for tests only
+	MessageLimit   int           // --message-limit: bytes of termination message the kubelet keeps for it
 	Command        []string      // after --: what the step runs; Command[0] is looked up in PATH
 }
 
@@ -32,6 +33,7 @@ type Step struct {
 const (
 	DefaultRunDir         = "/podline/run"
 	DefaultTerminationLog = "/dev/termination-log"
+	DefaultMessageLimit   = 4096 // the kubelet's most for one container
 )
 
 // A container name as Kubernetes accepts it (a DNS-1123 label); it is also a safe file name.
@@ -39,7 +41,7 @@ var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 var (
 	valueFlags = map[string]bool{"name": true, "after": true, "detached": true, "on": true, "timeout": true,
-		"run-dir": true, "termination-log": true}
+		"run-dir": true, "termination-log": true, "message-limit": true}
 	boolFlags = map[string]bool{"ignore-failure": true, "detach": true, "excluded": true}
 	listFlags = map[string]bool{"after": true, "detached": true}
 )
@@ -139,6 +141,12 @@ func (s *Step) set(name, value string) error {
 		s.RunDir = value
 	case "termination-log":
 		s.TerminationLog = value
+	case "message-limit":
+		limit, err := strconv.Atoi(value)
+		if err != nil || limit < 0 {
+			return fmt.Errorf("flag --message-limit: %q is not a number of bytes (0 or more)", value)
+		}
+		s.MessageLimit = limit
 	case "ignore-failure":
 		s.IgnoreFailure = value == "true"
 	case "detach":

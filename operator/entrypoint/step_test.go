@@ -8,7 +8,7 @@ import (
 )
 
 func TestParseRun(t *testing.T) {
-	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog}
+	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog, MessageLimit: DefaultMessageLimit}
 	base := func(edit func(*Step)) Step {
 		s := defaults
 		s.Name, s.OnSuccess, s.Command = "step-b", true, []string{"sh", "-c", "echo hi"}
@@ -22,11 +22,12 @@ func TestParseRun(t *testing.T) {
 	}{
 		{"minimal: on success by default", []string{"--name=step-b", "--", "sh", "-c", "echo hi"}, base(func(*Step) {})},
 		{"every flag", []string{"--name=step-b", "--after=step-a,step-c", "--detached=step-c", "--on=success,failure",
-			"--ignore-failure", "--detach", "--excluded", "--timeout=30", "--run-dir=/r", "--termination-log=/t",
+			"--ignore-failure", "--detach", "--excluded", "--timeout=30", "--run-dir=/r", "--termination-log=/t", "--message-limit=61",
 			"--", "sh", "-c", "echo hi"},
 			base(func(s *Step) {
 				s.After, s.Detached, s.OnFailure = []string{"step-a", "step-c"}, []string{"step-c"}, true
 				s.IgnoreFailure, s.Detach, s.Excluded, s.Timeout, s.RunDir, s.TerminationLog = true, true, true, 30*time.Second, "/r", "/t"
+				s.MessageLimit = 61
 			})},
 		{"values as the next argument", []string{"--name", "step-b", "--after", "step-a", "--", "sh", "-c", "echo hi"},
 			base(func(s *Step) { s.After = []string{"step-a"} })},
@@ -76,6 +77,8 @@ func TestParseRunErrors(t *testing.T) {
 		{[]string{"--name=step-b", "--timeout=soon", "--", "true"}, "--timeout"},
 		{[]string{"--name=step-b", "--timeout=NaN", "--", "true"}, "--timeout"},
 		{[]string{"--name=step-b", "--on=sometimes", "--", "true"}, "--on"},
+		{[]string{"--name=step-b", "--message-limit=-1", "--", "true"}, "--message-limit"},
+		{[]string{"--name=step-b", "--message-limit=4k", "--", "true"}, "--message-limit"},
 		{[]string{"--name=step-b", "--after=step-b", "--", "true"}, "itself"},
 		{[]string{"--name=step-b", "--after=step-a,step-a", "--", "true"}, "twice"},
 		{[]string{"--name=step-b", "--after=a/b", "--", "true"}, "--after"},

@@ -69,6 +69,7 @@ class RegistryInfo:
     busybox: str = images.BUSYBOX
     private_busybox: str = images.PRIVATE_BUSYBOX
     placeholder: str = images.PLACEHOLDER
+    runner: str = images.RUNNER  # the entrypoint binary and the runner marker (docs/in-pod.md)
 
     def docker_config_json(self) -> str:
         """A ``.dockerconfigjson`` value with the private registry's credentials."""

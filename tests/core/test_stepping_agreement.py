@@ -1,5 +1,8 @@
 """The core and the entrypoint binary decide alike: ``stepping.decide`` and ``podline-entrypoint decide``
 get the same generated cases (step flags, results present, started markers) and must give the same answer.
+They also write results alike: ``podline-entrypoint encode`` prints the result file and the termination
+message it would write for a generated result, which must be ``Result.to_json`` and ``Result.to_message``
+byte for byte (so ``--message-limit`` cuts at the same place).
 
 The binary reads ``{"args": [...], "results": {name: result}, "started": [names]}`` and prints
 ``{"action": ..., "reason": ...}`` (docs/in-pod.md). The arguments are the core's own: generated steps go
@@ -50,6 +53,7 @@ def argv_of(step: StepArgs) -> list[str]:
             args.append(flag)
     if step.timeout_seconds:
         args.append(f"--timeout={step.timeout_seconds}")
+    args.append(f"--message-limit={step.message_limit}")
     return [*args, "--", *step.command]
 
 
@@ -88,6 +92,7 @@ def steps(draw: st.DrawFn) -> StepArgs:
         detach=draw(st.booleans()),
         excluded=draw(st.booleans()),
         timeout_seconds=draw(st.sampled_from((0, 0, 1, 3600))),
+        message_limit=stepping.message_limit(draw(st.integers(1, 300))),
         command=draw(st.sampled_from((("/bin/sh", "-c", "echo hi"), ("make", "--", "test"), ("true",)))),
     )
 
@@ -172,3 +177,29 @@ def test_arguments_from_the_pod_decide_alike(
     started_ = {new for new, old in zip(names, NAMES, strict=False) if old in started}
     step = stepping.parse_args(argv)
     assert binary_decides(binary, argv, renamed, started_) == core_decides(step, renamed, started_)
+
+
+@st.composite
+def any_results(draw: st.DrawFn) -> Result:
+    started = draw(st.none() | st.integers(0, 2**53))
+    return Result(
+        name=draw(st.sampled_from(NAMES)),
+        state=draw(st.sampled_from(list(ResultState))),
+        exit_code=draw(st.none() | st.integers(0, 255)),
+        started_at=started,
+        finished_at=draw(st.none() | st.integers(started or 0, 2**53)),
+        reason=draw(st.none() | st.sampled_from([str(w) for w in stepping.Why])),
+        message=draw(st.none() | st.text(max_size=stepping.MESSAGE_LIMIT)),
+        failing=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(result=any_results(), limit=st.integers(0, stepping.CONTAINER_MESSAGE_BYTES))
+def test_binary_and_core_write_results_alike(binary: pathlib.Path, result: Result, limit: int) -> None:
+    case = {"result": json.loads(result.to_json()), "limit": limit}
+    done = subprocess.run(
+        [str(binary), "encode"], input=json.dumps(case), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == [result.to_json(), result.to_message(limit), ""]
