@@ -107,10 +107,16 @@ def pull_secret(config_json: str, name: str = "pull") -> auths.Credentials:
 
 def layout_digest(layout: pathlib.Path, tag: str) -> str:
     index = json.loads((layout / "index.json").read_text())
-    return next(m["digest"] for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    return next(
+        m["digest"]
+        for m in index["manifests"]
+        if m["annotations"]["org.opencontainers.image.ref.name"] == tag
+    )
 
 
-def unavailable(scenario: Callable[[imageconfigs.ImageConfigs], Awaitable[object]], **options: object) -> errors.ImageConfigUnavailable:
+def unavailable(
+    scenario: Callable[[imageconfigs.ImageConfigs], Awaitable[object]], **options: object
+) -> errors.ImageConfigUnavailable:
     with pytest.raises(errors.ImageConfigUnavailable) as caught:
         run(scenario, **options)
     return caught.value
@@ -134,7 +140,9 @@ def test_the_private_registry_is_read_with_the_runs_pull_secret(local_registries
     config = run(lambda r: r.resolve(local_registries.private_busybox, credentials))
     assert config.cmd == ("sh",)
     assert config.digest == layout_digest(local_registries.layout, "busybox-private")
-    assert components.poll(lambda: any(r.status == 200 for r in local_registries.private.requests(since)), timeout=10)
+    assert components.poll(
+        lambda: any(r.status == 200 for r in local_registries.private.requests(since)), timeout=10
+    )
 
 
 def test_the_private_registry_refuses_a_reader_without_credentials(local_registries: Registries) -> None:
@@ -192,7 +200,9 @@ def test_a_registry_that_is_not_there_is_unreachable_and_transient() -> None:
     assert error.transient
 
 
-def test_a_second_resolve_of_the_same_digest_reads_no_manifest_body_and_no_blob(local_registries: Registries) -> None:
+def test_a_second_resolve_of_the_same_digest_reads_no_manifest_body_and_no_blob(
+    local_registries: Registries,
+) -> None:
     public = local_registries.public
 
     async def twice(reader: imageconfigs.ImageConfigs) -> tuple[int, int, core.ImageConfig, core.ImageConfig]:

@@ -52,6 +52,7 @@ CONFIG_TYPES = frozenset(
 )
 ACCEPT = f"{OCI_INDEX}, {DOCKER_LIST}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"
 
+_GENERIC_TYPES = frozenset({"application/json", "application/octet-stream", "text/plain"})  # say nothing
 _DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})")
 _ERROR_CODE = re.compile(r"[A-Z][A-Z_]{0,39}")
 
@@ -306,7 +307,8 @@ def parse_manifest(image: str, body: bytes, content_type: str = "") -> Index | M
     """An index or an image manifest, by its ``mediaType`` (else the response's Content-Type, else its
     fields). Raises ``ImageConfigUnavailable`` (BAD_RESPONSE) saying what is wrong with it."""
     document = _json_object(image, body, "manifest")
-    media_type = document.get("mediaType") or content_type.partition(";")[0].strip().lower()
+    header = content_type.partition(";")[0].strip().lower()
+    media_type = document.get("mediaType") or ("" if header in _GENERIC_TYPES else header)
     if not isinstance(media_type, str):
         raise _bad(image, 'the manifest\'s "mediaType" is not a string')
     if document.get("schemaVersion") == 1 or media_type in DOCKER_SCHEMA1:
