@@ -78,6 +78,9 @@ class ImageConfigs:
         self._auth: collections.OrderedDict[tuple[str, str, str], tuple[str, float]] = (
             collections.OrderedDict()
         )
+        self._basic: collections.OrderedDict[str, None] = (
+            collections.OrderedDict()
+        )  # registries that want Basic
         self._session: aiohttp.ClientSession | None = None
 
     async def resolve(
@@ -168,6 +171,12 @@ class ImageConfigs:
     def _forget(self, key: tuple[str, str, str]) -> None:
         self._auth.pop(key, None)
 
+    def _wants_basic(self, base: str) -> None:
+        self._basic[base] = None
+        self._basic.move_to_end(base)
+        while len(self._basic) > self.cache_size:
+            self._basic.popitem(last=False)
+
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
@@ -229,6 +238,8 @@ class _Reader:
             credential = self.credentials[self._current] if self.credentials else None
             key = (self.where.base, self.where.repository, credential.fingerprint if credential else "")
             sent = self.owner._remembered(key)
+            if sent is None and credential is not None and self.where.base in self.owner._basic:
+                sent = credential.basic  # this registry asked for Basic before: no anonymous round trip
             status, headers, body = await self._send(method, url, accept, sent, limit)
             if status in (401, 403) and "WWW-Authenticate" in headers:
                 fresh = await self._answer(headers["WWW-Authenticate"], credential)
@@ -267,6 +278,7 @@ class _Reader:
                 raise self.bad("its token service answered without a token")
             return f"Bearer {token[0]}", token[1]
         if credential is not None and any(c.scheme == "basic" for c in challenges):
+            self.owner._wants_basic(self.where.base)
             return credential.basic, BASIC_SECONDS
         return None
 
