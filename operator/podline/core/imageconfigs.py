@@ -66,9 +66,9 @@ class ImageConfig:
     digest: str
 
     def argv(self, command: Sequence[str] | None = None) -> tuple[str, ...]:
-        """The command a container of this image runs when its spec gives only ``args`` (``command``, Drone's
-        ``command:``) or nothing: ENTRYPOINT, then ``command`` if given (it replaces CMD), else CMD. Empty when
-        the image says nothing and nothing was given; the caller reports that."""
+        """The command a container of this image runs when its spec gives only ``args`` (``command``,
+        Drone's ``command:``) or nothing: ENTRYPOINT, then ``command`` if given (it replaces CMD), else
+        CMD. Empty when the image says nothing and nothing was given; the caller reports that."""
         return self.entrypoint + (tuple(command) if command is not None else self.cmd)
 
 
@@ -133,7 +133,7 @@ class Mirror:
 
 
 def parse_mirrors(text: str) -> tuple[Mirror, ...]:
-    """``PODLINE_REGISTRY_MIRRORS``: ``registry=url`` pairs, comma-separated (``docker.io=http://localhost:5101``).
+    """``PODLINE_REGISTRY_MIRRORS``: comma-separated ``registry=url`` pairs, ``docker.io=http://host:5101``.
 
     Registry hosts are normalised as config.json keys are (``index.docker.io`` is ``docker.io``); a URL is
     ``http://`` or ``https://`` with a host, an optional port, and no user, path (but ``/`` or ``/v2``), query
@@ -414,7 +414,7 @@ _CHALLENGE_PART = re.compile(
 
 
 def parse_challenges(header: str) -> tuple[Challenge, ...]:
-    """The challenges of a ``WWW-Authenticate`` value (``Bearer realm="…",service="…"``, ``Basic realm="x"``)."""
+    """The challenges of a ``WWW-Authenticate`` value: ``Bearer realm="…",service="…"``, ``Basic realm=x``."""
     found: list[tuple[str, dict[str, str]]] = []
     position = 0
     while position < len(header):

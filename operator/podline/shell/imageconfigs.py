@@ -78,9 +78,8 @@ class ImageConfigs:
         self._auth: collections.OrderedDict[tuple[str, str, str], tuple[str, float]] = (
             collections.OrderedDict()
         )
-        self._basic: collections.OrderedDict[str, None] = (
-            collections.OrderedDict()
-        )  # registries that want Basic
+        # registries that asked for Basic: credentials go with the first request, no anonymous round trip
+        self._basic: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._session: aiohttp.ClientSession | None = None
 
     async def resolve(
@@ -94,9 +93,10 @@ class ImageConfigs:
         """The ENTRYPOINT/CMD of ``reference`` for ``platform`` (default: the constructor's), read with the
         run's pull ``credentials`` (None: anonymously).
 
-        Raises ``errors.InvalidImageReference`` for a bad reference, ValueError for a bad platform, and ``errors.ImageConfigUnavailable`` (``reason``; ``transient`` for unreachable, 429 and
-        5xx) when the registry cannot or will not say; both at ``path`` (a field path) when given. Costs one HEAD when the digest is cached (plus a token
-        request when no token is remembered), else two to four requests more.
+        Raises ``errors.InvalidImageReference`` for a bad reference, ValueError for a bad platform, and
+        ``errors.ImageConfigUnavailable`` (``reason``; ``transient`` for unreachable, 429 and 5xx) when the
+        registry cannot or will not say; both at ``path`` (a field path) when given. Costs one HEAD when the
+        digest is cached (plus a token request when no token is remembered), else two to four requests more.
         """
         image = images.parse(reference, path=path or "image")
         wanted = self.platform if platform is None else core.parse_platform(platform)
@@ -125,16 +125,19 @@ class ImageConfigs:
         digest, body, content_type = await reader.resolve_digest(top)
         if image.digest is not None and digest != image.digest:
             raise reader.bad("the registry answered with another digest than the one asked for")
-        key = (digest, str(wanted))
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            self.cache_hits += 1
-            return cached
+        key = (digest, str(wanted))  # an index: its answer depends on the platform; a manifest: (digest, "")
+        for known in (key, (digest, "")):
+            cached = self._cache.get(known)
+            if cached is not None:
+                self._cache.move_to_end(known)
+                self.cache_hits += 1
+                return cached
         if body is None:
             body, content_type = await reader.manifest(digest)
         manifest_digest = digest
         document = reader.parse(body, content_type, digest)
+        if isinstance(document, core.Manifest):
+            key = (digest, "")
         depth = 0
         while isinstance(document, core.Index):
             depth += 1
@@ -267,8 +270,8 @@ class _Reader:
             url = core.token_url(challenge, self.where.repository, self.where)
             if url is None:
                 raise self.bad("its token service is not an https URL (or plain http on this machine)")
-            status, _, body = await self._send("GET", url, "application/json", credential.basic if credential else None,
-                                               TOKEN_LIMIT)  # fmt: skip
+            basic = credential.basic if credential else None
+            status, _, body = await self._send("GET", url, "application/json", basic, TOKEN_LIMIT)
             if status in (401, 403):
                 return None
             if status >= 300:
