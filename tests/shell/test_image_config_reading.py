@@ -21,6 +21,7 @@ from aiohttp import test_utils, web
 from podline.core import auths, errors
 from podline.core import imageconfigs as core
 from podline.shell import imageconfigs
+from podline.shell import settings as settings_
 
 T = TypeVar("T")
 USER, PASSWORD = "robot", "canary-registry-pw-81x"
@@ -306,3 +307,13 @@ def test_bad_references_and_platforms_are_refused_before_any_request() -> None:
     with pytest.raises(ValueError, match="is not os/architecture"):
         run(lambda reader, d: reader.resolve(image(d), None, platform="amd64"), double)
     assert double.seen == []
+
+
+def test_the_mirror_setting_is_read_and_a_bad_one_stops_the_operator_without_its_secret() -> None:
+    read = settings_.Settings.from_env({"PODLINE_REGISTRY_MIRRORS": "docker.io=http://localhost:5101"})
+    assert read.registry_mirrors == (core.Mirror("docker.io", "http://localhost:5101"),)
+    assert settings_.Settings.from_env({}).registry_mirrors == ()
+    with pytest.raises(settings_.SettingsError) as caught:
+        settings_.Settings.from_env({"PODLINE_REGISTRY_MIRRORS": f"docker.io=http://u:{PASSWORD}@m.example"})
+    assert str(caught.value).startswith("PODLINE_REGISTRY_MIRRORS: ")
+    assert PASSWORD not in str(caught.value)
