@@ -693,6 +693,6 @@ def test_refusals_say_what_happened(
 
 
 def test_errors_can_name_the_field() -> None:
-    error = errors.ImageConfigUnavailable(IMAGE, Reason.NOT_FOUND, "x", path="spec.steps[1].image")
+    error = errors.ImageConfigUnavailable.because(IMAGE, Reason.NOT_FOUND, "x", path="spec.steps[1].image")
     assert error.lines() == [f'spec.steps[1].image: cannot read the config of image "{IMAGE}": not found: x']
     assert isinstance(error, errors.PodlineError)

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import test_utils, web
 from podline.core import auths, errors
 from podline.core import imageconfigs as core
-from podline.shell import imageconfigs
+from podline.shell import imageconfigs, reconciling
 from podline.shell import settings as settings_
 
 T = TypeVar("T")
@@ -317,3 +317,13 @@ def test_the_mirror_setting_is_read_and_a_bad_one_stops_the_operator_without_its
         settings_.Settings.from_env({"PODLINE_REGISTRY_MIRRORS": f"docker.io=http://u:{PASSWORD}@m.example"})
     assert str(caught.value).startswith("PODLINE_REGISTRY_MIRRORS: ")
     assert PASSWORD not in str(caught.value)
+
+
+def test_it_is_the_reconcilers_image_config_source() -> None:
+    double = Double()
+
+    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> object:
+        source: reconciling.ImageConfigSource = reader
+        return await source.config(image(double), None)
+
+    assert run(scenario, double) == core.ImageConfig(("/bin/plugin",), (), digest(MANIFEST))

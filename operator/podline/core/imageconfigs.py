@@ -298,7 +298,7 @@ def verify(image: str, body: bytes, digest: str, what: str) -> None:
     """Raise BAD_RESPONSE unless ``body`` has ``digest`` (content addressing: what the cache relies on)."""
     algorithm = digest.partition(":")[0]
     if not is_digest(digest) or digest_of(body, algorithm) != digest:
-        raise errors.ImageConfigUnavailable(
+        raise errors.ImageConfigUnavailable.because(
             image, Reason.BAD_RESPONSE, f"the {what} does not match its digest"
         )
 
@@ -337,7 +337,7 @@ def choose(image: str, index: Index, platform: Platform) -> Descriptor:
             return entry
     offered = sorted({str(e.platform) for e in index.manifests if e.platform and e.platform.os != "unknown"})
     listed = ", ".join(offered[:12]) + (", …" if len(offered) > 12 else "")
-    raise errors.ImageConfigUnavailable(
+    raise errors.ImageConfigUnavailable.because(
         image, Reason.NO_PLATFORM, f"{platform}; the image is for {listed or 'no platform'}"
     )
 
@@ -500,20 +500,22 @@ def refusal(
         else:
             detail = (f"the registry {verb} an anonymous request and no image_pull_secrets entry "
                       "has credentials for it")  # fmt: skip
-        return errors.ImageConfigUnavailable(image, Reason.UNAUTHORIZED, detail + coded)
+        return errors.ImageConfigUnavailable.because(image, Reason.UNAUTHORIZED, detail + coded)
     if status == 404:
-        return errors.ImageConfigUnavailable(image, Reason.NOT_FOUND, f"the registry has no {what}{coded}")
+        return errors.ImageConfigUnavailable.because(
+            image, Reason.NOT_FOUND, f"the registry has no {what}{coded}"
+        )
     if status == 429 or status >= 500:
-        return errors.ImageConfigUnavailable(
+        return errors.ImageConfigUnavailable.because(
             image, Reason.UNREACHABLE, f"the registry answered {status}{coded}"
         )
-    return errors.ImageConfigUnavailable(
+    return errors.ImageConfigUnavailable.because(
         image, Reason.BAD_RESPONSE, f"the registry answered {status} to a request for {what}{coded}"
     )
 
 
 def _bad(image: str, detail: str) -> errors.ImageConfigUnavailable:
-    return errors.ImageConfigUnavailable(image, Reason.BAD_RESPONSE, detail)
+    return errors.ImageConfigUnavailable.because(image, Reason.BAD_RESPONSE, detail)
 
 
 def _shown(text: str, limit: int = 100) -> str:

@@ -107,11 +107,19 @@ class ImageConfigs:
                 return await self._resolve(reader, image, wanted)
         except TimeoutError:
             detail = f"{where.host} did not answer within {self.timeout:g} s"
-            raise errors.ImageConfigUnavailable(reference, Reason.UNREACHABLE, detail, path=path) from None
+            raise errors.ImageConfigUnavailable.because(
+                reference, Reason.UNREACHABLE, detail, path=path
+            ) from None
         except errors.ImageConfigUnavailable as error:
-            if not path:
+            if not path or error.reason is None:
                 raise
-            raise errors.ImageConfigUnavailable(error.image, error.reason, error.detail, path=path) from None
+            raise errors.ImageConfigUnavailable.because(
+                error.image, error.reason, error.detail, path=path
+            ) from None
+
+    async def config(self, image: str, credentials: auths.Credentials | None) -> core.ImageConfig:
+        """``resolve`` at the default platform: ``reconciling.ImageConfigSource``."""
+        return await self.resolve(image, credentials)
 
     async def close(self) -> None:
         session, self._session = self._session, None
@@ -203,7 +211,7 @@ class _Reader:
         self._current = 0
 
     def bad(self, detail: str) -> errors.ImageConfigUnavailable:
-        return errors.ImageConfigUnavailable(self.image, Reason.BAD_RESPONSE, detail)
+        return errors.ImageConfigUnavailable.because(self.image, Reason.BAD_RESPONSE, detail)
 
     def parse(self, body: bytes, content_type: str, digest: str) -> core.Index | core.Manifest:
         core.verify(self.image, body, digest, "manifest")
@@ -346,7 +354,7 @@ class _Reader:
 
     def _unreachable(self, url: str, why: str) -> errors.ImageConfigUnavailable:
         host = urllib.parse.urlsplit(url).netloc
-        return errors.ImageConfigUnavailable(self.image, Reason.UNREACHABLE, f"{host}: {why}")
+        return errors.ImageConfigUnavailable.because(self.image, Reason.UNREACHABLE, f"{host}: {why}")
 
 
 def _origin(url: str) -> tuple[str, str]:
