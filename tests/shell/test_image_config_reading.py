@@ -327,3 +327,23 @@ def test_it_is_the_reconcilers_image_config_source() -> None:
         return await source.config(image(double), None)
 
     assert run(scenario, double) == core.ImageConfig(("/bin/plugin",), (), digest(MANIFEST))
+
+
+@pytest.mark.parametrize(
+    ("url", "proxies", "proxy"),
+    [
+        ("https://ghcr.io/v2/", {"https": "http://proxy.example:3128"}, "http://proxy.example:3128"),
+        ("http://mirror.example/v2/", {"https": "http://proxy.example:3128"}, None),
+        ("http://mirror.example/v2/", {"http": "http://proxy.example:3128"}, "http://proxy.example:3128"),
+        ("https://ghcr.io/v2/", {"https": "http://proxy.example:3128", "no": "ghcr.io,.internal"}, None),
+        ("https://r.internal/v2/", {"https": "http://proxy.example:3128", "no": "ghcr.io,.internal"}, None),
+        ("https://ghcr.io/v2/", {"https": "http://proxy.example:3128", "no": "*"}, None),
+        ("http://localhost:5000/v2/", {"http": "http://proxy.example:3128"}, None),
+        ("http://127.0.0.1:5000/v2/", {"http": "http://proxy.example:3128"}, None),
+        ("https://ghcr.io/v2/", {}, None),
+    ],
+)
+def test_proxies_come_from_the_environment_and_never_for_loopback(
+    url: str, proxies: dict[str, str], proxy: str | None
+) -> None:
+    assert imageconfigs.proxy_for(url, proxies) == proxy

@@ -30,6 +30,7 @@ import logging
 import ssl as ssl_
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 
 import aiohttp
@@ -71,6 +72,7 @@ class ImageConfigs:
         self.cache_size = cache_size
         self.requests = 0  # HTTP requests sent, for metrics and tests
         self.cache_hits = 0
+        self.proxies = urllib.request.getproxies_environment()  # HTTPS_PROXY, NO_PROXY, … as containerd reads
         self._connections = connections
         self._ssl = ssl
         self._cache: collections.OrderedDict[tuple[str, str], core.ImageConfig] = collections.OrderedDict()
@@ -193,7 +195,7 @@ class ImageConfigs:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl if self._ssl else True),
                 headers={"User-Agent": "podline"},
-                trust_env=True,  # HTTPS_PROXY/NO_PROXY, as containerd honours them
+                trust_env=False,  # it would also send ~/.netrc credentials; proxies: see proxy_for
             )
         return self._session
 
@@ -305,7 +307,10 @@ class _Reader:
         for _ in range(MAX_REDIRECTS + 1):
             self.owner.requests += 1
             try:
-                async with session.request(method, url, headers=headers, allow_redirects=False) as response:
+                proxy = proxy_for(url, self.owner.proxies)
+                async with session.request(
+                    method, url, headers=headers, allow_redirects=False, proxy=proxy
+                ) as response:
                     status = response.status
                     log.debug('registry "%s %s" %d', method, _shown_url(url), status)
                     location = response.headers.get("Location")
@@ -355,6 +360,21 @@ class _Reader:
     def _unreachable(self, url: str, why: str) -> errors.ImageConfigUnavailable:
         host = urllib.parse.urlsplit(url).netloc
         return errors.ImageConfigUnavailable.because(self.image, Reason.UNREACHABLE, f"{host}: {why}")
+
+
+def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
+    """The proxy of ``url`` by the environment's ``http_proxy``/``https_proxy``/``no_proxy`` (``proxies``
+    as ``urllib.request.getproxies_environment`` reads them: ``no`` is a list of host names, each with its
+    subdomains, or ``*``); loopback never goes through a proxy."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = proxies.get(parts.scheme)
+    if not proxy or core.is_loopback(parts.netloc):
+        return None
+    host = parts.hostname or ""
+    for entry in (e.strip().lower().lstrip(".") for e in proxies.get("no", "").split(",")):
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return None
+    return proxy
 
 
 def _origin(url: str) -> tuple[str, str]:
