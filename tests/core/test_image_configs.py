@@ -64,6 +64,13 @@ MIRRORS = "docker.io=http://localhost:5101,quay.io=https://mirror.example"
             True,
         ),
         ("localhost:5000/app", "localhost:5000=https://other.example", "https://other.example", "app", True),
+        (
+            "Registry.Example.com/app",
+            "registry.example.COM=https://m.example",
+            "https://m.example",
+            "app",
+            True,
+        ),
     ],
 )
 def test_where_a_references_registry_api_is(
@@ -90,7 +97,7 @@ def test_urls_of_manifests_and_blobs() -> None:
         ("https://index.docker.io/v1/=http://localhost:5101/", (("docker.io", "http://localhost:5101"),)),
         ("docker.io = https://mirror.example/v2/ ", (("docker.io", "https://mirror.example"),)),
         ("quay.io=https://[::1]:8443", (("quay.io", "https://[::1]:8443"),)),
-        ("Quay.IO=HTTPS://Mirror.Example", (("Quay.IO", "https://mirror.example"),)),
+        ("Quay.IO=HTTPS://Mirror.Example", (("quay.io", "https://mirror.example"),)),
         ("docker.io=http://a.example,docker.io=http://b.example", (("docker.io", "http://b.example"),)),
         (MIRRORS, (("docker.io", "http://localhost:5101"), ("quay.io", "https://mirror.example"))),
     ],

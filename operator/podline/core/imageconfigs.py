@@ -144,7 +144,7 @@ def parse_mirrors(text: str) -> tuple[Mirror, ...]:
         if not raw:
             continue
         name, equals, url = (piece.strip() for piece in raw.partition("="))
-        registry = auths.registry_key(name)
+        registry = auths.registry_key(name).lower()  # host names are case-insensitive
         if not equals or not registry or "/" in registry or not url:
             shown = _shown(raw) if "@" not in raw else "an entry"  # never repeat user information
             raise ValueError(f"{shown} is not registry=url (e.g. docker.io=http://localhost:5101)")
@@ -196,7 +196,7 @@ def endpoint(image: images.ImageRef, mirrors: Sequence[Mirror] = ()) -> Endpoint
     """The registry API of ``image``: its mirror if one is set for its registry; Docker Hub's API host for
     ``docker.io``; plain HTTP for loopback registries (``localhost``, 127.0.0.0/8, ``[::1]``), else TLS."""
     for mirror in mirrors:
-        if mirror.registry == image.domain:
+        if mirror.registry == image.domain.lower():
             return Endpoint(mirror.url, image.path, mirror=True)
     if image.domain == images.DOCKER_HUB:
         return Endpoint(f"https://{DOCKER_HUB_API}", image.path)
