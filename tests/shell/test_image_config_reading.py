@@ -61,6 +61,7 @@ class Double:
     head_digest: bool = True
     blob_redirect: str | None = None  # base URL the blob requests are redirected to
     stall: bool = False
+    slow_blobs: bool = False
     seen: list[Seen] = field(default_factory=list)
     base: str = ""
 
@@ -112,6 +113,8 @@ class Double:
 
     async def blob(self, request: web.Request) -> web.StreamResponse:
         self._record(request)
+        if self.slow_blobs:
+            await asyncio.sleep(0.3)  # so that others resolve meanwhile
         if self.blob_redirect is None:
             refused = self._allowed(request)
             if refused is not None:
@@ -347,3 +350,15 @@ def test_proxies_come_from_the_environment_and_never_for_loopback(
     url: str, proxies: dict[str, str], proxy: str | None
 ) -> None:
     assert imageconfigs.proxy_for(url, proxies) == proxy
+
+
+def test_a_burst_of_resolves_of_one_image_reads_its_config_once() -> None:
+    double = Double(slow_blobs=True)
+
+    async def burst(reader: imageconfigs.ImageConfigs, double: Double) -> list[core.ImageConfig]:
+        return list(await asyncio.gather(*(reader.resolve(image(double), None) for _ in range(5))))
+
+    configs = run(burst, double)
+    assert all(config == configs[0] for config in configs)
+    assert [s.method for s in double.seen].count("HEAD") == 5  # each checks the tag (and its access) itself
+    assert len([s for s in double.seen if s.method == "GET"]) == 2  # one manifest, one config blob

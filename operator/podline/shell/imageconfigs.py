@@ -3,7 +3,9 @@
 ``ImageConfigs.resolve(reference, credentials)`` resolves the reference's tag (or digest) to a manifest
 digest on every call (one HEAD), and on a cache miss reads the manifest, follows an index to the manifest of
 the platform, and reads the config blob, verifying every digest; the result is cached by digest and
-platform (bounded, LRU). It runs on the event loop (aiohttp, kopf's own HTTP client) with one overall
+platform (bounded, LRU); resolves of one config at the same time share one read (a burst of runs of one
+plugin image costs the registry one read, and Docker Hub, which counts manifest GETs, not HEADs, one pull).
+It runs on the event loop (aiohttp, kopf's own HTTP client) with one overall
 timeout per call, over a session of its own: the operator's Kubernetes session never talks to registries.
 
 Why no registry library: the candidates did not fit. python-dxf (sync, requests) refuses to send credentials
@@ -82,6 +84,7 @@ class ImageConfigs:
         )
         # registries that asked for Basic: credentials go with the first request, no anonymous round trip
         self._basic: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._pending: dict[tuple[str, str], asyncio.Future[core.ImageConfig]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def resolve(
@@ -142,12 +145,41 @@ class ImageConfigs:
                 self._cache.move_to_end(known)
                 self.cache_hits += 1
                 return cached
+        pending = self._pending.get(key)
+        if pending is not None:  # another resolve is reading this very config: one read for a burst of runs
+            try:
+                return await asyncio.shield(pending)
+            except (errors.ImageConfigUnavailable, _Abandoned):
+                pass  # its failure may be its own (its credentials, its timeout): read for ourselves
+        future: asyncio.Future[core.ImageConfig] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)
+        self._pending.setdefault(key, future)
+        try:
+            stored, result = await self._read(reader, digest, body, content_type, wanted)
+        except errors.ImageConfigUnavailable as error:
+            future.set_exception(error)
+            raise
+        except BaseException:
+            future.set_exception(_Abandoned())
+            raise
+        finally:
+            if self._pending.get(key) is future:
+                del self._pending[key]
+        future.set_result(result)
+        self._cache[stored] = result
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    async def _read(
+        self, reader: _Reader, digest: str, body: bytes | None, content_type: str, wanted: core.Platform
+    ) -> tuple[tuple[str, str], core.ImageConfig]:
+        """The config behind manifest ``digest`` (its ``body``, if already read), and its cache key."""
         if body is None:
             body, content_type = await reader.manifest(digest)
         manifest_digest = digest
         document = reader.parse(body, content_type, digest)
-        if isinstance(document, core.Manifest):
-            key = (digest, "")
+        key = (digest, "") if isinstance(document, core.Manifest) else (digest, str(wanted))
         depth = 0
         while isinstance(document, core.Index):
             depth += 1
@@ -160,11 +192,7 @@ class ImageConfigs:
         config = await reader.blob(document.config.digest)
         core.verify(reader.image, config, document.config.digest, "image config")
         entrypoint, cmd = core.parse_config(reader.image, config)
-        result = core.ImageConfig(entrypoint=entrypoint, cmd=cmd, digest=manifest_digest)
-        self._cache[key] = result
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return result
+        return key, core.ImageConfig(entrypoint=entrypoint, cmd=cmd, digest=manifest_digest)
 
     # ---- remembered authorization (per registry, repository and credential) -----------------------------
 
@@ -360,6 +388,16 @@ class _Reader:
     def _unreachable(self, url: str, why: str) -> errors.ImageConfigUnavailable:
         host = urllib.parse.urlsplit(url).netloc
         return errors.ImageConfigUnavailable.because(self.image, Reason.UNREACHABLE, f"{host}: {why}")
+
+
+class _Abandoned(Exception):
+    """The resolve others waited for stopped without an answer of its own (cancelled, timed out, a bug)."""
+
+
+def _retrieved(future: asyncio.Future[core.ImageConfig]) -> None:
+    """Mark a failed read's exception as seen when nobody waited for it (asyncio would log it)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
