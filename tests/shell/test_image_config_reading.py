@@ -62,6 +62,7 @@ class Double:
     blob_redirect: str | None = None  # base URL the blob requests are redirected to
     stall: bool = False
     slow_blobs: bool = False
+    lower_case_headers: bool = False  # as some servers send them
     seen: list[Seen] = field(default_factory=list)
     base: str = ""
 
@@ -75,6 +76,10 @@ class Double:
     def _record(self, request: web.Request) -> None:
         self.seen.append(Seen(request.method, request.path_qs, request.headers.get("Authorization", "")))
 
+    @property
+    def _challenge_header(self) -> str:
+        return "www-authenticate" if self.lower_case_headers else "WWW-Authenticate"
+
     def _allowed(self, request: web.Request) -> web.Response | None:
         given = request.headers.get("Authorization", "")
         basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -83,7 +88,7 @@ class Double:
                 f'Bearer realm="{self.base}/token",service="double",scope="repository:{REPOSITORY}:pull"'
             )
             return web.json_response({"errors": [{"code": "UNAUTHORIZED", "message": PASSWORD}]}, status=401,
-                                     headers={"WWW-Authenticate": challenge})  # fmt: skip
+                                     headers={self._challenge_header: challenge})  # fmt: skip
         if self.auth == "basic" and given != basic:
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="double"'})
         return None
@@ -109,6 +114,8 @@ class Double:
         headers = {"Content-Type": core.OCI_MANIFEST}
         if self.head_digest:
             headers["Docker-Content-Digest"] = digest(content)
+        if self.lower_case_headers:
+            headers = {name.lower(): value for name, value in headers.items()}
         return web.Response(body=b"" if request.method == "HEAD" else content, headers=headers)
 
     async def blob(self, request: web.Request) -> web.StreamResponse:
@@ -362,3 +369,10 @@ def test_a_burst_of_resolves_of_one_image_reads_its_config_once() -> None:
     assert all(config == configs[0] for config in configs)
     assert [s.method for s in double.seen].count("HEAD") == 5  # each checks the tag (and its access) itself
     assert len([s for s in double.seen if s.method == "GET"]) == 2  # one manifest, one config blob
+
+
+def test_header_names_are_read_in_any_case() -> None:
+    double = Double(auth="bearer", anonymous_tokens=True, lower_case_headers=True)
+    config = run(lambda reader, d: reader.resolve(image(d), None), double)
+    assert config.digest == digest(MANIFEST)
+    assert [s.method for s in double.seen if s.method == "GET"].count("GET") == 3  # token, manifest, blob

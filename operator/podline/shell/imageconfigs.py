@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 
 import aiohttp
+import multidict
 
 from podline.core import auths, errors, images
 from podline.core import imageconfigs as core
@@ -355,7 +356,7 @@ class _Reader:
                     body = (
                         b"" if method == "HEAD" else await self._read(response, limit if status < 300 else 0)
                     )
-                    return status, dict(response.headers), body
+                    return status, multidict.CIMultiDict(response.headers), body  # any case
             except aiohttp.ClientConnectorCertificateError:
                 raise self._unreachable(url, "its TLS certificate is not trusted") from None
             except aiohttp.ClientSSLError:
