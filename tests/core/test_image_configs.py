@@ -699,6 +699,12 @@ def test_refusals_say_what_happened(
     assert CANARY not in str(error) + repr(error) + repr(error.problems)
 
 
+def test_a_mirrors_refusal_says_the_images_own_credentials_are_not_sent_there() -> None:
+    error = ic.refusal(IMAGE, 401, 'manifest "1"', mirror="localhost:5101")
+    assert "the mirror localhost:5101 refused an anonymous request" in str(error)
+    assert "never go to a mirror" in str(error)
+
+
 def test_errors_can_name_the_field() -> None:
     error = errors.ImageConfigUnavailable.because(IMAGE, Reason.NOT_FOUND, "x", path="spec.steps[1].image")
     assert error.lines() == [f'spec.steps[1].image: cannot read the config of image "{IMAGE}": not found: x']

@@ -229,3 +229,20 @@ def test_docker_hub_names_are_read_at_the_mirror(local_registries: Registries) -
     assert components.poll(
         lambda: local_registries.public.manifest_requests("podline/busybox", since), timeout=10
     )
+
+
+def test_a_mirror_gets_the_credentials_of_its_own_host_never_those_of_the_registry_it_stands_for(
+    local_registries: Registries,
+) -> None:
+    private = local_registries.private
+    mirrors = core.parse_mirrors(f"quay.io=http://{private.host}")
+    info = local_registries.info
+    entry = {"username": info.username, "password": info.password}
+    for_mirror = pull_secret(json.dumps({"auths": {private.host: entry}}))
+    for_quay = pull_secret(json.dumps({"auths": {"quay.io": entry}}))
+    config = run(lambda r: r.resolve("quay.io/private/busybox:1", for_mirror), mirrors=mirrors)
+    assert config.digest == layout_digest(local_registries.layout, "busybox-private")
+    error = unavailable(lambda r: r.resolve("quay.io/private/busybox:1", for_quay), mirrors=mirrors)
+    assert error.reason is errors.RegistryReason.UNAUTHORIZED
+    assert f"the mirror {private.host} refused an anonymous request" in str(error)
+    assert "never go to a mirror" in str(error)

@@ -488,15 +488,20 @@ def error_codes(body: bytes) -> tuple[str, ...]:
 
 
 def refusal(
-    image: str, status: int, what: str, *, tried: Sequence[Credential] = (), codes: Sequence[str] = ()
-) -> errors.ImageConfigUnavailable:
+    image: str, status: int, what: str, *, tried: Sequence[Credential] = (), codes: Sequence[str] = (),
+    mirror: str = "",
+) -> errors.ImageConfigUnavailable:  # fmt: skip
     """The error for a registry's non-success answer ``status`` to a request for ``what`` (``the manifest
-    "1.36"``), after trying the credentials ``tried`` (none: anonymously)."""
+    "1.36"``), after trying the credentials ``tried`` (none: anonymously); ``mirror``: the host of the
+    mirror that answered, if one did."""
     coded = f" ({', '.join(codes)})" if codes else ""
     if status in (401, 403):
         verb = "refused" if status == 401 else "denied access to"
         if tried:
             detail = f"the registry {verb} the credentials of " + " and ".join(c.describe() for c in tried)
+        elif mirror:
+            detail = (f"the mirror {mirror} {verb} an anonymous request and no image_pull_secrets entry "
+                      "has credentials for it (those for the image's own registry never go to a mirror)")  # fmt: skip
         else:
             detail = (f"the registry {verb} an anonymous request and no image_pull_secrets entry "
                       "has credentials for it")  # fmt: skip

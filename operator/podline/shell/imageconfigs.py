@@ -296,7 +296,8 @@ class _Reader:
                 continue
             break
         if status >= 300:
-            raise core.refusal(self.image, status, what, tried=self.credentials, codes=core.error_codes(body))
+            raise core.refusal(self.image, status, what, tried=self.credentials, codes=core.error_codes(body),
+                               mirror=self.where.host if self.where.mirror else "")  # fmt: skip
         return headers, body
 
     async def _answer(self, header: str, credential: core.Credential | None) -> tuple[str, float] | None:
