@@ -500,8 +500,10 @@ def refusal(
         if tried:
             detail = f"the registry {verb} the credentials of " + " and ".join(c.describe() for c in tried)
         elif mirror:
-            detail = (f"the mirror {mirror} {verb} an anonymous request and no image_pull_secrets entry "
-                      "has credentials for it (those for the image's own registry never go to a mirror)")  # fmt: skip
+            detail = (
+                f"the mirror {mirror} {verb} an anonymous request and no image_pull_secrets entry "
+                "has credentials for it (those for the image's own registry never go to a mirror)"
+            )
         else:
             detail = (f"the registry {verb} an anonymous request and no image_pull_secrets entry "
                       "has credentials for it")  # fmt: skip
