@@ -285,6 +285,8 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     (["logging.format=json", "logging.level=DEBUG"], {"PODLINE_LOG_FORMAT": "json", "PODLINE_LOG_LEVEL": "DEBUG"}),
     (["metrics.enabled=false"], {"PODLINE_METRICS_PORT": "0"}),
     (["livenessProbe.port=0"], {"PODLINE_LIVENESS_PORT": "0"}),
+    (["operator.registryMirrors.docker\\.io=http://localhost:5101", "operator.registryMirrors.quay\\.io=https://m.example"],
+     {"PODLINE_REGISTRY_MIRRORS": "docker.io=http://localhost:5101,quay.io=https://m.example"}),
 ])  # fmt: skip
 def test_values_reach_the_operator(helm: str, values: list[str], expected: dict[str, str]) -> None:
     variables = env(render(helm, *[arg for value in values for arg in ("--set", value)]))

@@ -20,6 +20,7 @@ version) change.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -182,10 +183,43 @@ def _runner_rootfs(root: pathlib.Path) -> None:
 def push_all(layout: pathlib.Path, *, private_registry: str, username: str, password: str) -> None:
     """Copy every image to its registry (plain HTTP on loopback)."""
     for reference, tag in PUSHES.items():
-        argv = ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]
-        if reference.startswith(private_registry + "/"):
-            argv += ["--dest-creds", f"{username}:{password}"]
-        _run(*argv, f"oci:{layout}:{tag}", f"docker://{reference}")
+        private = reference.startswith(private_registry + "/")
+        push(layout, tag, reference, credentials=f"{username}:{password}" if private else None)
+
+
+def push(layout: pathlib.Path, tag: str, reference: str, *, credentials: str | None = None) -> None:
+    """Copy one image (or index, with all its images) of the layout to a registry (plain HTTP on loopback)."""
+    argv = ["skopeo", "--insecure-policy", "copy", "--quiet", "--all", "--dest-tls-verify=false"]
+    if credentials is not None:
+        argv += ["--dest-creds", credentials]
+    _run(*argv, f"oci:{layout}:{tag}", f"docker://{reference}")
+
+
+MULTIARCH_TAG = "multiarch"
+
+
+def multiarch_layout(layout: pathlib.Path, directory: pathlib.Path) -> pathlib.Path:
+    """A copy of ``layout`` (in ``directory``) with one more tag, ``MULTIARCH_TAG``: an OCI index over busybox
+    as linux/amd64 and, with the same layers, as linux/arm64/v8 with ``Cmd`` ``echo arm64`` (so a test sees
+    which one was chosen). Nothing is built: the arm64 image differs from busybox only in its config."""
+    target = directory / "multiarch-oci"
+    shutil.copytree(layout, target)
+    _run("umoci", "config", "--image", f"{target}:busybox", "--tag", "busybox-arm64", "--architecture", "arm64",
+         "--config.cmd", "echo", "--config.cmd", "arm64")  # fmt: skip
+    tags = json.loads((target / "index.json").read_text())
+    by_tag = {entry["annotations"]["org.opencontainers.image.ref.name"]: entry for entry in tags["manifests"]}
+    entries = []
+    for tag, platform in (("busybox", {"architecture": "amd64", "os": "linux"}),
+                          ("busybox-arm64", {"architecture": "arm64", "os": "linux", "variant": "v8"})):  # fmt: skip
+        entries.append({**{k: by_tag[tag][k] for k in ("mediaType", "digest", "size")}, "platform": platform})
+    index_type = "application/vnd.oci.image.index.v1+json"
+    body = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": entries}).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    (target / "blobs" / "sha256" / digest).write_bytes(body)
+    tags["manifests"].append({"mediaType": index_type, "digest": f"sha256:{digest}", "size": len(body),
+                              "annotations": {"org.opencontainers.image.ref.name": MULTIARCH_TAG}})  # fmt: skip
+    (target / "index.json").write_text(json.dumps(tags))
+    return target
 
 
 def import_into_containerd(layout: pathlib.Path, tag: str, reference: str, *, ctr: str, address: str) -> None:

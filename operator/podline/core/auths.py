@@ -91,10 +91,19 @@ class Credentials:
 
     def has_credentials_for(self, image: images.ImageRef) -> bool:
         """Whether the kubelet would send a credential from ``config`` when pulling ``image``."""
-        keys = list(self.config.get("auths", {}))
-        if any(_kubelet_key_matches(key, image.name) for key in keys):
-            return True
-        return _KUBELET_DEFAULT_HOST in keys and _kubelet_default_registry_match(image.name)
+        return bool(self.keys_for(image.name))
+
+    def keys_for(self, name: str) -> tuple[str, ...]:
+        """The registry keys whose credentials the kubelet would try for a pull of ``name`` (a normalised
+        repository such as ``docker.io/library/golang``), in its order: every matching key, reverse lexical
+        (so ``r.io/team/app`` before ``r.io/team`` before ``r.io``); else the host-only Docker Hub fallback."""
+        keys = sorted(self.config.get("auths", {}), reverse=True)
+        matching = tuple(key for key in keys if _kubelet_key_matches(key, name))
+        if matching:
+            return matching
+        if _KUBELET_DEFAULT_HOST in keys and _kubelet_default_registry_match(name):
+            return (_KUBELET_DEFAULT_HOST,)
+        return ()
 
 
 def convert(secrets: Sequence[SourceSecret], *, path: str = "image_pull_secrets") -> Credentials:

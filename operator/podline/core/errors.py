@@ -7,6 +7,8 @@ of a run; transient API errors are the shell's business, not the core's.
 
 from __future__ import annotations
 
+import enum
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -61,5 +63,39 @@ class PolicyViolation(InvalidPipeline):
     """The spec asks for something the operator's configuration forbids (privileged, host paths, …)."""
 
 
+class RegistryReason(enum.StrEnum):
+    """Why an image's config could not be read from its registry."""
+
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not found"
+    UNREACHABLE = "unreachable"
+    BAD_RESPONSE = "bad response"
+    NO_PLATFORM = "no manifest for the platform"
+
+
 class ImageConfigUnavailable(PodlineError):
-    """The registry would not tell what an image runs (its ENTRYPOINT/CMD): refused, not found, unreachable."""
+    """The registry would not tell what an image runs (its ENTRYPOINT/CMD): refused, not found, unreachable.
+
+    Made by ``because``: ``image`` is the reference as written, ``reason`` a `RegistryReason`, and the
+    message adds what happened in words (the registry key and Secret a refused credential came from, a status
+    code, a registry error code) — never a credential, a token or a response body. ``transient``: trying
+    again later may succeed. (Made by ``at``, it has only its message.)
+    """
+
+    image: str = ""
+    reason: RegistryReason | None = None
+    detail: str = ""
+
+    @classmethod
+    def because(
+        cls, image: str, reason: RegistryReason, detail: str = "", *, path: str = ""
+    ) -> ImageConfigUnavailable:
+        text = json.dumps(image[:300]) + ("…" if len(image) > 300 else "")
+        message = f"cannot read the config of image {text}: {reason}" + (f": {detail}" if detail else "")
+        error = cls([Problem(path, message)])
+        error.image, error.reason, error.detail = image, reason, detail
+        return error
+
+    @property
+    def transient(self) -> bool:
+        return self.reason is RegistryReason.UNREACHABLE

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from podline.core import policies
+from podline.core import imageconfigs, policies
 
 
 class SettingsError(ValueError):
@@ -53,6 +53,9 @@ class Settings:
     api_workers: int = 8
     """PODLINE_API_WORKERS: Kubernetes API requests the operator makes at once (its connections)."""
 
+    registry_mirrors: tuple[imageconfigs.Mirror, ...] = ()
+    """PODLINE_REGISTRY_MIRRORS: registry=url pairs; image configs of that registry are read at the mirror."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -85,6 +88,13 @@ class Settings:
 
         def names(name: str) -> tuple[str, ...]:
             return tuple(sorted({n.strip() for n in env.get(name, "").split(",") if n.strip()}))
+
+        def mirrors(name: str) -> tuple[imageconfigs.Mirror, ...]:
+            try:
+                return imageconfigs.parse_mirrors(env.get(name, ""))
+            except ValueError as error:
+                problems.append(f"{name}: {error}")
+                return ()
 
         step_timeout = number("PODLINE_STEP_TIMEOUT", 0)
         policy = policies.Policy(
@@ -119,6 +129,7 @@ class Settings:
             metrics_port=number("PODLINE_METRICS_PORT", 9090),
             liveness_port=number("PODLINE_LIVENESS_PORT", 8080),
             api_workers=number("PODLINE_API_WORKERS", 8, 1),
+            registry_mirrors=mirrors("PODLINE_REGISTRY_MIRRORS"),
         )
         if problems:
             raise SettingsError("; ".join(problems))
