@@ -32,10 +32,11 @@ def test_convert_then_render_the_seed_pipeline(tmp_path: Path) -> None:
     rendered = podline("render", str(path))
     assert rendered.returncode == 0, rendered.stderr
     [pod] = list(yaml.safe_load_all(rendered.stdout))
-    container = pod["spec"]["containers"][0]
+    prepare, container = pod["spec"]["containers"][:2]
+    assert prepare["name"] == "podline-prepare"  # installs the entrypoint the steps are wrapped by
     assert pod["kind"] == "Pod" and container["image"] == "golang:1.12"
     assert container["imagePullPolicy"] == "IfNotPresent"
-    assert "go test" in container["command"][-1]
+    assert container["command"] == ["/podline/bin/entrypoint"] and "go test" in container["args"][-1]
 
 
 def test_convert_skips_other_document_kinds_and_says_so(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_render_keeps_secret_values_out_of_everything_but_the_generated_secret(t
     assert CANARY not in result.stderr
     assert CANARY not in yaml.safe_dump(pod)
     assert CANARY in base64.b64decode(generated["data"][".dockerconfigjson"]).decode()
-    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e for e in pod["spec"]["containers"][1]["env"]}
     assert env["TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "podline-secrets", "key": "tok"}
     assert env["PLUGIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "reg", "key": "pw"}
 

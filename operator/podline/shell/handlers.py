@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from podline.core import conventions
-from podline.shell import kube, metrics, reconciling
+from podline.shell import imageconfigs, kube, metrics, reconciling
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
@@ -56,7 +56,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = NoEssence()
     api = kube.Kube(functools.partial(kube.login, settings=settings, logger=log), connections=config.api_workers,
                     timeout=settings.networking.request_timeout or 60)
-    reconciler = reconciling.Reconciler(api, config)
+    images = imageconfigs.ImageConfigs(mirrors=config.registry_mirrors)
+    reconciler = reconciling.Reconciler(api, config, images=images)
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))
     metrics.serve(config.metrics_port)
@@ -76,6 +77,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     reconciler = memo.get("reconciler")
     if reconciler:
         await reconciler.api.close()
+        if isinstance(reconciler.images, imageconfigs.ImageConfigs):
+            await reconciler.images.close()
 
 
 async def _resync(reconciler: reconciling.Reconciler, every: float) -> None:

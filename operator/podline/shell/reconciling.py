@@ -27,6 +27,7 @@ Key = tuple[str, str]  # (namespace, name)
 _TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
 MAX_CONFLICT_RETRIES = 5
 MAX_RETRY_SECONDS = 16.0
+CONFIG_RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Reconciler:
         self._written_at: dict[Key, float] = {}
         self._flushes: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}  # consecutive failed reconciles, for the back-off
+        self._config_waits: dict[tuple[Key, str], float] = {}  # since when a registry has not answered
 
     # --- scheduling of reconciles -------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class Reconciler:
         self._written_at.pop(key, None)
         self._failures.pop(key, None)
         self._fresh.discard(key)
+        for wait in [w for w in self._config_waits if w[0] == key]:
+            del self._config_waits[wait]
         for timers in (self._timers, self._flushes):
             handle = timers.pop(key, None)
             if handle:
@@ -198,7 +202,10 @@ class Reconciler:
         configs: Mapping[str, Any] = {}
         if pod is None and may_start and not isinstance(plan, errors.PodlineError) and not (
                 status.get("run") == run and status.get("phase") in _TERMINAL):
-            configs = await self._image_configs(plan, credentials)
+            read = await self._image_configs(key, plan, credentials)
+            if read is None:
+                return  # a registry that may answer soon: asked again later
+            configs = read
         snap = scheduling.Snapshot(
             plan=plan, pod=pod, now=self.clock(), generation=generation, run=run, status=status,
             cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
@@ -228,8 +235,10 @@ class Reconciler:
         self._plans[cache_key] = plan
         return plan
 
-    async def _image_configs(self, plan: plans.RunPlan, credentials: Any) -> dict[str, Any]:
-        """What each image that must say its own command runs, or the error that says why it cannot be read."""
+    async def _image_configs(self, key: Key, plan: plans.RunPlan, credentials: Any) -> dict[str, Any] | None:
+        """What each image that must say its own command runs, or the error that says why it cannot be read;
+        None while a registry that failed in a way that may heal (unreachable, 429, 5xx) is asked again,
+        for up to the pull timeout."""
         out: dict[str, Any] = {}
         creds = credentials if isinstance(credentials, auths.Credentials) else None
         for image in plan.needs_image_config():
@@ -239,7 +248,14 @@ class Reconciler:
             try:
                 out[image] = await self.images.config(image, creds)
             except errors.PodlineError as exc:
+                first = self._config_waits.setdefault((key, image), time.monotonic())
+                if getattr(exc, "transient", False) and time.monotonic() - first < plan.pull_timeout_seconds:
+                    log.info("%s/%s: image config of %s not read yet, asking again: %s", *key, image,
+                             "; ".join(exc.lines()))
+                    self.kick_later(key, CONFIG_RETRY_SECONDS)
+                    return None
                 out[image] = exc
+            self._config_waits.pop((key, image), None)
         return out
 
     async def _live_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
