@@ -30,9 +30,9 @@ def test_delays_double_per_pipeline_up_to_the_cap_and_reset_after_a_success() ->
     r = reconciling.Reconciler(DownApi(), settings_.Settings())  # type: ignore[arg-type]
 
     async def go() -> list[float]:
-        delays = [r._retry_later(KEY, 2.0) for _ in range(6)]
-        other = r._retry_later(("ci", "other"), 2.0)
-        for handle in r._timers.values():
+        delays = [r.queue.retry_later(KEY, 2.0) for _ in range(6)]
+        other = r.queue.retry_later(("ci", "other"), 2.0)
+        for handle in r.queue._timers.values():
             handle.cancel()
         return [*delays, other]
 
@@ -40,7 +40,7 @@ def test_delays_double_per_pipeline_up_to_the_cap_and_reset_after_a_success() ->
     assert delays[:6] == [2.0, 4.0, 8.0, 16.0, 16.0, 16.0]
     assert delays[6] == 2.0, "another Pipeline's failures are its own"
     r.forget(KEY)
-    assert KEY not in r._failures
+    assert KEY not in r.queue._failures
 
 
 def test_a_failing_reconcile_schedules_its_retry_instead_of_raising() -> None:
@@ -52,9 +52,9 @@ def test_a_failing_reconcile_schedules_its_retry_instead_of_raising() -> None:
 
     async def go() -> None:
         r.kick(KEY)
-        await r._tasks[KEY]
-        assert KEY in r._timers, "a retry is scheduled"
-        r._timers[KEY].cancel()
+        await r.queue._tasks[KEY]
+        assert KEY in r.queue._timers, "a retry is scheduled"
+        r.queue._timers[KEY].cancel()
 
     asyncio.run(go())
-    assert api.calls >= 1 and r._failures[KEY] == 1
+    assert api.calls >= 1 and r.queue._failures[KEY] == 1

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from podline.shell import reconciling
+from podline.shell import reconciling, statuswriting
 from podline.shell import settings as settings_
 
 KEY = ("ci", "hello")
@@ -45,7 +45,7 @@ class Clock:
 @pytest.fixture()
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(reconciling.time, "monotonic", c)
+    monkeypatch.setattr(statuswriting.time, "monotonic", c)
     return c
 
 
@@ -69,16 +69,16 @@ def write(r: reconciling.Reconciler, new: dict[str, Any]) -> None:
     """One reconcile's status step, against what the cache says the server has."""
     async def go() -> None:
         r.caches.pipelines.setdefault(KEY, body())
-        await r._write_status(KEY, r.caches.pipelines[KEY], new)
-        for handle in list(r._flushes.values()):
+        await r.statuses.write(KEY, r.caches.pipelines[KEY], new)
+        for handle in list(r.statuses._flushes.values()):
             handle.cancel()  # the test plays the timer itself (see flush)
     asyncio.run(go())
 
 
 def flush(r: reconciling.Reconciler) -> None:
     """What the flush timer does: a reconcile that decides the same status again."""
-    pending = r._pending.get(KEY)
-    r._flushes.pop(KEY, None)
+    pending = r.statuses._pending.get(KEY)
+    r.statuses._flushes.pop(KEY, None)
     if pending is not None:
         write(r, pending)
 
@@ -99,11 +99,11 @@ def test_progress_within_the_interval_is_kept_and_written_once_with_the_latest_c
     latest = status("Running", "succeeded")
     write(r, latest)
     assert len(api.writes) == 1, "progress within the interval must not be written yet"
-    assert r._pending[KEY] == latest  # and the next reconcile decides from it
+    assert r.statuses._pending[KEY] == latest  # and the next reconcile decides from it
     clock.now += 0.7  # the interval since the last write is over
     flush(r)
     assert api.writes[1:] == [latest]
-    assert KEY not in r._pending
+    assert KEY not in r.statuses._pending
 
 
 def test_the_end_of_a_run_is_written_at_once_even_within_the_interval(clock: Clock) -> None:
@@ -114,7 +114,7 @@ def test_the_end_of_a_run_is_written_at_once_even_within_the_interval(clock: Clo
     clock.now += 0.1
     write(r, status("Succeeded", "succeeded"))
     assert [w["phase"] for w in api.writes] == ["Pending", "Succeeded"]
-    assert KEY not in r._pending
+    assert KEY not in r.statuses._pending
 
 
 def test_a_new_run_is_written_at_once(clock: Clock) -> None:
@@ -130,9 +130,9 @@ def test_an_unchanged_status_is_not_written_and_clears_what_was_pending(clock: C
     write(r, status("Running", "running"))
     clock.now += 0.1
     write(r, status("Running", "succeeded"))
-    assert KEY in r._pending
+    assert KEY in r.statuses._pending
     write(r, status("Running", "running"))  # back to what the server has: nothing to write
-    assert len(api.writes) == 1 and KEY not in r._pending
+    assert len(api.writes) == 1 and KEY not in r.statuses._pending
 
 
 def test_interval_zero_writes_every_change(clock: Clock) -> None:
@@ -157,6 +157,6 @@ def test_a_deleted_pipeline_drops_its_pending_status(clock: Clock) -> None:
     api.gone = True
     clock.now += 1
     flush(r)
-    assert KEY not in r._pending
+    assert KEY not in r.statuses._pending
     r.forget(KEY)
-    assert KEY not in r.caches.pipelines and KEY not in r._written_at
+    assert KEY not in r.caches.pipelines and KEY not in r.statuses._written_at

@@ -1,4 +1,7 @@
-"""The reconcile loop of one Pipeline: gather state, call ``scheduling.decide``, carry out the decision.
+"""One reconcile of one Pipeline: gather state, call ``scheduling.decide``, carry out the decision.
+
+The caches (``caches``), the work queue that runs reconciles (``queueing``) and the status-write throttle
+(``statuswriting``) are modules of their own; this one reads, decides and acts.
 
 Level-triggered: whatever event woke it (Pipeline change, pod change, resync timer, a timeout coming
 due), a reconcile reads the current Pipeline and pod and decides from them alone. Reconciles of one
@@ -8,60 +11,24 @@ means the pod changed since it was read: read it again and decide again (nothing
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from podline.core import auths, conventions, errors, plans, runs, scheduling, statuses, stepping
-from podline.shell import kube, metrics
+from podline.shell import caches as caches_
+from podline.shell import kube, metrics, queueing, statuswriting
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 Key = tuple[str, str]  # (namespace, name)
 _TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
 MAX_CONFLICT_RETRIES = 5
-MAX_RETRY_SECONDS = 16.0
 CONFIG_RETRY_SECONDS = 5.0
-
-
-@dataclass
-class Caches:
-    """The latest objects the watches delivered, keyed by (namespace, name); pods also by their Pipeline's uid.
-
-    Write pods through ``put_pod``/``drop_pod`` so that the index stays true.
-    """
-
-    pipelines: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
-    pods: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
-    _by_uid: dict[str, set[Key]] = field(default_factory=dict)
-
-    def put_pod(self, key: Key, pod: Mapping[str, Any]) -> None:
-        self.drop_pod(key)
-        self.pods[key] = pod
-        uid = _pipeline_uid(pod)
-        if uid:
-            self._by_uid.setdefault(uid, set()).add(key)
-
-    def drop_pod(self, key: Key) -> None:
-        old = self.pods.pop(key, None)
-        uid = _pipeline_uid(old) if old is not None else None
-        if uid and uid in self._by_uid:
-            self._by_uid[uid].discard(key)
-            if not self._by_uid[uid]:
-                del self._by_uid[uid]
-
-    def pods_of(self, uid: str) -> list[Mapping[str, Any]]:
-        return [self.pods[k] for k in sorted(self._by_uid.get(uid, ()))]
-
-
-def _pipeline_uid(pod: Mapping[str, Any]) -> str | None:
-    return (pod.get("metadata", {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID)
 
 
 class ImageConfigSource(Protocol):
@@ -76,77 +43,31 @@ class Reconciler:
         self.api = api
         self.settings = config
         self.images = images
-        self.caches = Caches()
+        self.caches = caches_.Caches()
         self.clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
-        self._tasks: dict[Key, asyncio.Task[None]] = {}
-        self._dirty: set[Key] = set()
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self.queue = queueing.WorkQueue(self.reconcile, lambda key: key in self.caches.pipelines)
+        self.statuses = statuswriting.StatusWriter(api, self.caches, config.status_interval_ms, self.kick)
         self._plans: dict[tuple[str, str, str], Any] = {}
         self._fresh: set[Key] = set()  # read the pod from the API, not the cache, on the next reconcile
-        # Status decided but not yet written (see _write_status), when it was last written, and the timers
-        # that will write it.
-        self._pending: dict[Key, dict[str, Any]] = {}
-        self._written_at: dict[Key, float] = {}
-        self._flushes: dict[Key, asyncio.TimerHandle] = {}
-        self._failures: dict[Key, int] = {}  # consecutive failed reconciles, for the back-off
         self._config_waits: dict[tuple[Key, str], float] = {}  # since when a registry has not answered
 
     # --- scheduling of reconciles -------------------------------------------------------------------------
 
     def kick(self, key: Key) -> None:
         """Reconcile this Pipeline soon; coalesces with a reconcile already running."""
-        task = self._tasks.get(key)
-        if task and not task.done():
-            self._dirty.add(key)
-            return
-        self._tasks[key] = asyncio.get_running_loop().create_task(self._loop(key), name=f"reconcile {key}")
+        self.queue.kick(key)
 
     def kick_later(self, key: Key, delay: float) -> None:
-        old = self._timers.pop(key, None)
-        if old:
-            old.cancel()
-        self._timers[key] = asyncio.get_running_loop().call_later(max(0.05, delay), self.kick, key)
+        self.queue.kick_later(key, delay)
 
     def forget(self, key: Key) -> None:
         """The Pipeline is gone: drop what is kept about it (its pod and Secret go by ownerReferences)."""
         self.caches.pipelines.pop(key, None)
-        self._pending.pop(key, None)
-        self._written_at.pop(key, None)
-        self._failures.pop(key, None)
+        self.statuses.forget(key)
+        self.queue.forget(key)
         self._fresh.discard(key)
         for wait in [w for w in self._config_waits if w[0] == key]:
             del self._config_waits[wait]
-        for timers in (self._timers, self._flushes):
-            handle = timers.pop(key, None)
-            if handle:
-                handle.cancel()
-        task = self._tasks.get(key)
-        if task and task.done():
-            del self._tasks[key]
-
-    async def _loop(self, key: Key) -> None:
-        while True:
-            self._dirty.discard(key)
-            try:
-                await self.reconcile(key)
-                self._failures.pop(key, None)
-            except kube.Transient as exc:
-                log.warning("reconcile %s/%s: API error, retrying in %.0fs: %s", key[0], key[1],
-                            self._retry_later(key, 2.0), exc)
-            except Exception:  # a bug must not stop the operator serving other Pipelines
-                log.exception("reconcile %s/%s failed; retrying in %.0fs", key[0], key[1], self._retry_later(key, 5.0))
-            if key not in self._dirty:
-                if key not in self.caches.pipelines:
-                    self._tasks.pop(key, None)
-                return
-
-    def _retry_later(self, key: Key, first: float) -> float:
-        """Back off per Pipeline, doubling up to MAX_RETRY_SECONDS: with the apiserver away, a thousand
-        Pipelines must not each retry every two seconds."""
-        failures = self._failures[key] = self._failures.get(key, 0) + 1
-        delay = min(first * 2.0 ** (failures - 1), MAX_RETRY_SECONDS)
-        self.kick_later(key, delay)
-        return delay
 
     def resync(self) -> None:
         """Re-read every unfinished run from the API, not the cache: a watch event that never arrived
@@ -186,8 +107,8 @@ class Reconciler:
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
         pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
         status = body.get("status") or {}
-        pending = self._pending.get(key)
-        if pending is not None and pending.get("run") == status.get("run"):
+        pending = self.statuses.pending(key, status.get("run"))
+        if pending is not None:
             status = pending  # what this operator decided last and has not written yet
         fresh = key in self._fresh
         self._fresh.discard(key)
@@ -337,56 +258,12 @@ class Reconciler:
                 pass  # recorded already, by another replica that saw the same change
             except (kube.Transient, kube.NotFound) as exc:
                 log.debug("event for %s/%s not recorded: %s", namespace, name, exc)
-        await self._write_status(key, body, decision.status.to_patch())
+        await self.statuses.write(key, body, decision.status.to_patch())
         if decision.requeue_after is not None:
             self.kick_later(key, decision.requeue_after)
         if decision.events:
             for event in decision.events:
                 log.info("%s/%s: %s: %s", namespace, name, event.reason, event.message)
-
-
-    async def _write_status(self, key: Key, body: Mapping[str, Any], new_status: dict[str, Any]) -> None:
-        """Write the run's status: at once when a run begins or ends, else at most once per status interval.
-
-        Step progress of a Pipeline is coalesced: changes within the interval are kept in ``_pending`` (and
-        read back by the next reconcile as the current status) and written together when it ends. Nothing
-        depends on the written status but readers (the run record is the pod), so a write the operator dies
-        before making is only decided and made again by the next one.
-        """
-        namespace, name = key
-        old_status = body.get("status") or {}
-        if new_status == old_status:
-            self._pending.pop(key, None)
-            return
-        wait = self._status_wait(key, old_status, new_status)
-        if wait > 0:
-            self._pending[key] = new_status
-            if key not in self._flushes:
-                self._flushes[key] = asyncio.get_running_loop().call_later(wait, self._flush, key)
-            return
-        patch = {**{k: None for k in old_status if k not in new_status}, **new_status}
-        try:
-            written = await self.api.patch_status(namespace, name, patch)
-        except kube.NotFound:
-            self._pending.pop(key, None)
-            return
-        self._pending.pop(key, None)  # kept until written: a failed write is retried from it
-        self._written_at[key] = time.monotonic()
-        self.caches.pipelines[key] = written  # the server's own answer: its watch echo is then no news
-        metrics.note_status(old_status, new_status)
-
-    def _status_wait(self, key: Key, old: Mapping[str, Any], new: Mapping[str, Any]) -> float:
-        interval = self.settings.status_interval_ms / 1000
-        phase = new.get("phase")
-        if interval <= 0 or new.get("run") != old.get("run") or (phase and statuses.Phase(phase).is_terminal):
-            return 0.0
-        last = self._written_at.get(key)
-        return 0.0 if last is None else last + interval - time.monotonic()
-
-    def _flush(self, key: Key) -> None:
-        self._flushes.pop(key, None)
-        if key in self._pending:
-            self.kick(key)
 
 
 def _event_name(body: Mapping[str, Any], run: str, event: scheduling.Event) -> str:
@@ -406,8 +283,3 @@ def _active(pod: Mapping[str, Any]) -> bool:
     notes = pod.get("metadata", {}).get("annotations") or {}
     phase = pod.get("status", {}).get("phase")
     return phase not in ("Succeeded", "Failed") and conventions.ANNOTATION_STOPPED not in notes
-
-
-def terminal(body: Mapping[str, Any]) -> bool:
-    phase = (body.get("status") or {}).get("phase")
-    return phase is not None and statuses.Phase(phase).is_terminal
