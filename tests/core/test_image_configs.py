@@ -1,4 +1,4 @@
-"""Image configs, the pure part: where a registry's API is, which credentials go there, how manifests, indexes
+"""Image configs, the pure part (``imageconfigs`` and ``registries``): where a registry's API is, which credentials go there, how manifests, indexes
 and config blobs are read, which manifest fits a platform, how challenges are answered, and what errors say
 (never a credential)."""
 
@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from podline.core import auths, errors, images
+from podline.core import auths, errors, images, registries
 from podline.core import imageconfigs as ic
 
 Reason = errors.RegistryReason
@@ -76,13 +76,13 @@ MIRRORS = "docker.io=http://localhost:5101,quay.io=https://mirror.example"
 def test_where_a_references_registry_api_is(
     reference: str, mirrors: str, base: str, repository: str, mirror: bool
 ) -> None:
-    where = ic.endpoint(images.parse(reference), ic.parse_mirrors(mirrors))
+    where = registries.endpoint(images.parse(reference), registries.parse_mirrors(mirrors))
     assert (where.base, where.repository, where.mirror) == (base, repository, mirror)
     assert where.plain_http == base.startswith("http://")
 
 
 def test_urls_of_manifests_and_blobs() -> None:
-    where = ic.endpoint(images.parse("localhost:5000/team/app"))
+    where = registries.endpoint(images.parse("localhost:5000/team/app"))
     assert where.url("manifests", "1.2") == "http://localhost:5000/v2/team/app/manifests/1.2"
     assert where.url("blobs", D1) == f"http://localhost:5000/v2/team/app/blobs/{D1}"
     assert where.host == "localhost:5000"
@@ -103,7 +103,7 @@ def test_urls_of_manifests_and_blobs() -> None:
     ],
 )
 def test_mirror_settings_are_parsed(text: str, expected: tuple[tuple[str, str], ...]) -> None:
-    assert tuple((m.registry, m.url) for m in ic.parse_mirrors(text)) == expected
+    assert tuple((m.registry, m.url) for m in registries.parse_mirrors(text)) == expected
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_mirror_settings_are_parsed(text: str, expected: tuple[tuple[str, str], 
 )
 def test_bad_mirror_settings_say_why_without_user_information(text: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
-        ic.parse_mirrors(text)
+        registries.parse_mirrors(text)
     assert message in str(caught.value)
     assert CANARY not in str(caught.value)
 
@@ -473,14 +473,16 @@ def test_the_credentials_tried_are_the_kubelets(
     keys: list[str], reference: str, mirrors: str, chosen: list[str]
 ) -> None:
     image = images.parse(reference)
-    found = ic.credentials_for(credentials(*keys), image, ic.endpoint(image, ic.parse_mirrors(mirrors)))
+    found = registries.credentials_for(
+        credentials(*keys), image, registries.endpoint(image, registries.parse_mirrors(mirrors))
+    )
     assert [c.key for c in found] == chosen
 
 
 def test_a_credential_says_where_it_came_from_and_hides_its_values() -> None:
     image = images.parse("localhost:5100/private/busybox:1")
-    (credential,) = ic.credentials_for(
-        credentials("localhost:5100", password=CANARY), image, ic.endpoint(image)
+    (credential,) = registries.credentials_for(
+        credentials("localhost:5100", password=CANARY), image, registries.endpoint(image)
     )
     assert credential.describe() == 'registry key "localhost:5100" (secret "secret0")'
     assert credential.basic == "Basic " + base64.b64encode(f"user0:{CANARY}".encode()).decode()
@@ -489,8 +491,8 @@ def test_a_credential_says_where_it_came_from_and_hides_its_values() -> None:
         and "user0" not in repr(credential)
         and CANARY not in credential.fingerprint
     )
-    assert ic.credentials_for(None, image, ic.endpoint(image)) == ()
-    assert ic.credentials_for(auths.convert([]), image, ic.endpoint(image)) == ()
+    assert registries.credentials_for(None, image, registries.endpoint(image)) == ()
+    assert registries.credentials_for(auths.convert([]), image, registries.endpoint(image)) == ()
 
 
 # ---- challenges and tokens ---------------------------------------------------------------------------------
@@ -532,11 +534,11 @@ def test_a_credential_says_where_it_came_from_and_hides_its_values() -> None:
     ],
 )
 def test_challenges_are_parsed(header: str, expected: list[tuple[str, dict[str, str]]]) -> None:
-    assert [(c.scheme, dict(c.params)) for c in ic.parse_challenges(header)] == expected
+    assert [(c.scheme, dict(c.params)) for c in registries.parse_challenges(header)] == expected
 
 
-TLS = ic.endpoint(images.parse("registry.example.com/team/app"))
-PLAIN = ic.endpoint(images.parse("localhost:5000/team/app"))
+TLS = registries.endpoint(images.parse("registry.example.com/team/app"))
+PLAIN = registries.endpoint(images.parse("localhost:5000/team/app"))
 
 
 @pytest.mark.parametrize(
@@ -571,10 +573,12 @@ PLAIN = ic.endpoint(images.parse("localhost:5000/team/app"))
     ],
 )
 def test_token_requests_go_only_where_a_credential_may(
-    realm: str, where: ic.Endpoint, url: str | None
+    realm: str, where: registries.Endpoint, url: str | None
 ) -> None:
-    challenge = ic.Challenge("bearer", {"realm": realm, "service": "svc", "scope": "repository:other:push"})
-    assert ic.token_url(challenge, where.repository, where) == url
+    challenge = registries.Challenge(
+        "bearer", {"realm": realm, "service": "svc", "scope": "repository:other:push"}
+    )
+    assert registries.token_url(challenge, where.repository, where) == url
 
 
 @pytest.mark.parametrize(
@@ -595,7 +599,7 @@ def test_token_requests_go_only_where_a_credential_may(
     ],
 )
 def test_token_answers_are_read(raw: bytes, expected: tuple[str, float] | None) -> None:
-    assert ic.parse_token(raw) == expected
+    assert registries.parse_token(raw) == expected
 
 
 # ---- what registries' answers mean, in words ----------------------------------------------------------------
@@ -625,10 +629,10 @@ def test_token_answers_are_read(raw: bytes, expected: tuple[str, float] | None) 
     ],
 )
 def test_only_registry_error_codes_are_repeated(raw: bytes, codes: tuple[str, ...]) -> None:
-    assert ic.error_codes(raw) == codes
+    assert registries.error_codes(raw) == codes
 
 
-KEYED = ic.Credential("localhost:5100", "team-pull", "podline", CANARY)
+KEYED = registries.Credential("localhost:5100", "team-pull", "podline", CANARY)
 
 
 @pytest.mark.parametrize(
@@ -687,20 +691,20 @@ KEYED = ic.Credential("localhost:5100", "team-pull", "podline", CANARY)
 )
 def test_refusals_say_what_happened(
     status: int,
-    tried: tuple[ic.Credential, ...],
+    tried: tuple[registries.Credential, ...],
     codes: tuple[str, ...],
     reason: Reason,
     transient: bool,
     message: str,
 ) -> None:
-    error = ic.refusal(IMAGE, status, 'manifest "1"', tried=tried, codes=codes)
+    error = registries.refusal(IMAGE, status, 'manifest "1"', tried=tried, codes=codes)
     assert (error.reason, error.transient, error.image) == (reason, transient, IMAGE)
     assert message in str(error)
     assert CANARY not in str(error) + repr(error) + repr(error.problems)
 
 
 def test_a_mirrors_refusal_says_the_images_own_credentials_are_not_sent_there() -> None:
-    error = ic.refusal(IMAGE, 401, 'manifest "1"', mirror="localhost:5101")
+    error = registries.refusal(IMAGE, 401, 'manifest "1"', mirror="localhost:5101")
     assert "the mirror localhost:5101 refused an anonymous request" in str(error)
     assert "never go to a mirror" in str(error)
 

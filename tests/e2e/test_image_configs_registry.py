@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import pytest
-from podline.core import auths, errors
+from podline.core import auths, errors, registries
 from podline.core import imageconfigs as core
 from podline.shell import imageconfigs
 
 from tests.cluster import binaries, components, fixtures, images, probes
-from tests.cluster import registry as registries
+from tests.cluster import registry as cluster_registry
 
 pytestmark = pytest.mark.node  # needs the node tier's Debian packages (registry, skopeo, umoci, busybox)
 T = TypeVar("T")
@@ -31,9 +31,9 @@ CANARY_PASSWORD = "canary-Zq7-not-the-password"
 
 @dataclasses.dataclass(frozen=True)
 class Registries:
-    public: registries.Registry
-    private: registries.Registry
-    info: registries.RegistryInfo
+    public: cluster_registry.Registry
+    private: cluster_registry.Registry
+    info: cluster_registry.RegistryInfo
     layout: pathlib.Path
 
     @property
@@ -60,23 +60,25 @@ def local_registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
             pytest.fail(message + " (CI=true: must not skip)", pytrace=False)
         pytest.skip(message)
     directory = tmp_path_factory.mktemp("registries")
-    public = registries.describe("registry-public", f"localhost:{probes.free_port()}", directory / "logs",
-                                 authenticated=False)  # fmt: skip
-    private = registries.describe("registry-private", f"localhost:{probes.free_port()}", directory / "logs",
-                                  authenticated=True)  # fmt: skip
+    logs = directory / "logs"
+    public = cluster_registry.describe("registry-public", f"localhost:{probes.free_port()}", logs,
+                                       authenticated=False)  # fmt: skip
+    private = cluster_registry.describe("registry-private", f"localhost:{probes.free_port()}", logs,
+                                        authenticated=True)  # fmt: skip
     started = []
     try:
         for name, registry, htpasswd in (("registry-public", public, None),
                                          ("registry-private", private, str(found["htpasswd"]))):  # fmt: skip
-            component = registries.define(name, registry, directory / name, directory / "run",
-                                          program=str(found["docker-registry"]), htpasswd=htpasswd)  # fmt: skip
+            program = str(found["docker-registry"])
+            component = cluster_registry.define(name, registry, directory / name, directory / "run",
+                                                program=program, htpasswd=htpasswd)  # fmt: skip
             component.start()
             started.append(component)
         for component in started:
             component.wait_ready()
         layout = images.layout_dir()
         multiarch = images.multiarch_layout(layout, directory)
-        info = registries.RegistryInfo(public=public, private=private)
+        info = cluster_registry.RegistryInfo(public=public, private=private)
         images.push(layout, "busybox", f"{public.host}/podline/busybox:1")
         images.push(layout, "busybox-private", f"{private.host}/private/busybox:1",
                     credentials=f"{info.username}:{info.password}")  # fmt: skip
@@ -222,7 +224,7 @@ def test_a_second_resolve_of_the_same_digest_reads_no_manifest_body_and_no_blob(
 
 
 def test_docker_hub_names_are_read_at_the_mirror(local_registries: Registries) -> None:
-    mirrors = core.parse_mirrors(f"docker.io=http://{local_registries.public.address}")
+    mirrors = registries.parse_mirrors(f"docker.io=http://{local_registries.public.address}")
     since = local_registries.public.offset()
     config = run(lambda r: r.resolve("podline/busybox:1", None), mirrors=mirrors)
     assert config.cmd == ("sh",)
@@ -235,7 +237,7 @@ def test_a_mirror_gets_the_credentials_of_its_own_host_never_those_of_the_regist
     local_registries: Registries,
 ) -> None:
     private = local_registries.private
-    mirrors = core.parse_mirrors(f"quay.io=http://{private.host}")
+    mirrors = registries.parse_mirrors(f"quay.io=http://{private.host}")
     info = local_registries.info
     entry = {"username": info.username, "password": info.password}
     for_mirror = pull_secret(json.dumps({"auths": {private.host: entry}}))

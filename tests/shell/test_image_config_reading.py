@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import test_utils, web
-from podline.core import auths, errors
+from podline.core import auths, errors, registries
 from podline.core import imageconfigs as core
 from podline.shell import imageconfigs, reconciling
 from podline.shell import settings as settings_
@@ -36,9 +36,10 @@ def digest(content: bytes) -> str:
 CONFIG = json.dumps(
     {"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/bin/plugin"]}}
 ).encode()
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 MANIFEST = json.dumps({
     "schemaVersion": 2, "mediaType": core.OCI_MANIFEST,
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(CONFIG), "size": len(CONFIG)},
+    "config": {"mediaType": CONFIG_TYPE, "digest": digest(CONFIG), "size": len(CONFIG)},
     "layers": [],
 }).encode()  # fmt: skip
 
@@ -321,7 +322,7 @@ def test_bad_references_and_platforms_are_refused_before_any_request() -> None:
 
 def test_the_mirror_setting_is_read_and_a_bad_one_stops_the_operator_without_its_secret() -> None:
     read = settings_.Settings.from_env({"PODLINE_REGISTRY_MIRRORS": "docker.io=http://localhost:5101"})
-    assert read.registry_mirrors == (core.Mirror("docker.io", "http://localhost:5101"),)
+    assert read.registry_mirrors == (registries.Mirror("docker.io", "http://localhost:5101"),)
     assert settings_.Settings.from_env({}).registry_mirrors == ()
     with pytest.raises(settings_.SettingsError) as caught:
         settings_.Settings.from_env({"PODLINE_REGISTRY_MIRRORS": f"docker.io=http://u:{PASSWORD}@m.example"})

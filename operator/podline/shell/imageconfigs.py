@@ -1,4 +1,5 @@
-"""Reading an image's ENTRYPOINT/CMD from its registry: the requests behind ``core.imageconfigs``.
+"""Reading an image's ENTRYPOINT/CMD from its registry: the requests behind ``core.imageconfigs`` (what is
+read) and ``core.registries`` (where, with which credentials, and what the answers mean).
 
 ``ImageConfigs.resolve(reference, credentials)`` resolves the reference's tag (or digest) to a manifest
 digest on every call (one HEAD), and on a cache miss reads the manifest, follows an index to the manifest of
@@ -38,7 +39,7 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 import multidict
 
-from podline.core import auths, errors, images
+from podline.core import auths, errors, images, registries
 from podline.core import imageconfigs as core
 
 log = logging.getLogger("podline")
@@ -62,7 +63,7 @@ class ImageConfigs:
     def __init__(
         self,
         *,
-        mirrors: Sequence[core.Mirror] = (),
+        mirrors: Sequence[registries.Mirror] = (),
         platform: str = core.DEFAULT_PLATFORM,
         timeout: float = 15.0,
         cache_size: int = 1024,
@@ -106,8 +107,8 @@ class ImageConfigs:
         """
         image = images.parse(reference, path=path or "image")
         wanted = self.platform if platform is None else core.parse_platform(platform)
-        where = core.endpoint(image, self.mirrors)
-        reader = _Reader(self, reference, where, core.credentials_for(credentials, image, where))
+        where = registries.endpoint(image, self.mirrors)
+        reader = _Reader(self, reference, where, registries.credentials_for(credentials, image, where))
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._resolve(reader, image, wanted)
@@ -233,7 +234,11 @@ class _Reader:
     """The requests of one ``resolve``: which credential is being tried, and what each answer means."""
 
     def __init__(
-        self, owner: ImageConfigs, image: str, where: core.Endpoint, credentials: Sequence[core.Credential]
+        self,
+        owner: ImageConfigs,
+        image: str,
+        where: registries.Endpoint,
+        credentials: Sequence[registries.Credential],
     ) -> None:
         self.owner = owner
         self.image = image
@@ -296,18 +301,23 @@ class _Reader:
                 continue
             break
         if status >= 300:
-            raise core.refusal(self.image, status, what, tried=self.credentials, codes=core.error_codes(body),
-                               mirror=self.where.host if self.where.mirror else "")  # fmt: skip
+            codes = registries.error_codes(body)
+            mirror = self.where.host if self.where.mirror else ""
+            raise registries.refusal(
+                self.image, status, what, tried=self.credentials, codes=codes, mirror=mirror
+            )
         return headers, body
 
-    async def _answer(self, header: str, credential: core.Credential | None) -> tuple[str, float] | None:
+    async def _answer(
+        self, header: str, credential: registries.Credential | None
+    ) -> tuple[str, float] | None:
         """The Authorization value that answers a challenge, and how long it holds; None when there is none
         (Basic without a credential, a token service that refuses the credential)."""
-        challenges = core.parse_challenges(header)
+        challenges = registries.parse_challenges(header)
         for challenge in challenges:
             if challenge.scheme != "bearer":
                 continue
-            url = core.token_url(challenge, self.where.repository, self.where)
+            url = registries.token_url(challenge, self.where.repository, self.where)
             if url is None:
                 raise self.bad("its token service is not an https URL (or plain http on this machine)")
             basic = credential.basic if credential else None
@@ -315,8 +325,8 @@ class _Reader:
             if status in (401, 403):
                 return None
             if status >= 300:
-                raise core.refusal(self.image, status, "a token")
-            token = core.parse_token(body)
+                raise registries.refusal(self.image, status, "a token")
+            token = registries.parse_token(body)
             if token is None:
                 raise self.bad("its token service answered without a token")
             return f"Bearer {token[0]}", token[1]
@@ -408,7 +418,7 @@ def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
     subdomains, or ``*``); loopback never goes through a proxy."""
     parts = urllib.parse.urlsplit(url)
     proxy = proxies.get(parts.scheme)
-    if not proxy or core.is_loopback(parts.netloc):
+    if not proxy or registries.is_loopback(parts.netloc):
         return None
     host = parts.hostname or ""
     for entry in (e.strip().lower().lstrip(".") for e in proxies.get("no", "").split(",")):

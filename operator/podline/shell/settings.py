@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from podline.core import imageconfigs, policies
+from podline.core import policies, registries
 
 
 class SettingsError(ValueError):
@@ -53,7 +53,7 @@ class Settings:
     api_workers: int = 8
     """PODLINE_API_WORKERS: Kubernetes API requests the operator makes at once (its connections)."""
 
-    registry_mirrors: tuple[imageconfigs.Mirror, ...] = ()
+    registry_mirrors: tuple[registries.Mirror, ...] = ()
     """PODLINE_REGISTRY_MIRRORS: registry=url pairs; image configs of that registry are read at the mirror."""
 
     @classmethod
@@ -89,9 +89,9 @@ class Settings:
         def names(name: str) -> tuple[str, ...]:
             return tuple(sorted({n.strip() for n in env.get(name, "").split(",") if n.strip()}))
 
-        def mirrors(name: str) -> tuple[imageconfigs.Mirror, ...]:
+        def mirrors(name: str) -> tuple[registries.Mirror, ...]:
             try:
-                return imageconfigs.parse_mirrors(env.get(name, ""))
+                return registries.parse_mirrors(env.get(name, ""))
             except ValueError as error:
                 problems.append(f"{name}: {error}")
                 return ()
