@@ -54,8 +54,13 @@ def source_hash() -> str:
 
 
 def go_env() -> dict[str, str]:
-    """The environment for go build/test: no cgo (a static binary), no toolchain downloads."""
-    return {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": ""}
+    """The environment for go build/test: no cgo (a static binary), no toolchain downloads, and caches in
+    ours when there is no home directory for go's own."""
+    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": ""}
+    if not env.get("HOME"):
+        env.setdefault("GOCACHE", str(binaries.cache_dir() / "go-build"))
+        env.setdefault("GOPATH", str(binaries.cache_dir() / "gopath"))
+    return env
 
 
 def build() -> pathlib.Path:

@@ -69,6 +69,9 @@ func (e Entrypointer) act(decision Decision, snap Snapshot) Result {
 	if e.StandIn {
 		return StandIn(e.Step, started)
 	}
+	if len(e.Command) == 0 { // only an --excluded step may have none, and it never runs
+		return Broken(e.Step, millis(started), e.Now(), fmt.Errorf("no command to run"))
+	}
 	outcome := e.Runner.Run(e.Command, e.Timeout, e.Stops)
 	return Judge(e.Step, started, e.Now(), outcome)
 }
