@@ -167,6 +167,11 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     for c in plan.steps:
         if c.excluded and views[c.name].state is State.SKIPPED:
             views[c.name] = dataclasses.replace(views[c.name], message=_EXCLUDED)
+    if stopped:  # a container that never started is reported lost once the pod is stopped: it never ran
+        for c in plan.steps:
+            v = views[c.name]
+            if v.state is State.FAILED and v.reason == "ContainerStatusUnknown" and v.started_at is None:
+                views[c.name] = observing.StepView(State.WAITING)
     service_views = {c.name: observing.view_service(c, pod) for c in plan.services}
     patches: list[Manifest] = []
     requeue: list[float] = []
@@ -183,7 +188,7 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     # 1. Things that end the whole run: cancel, timeout, the pod ending underneath us.
     end: tuple[Phase, str, str] | None = None
     if stopped:
-        end = _stopped_end(plan, stopped)
+        end = _stopped_end(plan, stopped, views)
     elif pod_ended and pod_reason == "DeadlineExceeded":
         end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
     elif pod_ended and pod_reason:
@@ -224,15 +229,24 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             config_errors = [c for c in plan.steps if views[c.name].pull_error in observing.CONFIG_ERRORS]
             if config_errors:
                 c = config_errors[0]
-                end = (Phase.FAILED, Reason.FAILED, (f'step "{c.step}" cannot start: '
-                       f"{views[c.name].message or views[c.name].pull_error}; check the Secrets named by from_secret"))
-                patches.append(pods.stop_patch("Completed"))
+                view = views[c.name]
+                why = f"{view.message or view.pull_error}; check the Secrets named by from_secret"
+                # Recorded in the pod, so the failure reads the same once the stopped pod no longer shows it.
+                patches.append(pods.stand_in_patch(plan, {c.name: pods.failure_note(view.pull_error or "", why)},
+                                                   swap=()))
+                views[c.name] = observing.StepView(State.FAILED, reason=view.pull_error, message=why, no_result=True)
             elif notes_:
                 patches.append(pods.stand_in_patch(plan, notes_, swap=notes_))
                 for name, note in notes_.items():
                     reason, message = pods.parse_failure_note(note)
                     views[name] = dataclasses.replace(views[name], reason=reason, message=message, stand_in=True,
                                                       pull_error=None)
+            # 4. A step that ended without a result holds up the steps after it forever (their entrypoints wait
+            # for its result file): the run cannot go on.
+            if any(views[c.name].no_result for c in plan.steps) and not all(
+                    views[c.name].state.is_done for c in plan.steps):
+                end = _stuck_end(plan, views)
+                patches.append(pods.stop_patch(Reason.FAILED))
 
     failing = _failing(plan, views)
     done = all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps)
@@ -242,7 +256,8 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             Phase.SUCCEEDED, Reason.EARLY_EXIT if early else Reason.SUCCEEDED,
             "ended early by exit code 78" if early else "all steps finished")
         # Detached steps still running are stopped with the pod, as they should be: not a failure.
-        detached = [c.name for c in plan.steps if c.detach and views[c.name].state is State.RUNNING]
+        detached = [c.name for c in plan.steps if c.detach and (views[c.name].state is State.RUNNING or (
+            stopped == "Completed" and views[c.name].reason == stepping.Why.STOPPED))]
         for name in detached:
             views[name] = _detached(views[name])
         alive = {c.name for c in plan.services} | set(detached)
@@ -319,7 +334,7 @@ def _pull_hint(c: plans.ContainerPlan) -> str:
 def _detached(view: observing.StepView) -> observing.StepView:
     """A detached step that was still running when the run ended: stopped with the pod, not failed."""
     return observing.StepView(
-        state=State.SUCCEEDED, exit_code=view.exit_code, started_at=view.started_at, finished_at=view.finished_at,
+        state=State.SUCCEEDED, started_at=view.started_at,  # the same before and after the pod is stopped
         reason=Reason.DETACHED, message="detached: still running when the run ended, and stopped with the pod",
     )
 
@@ -342,8 +357,20 @@ def _timeout_message(plan: plans.RunPlan) -> str:
     return f"the run exceeded its timeout of {plan.timeout_seconds}s"
 
 
-def _stopped_end(plan: plans.RunPlan, stopped: str) -> tuple[Phase, str, str] | None:
+def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str]:
+    """The end of a run that a step ended without a result holds up: it could not start (a missing Secret,
+    CreateContainerConfigError, recorded in the pod) or was killed before its entrypoint could write."""
+    for c in plan.steps:
+        if views[c.name].reason in observing.CONFIG_ERRORS:
+            return Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}'
+    return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
+
+
+def _stopped_end(plan: plans.RunPlan, stopped: str,
+                 views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str] | None:
     """The end the pod records; the same words as the decision that stopped it."""
+    if stopped == Reason.FAILED:
+        return _stuck_end(plan, views)
     if stopped == Reason.CANCELLED:
         return Phase.CANCELLED, Reason.CANCELLED, "cancelled"
     if stopped == Reason.TIMEOUT:
