@@ -196,6 +196,13 @@ def still_running(pod: Mapping[str, Any] | None, names: set[str]) -> bool:
     return any(not ((cs.get(n) or {}).get("state") or {}).get("terminated") for n in names)
 
 
+def never_started(pod: Mapping[str, Any] | None, name: str) -> bool:
+    """Whether the container is reported lost without ever having run (what the kubelet says of a container
+    it never started, once the pod is stopped)."""
+    terminated = (((container_statuses(pod).get(name) or {}).get("state") or {}).get("terminated")) or {}
+    return terminated.get("reason") == "ContainerStatusUnknown" and not terminated.get("startedAt")
+
+
 def pod_phase(pod: Mapping[str, Any] | None) -> str | None:
     return _text((pod or {}).get("status", {}).get("phase"))
 

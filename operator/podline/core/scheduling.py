@@ -169,8 +169,7 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             views[c.name] = dataclasses.replace(views[c.name], message=_EXCLUDED)
     if stopped:  # a container that never started is reported lost once the pod is stopped: it never ran
         for c in plan.steps:
-            v = views[c.name]
-            if v.state is State.FAILED and v.reason == "ContainerStatusUnknown" and v.started_at is None:
+            if observing.never_started(pod, c.name) and views[c.name].reason not in observing.CONFIG_ERRORS:
                 views[c.name] = observing.StepView(State.WAITING)
     service_views = {c.name: observing.view_service(c, pod) for c in plan.services}
     patches: list[Manifest] = []
