@@ -242,8 +242,7 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
                                                       pull_error=None)
             # 4. A step that ended without a result holds up the steps after it forever (their entrypoints wait
             # for its result file): the run cannot go on.
-            if any(views[c.name].no_result for c in plan.steps) and not all(
-                    views[c.name].state.is_done for c in plan.steps):
+            if _held_up(plan, views):
                 end = _stuck_end(plan, views)
                 patches.append(pods.stop_patch(Reason.FAILED))
 
@@ -356,13 +355,30 @@ def _timeout_message(plan: plans.RunPlan) -> str:
     return f"the run exceeded its timeout of {plan.timeout_seconds}s"
 
 
+def _held_up(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
+    """Whether a step still to come can never have its turn: it comes after a step that ended without a result
+    (unless an exit code 78 ends the run early: the waiting steps then skip themselves)."""
+    if any(views[c.name].exit_code == observing.EXIT_EARLY and not views[c.name].no_result for c in plan.steps):
+        return False
+    held: set[str] = set()
+    grew = True
+    while grew:
+        more = {c.name for c in plan.steps if any(views[d].no_result or d in held for d in c.depends_on)}
+        grew, held = bool(more - held), held | more
+    return any(not views[name].state.is_done for name in held)
+
+
 def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str]:
     """The end of a run that a step ended without a result holds up: it could not start (a missing Secret,
     CreateContainerConfigError, recorded in the pod) or was killed before its entrypoint could write."""
     for c in plan.steps:
         if views[c.name].reason in observing.CONFIG_ERRORS:
             return Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}'
-    return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
+    stuck = next((c for c in plan.steps if views[c.name].no_result), None)
+    if _failing(plan, views) or stuck is None:
+        return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
+    return Phase.FAILED, Reason.FAILED, (f'step "{stuck.step}" ended without a result '
+                                         f"({views[stuck.name].reason}): the steps after it cannot have their turn")
 
 
 def _stopped_end(plan: plans.RunPlan, stopped: str,
