@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from podline.core import compiling, conventions, plans, policies, pods, scheduling, statuses
+from podline.core import compiling, conventions, plans, pods, policies, scheduling, statuses
 
 from tests.core import podstates as ps
 from tests.core.test_scheduler_simulation import Fate, ModelPod, outline, runs
@@ -75,9 +75,12 @@ def test_a_run_the_operator_was_away_for_reads_as_one_it_watched(run: tuple[dict
         assert outline(after.status) == outline(back.status) and after.events == () and after.pod_patch is None
 
 
-SPEC = {"steps": [{"name": "s", "image": "localhost:5101/busybox:absent", "pull": "never", "commands": ["true"]},
-                  {"name": "after", "image": "busybox", "commands": ["true"], "when": {"status": ["failure"]}}],
-        "services": [{"name": "db", "image": "postgres:16"}]}
+ABSENT = "localhost:5101/busybox:absent"
+SPEC: dict[str, Any] = {
+    "steps": [{"name": "s", "image": ABSENT, "pull": "never", "commands": ["true"]},
+              {"name": "after", "image": "busybox", "commands": ["true"], "when": {"status": ["failure"]}}],
+    "services": [{"name": "db", "image": "postgres:16"}],
+}
 
 
 def test_a_stand_in_for_an_image_never_present_reads_the_same_after_the_pod_is_stopped() -> None:
@@ -86,7 +89,7 @@ def test_a_stand_in_for_an_image_never_present_reads_the_same_after_the_pod_is_s
     Running. Now the stand-in's failure and why are in the pod, and the failure steps after it run."""
     plan = plan_of(SPEC)
     s, after = "step-s", "step-after"
-    image = SPEC["steps"][0]["image"]
+    image = ABSENT
     pulling = ps.pod(plan, ps.service_running("svc-db", "postgres:16"),
                      ps.waiting(s, image, "ErrImageNeverPull", f'Container image "{image}" is not present with pull '
                                 "policy of Never"), ps.entry(after, "busybox"))
