@@ -456,6 +456,9 @@ ROWS = [
     Row("services-still-running-at-the-end-are-stopped", "services",
         lambda p: ps.pod(p, ps.service_running("svc-db", "postgres:16"), ok(A), ok(B)),
         Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, stop="Completed", events=["Succeeded"])),
+    Row("services-stop-patched-not-yet-stopped-is-not-stopped-twice", "services",
+        lambda p: ps.pod(p, ps.service_running("svc-db", "postgres:16"), ok(A), ok(B), notes=stopped("Completed")),
+        Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, events=["Succeeded"])),
     Row("services-stopped-read-again", "services",
         lambda p: ps.pod(p, ps.service_exited("svc-db", "postgres:16", 143), ok(A), ok(B), notes=stopped("Completed"),
                          **DEADLINE),
@@ -802,6 +805,36 @@ def test_a_stand_in_records_why_and_the_status_keeps_it_to_the_end(desc: str, re
         ("waiting", reason, want), ("failed", reason, want), ("failed", reason, want)]
     final = statuses.PipelineStatus.model_validate(status)
     assert (final.phase, final.reason, final.message) == ("Failed", "StepFailed", 'step "a" failed (exit code 1)')
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "want"),
+    [
+        ("ErrImagePull", ps.NOT_FOUND, "permanent"),
+        ("ErrImagePull", ps.UNAUTHORIZED, "permanent"),
+        ("ErrImagePull", ps.DENIED, "permanent"),
+        ("ErrImagePull", 'failed to resolve reference "r.io/a:1": r.io/a:1: manifest unknown', "permanent"),
+        ("ErrImagePull", 'failed to resolve reference "r.io/a:1": unexpected status from HEAD request to '
+                         "https://r.io/v2/a/manifests/1: 403 Forbidden", "permanent"),
+        ("ImagePullBackOff", f"{ps.BACKOFF}: ErrImagePull: {ps.NOT_FOUND}", "permanent"),
+        ("ErrImageNeverPull", ps.NEVER_PULL, "permanent"),
+        ("InvalidImageName", ps.INVALID_NAME, "permanent"),
+        ("CreateContainerConfigError", 'secret "tok" not found', "permanent"),
+        ("ErrImagePull", ps.REFUSED, "transient"),
+        ("ErrImagePull", 'failed to do request: Head "https://r.io/v2/a/manifests/1": dial tcp: lookup r.io on '
+                         "10.96.0.10:53: no such host", "transient"),
+        ("ErrImagePull", "failed to copy: httpReadSeeker: failed open: unexpected status code "
+                         "https://r.io/v2/a/blobs/sha256:aa: 429 Too Many Requests - toomanyrequests", "transient"),
+        ("ErrImagePull", "failed to copy: read tcp 10.0.0.5:4431->10.0.0.9:443: i/o timeout", "transient"),
+        ("ImagePullBackOff", ps.BACKOFF, "transient"),
+        ("RegistryUnavailable", "registry unavailable", "transient"),
+        ("ContainerCreating", "", None),
+    ],
+)
+def test_which_pull_errors_no_retry_heals(reason: str, message: str, want: str | None) -> None:
+    plan = PLANS["one"]
+    view = observing.view_steps(plan, ps.pod(plan, waiting(A, IMG[A], reason, message)))[A]
+    assert observing.pull_failure(view) == want
 
 
 def test_a_transient_pull_error_waits_for_the_later_of_its_turn_and_the_pod_start() -> None:
