@@ -814,17 +814,17 @@ def test_a_stand_in_records_why_and_the_status_keeps_it_to_the_end(desc: str, re
         ("ErrImagePull", ps.UNAUTHORIZED, "permanent"),
         ("ErrImagePull", ps.DENIED, "permanent"),
         ("ErrImagePull", 'failed to resolve reference "r.io/a:1": r.io/a:1: manifest unknown', "permanent"),
-        ("ErrImagePull", 'failed to resolve reference "r.io/a:1": unexpected status from HEAD request to '
-                         "https://r.io/v2/a/manifests/1: 403 Forbidden", "permanent"),
+        ("ErrImagePull", ('failed to resolve reference "r.io/a:1": unexpected status from HEAD request to '
+                         "https://r.io/v2/a/manifests/1: 403 Forbidden"), "permanent"),
         ("ImagePullBackOff", f"{ps.BACKOFF}: ErrImagePull: {ps.NOT_FOUND}", "permanent"),
         ("ErrImageNeverPull", ps.NEVER_PULL, "permanent"),
         ("InvalidImageName", ps.INVALID_NAME, "permanent"),
         ("CreateContainerConfigError", 'secret "tok" not found', "permanent"),
         ("ErrImagePull", ps.REFUSED, "transient"),
-        ("ErrImagePull", 'failed to do request: Head "https://r.io/v2/a/manifests/1": dial tcp: lookup r.io on '
-                         "10.96.0.10:53: no such host", "transient"),
-        ("ErrImagePull", "failed to copy: httpReadSeeker: failed open: unexpected status code "
-                         "https://r.io/v2/a/blobs/sha256:aa: 429 Too Many Requests - toomanyrequests", "transient"),
+        ("ErrImagePull", ('failed to do request: Head "https://r.io/v2/a/manifests/1": dial tcp: lookup r.io on '
+                         "10.96.0.10:53: no such host"), "transient"),
+        ("ErrImagePull", ("failed to copy: httpReadSeeker: failed open: unexpected status code "
+                         "https://r.io/v2/a/blobs/sha256:aa: 429 Too Many Requests - toomanyrequests"), "transient"),
         ("ErrImagePull", "failed to copy: read tcp 10.0.0.5:4431->10.0.0.9:443: i/o timeout", "transient"),
         ("ImagePullBackOff", ps.BACKOFF, "transient"),
         ("RegistryUnavailable", "registry unavailable", "transient"),
