@@ -19,7 +19,10 @@ waited for (a detached step still running at the end is stopped with the pod, an
 
 The run ends when every step is done (the pod is then stopped; if every container had already
 terminated, the kubelet has ended the pod by itself, which is the same normal end), or when it is
-cancelled, times out, or its pod is evicted or deleted underneath it (Error).
+cancelled, times out, or its pod is evicted or deleted underneath it (Error). A step that ended without a
+result (its container could not start, a missing Secret, killed before its entrypoint wrote) holds up the
+steps after it for ever, since their entrypoints wait for its result file: the run then fails and the pod is
+stopped (``podline.dev/stopped: StepFailed``); a missing Secret is first recorded in the pod, as a stand-in is.
 """
 
 from __future__ import annotations
