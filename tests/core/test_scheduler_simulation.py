@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from podline.core import compiling, conventions, plans, policies, scheduling, statuses, stepping
 from podline.core.stepping import Action, Result, ResultState
@@ -396,12 +396,21 @@ def test_any_interleaving_runs_to_the_end_drone_would_reach(run: tuple[dict[str,
             assert not phase.is_terminal or pod.ended(), "the run ended and left its pod running"
             assert decision.requeue_after is not None, f"stuck: nothing can move and the run is {phase}"
             now += math.ceil(decision.requeue_after)  # the operator looks again when it said it would
+            event("the operator looked again when it said it would")
     final = statuses.PipelineStatus.model_validate(status)
     assert final.phase is not None and final.phase.is_terminal and pod.ended(), (final.phase, pod.state)
     assert final.phase in (statuses.Phase.SUCCEEDED, statuses.Phase.FAILED), final.message
     last = decide(plan, pod.view(), now + 60, status)
     assert outline(last.status) == outline(final) and last.events == () and last.pod_patch is None
 
+    for what, happened in [("a stand-in recorded a failure", any(i == RUNNER for n, i in pod.images.items()
+                                                                  if n in pod.started)),
+                           ("the pod was stopped", pod.reason == "DeadlineExceeded"),
+                           ("a container could not start", "crashed" in pod.state.values()),
+                           ("an early exit", any(r.exit_code == stepping.EXIT_EARLY for r in pod.results.values()))]:
+        if happened:
+            event(what)
+    event(f"ended {final.phase} {final.reason}")
     # The status agrees with what the pod did, and what the pod did follows Drone's rules.
     want = reference(plan, fates, pod)
     by_name = {s.container: s for s in final.steps}
