@@ -1282,3 +1282,19 @@ def test_story_dag_a_ok_b_fails_later_c_on_failure_stays_skipped() -> None:
     ]
     final = statuses.PipelineStatus.model_validate(status)
     assert (final.phase, final.reason, final.message) == ("Failed", "StepFailed", 'step "b" failed (exit code 1)')
+
+
+def test_a_stop_that_catches_a_step_the_moment_its_turn_came_reads_it_skipped_afterwards() -> None:
+    """A known limit of reading steps from container states: a step container running in its turn is a running
+    step until its result shows, though its entrypoint may be about to skip it. A stop at that moment tells it
+    failed (Stopped); once the pod has stopped, its entrypoint's result (a skip) is what the status shows."""
+    plan = PLANS["seq"]
+    cancelled = scheduling.decide(snapshot(plan, ps.pod(plan, bad(A), up(B), up(C)), cancel=True))
+    assert (step_status(cancelled, "b").state, step_status(cancelled, "b").reason) == ("failed", "Stopped")
+    notes = ps.apply_patch(ps.pod(plan), cancelled.pod_patch)["metadata"]["annotations"]
+    after = ps.pod(plan, bad(A), ps.stopped_waiting(B, IMG[B]), ps.stopped_waiting(C, IMG[C]), notes=notes,
+                   **DEADLINE)
+    later = scheduling.decide(snapshot(plan, after, now=12, cancel=True, status=cancelled.status.to_patch()))
+    assert (later.status.phase, later.events) == ("Cancelled", ())
+    assert [(s.state, s.reason) for s in later.status.steps] == [
+        ("failed", None), ("skipped", "Stopped"), ("skipped", "Stopped")]
