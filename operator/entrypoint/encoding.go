@@ -107,7 +107,7 @@ func (o *jsonObject) close() []byte {
 }
 
 // quote is a JSON string as Python's json.dumps writes it: ASCII only (\uXXXX, surrogate pairs beyond the
-// BMP), the short escapes \" \\ \n \r \t \b \f, other control characters as \u00XX.
+// BMP), the short escapes \" \\ \n \r \t \b \f, other control characters and DEL as \u00XX.
 func quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
@@ -129,7 +129,7 @@ func quote(s string) string {
 			b.WriteString(`\f`)
 		default:
 			switch {
-			case r < 0x20 || (r > 0x7f && r <= 0xffff):
+			case r < 0x20 || (r >= 0x7f && r <= 0xffff): // Python escapes DEL (0x7f) too
 				fmt.Fprintf(&b, `\u%04x`, r)
 			case r > 0xffff:
 				r -= 0x10000

@@ -12,7 +12,7 @@ func TestQuoteIsPythonsJSON(t *testing.T) {
 		"plain":                `"plain"`,
 		`quote " back \ slash`: `"quote \" back \\ slash"`,
 		"a\nb\rc\td\be\ff":     `"a\nb\rc\td\be\ff"`,
-		"\x00\x01\x1f\x7f":     `"\u0000\u0001\u001f` + "\x7f" + `"`,
+		"\x00\x01\x1f\x7f":     `"\u0000\u0001\u001f\u007f"`,
 		"<tag> & / done":       `"<tag> & / done"`,
 		"café…":                `"caf\u00e9\u2026"`,
 		"\u2028\u2029":         `"\u2028\u2029"`,

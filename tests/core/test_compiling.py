@@ -425,31 +425,55 @@ def test_a_command_with_an_unbalanced_quote_cannot_eat_the_next_echo(sandbox: di
     assert run_container(c, sandbox).returncode != 0
 
 
-def test_a_custom_shell_runs_the_script_through_sh_so_the_placeholder_can_stand_in(sandbox: dict[str, Any]) -> None:
+def test_a_custom_shell_runs_the_script_itself(sandbox: dict[str, Any]) -> None:
     (c,) = compile_(step(commands=["echo \"$0\""], shell="/bin/dash")).steps
-    assert c.command is not None
-    assert c.command[:4] == ("/bin/sh", "-c", 'exec "$0" "$@"', "/bin/dash")
+    assert (c.command, c.args) == (("/bin/dash", "-c", compiling.script(['echo "$0"'])), None)
     done = run_container(c, sandbox)
     assert (done.returncode, done.stdout) == (0, '+ echo "$0"\n/bin/dash\n')
 
 
-def test_the_default_shell_is_not_wrapped() -> None:
-    (c,) = compile_(step(commands=["true"], shell="/bin/sh")).steps
-    assert c.command is not None and c.command[:2] == ("/bin/sh", "-c") and c.command[2].startswith("set -e\n")
+@pytest.mark.parametrize("fields", [{}, {"shell": "/bin/sh"}], ids=["default", "explicit"])
+def test_commands_run_as_one_script_through_sh(fields: dict[str, Any]) -> None:
+    (c,) = compile_(step(commands=["true"], **fields)).steps
+    assert (c.command, c.args) == (("/bin/sh", "-c", compiling.script(["true"])), None)
+    assert c.command is not None and c.command[2].startswith("set -e\n")
 
 
 # --- entrypoint and command ------------------------------------------------------------------------------------
 
 
-def test_entrypoint_is_run_through_sh_with_arguments_verbatim(sandbox: dict[str, Any]) -> None:
+def test_entrypoint_is_the_command_and_command_its_arguments_verbatim(sandbox: dict[str, Any]) -> None:
     (c,) = compile_(step(entrypoint=["/bin/sh", "-c", 'printf "[%s]" "$@"', "zero"],
                          command=["a b", "$(rm -rf /)", "c'd", "", "é"])).steps
-    assert c.command == ("/bin/sh", "-c", 'exec "$0" "$@"', "/bin/sh", "-c", 'printf "[%s]" "$@"', "zero",
-                         "a b", "$(rm -rf /)", "c'd", "", "é")
-    assert c.args is None
+    assert c.command == ("/bin/sh", "-c", 'printf "[%s]" "$@"', "zero")
+    assert c.args == ("a b", "$(rm -rf /)", "c'd", "", "é")
     done = run_container(c, sandbox)
     assert (done.returncode, done.stdout) == (0, "[a b][$(rm -rf /)][c'd][][é]")
     assert not sandbox["rm_log"].exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "want"),
+    [
+        pytest.param({"commands": ["make"]}, (("/bin/sh", "-c", compiling.script(["make"])), None), id="commands"),
+        pytest.param({"commands": ["make"], "shell": "/bin/bash"}, (("/bin/bash", "-c", compiling.script(["make"])), None),
+                     id="commands-with-a-shell"),
+        pytest.param({"entrypoint": ["/bin/tool"], "command": ["x", "y"]}, (("/bin/tool",), ("x", "y")),
+                     id="entrypoint-and-command"),
+        pytest.param({"entrypoint": ["/bin/tool"]}, (("/bin/tool",), None), id="entrypoint-alone"),
+        pytest.param({"command": ["x"]}, (None, ("x",)), id="command-alone-replaces-cmd"),
+        pytest.param({}, (None, None), id="nothing-the-image-decides"),
+    ],
+)
+def test_kubernetes_command_and_args_of_a_step_and_a_service(fields: dict[str, Any],
+                                                             want: tuple[tuple[str, ...] | None, ...]) -> None:
+    plan = compile_(step(**fields), services=[step("db", "postgres:16", **fields)])
+    assert [(c.command, c.args) for c in plan.containers] == [want, want]
+
+
+def test_entrypoint_alone_has_no_arguments() -> None:
+    (c,) = compile_(step(entrypoint=["/bin/tool", "--flag"])).steps
+    assert (c.command, c.args) == (("/bin/tool", "--flag"), None)
 
 
 def test_command_alone_overrides_the_image_arguments() -> None:
@@ -599,7 +623,7 @@ def test_pod_level_fields() -> None:
 def test_defaults_without_pull_secrets_or_service_account() -> None:
     plan = compile_(step())
     assert (plan.pull_secret_name, plan.pull_secret_sources, plan.service_account) == (None, (), None)
-    assert plan.placeholder_image == POLICY.placeholder_image
+    assert plan.runner_image == POLICY.runner_image
     assert plan.timeout_seconds == POLICY.run_timeout_seconds
 
 

@@ -2,6 +2,7 @@
 
 Golden tests render realistic Pipelines (``testdata/<case>.pipeline.yaml``) exactly as the operator
 would create them at the start of a run, and compare with ``<case>.pod.yaml`` (and ``<case>.secret.yaml``).
+Steps that name no command of their own run their image's, from ``testdata/image-configs.yaml``.
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/core/test_pod_building.py``
 and review the diff.
 """
@@ -18,10 +19,14 @@ from typing import Any
 
 import pytest
 import yaml
-from podline.core import auths, compiling, conventions, models, plans, pods, policies, scheduling
+from podline.core import auths, compiling, conventions, models, plans, pods, policies, scheduling, stepping
+
+from tests.core.podstates import Config
 
 TESTDATA = Path(__file__).parent / "testdata"
 CASES = sorted(p.name.removesuffix(".pipeline.yaml") for p in TESTDATA.glob("*.pipeline.yaml"))
+IMAGE_CONFIGS = {image: Config(tuple(c.get("entrypoint") or ()), tuple(c.get("cmd") or ()))
+                 for image, c in yaml.safe_load((TESTDATA / "image-configs.yaml").read_text()).items()}
 UID = "6f1c2b7e-0d3a-4c55-9a61-2f0e8d9b1c44"
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 POLICY = policies.Policy()
@@ -47,8 +52,9 @@ def render(case: str) -> dict[str, dict[str, Any]]:
     )
     plan = compiling.compile_spec(pipeline["spec"], context, POLICY)
     credentials = auths.convert([secrets[s] for s in plan.pull_secret_sources]) if plan.pull_secret_sources else None
+    configs = {image: IMAGE_CONFIGS[image] for image in plan.needs_image_config()}
     decision = scheduling.decide(scheduling.Snapshot(plan=plan, pod=None, now=NOW, generation=context.generation,
-                                                     run=context.run, credentials=credentials))
+                                                     run=context.run, credentials=credentials, image_configs=configs))
     return {obj["kind"].lower(): obj for obj in decision.create}
 
 
@@ -76,6 +82,29 @@ def test_golden(case: str) -> None:
         )
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_rendered_pods_follow_the_in_pod_contract(case: str) -> None:
+    """docs/in-pod.md: the prepare container first; every step wrapped by the entrypoint, with the tools volume
+    and its result as a termination message; services as they are."""
+    pod = render(case)["pod"]
+    first, *rest = pod["spec"]["containers"]
+    assert first["name"] == stepping.PREPARE_CONTAINER and first["image"] == POLICY.runner_image
+    assert {"name": stepping.TOOLS_VOLUME, "emptyDir": {}} in pod["spec"]["volumes"]
+    for c in rest:
+        tools = {"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR} in c["volumeMounts"]
+        if c["name"].startswith(conventions.CONTAINER_SERVICE_PREFIX):
+            assert not tools and c.get("command") != [stepping.BINARY] and "terminationMessagePolicy" not in c
+            continue
+        assert tools and c["command"] == [stepping.BINARY]
+        assert (c["terminationMessagePath"], c["terminationMessagePolicy"]) == (stepping.TERMINATION_LOG, "File")
+        args = stepping.parse_args(c["args"])
+        assert args.name == c["name"]
+        if args.excluded:  # skipped in its turn, on the runner image: nothing to run
+            assert (args.command, c["image"]) == ((), POLICY.runner_image)
+        else:
+            assert args.command, c["name"]
+
+
 def test_golden_cases_exist() -> None:
     assert {"go-build", "services", "plugin-settings", "private-registry", "dag"} <= set(CASES)
     assert (TESTDATA / "private-registry.secret.yaml").exists()
@@ -101,9 +130,9 @@ def test_rendered_objects_have_kubernetes_shape(case: str) -> None:
         mounts = [m["mountPath"] for m in c["volumeMounts"]]
         assert len(mounts) == len(set(mounts)), c["name"]
         assert {m["name"] for m in c["volumeMounts"]} <= set(volumes)
-        env = [e["name"] for e in c["env"]]
+        env = [e["name"] for e in c.get("env", [])]
         assert len(env) == len(set(env)), c["name"]
-        for e in c["env"]:
+        for e in c.get("env", []):
             assert isinstance(e.get("value", ""), str)
             assert ("value" in e) != ("valueFrom" in e)
     assert all(isinstance(v, str) for v in pod["metadata"]["labels"].values())
@@ -113,6 +142,7 @@ def test_rendered_objects_have_kubernetes_shape(case: str) -> None:
 # --- The pod, field by field ------------------------------------------------------------------------------------
 
 CONTEXT = compiling.RunContext(namespace="ci", pipeline="demo", uid="uid-1", generation=2)
+RUNNER = POLICY.runner_image
 
 
 def plan_of(*steps: dict[str, Any], policy: policies.Policy = POLICY, **fields: Any) -> plans.RunPlan:
@@ -120,32 +150,109 @@ def plan_of(*steps: dict[str, Any], policy: policies.Policy = POLICY, **fields: 
 
 
 def step(name: str = "build", image: str = "golang:1.22", **fields: Any) -> dict[str, Any]:
-    return {"name": name, "image": image, **fields}
+    return {"name": name, "image": image, "commands": ["go build"], **fields}
 
 
 def containers(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in pod["spec"]["containers"]}
 
 
-def test_steps_start_on_the_placeholder_services_on_their_image() -> None:
-    plan = plan_of(step("a"), step("b", "alpine:3.20", pull="never"), services=[step("db", "postgres:16")])
+def test_every_container_runs_its_own_image_after_the_prepare_container() -> None:
+    spec = {"steps": [step("a"), step("b", "alpine:3.20", pull="never"),
+                      step("c", "busybox:1.36", pull="always", when={"branch": "release/*"})],
+            "services": [{"name": "db", "image": "postgres:16"}]}
+    context = dataclasses.replace(CONTEXT, build=models.BuildInfo(branch="main"))
+    plan = compiling.compile_spec(spec, context, POLICY)
     got = containers(pods.build_pod(plan))
     assert {n: (c["image"], c["imagePullPolicy"]) for n, c in got.items()} == {
+        "podline-prepare": (RUNNER, "IfNotPresent"),
         "svc-db": ("postgres:16", "IfNotPresent"),
-        "step-a": (POLICY.placeholder_image, "IfNotPresent"),
-        "step-b": (POLICY.placeholder_image, "Never"),  # the policy of the step applies to its placeholder too
+        "step-a": ("golang:1.22", "IfNotPresent"),
+        "step-b": ("alpine:3.20", "Never"),
+        # excluded by `when`: it never runs, so it skips itself on the runner image, which is on the node already
+        "step-c": (RUNNER, "IfNotPresent"),
     }
-    assert list(got) == ["svc-db", "step-a", "step-b"]
+    assert list(got) == ["podline-prepare", "svc-db", "step-a", "step-b", "step-c"]
 
 
-def test_started_steps_get_their_image_and_an_annotation() -> None:
-    plan = plan_of(step("a"), step("b"))
-    pod = pods.build_pod(plan, started={"step-a": ""}, at="2024-05-01T12:00:00Z")
-    assert containers(pod)["step-a"]["image"] == "golang:1.22"
-    assert containers(pod)["step-b"]["image"] == POLICY.placeholder_image
-    notes = pod["metadata"]["annotations"]
-    assert notes["started.podline.dev/step-a"] == '{"at":"2024-05-01T12:00:00Z","from":""}'
-    assert "started.podline.dev/step-b" not in notes
+def test_the_prepare_container_installs_the_entrypoint_from_its_post_start_hook() -> None:
+    prepare = pods.build_pod(plan_of(step()))["spec"]["containers"][0]
+    assert prepare == {
+        "name": "podline-prepare",
+        "image": RUNNER,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/podline-entrypoint", "prepare", "/podline"],
+        "lifecycle": {"postStart": {"exec": {"command": ["/podline-entrypoint", "install", "/podline"]}}},
+        "volumeMounts": [{"name": "podline-tools", "mountPath": "/podline"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("runner", "policy"),
+    [("podline/podline:0.1.0", "IfNotPresent"), ("localhost:5101/podline:latest", "Always"),
+     ("registry.local/podline@sha256:" + "a" * 64, "IfNotPresent")],
+)
+def test_the_runner_image_gets_the_default_pull_policy(runner: str, policy: str) -> None:
+    plan = plan_of(step(), policy=dataclasses.replace(POLICY, runner_image=runner))
+    prepare = pods.build_pod(plan)["spec"]["containers"][0]
+    assert (prepare["image"], prepare["imagePullPolicy"]) == (runner, policy)
+
+
+def test_a_step_is_wrapped_by_the_entrypoint_with_its_turn_and_its_command() -> None:
+    plan = plan_of(step("a"), step("b", depends_on=["a"], failure="ignore"))
+    b = containers(pods.build_pod(plan))["step-b"]
+    assert b["command"] == [stepping.BINARY]
+    assert b["args"] == ["run", "--name=step-b", "--after=step-a", "--on=success", "--ignore-failure",
+                         "--message-limit=4096", "--", "/bin/sh", "-c", compiling.script(["go build"])]
+    assert (b["terminationMessagePath"], b["terminationMessagePolicy"]) == ("/dev/termination-log", "File")
+    assert {"name": "podline-tools", "mountPath": "/podline"} in b["volumeMounts"]
+
+
+def test_a_service_runs_as_it_is() -> None:
+    plan = plan_of(step(), services=[{"name": "db", "image": "postgres:16", "command": ["-c", "fsync=off"]},
+                                     {"name": "cache", "image": "redis:7", "entrypoint": ["redis-server"]}])
+    got = containers(pods.build_pod(plan))
+    db, cache = got["svc-db"], got["svc-cache"]
+    assert ("command" not in db, db["args"]) == (True, ["-c", "fsync=off"])
+    assert (cache["command"], "args" not in cache) == (["redis-server"], True)
+    for service in (db, cache):
+        assert [m["name"] for m in service["volumeMounts"]] == ["podline-workspace"]
+        assert "terminationMessagePolicy" not in service
+
+
+@pytest.mark.parametrize(
+    ("desc", "fields", "config", "want"),
+    [
+        ("plugin-runs-entrypoint-and-cmd", {}, Config(("/bin/drone-docker",), ("--daemon",)),
+         ["/bin/drone-docker", "--daemon"]),
+        ("command-alone-replaces-the-cmd", {"command": ["--tls=false"]}, Config(("dockerd-entrypoint.sh",), ("dockerd",)),
+         ["dockerd-entrypoint.sh", "--tls=false"]),
+        ("cmd-only-image", {}, Config((), ("/bin/run", "x")), ["/bin/run", "x"]),
+        ("entrypoint-needs-no-config", {"entrypoint": ["/bin/x"], "command": ["y"]}, None, ["/bin/x", "y"]),
+        ("commands-need-no-config", {"commands": ["true"], "image": "docker:dind"}, None,
+         ["/bin/sh", "-c", compiling.script(["true"])]),
+    ],
+)
+def test_what_a_step_runs(desc: str, fields: dict[str, Any], config: Config | None, want: list[str]) -> None:
+    plan = plan_of({"name": "p", "image": "docker:dind", **fields})
+    configs = {"docker:dind": config} if config else {}
+    assert plan.needs_image_config() == (("docker:dind",) if config else ())
+    args = containers(pods.build_pod(plan, image_configs=configs))["step-p"]["args"]
+    assert args[args.index("--") + 1:] == want
+
+
+def test_a_step_without_a_command_needs_its_image_config() -> None:
+    plan = plan_of({"name": "p", "image": "plugins/docker"})
+    with pytest.raises(ValueError, match="ENTRYPOINT/CMD are needed"):
+        pods.build_pod(plan)
+
+
+@pytest.mark.parametrize(("steps", "limit"), [(1, 4096), (2, 4096), (3, 3072), (11, 1024), (200, 61)])
+def test_each_step_is_told_its_share_of_the_termination_messages(steps: int, limit: int) -> None:
+    plan = plan_of(*[step(f"s{i}") for i in range(steps)], policy=dataclasses.replace(POLICY, max_steps=300))
+    for c in pods.build_pod(plan)["spec"]["containers"][1:]:
+        assert f"--message-limit={limit}" in c["args"]
 
 
 def test_pod_spec_fields() -> None:
@@ -164,7 +271,7 @@ def test_pod_spec_fields() -> None:
         "nodeSelector": {"pool": "ci"},
         "tolerations": [{"operator": "Exists"}],
     }
-    assert spec["volumes"] == [{"name": "podline-workspace", "emptyDir": {}}]
+    assert spec["volumes"] == [{"name": "podline-workspace", "emptyDir": {}}, {"name": "podline-tools", "emptyDir": {}}]
 
 
 def test_optional_pod_fields_are_left_out() -> None:
@@ -208,23 +315,27 @@ def test_container_fields() -> None:
         step("a", commands=["make"], user=1000, group=1000, environment={"T": {"from_secret": "tok/ci"}, "P": "v"},
              resources={"limits": {"memory": "1GiB"}, "requests": {"memory": "512MiB"}},
              volumes=[{"name": "cache", "path": "/cache"}]),
-        step("b", "docker:dind", privileged=True, command=["--tls=false"]),
+        {"name": "b", "image": "docker:dind", "privileged": True, "command": ["--tls=false"]},
         volumes=[{"name": "cache", "temp": {}}],
         policy=policy,
     )
-    a, b = containers(pods.build_pod(plan)).values()
-    assert a["command"][:2] == ["/bin/sh", "-c"] and "args" not in a
+    pod = pods.build_pod(plan, image_configs={"docker:dind": Config(("dockerd-entrypoint.sh",), ("dockerd",))})
+    a, b = containers(pod)["step-a"], containers(pod)["step-b"]
+    assert a["command"] == [stepping.BINARY]
+    assert a["args"][a["args"].index("--") + 1:] == ["/bin/sh", "-c", compiling.script(["make"])]
     assert [e for e in a["env"] if e["name"] in ("T", "P")] == [
         {"name": "T", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "ci"}}},
         {"name": "P", "value": "v"},
     ]
     assert a["workingDir"] == "/drone/src"
     assert a["volumeMounts"] == [{"name": "podline-workspace", "mountPath": "/drone/src"},
+                                 {"name": "podline-tools", "mountPath": "/podline"},
                                  {"name": "v-cache", "mountPath": "/cache"}]
     assert a["resources"] == {"limits": {"memory": "1Gi"}, "requests": {"memory": "512Mi"}}
     assert a["securityContext"] == {"privileged": False, "allowPrivilegeEscalation": False, "runAsUser": 1000,
                                     "runAsGroup": 1000}
-    assert "command" not in b and b["args"] == ["--tls=false"]
+    assert b["command"] == [stepping.BINARY]
+    assert b["args"][b["args"].index("--") + 1:] == ["dockerd-entrypoint.sh", "--tls=false"]
     assert "resources" not in b
     assert b["securityContext"] == {"privileged": True}
 
@@ -242,7 +353,7 @@ def test_transformers_run_last_in_order() -> None:
 
     pod = pods.build_pod(plan_of(step()), transformers=[add_label, limit_everything])
     assert pod["metadata"]["labels"]["site"] == "xy"
-    assert pod["spec"]["containers"][0]["resources"] == {"limits": {"cpu": "1"}}
+    assert [c["resources"] for c in pod["spec"]["containers"]] == [{"limits": {"cpu": "1"}}] * 2
 
 
 # --- The generated pull Secret --------------------------------------------------------------------------------
@@ -274,30 +385,30 @@ def test_no_pull_secret_without_image_pull_secrets() -> None:
 # --- Patches ------------------------------------------------------------------------------------------------------
 
 
-def test_start_patch_swaps_images_and_records_the_start() -> None:
-    plan = plan_of(step("a"), step("b", "alpine:3.20", depends_on=[]), step("c", "busybox:1.36", depends_on=["a"]))
-    patch = pods.start_patch(plan, {"step-b": "containerd://p-b", "step-c": ""}, at="2024-05-01T12:00:05Z",
-                             resource_version="812")
-    assert patch == {
-        "metadata": {
-            "annotations": {
-                "started.podline.dev/step-b": '{"at":"2024-05-01T12:00:05Z","from":"containerd://p-b"}',
-                "started.podline.dev/step-c": '{"at":"2024-05-01T12:00:05Z","from":""}',
-            },
-            "resourceVersion": "812",
-        },
-        "spec": {"containers": [{"name": "step-b", "image": "alpine:3.20"}, {"name": "step-c", "image": "busybox:1.36"}]},
+def test_a_stand_in_patch_records_why_and_gives_the_runner_image() -> None:
+    plan = plan_of(step("a"), step("b"))
+    notes = {"step-a": pods.failure_note("ErrImagePull", "not found"), "step-b": "ErrImageNeverPull"}
+    assert pods.stand_in_patch(plan, notes, swap=["step-a", "step-b"]) == {
+        "metadata": {"annotations": {"killed.podline.dev/step-a": '{"message":"not found","reason":"ErrImagePull"}',
+                                     "killed.podline.dev/step-b": "ErrImageNeverPull"}},
+        "spec": {"containers": [{"name": "step-a", "image": RUNNER}, {"name": "step-b", "image": RUNNER}]},
     }
-    unconditional = pods.start_patch(plan, {"step-b": ""}, at="t", resource_version=None)
-    assert "resourceVersion" not in unconditional["metadata"]
+    # Recording a failure without a stand-in (a missing Secret: no image would help) touches no container.
+    assert pods.stand_in_patch(plan, {"step-a": "CreateContainerConfigError"}, swap=()) == {
+        "metadata": {"annotations": {"killed.podline.dev/step-a": "CreateContainerConfigError"}}}
 
 
-def test_kill_patch_swaps_the_placeholder_back() -> None:
-    plan = plan_of(step("a"))
-    assert pods.kill_patch(plan, {"step-a": "StepTimeout"}, resource_version="9") == {
-        "metadata": {"annotations": {"killed.podline.dev/step-a": "StepTimeout"}, "resourceVersion": "9"},
-        "spec": {"containers": [{"name": "step-a", "image": POLICY.placeholder_image}]},
-    }
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("ErrImagePull", ("ErrImagePull", None)),
+        (pods.failure_note("ErrImagePull", 'image "x": not found'), ("ErrImagePull", 'image "x": not found')),
+        ('{"message":"m"}', ("Failed", "m")),
+        ("{not json", ("{not json", None)),
+    ],
+)
+def test_parse_failure_note(value: str, parsed: tuple[str, str | None]) -> None:
+    assert pods.parse_failure_note(value) == parsed
 
 
 def test_stop_patch_ends_the_pod_and_keeps_it() -> None:
@@ -319,23 +430,3 @@ def test_merge_patches_merges_annotations_and_containers_by_name() -> None:
     }
     assert pods.merge_patches([]) is None
     assert pods.merge_patches([{}]) is None
-
-
-@pytest.mark.parametrize(
-    ("value", "parsed"),
-    [
-        (None, None),
-        ("", None),
-        ('{"at":"t","from":"containerd://x"}', ("t", "containerd://x")),
-        ('{"at":"t"}', ("t", "")),
-        ("not json", ("", "")),
-        ("[1, 2]", ("", "")),
-    ],
-)
-def test_parse_started(value: str | None, parsed: tuple[str, str] | None) -> None:
-    assert pods.parse_started(value) == parsed
-
-
-def test_started_annotation_round_trips() -> None:
-    assert pods.parse_started(pods.started_annotation("2024-05-01T12:00:00Z", "cri-o://abc")) == (
-        "2024-05-01T12:00:00Z", "cri-o://abc")

@@ -1,7 +1,9 @@
 """Properties of rendering, over generated pipelines (hypothesis).
 
 * compile + build_pod is deterministic (same input, same bytes) and idempotent (rendering what was
-  rendered changes nothing; the created pod, once observed, is not created or started again);
+  rendered changes nothing; the created pod, once observed, is not created or patched);
+* every step container runs its own image (the runner image when ``when`` excludes it), wrapped by the
+  entrypoint, whose arguments read back as the step's plan;
 * no secret value ever appears in a rendered pod, a status, an Event or an error: ``from_secret``
   values stay references, and pull-secret credentials appear only inside the generated Secret's data.
 """
@@ -18,7 +20,9 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from podline.core import auths, compiling, conventions, errors, policies, scheduling
+from podline.core import auths, compiling, conventions, errors, policies, scheduling, stepping
+
+from tests.core.podstates import Config
 
 POLICY = policies.Policy()
 CONTEXT = compiling.RunContext(namespace="ci", pipeline="prop", uid="uid-prop", generation=7)
@@ -87,12 +91,18 @@ def credentials(password: str = "hunter2-hunter2") -> auths.Credentials:
     return auths.convert([auths.SourceSecret("dockerconfig", "Opaque", {"config.json": config})])
 
 
+def image_config(image: str) -> Config:
+    """What the registry would say a plugin image runs."""
+    return Config(entrypoint=(f"/bin/{image.rsplit('/', 1)[-1].split(':')[0].split('@')[0]}",), cmd=("--plugin",))
+
+
 def render(spec: dict[str, Any], creds: Any = None) -> scheduling.Decision:
     plan = compiling.compile_spec(spec, CONTEXT, POLICY)
     if plan.pull_secret_name and creds is None:
         creds = credentials()
+    configs = {image: image_config(image) for image in plan.needs_image_config()}
     return scheduling.decide(scheduling.Snapshot(plan=plan, pod=None, now=NOW, generation=CONTEXT.generation,
-                                                 run=plan.run, credentials=creds))
+                                                 run=plan.run, credentials=creds, image_configs=configs))
 
 
 def dump(objects: Any) -> str:
@@ -125,7 +135,7 @@ def test_rendered_objects_survive_a_yaml_and_json_round_trip(spec: dict[str, Any
 @SETTINGS
 @given(pipelines())
 def test_render_is_idempotent(spec: dict[str, Any]) -> None:
-    """Observing the created pod creates nothing more and starts no step that was started at creation."""
+    """Observing the created pod creates nothing more and patches nothing."""
     decision = render(spec)
     pod = next(o for o in decision.create if o["kind"] == "Pod")
     plan = compiling.compile_spec(spec, CONTEXT, POLICY)
@@ -134,27 +144,35 @@ def test_render_is_idempotent(spec: dict[str, Any]) -> None:
     snap = scheduling.Snapshot(plan=plan, pod=observed, now=NOW, generation=CONTEXT.generation, run=plan.run,
                                status=decision.status.to_patch())
     again = scheduling.decide(snap)
-    assert again.create == ()
-    at_creation = {k for k in pod["metadata"]["annotations"] if k.startswith(conventions.ANNOTATION_STARTED_PREFIX)}
-    patched = set(((again.pod_patch or {}).get("metadata") or {}).get("annotations", {}))
-    assert not at_creation & patched
+    assert again.create == () and again.pod_patch is None
     assert scheduling.decide(dataclasses.replace(snap, status=again.status.to_patch())).status == again.status
 
 
 @SETTINGS
 @given(pipelines())
-def test_every_container_has_a_pull_policy_and_steps_start_on_the_placeholder(spec: dict[str, Any]) -> None:
+def test_every_step_runs_its_own_image_wrapped_by_the_entrypoint(spec: dict[str, Any]) -> None:
+    plan = compiling.compile_spec(spec, CONTEXT, POLICY)
     pod = next(o for o in render(spec).create if o["kind"] == "Pod")
-    started = {k.removeprefix(conventions.ANNOTATION_STARTED_PREFIX) for k in pod["metadata"]["annotations"]
-               if k.startswith(conventions.ANNOTATION_STARTED_PREFIX)}
-    for c in pod["spec"]["containers"]:
-        assert c["imagePullPolicy"] in ("Always", "IfNotPresent", "Never")
-        if c["name"].startswith(conventions.CONTAINER_STEP_PREFIX) and c["name"] not in started:
-            assert c["image"] == POLICY.placeholder_image
+    prepare, *rendered = pod["spec"]["containers"]
+    assert (prepare["name"], prepare["image"]) == (stepping.PREPARE_CONTAINER, POLICY.runner_image)
+    assert [c["name"] for c in rendered] == [c.name for c in plan.containers]
+    for c, container in zip(plan.containers, rendered, strict=True):
+        assert container["imagePullPolicy"] in ("Always", "IfNotPresent", "Never")
+        if not c.is_step:
+            assert container["image"] == c.image and container.get("command") != [stepping.BINARY]
+            continue
+        assert container["image"] == (POLICY.runner_image if c.excluded else c.image)
+        assert container["command"] == [stepping.BINARY]
+        args = stepping.parse_args(container["args"])
+        assert (args.name, args.after, args.on_success, args.on_failure, args.ignore_failure, args.detach,
+                args.excluded) == (c.name, c.depends_on, c.run_on_success, c.run_on_failure, c.ignore_failure,
+                                   c.detach, c.excluded)
+        assert args.detached == tuple(d for d in c.depends_on if plan.container(d).detach)
+        if c.excluded:
+            assert args.command == ()
         else:
-            assert c["image"] != POLICY.placeholder_image
-        if "command" in c:
-            assert c["command"][0] == "/bin/sh"  # what the placeholder provides
+            config = image_config(c.image) if c.command is None else None
+            assert args.command == stepping.command_of(c, config)
 
 
 # --- Secret values never leak ----------------------------------------------------------------------------------
@@ -228,7 +246,7 @@ def test_a_malformed_pull_secret_fails_the_run_without_showing_its_content(canar
 def test_from_secret_values_stay_references(spec: dict[str, Any]) -> None:
     pod = next(o for o in render(spec).create if o["kind"] == "Pod")
     plan = compiling.compile_spec(spec, CONTEXT, POLICY)
-    for c, rendered in zip(plan.containers, pod["spec"]["containers"], strict=True):
+    for c, rendered in zip(plan.containers, pod["spec"]["containers"][1:], strict=True):
         secret_vars = {e.name: e.secret for e in c.env if e.secret is not None}
         for var in rendered["env"]:
             if var["name"] in secret_vars:

@@ -1,37 +1,52 @@
 """The pure scheduler: ``decide(Snapshot) -> Decision`` over a large table of observed pod states.
 
-Each row is a pod as the API could show it (annotations podline wrote, container statuses the kubelet
-reported) and what the scheduler must decide: the run's phase, each step's state, which steps to start,
-skip or kill, whether to stop the pod, when to look again, and which Events to emit. Every row is also
-checked for the invariants that hold whatever the pod says (``check_invariants``): no step is started
-twice, every patch is conditional on the pod's resourceVersion, and deciding again on the returned
-status changes nothing and emits nothing.
+The steps sequence themselves inside the pod (``docs/in-pod.md``): every container runs from the pod's
+creation, a step container's entrypoint waits for its turn, and a step ends with its result as the
+container's termination message. The scheduler reads the pod and does only what the pod cannot: give a step
+whose image cannot be pulled the runner image as a stand-in, stop the pod, keep the status and history.
 
-The traps of drone-runner-kube's history have their own rows: the placeholder's termination after a
-swap, the placeholder still shown running after the patch, missed watch events, slow pulls.
+Each row is a pod as the API could show it (annotations, phase, the kubelet's container states) and what the
+scheduler must decide: the run's phase and reason, each step's state and reason, which steps get a stand-in,
+whether the pod is stopped, when to look again, which Events to emit. Every row is also checked for what
+holds whatever the pod says (``check_invariants``): a patch only ever swaps the image of a step that has not
+run, an ended pod is never patched, every patch is conditional on the pod's resourceVersion, and deciding
+again on the returned status changes nothing and emits nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from podline.core import compiling, conventions, errors, models, plans, pods, policies, scheduling, statuses
+from podline.core import (
+    auths,
+    compiling,
+    conventions,
+    errors,
+    models,
+    observing,
+    plans,
+    pods,
+    policies,
+    scheduling,
+    statuses,
+    stepping,
+)
+from podline.core.stepping import ResultState
 
 from tests.core import podstates as ps
 from tests.core.podstates import (
-    exited,
+    crashed,
+    entry,
+    failed,
     killed,
-    placeholder,
-    placeholder_exited,
-    placeholder_waiting,
-    running,
+    result,
     skipped,
-    started,
     stopped,
+    succeeded,
     waiting,
 )
 
@@ -39,6 +54,8 @@ POLICY = policies.Policy()
 CONTEXT = compiling.RunContext(namespace="ci", pipeline="demo", uid="uid-1", generation=1)
 A, B, C, D = "step-a", "step-b", "step-c", "step-d"
 IMG = {A: "alpine:3.19", B: "busybox:1.36", C: "golang:1.22", D: "python:3.12"}
+RUNNER = POLICY.runner_image
+Manifest = dict[str, Any]
 
 
 def step(name: str, **fields: Any) -> dict[str, Any]:
@@ -64,7 +81,7 @@ PLANS: dict[str, plans.RunPlan] = {
         step("c", when={"status": ["failure"]}),
         step("d", when={"status": ["success", "failure"]}),
     ),
-    # The brief's DAG: c depends on a but only runs on failure; b fails later.
+    # c depends on a but only runs on failure; b fails later.
     "dag": compile_(
         step("a"),
         step("b", depends_on=["a"]),
@@ -75,16 +92,7 @@ PLANS: dict[str, plans.RunPlan] = {
     "ignore": compile_(step("a", failure="ignore"), step("b")),
     "detach": compile_(step("a", detach=True), step("b")),
     "services": compile_(step("a"), step("b"), services=[{"name": "db", "image": "postgres:16"}]),
-    "never": compile_(step("a"), step("b", pull="never")),
-    "excluded": compile_(
-        step("a"), step("b", when={"branch": "release/*"}), step("c"), build={"branch": "main"}
-    ),
-    "step-timeout": compile_(
-        step("a"), step("b"), policy=dataclasses.replace(POLICY, step_timeout_seconds=60)
-    ),
-    "same-image": compile_(
-        step("a"), step("b"), policy=dataclasses.replace(POLICY, placeholder_image="busybox:1.36")
-    ),
+    "excluded": compile_(step("a"), step("b", when={"branch": "release/*"}), step("c"), build={"branch": "main"}),
     "private": compile_(step("a"), image_pull_secrets=["dockerconfig"]),
 }
 
@@ -98,17 +106,15 @@ def running_status(plan: plans.RunPlan, **changes: Any) -> dict[str, Any]:
         pod_name=plan.pod_name,
         start_time=ps.ts(0),
         reason="Running",
-        steps=[
-            statuses.StepStatus(name=c.step, container=c.name, state=statuses.StepState.WAITING)
-            for c in plan.steps
-        ],
+        steps=[statuses.StepStatus(name=c.step, container=c.name, state=statuses.StepState.WAITING)
+               for c in plan.steps],
     )
     return base.model_copy(update=changes).to_patch()
 
 
 def snapshot(
     plan: plans.RunPlan | errors.PodlineError,
-    pod: dict[str, Any] | None,
+    pod: Manifest | None,
     *,
     now: float = 10,
     status: dict[str, Any] | None = None,
@@ -117,32 +123,27 @@ def snapshot(
     run = plan.run if isinstance(plan, plans.RunPlan) else CONTEXT.run
     if status is None:
         status = running_status(plan) if isinstance(plan, plans.RunPlan) and pod is not None else {}
-    return scheduling.Snapshot(
-        plan=plan, pod=pod, now=ps.at(now), generation=CONTEXT.generation, run=run, status=status, **kwargs
-    )
+    return scheduling.Snapshot(plan=plan, pod=pod, now=ps.at(now), generation=CONTEXT.generation, run=run,
+                               status=status, **kwargs)
 
 
 # --- Reading a decision ------------------------------------------------------------------------------------------
 
 
-def annotations_of(patch: dict[str, Any] | None, prefix: str) -> dict[str, str]:
+def annotations_of(patch: Manifest | None, prefix: str) -> dict[str, str]:
     notes = (patch or {}).get("metadata", {}).get("annotations", {})
     return {k.removeprefix(prefix): v for k, v in notes.items() if k.startswith(prefix)}
 
 
-def starts_of(decision: scheduling.Decision, plan: plans.RunPlan) -> set[str]:
-    images = {c["name"]: c["image"] for c in (decision.pod_patch or {}).get("spec", {}).get("containers", [])}
-    return {n for n, image in images.items() if image != plan.placeholder_image}
-
-
-def kills_of(decision: scheduling.Decision) -> dict[str, str]:
-    """Failures recorded in the pod (by reason); a recorded failure reads the same after the pod stops."""
+def stand_ins_of(decision: scheduling.Decision) -> dict[str, str]:
+    """The failures recorded in the pod (``killed.podline.dev/<container>``), by reason."""
     notes = annotations_of(decision.pod_patch, conventions.ANNOTATION_KILLED_PREFIX)
     return {name: pods.parse_failure_note(note)[0] for name, note in notes.items()}
 
 
-def skips_of(decision: scheduling.Decision) -> dict[str, str]:
-    return annotations_of(decision.pod_patch, scheduling.SKIPPED_PREFIX)
+def swaps_of(decision: scheduling.Decision) -> dict[str, str]:
+    """The containers whose image the patch changes, and to what."""
+    return {c["name"]: c["image"] for c in (decision.pod_patch or {}).get("spec", {}).get("containers", [])}
 
 
 def stop_of(decision: scheduling.Decision) -> str | None:
@@ -162,23 +163,38 @@ def event_reasons(decision: scheduling.Decision) -> list[str]:
     return [e.reason for e in decision.events]
 
 
+def container_state(pod: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    for cs in (pod or {}).get("status", {}).get("containerStatuses") or []:
+        if cs["name"] == name:
+            return dict(cs.get("state") or {})
+    return {}
+
+
 def check_invariants(snap: scheduling.Snapshot, decision: scheduling.Decision) -> None:
     """What holds for every decision, whatever the pod says."""
     plan = snap.plan
     assert isinstance(plan, plans.RunPlan)
-    notes = (snap.pod or {}).get("metadata", {}).get("annotations", {})
-    # No step is ever started twice: a step the pod records as started is never in a start patch again.
-    for name in starts_of(decision, plan):
-        assert conventions.ANNOTATION_STARTED_PREFIX + name not in notes, f"{name} started twice"
-        assert annotations_of(decision.pod_patch, conventions.ANNOTATION_STARTED_PREFIX).get(name), name
-    # A step is not started and skipped at once; a skip is never undone.
-    assert not starts_of(decision, plan) & set(skips_of(decision))
-    for name in starts_of(decision, plan):
-        assert scheduling.SKIPPED_PREFIX + name not in notes, f"{name} was skipped, then started"
-    # Every patch of the run's pod is conditional on what was read.
-    if decision.pod_patch is not None:
-        assert snap.pod is not None
-        assert decision.pod_patch["metadata"]["resourceVersion"] == snap.pod["metadata"]["resourceVersion"]
+    pod = snap.pod
+    notes = (pod or {}).get("metadata", {}).get("annotations", {})
+    patch = decision.pod_patch
+    if patch is not None:
+        assert pod is not None
+        # Conditional on what was read, and never on a pod that has ended.
+        assert patch["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
+        assert observing.pod_phase(pod) not in ("Succeeded", "Failed"), "an ended pod was patched"
+        assert set(patch["metadata"]) <= {"annotations", "resourceVersion"}
+        assert set(patch.get("spec", {})) <= {"containers", "activeDeadlineSeconds"}
+        for key in patch["metadata"].get("annotations", {}):
+            assert key == conventions.ANNOTATION_STOPPED or key.startswith(conventions.ANNOTATION_KILLED_PREFIX), key
+            assert key not in notes, f"{key} written twice"
+        if "activeDeadlineSeconds" in patch.get("spec", {}):
+            assert patch["spec"]["activeDeadlineSeconds"] == 1 and stop_of(decision)
+    # No patch touches a step that has run: only a waiting step container gets the runner image, with its note.
+    for name, image in swaps_of(decision).items():
+        assert image == plan.runner_image
+        assert plan.container(name).is_step, name
+        assert name in stand_ins_of(decision), name
+        assert set(container_state(pod, name)) == {"waiting"}, (name, container_state(pod, name))
     # The status belongs to this run, and its conditions agree with the phase.
     status = decision.status
     assert status.run == snap.run and status.observed_generation == snap.generation
@@ -186,16 +202,15 @@ def check_invariants(snap: scheduling.Snapshot, decision: scheduling.Decision) -
     conditions = {c.type: c.status for c in status.conditions}
     phase = status.phase
     assert phase is not None
-    assert (
-        conditions["Ready"] == conditions["Succeeded"]
-        if phase.is_terminal
-        else conditions["Ready"] == "False"
-    )
+    assert conditions["Ready"] == (conditions["Succeeded"] if phase.is_terminal else "False")
     assert conditions["Reconciling"] == ("False" if phase.is_terminal else "True")
+    running = [s.name for s in status.steps if s.state is statuses.StepState.RUNNING]
     if phase.is_terminal:
         assert status.completion_time is not None
         assert all(s.state.is_done for s in status.steps), states(decision)
-        assert decision.requeue_after is None
+        assert decision.requeue_after is None and status.current_step is None
+    else:
+        assert status.current_step == (", ".join(running) or None)
     # Deciding again on the status just written changes nothing and says nothing (idempotence).
     again = scheduling.decide(dataclasses.replace(snap, status=status.to_patch()))
     assert again.status == status
@@ -206,1301 +221,770 @@ def check_invariants(snap: scheduling.Snapshot, decision: scheduling.Decision) -
 
 # --- The table -----------------------------------------------------------------------------------------------------
 
-PodFn = Callable[[plans.RunPlan], dict[str, Any]]
-ANY = object()
+PodFn = Callable[[plans.RunPlan], Manifest]
+ANY: Any = object()
+
+
+@dataclass(frozen=True)
+class Want:
+    phase: str
+    reason: str | None = None
+    steps: dict[str, str] | None = None  # step name → state
+    stand_ins: dict[str, str] = field(default_factory=dict)  # container → reason recorded (and the runner image)
+    notes: dict[str, str] = field(default_factory=dict)  # container → reason recorded without a stand-in
+    stop: str | None = None
+    events: list[str] = field(default_factory=list)
+    requeue: Any = ANY  # seconds, None, or ANY
+    step_reasons: dict[str, str | None] = field(default_factory=dict)
+    message: str | None = None  # a substring of status.message
 
 
 @dataclass(frozen=True)
 class Row:
-    id: str
+    desc: str
     plan: str
     pod: PodFn
-    phase: str
-    reason: str | None = None
-    steps: dict[str, str] | None = None  # step name → state
-    starts: frozenset[str] = frozenset()
-    skips: dict[str, str] = field(default_factory=dict)
-    kills: dict[str, str] = field(default_factory=dict)
-    stop: str | None = None
-    events: list[str] = field(default_factory=list)
+    want: Want
     now: float = 10
     cancel: bool = False
-    requeue: Any = ANY  # seconds, None, or ANY
-    step_reasons: dict[str, str | None] = field(default_factory=dict)
-    message: str | None = None  # a substring of status.message
 
 
 def seq(*states_: str) -> dict[str, str]:
     return dict(zip("abcd", states_, strict=False))
 
 
+def ok(name: str, **kw: Any) -> ps.Status:
+    return succeeded(name, IMG[name], **kw)
+
+
+def bad(name: str, code: int = 1, **kw: Any) -> ps.Status:
+    return failed(name, IMG[name], code, **kw)
+
+
+def up(name: str, **kw: Any) -> ps.Status:
+    return entry(name, IMG[name], **kw)
+
+
+def skip(name: str, reason: str = "Skipped", **kw: Any) -> ps.Status:
+    return skipped(name, IMG[name], reason, **kw)
+
+
+def note(name: str, reason: str = "ErrImagePull", message: str = ps.NOT_FOUND) -> ps.Notes:
+    return killed(name, reason, message)
+
+
+DEADLINE: dict[str, Any] = {"phase": "Failed", "reason": "DeadlineExceeded"}
+
 ROWS = [
-    # --- Progress through a sequential pipeline ----------------------------------------------------------------
-    Row(
-        "created-nothing-reported-yet",
-        "seq",
-        lambda p: ps.pod(p, notes=started(A, placeholder_id=""), phase="Pending", start=None),
-        "Running",
-        "Running",
-        seq("running", "waiting", "waiting"),
-        requeue=290,
-        step_reasons={"a": "Starting"},
-    ),
-    Row(
-        "first-step-pulling-at-creation",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "ContainerCreating"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-            phase="Pending",
-        ),
-        "Running",
-        steps=seq("running", "waiting", "waiting"),
-        requeue=290,
-        step_reasons={"a": "ContainerCreating"},
-    ),
-    Row(
-        "first-step-running",
-        "seq",
-        lambda p: ps.pod(
-            p, running(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id="")
-        ),
-        "Running",
-        "Running",
-        seq("running", "waiting", "waiting"),
-        requeue=3590,
-        message="running a",
-    ),
-    Row(
-        "first-done-second-starts",
-        "seq",
-        lambda p: ps.pod(
-            p, exited(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id="")
-        ),
-        # Only the run timeout is due: the pull deadline counts once the pod shows the start.
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-        starts=frozenset({B}),
-        requeue=3590,
-        step_reasons={"b": "Starting"},
-    ),
-    Row(
-        "second-step-placeholder-not-running-yet",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder_waiting(B, "ContainerCreating"),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-        starts=frozenset({B}),
-    ),
-    # Trap: right after the patch the kubelet still shows the placeholder running.
-    Row(
-        "placeholder-still-running-after-the-swap",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-        requeue=295,
-        step_reasons={"b": "Starting"},
-    ),
-    # Trap: the placeholder's own termination (killed for the swap) is not the step's result.
-    Row(
-        "placeholder-killed-by-the-swap-same-container-id",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder_exited(B, 137),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-        requeue=295,
-        step_reasons={"b": "Starting"},
-    ),
-    Row(
-        # The placeholder had not started when the step was (id unknown), then started and was killed.
-        "placeholder-started-late-and-killed-image-tells",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder_exited(B, 2, cid="containerd://late"),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-    ),
-    Row(
-        "placeholder-id-unknown-at-the-swap-image-tells",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder_exited(B, 137),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-    ),
-    Row(
-        "same-image-as-placeholder-container-id-tells",
-        "same-image",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137, cid=ps.ph_id(B)),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Running",
-        steps={"a": "succeeded", "b": "running"},
-    ),
-    Row(
-        "same-image-as-placeholder-new-container-is-the-step",
-        "same-image",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 3),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Failed",
-        "StepFailed",
-        {"a": "succeeded", "b": "failed"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-    ),
-    # The kubelet may name another tag of the same image: with the placeholder's id known, the id decides.
-    Row(
-        "step-reported-under-the-placeholder-name-but-a-new-container",
-        "seq",
-        lambda p: ps.pod(p, exited(A, IMG[A]), {**exited(B, IMG[B], 4), "image": ps.kubelet_image(ps.PLACEHOLDER)},
-                         placeholder(C), notes=started(A, placeholder_id="") | started(B, when=5)),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "skipped"),
-        skips={C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "second-step-running",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            running(B, IMG[B], since=6),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting"),
-        requeue=3590,
-    ),
-    # Trap: missed watch events. The pod jumps from "a running" to "b terminated"; decisions stay consistent.
-    Row(
-        "missed-events-b-done-c-starts",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], started=6, finished=8),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Running",
-        steps=seq("succeeded", "succeeded", "running"),
-        starts=frozenset({C}),
-    ),
-    Row(
-        "missed-events-b-failed",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 2),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "skipped"),
-        skips={C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        message='step "b" failed (exit code 2)',
-    ),
-    Row(
-        "missed-everything-all-done",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            exited(C, IMG[C]),
-            notes=started(A, placeholder_id="") | started(B) | started(C),
-        ),
-        "Succeeded",
-        "Succeeded",
-        seq("succeeded", "succeeded", "succeeded"),
-        stop="Completed",
-        events=["Succeeded"],
-    ),
-    # --- The end of a run ------------------------------------------------------------------------------------------
-    Row(
-        "last-step-done-pod-still-running",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            exited(C, IMG[C]),
-            notes=started(A, placeholder_id="") | started(B) | started(C),
-        ),
-        "Succeeded",
-        "Succeeded",
-        stop="Completed",
-        events=["Succeeded"],
-        message="all steps finished",
-    ),
-    # When every container has terminated, the kubelet ends the pod itself: that is the run's normal end.
-    Row(
-        "pod-succeeded-by-itself",
-        "one",
-        lambda p: ps.pod(p, exited(A, IMG[A]), notes=started(A, placeholder_id=""), phase="Succeeded"),
-        "Succeeded",
-        "Succeeded",
-        {"a": "succeeded"},
-        events=["Succeeded"],
-    ),
-    Row(
-        "pod-failed-by-itself-because-the-last-step-failed",
-        "one",
-        lambda p: ps.pod(p, exited(A, IMG[A], 1), notes=started(A, placeholder_id=""), phase="Failed"),
-        "Failed",
-        "StepFailed",
-        {"a": "failed"},
-        events=["StepFailed", "Failed"],
-        message='step "a" failed (exit code 1)',
-    ),
-    Row(
-        "pod-failed-by-itself-after-a-skip",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 1),
-            placeholder_exited(C, 137, finished=9),
-            notes=started(A, placeholder_id="") | started(B) | skipped(C) | stopped("Completed"),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "skipped"),
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "stopped-after-success-pod-deadline-exceeded",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            exited(C, IMG[C]),
-            notes=started(A, placeholder_id="") | started(B) | started(C) | stopped("Completed"),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Succeeded",
-        "Succeeded",
-        seq("succeeded", "succeeded", "succeeded"),
-        events=["Succeeded"],
-    ),
-    Row(
-        "first-step-fails",
-        "seq",
-        lambda p: ps.pod(
-            p, exited(A, IMG[A], 2), placeholder(B), placeholder(C), notes=started(A, placeholder_id="")
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        skips={B: "Skipped", C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "oom-killed",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A], 137, reason="OOMKilled"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        step_reasons={"a": "OOMKilled"},
-        stop="Completed",
-        skips={B: "Skipped", C: "Skipped"},
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "exit-78-ends-early-as-success",
-        "seq",
-        lambda p: ps.pod(
-            p, exited(A, IMG[A], 78), placeholder(B), placeholder(C), notes=started(A, placeholder_id="")
-        ),
-        "Succeeded",
-        "EarlyExit",
-        seq("succeeded", "skipped", "skipped"),
-        skips={B: "EarlyExit", C: "EarlyExit"},
-        stop="Completed",
-        events=["Succeeded"],
-        message="ended early by exit code 78",
-    ),
-    Row(
-        "exit-78-recorded-then-read-again",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A], 78),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id="")
-            | skipped(B, "EarlyExit")
-            | skipped(C, "EarlyExit")
-            | stopped("Completed"),
-        ),
-        "Succeeded",
-        "EarlyExit",
-        seq("succeeded", "skipped", "skipped"),
-        events=["Succeeded"],
-    ),
-    # --- when.status and failure: ignore --------------------------------------------------------------------------
-    Row(
-        "failure-starts-the-on-failure-step",
-        "on-failure",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 1),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B),
-        ),
-        "Running",
-        steps=seq("succeeded", "failed", "running", "waiting"),
-        starts=frozenset({C}),
-        events=["StepFailed"],
-    ),
-    Row(
-        "on-failure-step-done-then-the-always-step",
-        "on-failure",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 1),
-            exited(C, IMG[C]),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B) | started(C),
-        ),
-        "Running",
-        steps=seq("succeeded", "failed", "succeeded", "running"),
-        starts=frozenset({D}),
-        events=["StepFailed"],
-    ),
-    Row(
-        "on-failure-pipeline-ends-failed",
-        "on-failure",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 1),
-            exited(C, IMG[C]),
-            exited(D, IMG[D]),
-            notes=started(A, placeholder_id="") | started(B) | started(C) | started(D),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "succeeded", "succeeded"),
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "success-skips-the-on-failure-step",
-        "on-failure",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B),
-        ),
-        "Running",
-        steps=seq("succeeded", "succeeded", "skipped", "running"),
-        starts=frozenset({D}),
-        skips={C: "Skipped"},
-    ),
-    Row(
-        "ignored-failure-lets-the-run-go-on",
-        "ignore",
-        lambda p: ps.pod(p, exited(A, IMG[A], 1), placeholder(B), notes=started(A, placeholder_id="")),
-        "Running",
-        steps={"a": "failed", "b": "running"},
-        starts=frozenset({B}),
-        events=["StepFailed"],
-    ),
-    Row(
-        "ignored-failure-run-succeeds",
-        "ignore",
-        lambda p: ps.pod(
-            p, exited(A, IMG[A], 1), exited(B, IMG[B]), notes=started(A, placeholder_id="") | started(B)
-        ),
-        "Succeeded",
-        "Succeeded",
-        {"a": "failed", "b": "succeeded"},
-        stop="Completed",
-        events=["StepFailed", "Succeeded"],
-    ),
-    # --- DAG ---------------------------------------------------------------------------------------------------------
-    Row(
-        "dag-a-done-b-starts-c-skipped",
-        "dag",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder(B),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "skipped", "waiting"),
-        starts=frozenset({B}),
-        skips={C: "Skipped"},
-    ),
-    # The skip is recorded in the pod; when b fails later, c (failure only) must not come back.
-    Row(
-        "dag-b-fails-later-c-stays-skipped",
-        "dag",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 1),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B) | skipped(C),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "skipped", "skipped"),
-        skips={D: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "parallel-roots-run-together",
-        "parallel",
-        lambda p: ps.pod(
-            p,
-            running(A, IMG[A]),
-            running(B, IMG[B]),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("running", "running", "waiting", "waiting"),
-        message="running a, b",
-    ),
-    Row(
-        "parallel-one-root-done-starts-its-dependant",
-        "parallel",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            running(B, IMG[B]),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("succeeded", "running", "waiting", "running"),
-        starts=frozenset({D}),
-    ),
-    Row(
-        "parallel-join-starts-when-both-done",
-        "parallel",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            placeholder(C),
-            running(D, IMG[D]),
-            notes=started(A, placeholder_id="") | started(B, placeholder_id="") | started(D),
-        ),
-        "Running",
-        steps=seq("succeeded", "succeeded", "running", "running"),
-        starts=frozenset({C}),
-    ),
-    Row(
-        "parallel-failure-waits-for-the-running-step",
-        "parallel",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A], 1),
-            running(B, IMG[B]),
-            placeholder(C),
-            placeholder(D),
-            notes=started(A, placeholder_id="") | started(B, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("failed", "running", "waiting", "skipped"),
-        skips={D: "Skipped"},
-        events=["StepFailed"],
-    ),
-    # --- detach and services ---------------------------------------------------------------------------------------
-    Row(
-        "detached-step-is-not-waited-for",
-        "detach",
-        lambda p: ps.pod(p, running(A, IMG[A]), placeholder(B), notes=started(A, placeholder_id="")),
-        "Running",
-        steps={"a": "running", "b": "running"},
-        starts=frozenset({B}),
-    ),
-    Row(
-        "detached-step-still-running-at-the-end",
-        "detach",
-        lambda p: ps.pod(
-            p, running(A, IMG[A]), exited(B, IMG[B]), notes=started(A, placeholder_id="") | started(B)
-        ),
-        "Succeeded",
-        "Succeeded",
-        {"a": "succeeded", "b": "succeeded"},
-        kills={A: "Detached"},
-        stop="Completed",
-        events=["Succeeded"],
-        step_reasons={"a": "Detached"},
-    ),
-    Row(
-        "detached-step-stopped-with-the-pod",
-        "detach",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A], 137),
-            exited(B, IMG[B]),
-            notes=started(A, placeholder_id="") | started(B) | killed(A, "Detached") | stopped("Completed"),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Succeeded",
-        "Succeeded",
-        {"a": "succeeded", "b": "succeeded"},
-        events=["Succeeded"],
-        step_reasons={"a": "Detached"},
-    ),
-    Row(
-        "detached-step-failing-does-not-fail-the-run",
-        "detach",
-        lambda p: ps.pod(
-            p, exited(A, IMG[A], 1), running(B, IMG[B]), notes=started(A, placeholder_id="") | started(B)
-        ),
-        "Running",
-        steps={"a": "failed", "b": "running"},
-        events=["StepFailed"],
-    ),
-    Row(
-        "services-are-never-waited-for",
-        "services",
-        lambda p: ps.pod(
-            p,
-            ps.service_running("svc-db", "postgres:16"),
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            notes=started(A, placeholder_id="") | started(B),
-        ),
-        "Succeeded",
-        "Succeeded",
-        {"a": "succeeded", "b": "succeeded"},
-        stop="Completed",
-        events=["Succeeded"],
-    ),
-    Row(
-        "a-crashed-service-does-not-fail-the-run",
-        "services",
-        lambda p: ps.pod(
-            p,
-            exited("svc-db", "postgres:16", 1),
-            running(A, IMG[A]),
-            placeholder(B),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Running",
-        steps={"a": "running", "b": "waiting"},
-    ),
-    # --- when on build metadata ------------------------------------------------------------------------------------
-    Row(
-        "excluded-step-is-skipped-and-counts-as-done",
-        "excluded",
-        lambda p: ps.pod(
-            p, exited(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id="")
-        ),
-        "Running",
-        steps=seq("succeeded", "skipped", "running"),
-        starts=frozenset({C}),
-        skips={B: "Skipped"},
-    ),
-    Row(
-        "excluded-step-waits-its-turn",
-        "excluded",
-        lambda p: ps.pod(p, running(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id="")),
-        "Running",
-        steps=seq("running", "waiting", "waiting"),
-    ),
-    # --- Images: slow, missing, never pulled --------------------------------------------------------------------------
-    Row(
-        "pulling-before-the-deadline-looks-again-later",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "ErrImagePull", "not found"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("running", "waiting", "waiting"),
-        now=100,
-        requeue=200,
-        step_reasons={"a": "ErrImagePull"},
-    ),
-    Row(
-        "backoff-before-the-deadline",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "ImagePullBackOff"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("running", "waiting", "waiting"),
-        now=299,
-        requeue=1,
-        step_reasons={"a": "ImagePullBackOff"},
-    ),
-    Row(
-        "pull-deadline-passed-fails-the-step",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "ErrImagePull", "pull access denied"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        now=300,
-        kills={A: "ErrImagePull"},
-        skips={B: "Skipped", C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        step_reasons={"a": "ErrImagePull"},
-    ),
-    Row(
-        "backoff-deadline-passed-for-a-later-step",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            waiting(B, IMG[B], "ImagePullBackOff"),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B, when=5),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "skipped"),
-        now=305,
-        kills={B: "ImagePullBackOff"},
-        skips={C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-    ),
-    Row(
-        "pull-failure-killed-and-read-again",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            placeholder(A, cid="containerd://ph2-a"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id="")
-            | killed(A, "ErrImagePull")
-            | skipped(B)
-            | skipped(C)
-            | stopped("Completed"),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        now=301,
-        events=["StepFailed", "Failed"],
-        step_reasons={"a": "ErrImagePull"},
-    ),
-    Row(
-        "never-pull-image-missing-fails-at-once",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "ErrImageNeverPull", 'image "alpine:3.19" is not present'),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        now=2,
-        skips={B: "Skipped", C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        kills={A: "ErrImageNeverPull"},
-        step_reasons={"a": "ErrImageNeverPull"},
-    ),
-    Row(
-        "invalid-image-name-fails-at-once",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "InvalidImageName"),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        now=2,
-        skips={B: "Skipped", C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        kills={A: "InvalidImageName"},
-        step_reasons={"a": "InvalidImageName"},
-    ),
-    Row(
-        "missing-secret-key-fails-at-once",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            waiting(A, IMG[A], "CreateContainerConfigError", 'secret "tok" not found'),
-            placeholder(B),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("failed", "skipped", "skipped"),
-        now=2,
-        skips={B: "Skipped", C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        kills={A: "CreateContainerConfigError"},
-        step_reasons={"a": "CreateContainerConfigError"},
-    ),
-    # pull: never — the placeholder itself may be absent; that is fine until the step is started.
-    Row(
-        "never-pull-placeholder-absent-is-fine-until-swapped",
-        "never",
-        lambda p: ps.pod(
-            p,
-            running(A, IMG[A]),
-            placeholder_waiting(B, "ErrImageNeverPull"),
-            notes=started(A, placeholder_id=""),
-            phase="Pending",
-        ),
-        "Running",
-        steps={"a": "running", "b": "waiting"},
-    ),
-    Row(
-        "never-pull-placeholder-absent-step-starts",
-        "never",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder_waiting(B, "ErrImageNeverPull"),
-            notes=started(A, placeholder_id=""),
-            phase="Pending",
-        ),
-        "Running",
-        steps={"a": "succeeded", "b": "running"},
-        starts=frozenset({B}),
-    ),
-    Row(
-        "never-pull-swapped-step-image-present-runs",
-        "never",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            running(B, IMG[B]),
-            notes=started(A, placeholder_id="") | started(B, placeholder_id=""),
-        ),
-        "Running",
-        steps={"a": "succeeded", "b": "running"},
-    ),
-    # The placeholder died before its step started: the step fails with a reason saying why.
-    Row(
-        "dead-placeholder-fails-its-step",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            running(A, IMG[A]),
-            placeholder_exited(B, 127, reason="StartError", message="exec: /bin/sh: not found"),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Running",
-        steps=seq("running", "failed", "skipped"),
-        skips={C: "Skipped"},
-        events=["StepFailed"],
-        kills={B: "PlaceholderExited"},
-        step_reasons={"b": "PlaceholderExited"},
-    ),
-    Row(
-        "dead-placeholder-once-the-rest-is-done",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            placeholder_exited(B, 0, reason="Completed"),
-            placeholder(C),
-            notes=started(A, placeholder_id=""),
-        ),
-        "Failed",
-        "StepFailed",
-        seq("succeeded", "failed", "skipped"),
-        skips={C: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        kills={B: "PlaceholderExited"},
-        step_reasons={"b": "PlaceholderExited"},
-    ),
-    # --- Timeouts ----------------------------------------------------------------------------------------------------
-    Row(
-        "step-running-within-its-timeout",
-        "step-timeout",
-        lambda p: ps.pod(p, running(A, IMG[A], since=1), placeholder(B), notes=started(A, placeholder_id="")),
-        "Running",
-        steps={"a": "running", "b": "waiting"},
-        now=30,
-        requeue=31,
-    ),
-    Row(
-        "step-timeout-kills-the-step",
-        "step-timeout",
-        lambda p: ps.pod(p, running(A, IMG[A], since=1), placeholder(B), notes=started(A, placeholder_id="")),
-        "Failed",
-        "StepFailed",
-        {"a": "failed", "b": "skipped"},
-        now=61,
-        kills={A: "StepTimeout"},
-        skips={B: "Skipped"},
-        stop="Completed",
-        events=["StepFailed", "Failed"],
-        step_reasons={"a": "StepTimeout"},
-    ),
-    Row(
-        "step-timeout-killed-and-read-again",
-        "step-timeout",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A], 137, finished=62),
-            placeholder(B),
-            notes=started(A, placeholder_id="")
-            | killed(A, "StepTimeout")
-            | skipped(B)
-            | stopped("Completed"),
-        ),
-        "Failed",
-        "StepFailed",
-        {"a": "failed", "b": "skipped"},
-        now=63,
-        events=["StepFailed", "Failed"],
-        step_reasons={"a": "StepTimeout"},
-    ),
-    Row(
-        "run-timeout-stops-the-pod",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            running(B, IMG[B]),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B),
-        ),
-        "Failed",
-        "Timeout",
-        seq("succeeded", "failed", "skipped"),
-        now=3600,
-        stop="Timeout",
-        events=["StepFailed", "Failed"],
-        message="the run exceeded its timeout of 3600s",
-        step_reasons={"b": "Stopped"},
-    ),
-    Row(
-        "run-timeout-recorded-then-read-again",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137),
-            placeholder_exited(C, 137),
-            notes=started(A, placeholder_id="") | started(B) | stopped("Timeout"),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Failed",
-        "Timeout",
-        seq("succeeded", "failed", "skipped"),
-        now=3605,
-        events=["StepFailed", "Failed"],
-        message="the run exceeded its timeout of 3600s",
-    ),
-    Row(
-        "kubelet-deadline-exceeded-is-a-timeout",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137),
-            placeholder_exited(C, 137),
-            notes=started(A, placeholder_id="") | started(B),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Failed",
-        "Timeout",
-        seq("succeeded", "failed", "skipped"),
-        now=3601,
-        events=["StepFailed", "Failed"],
-        message="the run exceeded its timeout of 3600s",
-    ),
-    # --- Cancellation --------------------------------------------------------------------------------------------------
-    Row(
-        "cancel-stops-the-pod",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            running(B, IMG[B]),
-            placeholder(C),
-            notes=started(A, placeholder_id="") | started(B),
-        ),
-        "Cancelled",
-        "Cancelled",
-        seq("succeeded", "failed", "skipped"),
-        cancel=True,
-        stop="Cancelled",
-        events=["StepFailed", "Cancelled"],
-        step_reasons={"b": "Stopped"},
-    ),
-    Row(
-        "cancel-recorded-then-read-again",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137),
-            placeholder_exited(C, 137),
-            notes=started(A, placeholder_id="") | started(B) | stopped("Cancelled"),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Cancelled",
-        "Cancelled",
-        seq("succeeded", "failed", "skipped"),
-        cancel=True,
-        events=["StepFailed", "Cancelled"],
-    ),
-    Row(
-        "cancel-after-the-run-ended-changes-nothing",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            exited(C, IMG[C]),
-            notes=started(A, placeholder_id="") | started(B) | started(C) | stopped("Completed"),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Succeeded",
-        "Succeeded",
-        cancel=True,
-        events=["Succeeded"],
-    ),
-    Row(
-        "cancel-after-a-kubelet-timeout-changes-nothing",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137),
-            placeholder_exited(C, 137),
-            notes=started(A, placeholder_id="") | started(B),
-            phase="Failed",
-            reason="DeadlineExceeded",
-        ),
-        "Failed",
-        "Timeout",
-        cancel=True,
-        now=3601,
-        events=["StepFailed", "Failed"],
-    ),
-    # --- The pod ends underneath the run ----------------------------------------------------------------------------
-    Row(
-        "pod-evicted",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137),
-            placeholder_exited(C, 137),
-            notes=started(A, placeholder_id="") | started(B),
-            phase="Failed",
-            reason="Evicted",
-        ),
-        "Error",
-        "PodDeleted",
-        seq("succeeded", "failed", "skipped"),
-        events=["StepFailed", "Error"],
-        message="the pod ended underneath the run (Evicted)",
-    ),
-    Row(
-        "pod-being-deleted-while-running",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B], 137),
-            placeholder_exited(C, 137),
-            notes=started(A, placeholder_id="") | started(B),
-            deleting=True,
-        ),
-        "Error",
-        "PodDeleted",
-        seq("succeeded", "failed", "skipped"),
-        events=["StepFailed", "Error"],
-        message="was deleted",
-    ),
-    Row(
-        "pod-being-deleted-after-the-run-ended",
-        "seq",
-        lambda p: ps.pod(
-            p,
-            exited(A, IMG[A]),
-            exited(B, IMG[B]),
-            exited(C, IMG[C]),
-            notes=started(A, placeholder_id="") | started(B) | started(C) | stopped("Completed"),
-            deleting=True,
-        ),
-        "Succeeded",
-        "Succeeded",
-        events=["Succeeded"],
-    ),
+    # --- Progress: containers run from the start; a running container is a running step once in its turn ------
+    Row("created-nothing-reported-yet", "seq",
+        lambda p: ps.pod(p, prepare=None, phase="Pending", start=None),
+        Want("Running", "Running", seq("waiting", "waiting", "waiting"), requeue=3590,
+             message="starting the next step")),
+    Row("runner-image-being-pulled", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A]), waiting(B, IMG[B]), waiting(C, IMG[C]),
+                         prepare=ps.prepare_waiting("ContainerCreating"), phase="Pending"),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), requeue=3590)),
+    Row("prepare-hook-running-steps-not-created", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A]), waiting(B, IMG[B]), waiting(C, IMG[C]),
+                         prepare=ps.prepare_running(), phase="Pending"),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"))),
+    Row("first-step-running-others-wait-in-their-entrypoint", "seq",
+        lambda p: ps.pod(p, up(A), up(B), up(C)),
+        Want("Running", "Running", seq("running", "waiting", "waiting"), requeue=3590, message="running a")),
+    Row("first-step-pulling-its-image", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ContainerCreating"), up(B), up(C), phase="Pending"),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), step_reasons={"a": None})),
+    Row("first-done-second-runs", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), up(C)),
+        Want("Running", steps=seq("succeeded", "running", "waiting"), requeue=3590, message="running b")),
+    Row("second-done-third-runs-missed-events", "seq",
+        lambda p: ps.pod(p, ok(A), ok(B, started=3, finished=5), up(C)),
+        Want("Running", steps=seq("succeeded", "succeeded", "running"))),
+    Row("second-step-still-pulling-in-its-turn", "seq",
+        lambda p: ps.pod(p, ok(A), waiting(B, IMG[B], "ContainerCreating"), up(C)),
+        Want("Running", steps=seq("succeeded", "waiting", "waiting"), message="starting the next step")),
+    # --- The end of a run -------------------------------------------------------------------------------------
+    Row("all-done-nothing-left-running-no-stop", "seq",
+        lambda p: ps.pod(p, ok(A), ok(B), ok(C)),
+        Want("Succeeded", "Succeeded", seq("succeeded", "succeeded", "succeeded"), events=["Succeeded"],
+             message="all steps finished")),
+    Row("pod-succeeded-by-itself", "one",
+        lambda p: ps.pod(p, ok(A), phase="Succeeded"),
+        Want("Succeeded", "Succeeded", {"a": "succeeded"}, events=["Succeeded"])),
+    Row("pod-failed-by-itself-because-the-last-step-failed", "one",
+        lambda p: ps.pod(p, bad(A), phase="Failed"),
+        Want("Failed", "StepFailed", {"a": "failed"}, events=["StepFailed", "Failed"],
+             message='step "a" failed (exit code 1)')),
+    # b's turn has come: it shows running until its result says it skipped itself (milliseconds later).
+    Row("first-fails-the-next-has-not-recorded-its-skip", "seq",
+        lambda p: ps.pod(p, bad(A, 2), up(B), up(C)),
+        Want("Running", steps=seq("failed", "running", "waiting"), events=["StepFailed"])),
+    Row("first-fails-the-others-skipped-themselves", "seq",
+        lambda p: ps.pod(p, bad(A, 2), skip(B), skip(C), phase="Failed"),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"b": "Skipped", "c": "Skipped"}, message='step "a" failed (exit code 2)')),
+    Row("exit-78-the-others-not-yet-skipped", "seq",
+        lambda p: ps.pod(p, ok(A, code=78), up(B), up(C)),
+        Want("Running", steps=seq("succeeded", "running", "waiting"))),
+    Row("exit-78-ends-early-as-success", "seq",
+        lambda p: ps.pod(p, ok(A, code=78), skip(B, "EarlyExit"), skip(C, "EarlyExit"), phase="Succeeded"),
+        Want("Succeeded", "EarlyExit", seq("succeeded", "skipped", "skipped"), events=["Succeeded"],
+             step_reasons={"b": "EarlyExit", "c": "EarlyExit"}, message="ended early by exit code 78")),
+    # --- How a step ended: its result, or the kubelet's word when there is none --------------------------------
+    # Without a result the steps after it would wait for ever (their entrypoints wait for its result file).
+    Row("oom-killed-before-the-entrypoint-wrote-ends-the-run", "seq",
+        lambda p: ps.pod(p, crashed(A, IMG[A], 137, reason="OOMKilled", message=None), up(B), up(C)),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), stop="StepFailed",
+             events=["StepFailed", "Failed"], step_reasons={"a": "OOMKilled"},
+             message='step "a" failed (exit code 137)')),
+    Row("oom-killed-command-with-a-result", "seq",
+        lambda p: ps.pod(p, bad(A, 137, kubelet_reason="OOMKilled"), skip(B), skip(C)),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"a": "OOMKilled"}, message='step "a" failed (exit code 137)')),
+    Row("entrypoint-could-not-start-ends-the-run", "seq",
+        lambda p: ps.pod(p, crashed(A, IMG[A]), up(B), up(C)),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), stop="StepFailed",
+             events=["StepFailed", "Failed"], step_reasons={"a": "StartError"})),
+    Row("entrypoint-could-not-start-read-again-after-the-stop", "seq",
+        lambda p: ps.pod(p, crashed(A, IMG[A]), ps.stopped_waiting(B, IMG[B]), ps.stopped_waiting(C, IMG[C]),
+                         notes=stopped("StepFailed"), **DEADLINE),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"a": "StartError"}, message='step "a" failed (exit code 128)')),
+    Row("the-last-step-could-not-start-nothing-to-stop", "one",
+        lambda p: ps.pod(p, crashed(A, IMG[A])),
+        Want("Failed", "StepFailed", {"a": "failed"}, events=["StepFailed", "Failed"])),
+    Row("a-step-nothing-comes-after-could-not-start-the-others-go-on", "parallel",
+        lambda p: ps.pod(p, ok(A), up(B), up(C), crashed(D, IMG[D])),
+        Want("Running", steps=seq("succeeded", "running", "waiting", "failed"), events=["StepFailed"],
+             step_reasons={"d": "StartError"})),
+    Row("an-ignored-step-that-could-not-start-still-holds-up-the-next", "ignore",
+        lambda p: ps.pod(p, crashed(A, IMG[A]), up(B)),
+        Want("Failed", "StepFailed", {"a": "failed", "b": "skipped"}, stop="StepFailed", events=["StepFailed", "Failed"],
+             message='step "a" ended without a result (StartError): the steps after it cannot have their turn')),
+    Row("an-early-exit-skips-the-steps-held-up", "seq",
+        lambda p: ps.pod(p, ok(A, code=78), crashed(B, IMG[B]), up(C)),
+        Want("Running", steps=seq("succeeded", "failed", "waiting"), events=["StepFailed"])),
+    Row("a-parallel-branch-could-not-start-ends-the-run", "parallel",
+        lambda p: ps.pod(p, crashed(A, IMG[A]), up(B), up(C), up(D)),
+        Want("Failed", "StepFailed", seq("failed", "failed", "skipped", "skipped"), stop="StepFailed",
+             events=["StepFailed", "StepFailed", "Failed"], step_reasons={"b": "Stopped"})),
+    Row("command-not-found", "seq",
+        lambda p: ps.pod(p, bad(A, 127, reason="CommandNotFound", message='exec: "make": not found in PATH'),
+                         skip(B), skip(C)),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"a": "CommandNotFound"}, message='step "a" failed (exit code 127)')),
+    Row("command-not-executable", "one",
+        lambda p: ps.pod(p, bad(A, 126, reason="CommandNotExecutable")),
+        Want("Failed", "StepFailed", {"a": "failed"}, events=["StepFailed", "Failed"],
+             step_reasons={"a": "CommandNotExecutable"})),
+    Row("step-timeout-recorded-by-the-entrypoint", "seq",
+        lambda p: ps.pod(p, bad(A, 143, reason="StepTimeout", message="The step timed out after 1m0s."), up(B), up(C)),
+        Want("Running", steps=seq("failed", "running", "waiting"), events=["StepFailed"],
+             step_reasons={"a": "StepTimeout"})),
+    Row("a-result-in-the-result-file-form", "one",
+        lambda p: ps.pod(p, result(A, IMG[A], ResultState.SUCCEEDED, 0, whole=True)),
+        Want("Succeeded", "Succeeded", {"a": "succeeded"}, events=["Succeeded"])),
+    Row("a-termination-message-that-is-no-result-is-a-failure", "one",
+        lambda p: ps.pod(p, crashed(A, IMG[A], 0, reason="Completed", message="done\n")),
+        Want("Failed", "StepFailed", {"a": "failed"}, events=["StepFailed", "Failed"], step_reasons={"a": "Error"})),
+    # --- when.status and failure: ignore ------------------------------------------------------------------------
+    Row("failure-lets-the-on-failure-step-run", "on-failure",
+        lambda p: ps.pod(p, ok(A), bad(B), up(C), up(D)),
+        Want("Running", steps=seq("succeeded", "failed", "running", "waiting"), events=["StepFailed"])),
+    Row("on-failure-step-done-then-the-always-step", "on-failure",
+        lambda p: ps.pod(p, ok(A), bad(B), ok(C), up(D)),
+        Want("Running", steps=seq("succeeded", "failed", "succeeded", "running"), events=["StepFailed"])),
+    Row("on-failure-pipeline-ends-failed", "on-failure",
+        lambda p: ps.pod(p, ok(A), bad(B), ok(C), ok(D)),
+        Want("Failed", "StepFailed", seq("succeeded", "failed", "succeeded", "succeeded"),
+             events=["StepFailed", "Failed"], message='step "b" failed (exit code 1)')),
+    Row("success-skips-the-on-failure-step", "on-failure",
+        lambda p: ps.pod(p, ok(A), ok(B), skip(C), up(D)),
+        Want("Running", steps=seq("succeeded", "succeeded", "skipped", "running"))),
+    Row("ignored-failure-lets-the-run-go-on", "ignore",
+        lambda p: ps.pod(p, bad(A), up(B)),
+        Want("Running", steps={"a": "failed", "b": "running"}, events=["StepFailed"])),
+    Row("ignored-failure-run-succeeds", "ignore",
+        lambda p: ps.pod(p, bad(A), ok(B)),
+        Want("Succeeded", "Succeeded", {"a": "failed", "b": "succeeded"}, events=["StepFailed", "Succeeded"])),
+    # --- DAG --------------------------------------------------------------------------------------------------------
+    Row("dag-a-done-b-runs-c-recorded-its-skip", "dag",
+        lambda p: ps.pod(p, ok(A), up(B), skip(C), up(D)),
+        Want("Running", steps=seq("succeeded", "running", "skipped", "waiting"))),
+    # A step whose turn came shows running until its result says it skipped itself (milliseconds later).
+    Row("dag-c-in-its-turn-shows-running-until-its-skip-shows", "dag",
+        lambda p: ps.pod(p, ok(A), up(B), up(C), up(D)),
+        Want("Running", steps=seq("succeeded", "running", "running", "waiting"), message="running b, c")),
+    Row("dag-b-fails-later-c-stays-skipped", "dag",
+        lambda p: ps.pod(p, ok(A), bad(B), skip(C), skip(D)),
+        Want("Failed", "StepFailed", seq("succeeded", "failed", "skipped", "skipped"),
+             events=["StepFailed", "Failed"])),
+    Row("parallel-roots-run-together", "parallel",
+        lambda p: ps.pod(p, up(A), up(B), up(C), up(D)),
+        Want("Running", steps=seq("running", "running", "waiting", "waiting"), message="running a, b")),
+    Row("parallel-one-root-done-its-dependant-runs-the-join-waits", "parallel",
+        lambda p: ps.pod(p, ok(A), up(B), up(C), up(D)),
+        Want("Running", steps=seq("succeeded", "running", "waiting", "running"))),
+    Row("parallel-join-runs-when-both-are-done", "parallel",
+        lambda p: ps.pod(p, ok(A), ok(B), up(C), up(D)),
+        Want("Running", steps=seq("succeeded", "succeeded", "running", "running"))),
+    Row("parallel-failure-waits-for-the-running-step", "parallel",
+        lambda p: ps.pod(p, bad(A), up(B), up(C), skip(D)),
+        Want("Running", steps=seq("failed", "running", "waiting", "skipped"), events=["StepFailed"])),
+    # --- detach and services --------------------------------------------------------------------------------------
+    Row("a-detached-dependency-counts-once-running", "detach",
+        lambda p: ps.pod(p, up(A), up(B)),
+        Want("Running", steps={"a": "running", "b": "running"}, message="running a, b")),
+    Row("a-detached-dependency-not-yet-running-holds-its-dependant", "detach",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ContainerCreating"), up(B)),
+        Want("Running", steps={"a": "waiting", "b": "waiting"})),
+    Row("detached-step-still-running-at-the-end-stops-the-pod", "detach",
+        lambda p: ps.pod(p, up(A), ok(B)),
+        Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, stop="Completed",
+             events=["Succeeded"], step_reasons={"a": "Detached"})),
+    Row("detached-step-stopped-with-the-pod", "detach",
+        lambda p: ps.pod(p, ps.stopped_running(A, IMG[A], finished=12), ok(B), notes=stopped("Completed"), **DEADLINE),
+        Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, events=["Succeeded"],
+             step_reasons={"a": "Detached"})),
+    Row("detached-step-failing-does-not-fail-the-run", "detach",
+        lambda p: ps.pod(p, bad(A), up(B)),
+        Want("Running", steps={"a": "failed", "b": "running"}, events=["StepFailed"])),
+    Row("detached-step-failed-the-run-succeeds", "detach",
+        lambda p: ps.pod(p, bad(A), ok(B)),
+        Want("Succeeded", "Succeeded", {"a": "failed", "b": "succeeded"}, events=["StepFailed", "Succeeded"])),
+    Row("services-still-running-at-the-end-are-stopped", "services",
+        lambda p: ps.pod(p, ps.service_running("svc-db", "postgres:16"), ok(A), ok(B)),
+        Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, stop="Completed", events=["Succeeded"])),
+    Row("services-stop-patched-not-yet-stopped-is-not-stopped-twice", "services",
+        lambda p: ps.pod(p, ps.service_running("svc-db", "postgres:16"), ok(A), ok(B), notes=stopped("Completed")),
+        Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, events=["Succeeded"])),
+    Row("services-stopped-read-again", "services",
+        lambda p: ps.pod(p, ps.service_exited("svc-db", "postgres:16", 143), ok(A), ok(B), notes=stopped("Completed"),
+                         **DEADLINE),
+        Want("Succeeded", "Succeeded", {"a": "succeeded", "b": "succeeded"}, events=["Succeeded"])),
+    Row("a-crashed-service-does-not-fail-the-run", "services",
+        lambda p: ps.pod(p, ps.service_exited("svc-db", "postgres:16", 1), up(A), up(B)),
+        Want("Running", steps={"a": "running", "b": "waiting"})),
+    # --- when on build metadata: the step skips itself in its turn, on the runner image -------------------------------
+    Row("excluded-step-skipped-in-its-turn-counts-as-done", "excluded",
+        lambda p: ps.pod(p, ok(A), skipped(B, RUNNER), up(C)),
+        Want("Running", steps=seq("succeeded", "skipped", "running"), step_reasons={"b": "Skipped"})),
+    Row("excluded-step-waits-its-turn", "excluded",
+        lambda p: ps.pod(p, up(A), entry(B, RUNNER), up(C)),
+        Want("Running", steps=seq("running", "waiting", "waiting"))),
+    # --- Images that cannot be pulled: permanent errors get a stand-in at once -------------------------------------
+    Row("not-found-image-gets-a-stand-in-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImagePull", ps.NOT_FOUND), up(B), up(C)),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), stand_ins={A: "ErrImagePull"}, requeue=3590,
+             step_reasons={"a": "ErrImagePull"})),
+    Row("unauthorized-image-gets-a-stand-in-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImagePull", ps.UNAUTHORIZED), up(B), up(C)),
+        Want("Running", stand_ins={A: "ErrImagePull"}, step_reasons={"a": "ErrImagePull"})),
+    Row("access-denied-image-gets-a-stand-in-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImagePull", ps.DENIED), up(B), up(C)),
+        Want("Running", stand_ins={A: "ErrImagePull"})),
+    Row("back-off-after-not-found-gets-a-stand-in-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ImagePullBackOff", f"{ps.BACKOFF}: ErrImagePull: {ps.NOT_FOUND}"),
+                         up(B), up(C)),
+        Want("Running", stand_ins={A: "ImagePullBackOff"})),
+    Row("never-pull-image-absent-gets-a-stand-in-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImageNeverPull", ps.NEVER_PULL), up(B), up(C)),
+        Want("Running", stand_ins={A: "ErrImageNeverPull"}, step_reasons={"a": "ErrImageNeverPull"})),
+    Row("invalid-image-name-gets-a-stand-in-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "InvalidImageName", ps.INVALID_NAME), up(B), up(C)),
+        Want("Running", stand_ins={A: "InvalidImageName"})),
+    Row("a-later-step-not-found-gets-a-stand-in-before-its-turn", "seq",
+        lambda p: ps.pod(p, up(A), waiting(B, IMG[B], "ErrImagePull", ps.NOT_FOUND), up(C)),
+        Want("Running", steps=seq("running", "waiting", "waiting"), stand_ins={B: "ErrImagePull"})),
+    Row("two-steps-not-found-one-patch", "seq",
+        lambda p: ps.pod(p, up(A), waiting(B, IMG[B], "ErrImagePull", ps.NOT_FOUND),
+                         waiting(C, IMG[C], "ErrImageNeverPull", ps.NEVER_PULL)),
+        Want("Running", stand_ins={B: "ErrImagePull", C: "ErrImageNeverPull"})),
+    # --- Transient pull errors: given up on after the pull timeout, counted from the step's turn ------------------
+    Row("transient-pull-error-in-its-turn-looks-again-at-the-pull-timeout", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImagePull", ps.REFUSED), up(B), up(C)),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), requeue=200, step_reasons={"a": "ErrImagePull"}),
+        now=100),
+    Row("back-off-in-its-turn-looks-again", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ImagePullBackOff", ps.BACKOFF), up(B), up(C)),
+        Want("Running", requeue=1, step_reasons={"a": "ImagePullBackOff"}), now=299),
+    Row("registry-unavailable-is-transient", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "RegistryUnavailable", "registry unavailable"), up(B), up(C)),
+        Want("Running", requeue=250), now=50),
+    Row("transient-pull-timeout-passed-gets-a-stand-in", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImagePull", ps.REFUSED), up(B), up(C)),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), stand_ins={A: "ErrImagePull"}, requeue=3300),
+        now=300),
+    Row("transient-pull-timeout-counts-from-the-step's-turn", "seq",
+        lambda p: ps.pod(p, ok(A, finished=50), waiting(B, IMG[B], "ImagePullBackOff", ps.BACKOFF), up(C)),
+        Want("Running", requeue=150), now=200),
+    Row("transient-pull-timeout-from-the-turn-passed", "seq",
+        lambda p: ps.pod(p, ok(A, finished=50), waiting(B, IMG[B], "ImagePullBackOff", ps.BACKOFF), up(C)),
+        Want("Running", stand_ins={B: "ImagePullBackOff"}), now=350),
+    Row("transient-never-given-up-before-the-step's-turn", "seq",
+        lambda p: ps.pod(p, up(A), waiting(B, IMG[B], "ErrImagePull", ps.REFUSED), up(C)),
+        Want("Running", steps=seq("running", "waiting", "waiting"), requeue=2600), now=1000),
+    # --- Stand-ins: recorded in the pod; the runner image records the failure in the step's turn ----------------------
+    Row("stand-in-recorded-the-kubelet-not-yet-swapped", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "ErrImagePull", ps.NOT_FOUND), up(B), up(C), notes=note(A)),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), step_reasons={"a": "ErrImagePull"})),
+    Row("stand-in-running-is-no-running-step", "seq",
+        lambda p: ps.pod(p, entry(A, RUNNER), up(B), up(C), notes=note(A)),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), step_reasons={"a": "ErrImagePull"})),
+    Row("stand-in-recorded-the-failure", "seq",
+        lambda p: ps.pod(p, ps.stand_in_result(A), up(B), up(C), notes=note(A)),
+        Want("Running", steps=seq("failed", "running", "waiting"), events=["StepFailed"],
+             step_reasons={"a": "ErrImagePull"})),
+    Row("stand-in-failure-lets-the-on-failure-step-run", "on-failure",
+        lambda p: ps.pod(p, ok(A), ps.stand_in_result(B), up(C), up(D), notes=note(B)),
+        Want("Running", steps=seq("succeeded", "failed", "running", "waiting"), events=["StepFailed"],
+             step_reasons={"b": "ErrImagePull"})),
+    Row("stand-in-run-ends-failed", "seq",
+        lambda p: ps.pod(p, ps.stand_in_result(A), skip(B), skip(C), notes=note(A), phase="Failed"),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"a": "ErrImagePull"}, message='step "a" failed')),
+    Row("stand-in-that-could-not-start-reads-the-note", "seq",
+        lambda p: ps.pod(p, crashed(A, RUNNER), up(B), up(C), notes=note(A)),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), stop="StepFailed",
+             events=["StepFailed", "Failed"], step_reasons={"a": "ErrImagePull"})),
+    # --- A missing Secret or key: no stand-in can help (the environment stays): the run fails --------------------------
+    Row("config-error-fails-the-run-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "CreateContainerConfigError", 'secret "tok" not found'), up(B), up(C)),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), notes={A: "CreateContainerConfigError"},
+             stop="StepFailed", events=["StepFailed", "Failed"], step_reasons={"a": "CreateContainerConfigError"},
+             message='step "a" cannot start: secret "tok" not found; check the Secrets named by from_secret')),
+    Row("config-error-recorded-the-pod-not-yet-stopped", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A], "CreateContainerConfigError", 'secret "tok" not found'), up(B), up(C),
+                         notes=killed(A, "CreateContainerConfigError",
+                                      'secret "tok" not found; check the Secrets named by from_secret')
+                         | stopped("StepFailed")),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"a": "CreateContainerConfigError"},
+             message='step "a" cannot start: secret "tok" not found; check the Secrets named by from_secret')),
+    Row("config-error-read-again-after-the-stop", "seq",
+        lambda p: ps.pod(p, ps.lost(A, IMG[A]), ps.stopped_waiting(B, IMG[B]), ps.stopped_waiting(C, IMG[C]),
+                         notes=killed(A, "CreateContainerConfigError",
+                                      'secret "tok" not found; check the Secrets named by from_secret')
+                         | stopped("StepFailed"), **DEADLINE),
+        Want("Failed", "StepFailed", seq("failed", "skipped", "skipped"), events=["StepFailed", "Failed"],
+             step_reasons={"a": "CreateContainerConfigError"},
+             message='step "a" cannot start: secret "tok" not found; check the Secrets named by from_secret')),
+    # --- The runner image: it must install the entrypoint, or no step can run -----------------------------------------
+    Row("prepare-failed-the-run-cannot-run", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A]), waiting(B, IMG[B]), waiting(C, IMG[C]),
+                         prepare=ps.prepare_done(1, message="cannot install the binary")),
+        Want("Error", "RunnerUnavailable", seq("skipped", "skipped", "skipped"), stop="RunnerUnavailable",
+             events=["Error"], message="did not install the entrypoint (exit code 1, Error)")),
+    # Its postStart hook failed: the kubelet killed it and went on, and the steps found no entrypoint.
+    Row("prepare-hook-failed-the-steps-could-not-start", "seq",
+        lambda p: ps.pod(p, crashed(A, IMG[A]), crashed(B, IMG[B]), crashed(C, IMG[C]),
+                         prepare=ps.prepare_done(137, reason="Error")),
+        Want("Error", "RunnerUnavailable", seq("failed", "failed", "failed"), stop="RunnerUnavailable",
+             events=["StepFailed", "StepFailed", "StepFailed", "Error"], step_reasons={"a": "StartError"},
+             message=f"the runner image {RUNNER} did not install the entrypoint (exit code 137, Error); check the "
+                     "operator's runner image (PODLINE_RUNNER_IMAGE) and that the nodes can pull it")),
+    Row("runner-image-not-found-at-once", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A]), waiting(B, IMG[B]), waiting(C, IMG[C]),
+                         prepare=ps.prepare_waiting("ErrImagePull", ps.NOT_FOUND), phase="Pending"),
+        Want("Error", "RunnerUnavailable", seq("skipped", "skipped", "skipped"), stop="RunnerUnavailable",
+             events=["Error"], message="could not be pulled")),
+    Row("runner-image-transient-error-looks-again", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A]), waiting(B, IMG[B]), waiting(C, IMG[C]),
+                         prepare=ps.prepare_waiting("ErrImagePull", ps.REFUSED), phase="Pending"),
+        Want("Running", steps=seq("waiting", "waiting", "waiting"), requeue=180), now=120),
+    Row("runner-image-transient-error-past-the-pull-timeout", "seq",
+        lambda p: ps.pod(p, waiting(A, IMG[A]), waiting(B, IMG[B]), waiting(C, IMG[C]),
+                         prepare=ps.prepare_waiting("ImagePullBackOff", ps.BACKOFF), phase="Pending"),
+        Want("Error", "RunnerUnavailable", stop="RunnerUnavailable", events=["Error"]), now=300),
+    Row("runner-unavailable-read-again", "seq",
+        lambda p: ps.pod(p, ps.lost(A, IMG[A]), ps.lost(B, IMG[B]), ps.lost(C, IMG[C]),
+                         prepare=ps.prepare_waiting("ErrImagePull", ps.NOT_FOUND), notes=stopped("RunnerUnavailable"),
+                         **DEADLINE),
+        Want("Error", "RunnerUnavailable", events=["Error"])),
+    # --- Cancel and the run timeout: the pod is stopped; the kubelet enforces the timeout by itself too -----------------
+    Row("cancel-stops-the-pod", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), up(C)),
+        Want("Cancelled", "Cancelled", seq("succeeded", "failed", "skipped"), stop="Cancelled",
+             events=["StepFailed", "Cancelled"], step_reasons={"b": "Stopped"}), cancel=True),
+    Row("cancel-read-again-after-the-stop", "seq",
+        lambda p: ps.pod(p, ok(A), ps.stopped_running(B, IMG[B]), ps.stopped_waiting(C, IMG[C]),
+                         notes=stopped("Cancelled"), **DEADLINE),
+        Want("Cancelled", "Cancelled", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Cancelled"],
+             step_reasons={"b": "Stopped"}), cancel=True),
+    Row("cancel-before-a-stand-in's-turn", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), entry(C, RUNNER), notes=note(C)),
+        Want("Cancelled", "Cancelled", seq("succeeded", "failed", "skipped"), stop="Cancelled",
+             events=["StepFailed", "Cancelled"], step_reasons={"c": None}), cancel=True),
+    Row("cancel-before-a-stand-in-ran-read-again", "seq",
+        lambda p: ps.pod(p, ok(A), ps.stopped_running(B, IMG[B]), ps.lost(C, RUNNER), notes=note(C)
+                         | stopped("Cancelled"), **DEADLINE),
+        Want("Cancelled", "Cancelled", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Cancelled"]),
+        cancel=True),
+    Row("cancel-after-the-run-ended-changes-nothing", "seq",
+        lambda p: ps.pod(p, ok(A), ok(B), ok(C), phase="Succeeded"),
+        Want("Succeeded", "Succeeded", events=["Succeeded"]), cancel=True),
+    Row("cancel-of-an-evicted-pod-patches-nothing", "seq",
+        lambda p: ps.pod(p, ok(A), ps.stopped_running(B, IMG[B]), ps.stopped_waiting(C, IMG[C]), phase="Failed",
+                         reason="Evicted"),
+        Want("Error", "PodDeleted", events=["StepFailed", "Error"]), cancel=True),
+    Row("run-timeout-not-yet-looks-again-then", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), up(C)),
+        Want("Running", requeue=1), now=3599),
+    Row("run-timeout-stops-the-pod", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), up(C)),
+        Want("Failed", "Timeout", seq("succeeded", "failed", "skipped"), stop="Timeout",
+             events=["StepFailed", "Failed"], step_reasons={"b": "Stopped"},
+             message="the run exceeded its timeout of 3600s"), now=3600),
+    Row("run-timeout-read-again-after-the-stop", "seq",
+        lambda p: ps.pod(p, ok(A), ps.stopped_running(B, IMG[B]), ps.stopped_waiting(C, IMG[C]),
+                         notes=stopped("Timeout"), **DEADLINE),
+        Want("Failed", "Timeout", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Failed"],
+             message="the run exceeded its timeout of 3600s"), now=3605),
+    Row("kubelet-deadline-exceeded-while-the-operator-was-away-is-a-timeout", "seq",
+        lambda p: ps.pod(p, ok(A), ps.stopped_running(B, IMG[B]), ps.stopped_waiting(C, IMG[C]), **DEADLINE),
+        Want("Failed", "Timeout", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Failed"],
+             message="the run exceeded its timeout of 3600s"), now=3601),
+    # --- The pod ends underneath the run --------------------------------------------------------------------------
+    Row("pod-evicted", "seq",
+        lambda p: ps.pod(p, ok(A), ps.stopped_running(B, IMG[B]), ps.stopped_waiting(C, IMG[C]), phase="Failed",
+                         reason="Evicted"),
+        Want("Error", "PodDeleted", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Error"],
+             message="the pod ended underneath the run (Evicted)")),
+    Row("pod-ended-before-its-steps-did", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), up(C), phase="Failed"),
+        Want("Error", "PodDeleted", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Error"],
+             message="the pod ended before the run finished (Failed)")),
+    Row("pod-being-deleted-while-running", "seq",
+        lambda p: ps.pod(p, ok(A), up(B), up(C), deleting=True),
+        Want("Error", "PodDeleted", seq("succeeded", "failed", "skipped"), events=["StepFailed", "Error"],
+             message="was deleted")),
+    Row("pod-being-deleted-after-the-run-ended", "seq",
+        lambda p: ps.pod(p, ok(A), ok(B), ok(C), deleting=True, phase="Succeeded"),
+        Want("Succeeded", "Succeeded", events=["Succeeded"])),
 ]
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.desc) for r in ROWS])
 def test_decision(row: Row) -> None:
     plan = PLANS[row.plan]
     snap = snapshot(plan, row.pod(plan), now=row.now, cancel=row.cancel)
     decision = scheduling.decide(snap)
-    status = decision.status
-    assert (str(status.phase), status.reason) == (row.phase, row.reason or status.reason), status.message
-    if row.steps is not None:
-        assert states(decision) == row.steps
-    assert starts_of(decision, plan) == row.starts
-    assert skips_of(decision) == row.skips
-    assert kills_of(decision) == row.kills
-    assert stop_of(decision) == row.stop
-    assert event_reasons(decision) == row.events
-    if row.requeue is not ANY:
-        assert decision.requeue_after == row.requeue
-    for name, reason in row.step_reasons.items():
-        assert step_status(decision, name).reason == reason
-    if row.message is not None:
-        assert status.message is not None and row.message in status.message
+    status, want = decision.status, row.want
+    assert (str(status.phase), status.reason) == (want.phase, want.reason or status.reason), status.message
+    if want.steps is not None:
+        assert states(decision) == want.steps
+    assert stand_ins_of(decision) == {**want.stand_ins, **want.notes}
+    assert swaps_of(decision) == {name: RUNNER for name in want.stand_ins}
+    assert stop_of(decision) == want.stop
+    assert event_reasons(decision) == want.events
+    if want.requeue is not ANY:
+        assert decision.requeue_after == want.requeue
+    for name, reason in want.step_reasons.items():
+        assert step_status(decision, name).reason == reason, step_status(decision, name)
+    if want.message is not None:
+        assert status.message is not None and want.message in status.message, status.message
     check_invariants(snap, decision)
 
 
 def test_the_table_is_large() -> None:
-    assert len(ROWS) >= 60
+    assert len(ROWS) >= 80
+    assert len({r.desc for r in ROWS}) == len(ROWS)
 
 
-def test_a_pull_failure_points_at_pull_and_image_pull_secrets_before_and_after_the_kill() -> None:
+# --- Reading steps: results, times, the current step --------------------------------------------------------------
+
+
+def test_result_times_are_shown_in_rfc3339_with_milliseconds() -> None:
     plan = PLANS["seq"]
-    pulling = ps.pod(plan, waiting(A, IMG[A], "ErrImagePull", "pull access denied"), placeholder(B), placeholder(C),
-                     notes=started(A, placeholder_id=""))
-    first = scheduling.decide(snapshot(plan, pulling, now=300))
-    after_kill = ps.pod(plan, placeholder(A, cid="containerd://ph2-a"), placeholder(B), placeholder(C),
-                        notes=started(A, placeholder_id="") | killed(A, "ErrImagePull") | skipped(B) | skipped(C)
-                        | stopped("Completed"))
-    second = scheduling.decide(snapshot(plan, after_kill, now=301, status=first.status.to_patch()))
-    for decision in (first, second):
-        a = step_status(decision, "a")
-        assert (a.state, a.reason) == ("failed", "ErrImagePull")
-        assert a.message == (
-            "image alpine:3.19 could not be pulled in 300s (ErrImagePull); check the image name, the step's pull "
-            "setting (imagePullPolicy IfNotPresent) and the Pipeline's image_pull_secrets"
-        )
-        assert decision.status.message == 'step "a" failed (ErrImagePull)'
-    assert second.status == first.status
-    assert second.events == ()
+    decision = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A, started=1.234, finished=5.5), up(B), up(C))))
+    a, b, c = decision.status.steps
+    assert (a.started_at, a.finished_at, a.exit_code) == ("2024-05-01T12:00:01.234Z", "2024-05-01T12:00:05.500Z", 0)
+    # A running step started when its turn came: when the step before it finished.
+    assert (b.state, b.started_at, b.finished_at) == ("running", "2024-05-01T12:00:05.500Z", None)
+    assert (c.state, c.started_at) == ("waiting", None)
 
 
-def test_a_permanent_wait_error_says_what_to_check() -> None:
-    plan = PLANS["seq"]
-    never = ps.pod(plan, waiting(A, IMG[A], "ErrImageNeverPull", 'image "alpine:3.19" is not present with pull policy of Never'),
-                   placeholder(B), placeholder(C), notes=started(A, placeholder_id=""))
-    message = step_status(scheduling.decide(snapshot(plan, never)), "a").message
-    assert message is not None and message.startswith('image "alpine:3.19" is not present')
-    assert "pull setting" in message and "image_pull_secrets" in message
-    config = ps.pod(plan, waiting(A, IMG[A], "CreateContainerConfigError", 'secret "tok" not found'),
-                    placeholder(B), placeholder(C), notes=started(A, placeholder_id=""))
-    assert step_status(scheduling.decide(snapshot(plan, config)), "a").message == (
-        'secret "tok" not found; check the Secrets named by from_secret')
-
-
-def test_a_step_timeout_message_survives_the_kill() -> None:
-    plan = PLANS["step-timeout"]
-    first = scheduling.decide(snapshot(plan, ps.pod(plan, running(A, IMG[A], since=1), placeholder(B),
-                                                    notes=started(A, placeholder_id="")), now=61))
-    after = ps.pod(plan, exited(A, IMG[A], 137, finished=62), placeholder(B),
-                   notes=started(A, placeholder_id="") | killed(A, "StepTimeout") | skipped(B) | stopped("Completed"))
-    second = scheduling.decide(snapshot(plan, after, now=63, status=first.status.to_patch()))
-    for decision in (first, second):
-        assert step_status(decision, "a").message == "the step exceeded its timeout of 60s"
-    assert second.events == ()
-
-
-def test_a_dead_placeholder_message_names_the_placeholder_setting() -> None:
-    plan = PLANS["seq"]
-    pod = ps.pod(plan, running(A, IMG[A]), placeholder_exited(B, 127, reason="StartError"), placeholder(C),
-                 notes=started(A, placeholder_id=""))
-    b = step_status(scheduling.decide(snapshot(plan, pod)), "b")
-    assert b.message is not None
-    assert "drone/placeholder:1" in b.message and "PODLINE_PLACEHOLDER_IMAGE" in b.message and "code 127" in b.message
-
-
-def test_services_are_reported_but_do_not_decide() -> None:
-    plan = PLANS["services"]
-    pod = ps.pod(plan, exited("svc-db", "postgres:16", 1), running(A, IMG[A]), placeholder(B),
-                 notes=started(A, placeholder_id=""))
-    decision = scheduling.decide(snapshot(plan, pod))
-    (db,) = decision.status.services
-    assert (db.name, db.container, db.state, db.exit_code) == ("db", "svc-db", "failed", 1)
-    assert decision.status.phase == "Running"
-
-
-# --- Before the pod exists ---------------------------------------------------------------------------------------
-
-
-def pod_of(decision: scheduling.Decision) -> dict[str, Any]:
-    (pod,) = [m for m in decision.create if m["kind"] == "Pod"]
-    return pod
-
-
-def images_of(pod: dict[str, Any]) -> dict[str, str]:
-    return {c["name"]: c["image"] for c in pod["spec"]["containers"]}
-
-
-def started_in(pod: dict[str, Any]) -> set[str]:
-    return set(annotations_of(pod, conventions.ANNOTATION_STARTED_PREFIX))
+def test_a_skipped_result_has_no_start_and_says_why() -> None:
+    plan = PLANS["on-failure"]
+    why = "Skipped: the run is not failing and the step runs only on failure."
+    pod = ps.pod(plan, ok(A), ok(B), skipped(C, IMG[C], message=why, finished=3), up(D))
+    c = step_status(scheduling.decide(snapshot(plan, pod)), "c")
+    assert (c.state, c.exit_code, c.started_at, c.finished_at, c.reason, c.message) == (
+        "skipped", None, None, ps.ms_ts(3), "Skipped", why)
 
 
 @pytest.mark.parametrize(
-    ("plan", "first"),
+    ("desc", "statuses_", "want"),
     [
-        pytest.param(PLANS["seq"], {A}, id="sequential-first-step"),
-        pytest.param(PLANS["parallel"], {A, B}, id="dag-roots"),
-        pytest.param(PLANS["detach"], {A}, id="detached-first-step"),
-        pytest.param(PLANS["excluded"], {A}, id="excluded-later-step"),
-        pytest.param(compile_(step("a", when={"branch": "x"}), step("b"), build={"branch": "main"}), {B},
-                     id="excluded-first-step-next-starts"),
-        pytest.param(compile_(step("a"), build={"remote": "https://git.example.com/x.git"}), {"step-clone"},
-                     id="clone-first"),
-        pytest.param(compile_(step("a", when={"status": "failure"}), step("b")), {B}, id="first-step-on-failure-only"),
+        ("a-failure-with-its-exit-code", [bad(A, 3, message="The command exited with code 3.")],
+         ("failed", 3, None, "The command exited with code 3.")),
+        ("a-timeout", [bad(A, 143, reason="StepTimeout", message="The step timed out after 1m0s and was stopped.")],
+         ("failed", 143, "StepTimeout", "The step timed out after 1m0s and was stopped.")),
+        ("oom-killed-with-a-result", [bad(A, 137, kubelet_reason="OOMKilled")],
+         ("failed", 137, "OOMKilled", "the step ran out of memory (its memory limit)")),
+        ("no-result-the-kubelet-says-why", [crashed(A, IMG[A])], ("failed", 128, "StartError", ps.START_ERROR)),
+        ("exit-78-is-a-success", [ok(A, code=78)], ("succeeded", 78, None, None)),
     ],
 )
-def test_the_first_ready_steps_start_at_pod_creation(plan: plans.RunPlan, first: set[str]) -> None:
-    decision = scheduling.decide(snapshot(plan, None, now=0))
-    pod = pod_of(decision)
-    assert started_in(pod) == first
-    for c in plan.containers:
-        expected = c.image if c.name in first or not c.is_step else plan.placeholder_image
-        assert images_of(pod)[c.name] == expected
-    assert decision.pod_patch is None
-    assert (decision.status.phase, decision.status.reason) == ("Pending", "Creating")
-    assert all(s.state == "waiting" for s in decision.status.steps)
-    # Once the pod shows up, those steps are not started again.
-    observed = dict(pod, metadata={**pod["metadata"], "resourceVersion": "1", "creationTimestamp": ps.ts(0)},
-                    status={"phase": "Pending"})
-    again = scheduling.decide(snapshot(plan, observed, now=1, status=decision.status.to_patch()))
-    assert not starts_of(again, plan) & first
-    check_invariants(snapshot(plan, observed, now=1, status=decision.status.to_patch()), again)
+def test_how_a_step_ended(desc: str, statuses_: list[ps.Status], want: tuple[str, int | None, str | None, str | None]
+                          ) -> None:
+    plan = PLANS["one"]
+    a = step_status(scheduling.decide(snapshot(plan, ps.pod(plan, *statuses_))), "a")
+    assert (a.state, a.exit_code, a.reason, a.message) == want
 
 
-def test_a_skip_decided_at_pod_creation_is_recorded_with_the_next_decision() -> None:
-    plan = compile_(step("a", when={"status": "failure"}), step("b"))
-    created = pod_of(scheduling.decide(snapshot(plan, None, now=0)))
-    assert started_in(created) == {B}
-    observed = ps.pod(plan, placeholder(A), running(B, IMG[B]), notes=created["metadata"]["annotations"])
-    decision = scheduling.decide(snapshot(plan, observed))
-    assert skips_of(decision) == {A: "Skipped"}
-    assert starts_of(decision, plan) == set()
-    assert states(decision) == {"a": "skipped", "b": "running"}
+def test_current_step_names_every_running_step() -> None:
+    plan = PLANS["parallel"]
+    both = scheduling.decide(snapshot(plan, ps.pod(plan, up(A), up(B), up(C), up(D))))
+    assert (both.status.current_step, both.status.message) == ("a, b", "running a, b")
+    one = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), ok(B), up(C), ok(D)), status=both.status.to_patch()))
+    assert one.status.current_step == "c"
+    between = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), waiting(B, IMG[B]), up(C), ok(D))))
+    assert (between.status.current_step, between.status.message) == (None, "starting the next step")
 
 
 def test_an_excluded_step_says_why_it_was_skipped() -> None:
     plan = PLANS["excluded"]
-    pod = ps.pod(plan, exited(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id=""))
+    pod = ps.pod(plan, ok(A), skipped(B, RUNNER, message="Skipped: its when conditions do not match."), up(C))
+    b = step_status(scheduling.decide(snapshot(plan, pod)), "b")
+    assert (b.state, b.reason, b.message) == ("skipped", "Skipped", "when: conditions do not match the build")
+
+
+def test_services_are_reported_but_do_not_decide() -> None:
+    plan = PLANS["services"]
+    pod = ps.pod(plan, ps.service_exited("svc-db", "postgres:16", 1), up(A), up(B))
     decision = scheduling.decide(snapshot(plan, pod))
-    assert step_status(decision, "b").message == "when: conditions do not match the build"
-    later = ps.pod(plan, exited(A, IMG[A]), placeholder(B), running(C, IMG[C]),
-                   notes=started(A, placeholder_id="") | skipped(B) | started(C))
-    assert step_status(scheduling.decide(snapshot(plan, later)), "b").message == "when: conditions do not match the build"
+    (db,) = decision.status.services
+    assert (db.name, db.container, db.state, db.exit_code) == ("db", "svc-db", "failed", 1)
+    assert decision.status.phase == "Running" and decision.pod_patch is None
+
+
+# --- Images that cannot be pulled: what the stand-in records, and what the status says ---------------------------
+
+HINT = ("check the image name, the step's pull setting (imagePullPolicy IfNotPresent) and the Pipeline's "
+        "image_pull_secrets")
+
+
+@pytest.mark.parametrize(
+    ("desc", "reason", "message", "now", "want"),
+    [
+        ("not-found", "ErrImagePull", ps.NOT_FOUND, 2, f"{ps.NOT_FOUND}; {HINT}"),
+        ("unauthorized", "ErrImagePull", ps.UNAUTHORIZED, 2, f"{ps.UNAUTHORIZED}; {HINT}"),
+        ("never-pull", "ErrImageNeverPull", ps.NEVER_PULL, 2, f"{ps.NEVER_PULL}; {HINT}"),
+        ("transient-past-the-pull-timeout", "ErrImagePull", ps.REFUSED, 300,
+         f"image alpine:3.19 could not be pulled in 300s (ErrImagePull: {ps.REFUSED}); {HINT}"),
+    ],
+)
+def test_a_stand_in_records_why_and_the_status_keeps_it_to_the_end(desc: str, reason: str, message: str, now: float,
+                                                                     want: str) -> None:
+    plan = PLANS["seq"]
+    pulling = ps.pod(plan, waiting(A, IMG[A], reason, message), up(B), up(C))
+    first = scheduling.decide(snapshot(plan, pulling, now=now))
+    assert first.pod_patch == {
+        "metadata": {"annotations": {"killed.podline.dev/step-a": pods.failure_note(reason, want)},
+                     "resourceVersion": "100"},
+        "spec": {"containers": [{"name": A, "image": RUNNER}]},
+    }
+    swapped = ps.apply_patch(pulling, first.pod_patch)
+    notes = swapped["metadata"]["annotations"]
+    # The kubelet runs the runner image in its place, which records the failure in the step's turn.
+    stages = [
+        ps.pod(plan, entry(A, RUNNER), up(B), up(C), notes=notes),
+        ps.pod(plan, ps.stand_in_result(A, at_=now + 1), up(B), up(C), notes=notes),
+        ps.pod(plan, ps.stand_in_result(A, at_=now + 1), skip(B), skip(C), notes=notes, phase="Failed"),
+    ]
+    status = first.status.to_patch()
+    seen: list[statuses.StepStatus] = []
+    for n, stage in enumerate(stages):
+        decision = scheduling.decide(snapshot(plan, stage, now=now + 2 + n, status=status))
+        assert decision.pod_patch is None
+        seen.append(step_status(decision, "a"))
+        status = decision.status.to_patch()
+    assert [(s.state, s.reason, s.message) for s in seen] == [
+        ("waiting", reason, want), ("failed", reason, want), ("failed", reason, want)]
+    final = statuses.PipelineStatus.model_validate(status)
+    assert (final.phase, final.reason, final.message) == ("Failed", "StepFailed", 'step "a" failed (exit code 1)')
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "want"),
+    [
+        ("ErrImagePull", ps.NOT_FOUND, "permanent"),
+        ("ErrImagePull", ps.UNAUTHORIZED, "permanent"),
+        ("ErrImagePull", ps.DENIED, "permanent"),
+        ("ErrImagePull", 'failed to resolve reference "r.io/a:1": r.io/a:1: manifest unknown', "permanent"),
+        ("ErrImagePull", ('failed to resolve reference "r.io/a:1": unexpected status from HEAD request to '
+                         "https://r.io/v2/a/manifests/1: 403 Forbidden"), "permanent"),
+        ("ImagePullBackOff", f"{ps.BACKOFF}: ErrImagePull: {ps.NOT_FOUND}", "permanent"),
+        ("ErrImageNeverPull", ps.NEVER_PULL, "permanent"),
+        ("InvalidImageName", ps.INVALID_NAME, "permanent"),
+        ("CreateContainerConfigError", 'secret "tok" not found', "permanent"),
+        ("ErrImagePull", ps.REFUSED, "transient"),
+        ("ErrImagePull", ('failed to do request: Head "https://r.io/v2/a/manifests/1": dial tcp: lookup r.io on '
+                         "10.96.0.10:53: no such host"), "transient"),
+        ("ErrImagePull", ("failed to copy: httpReadSeeker: failed open: unexpected status code "
+                         "https://r.io/v2/a/blobs/sha256:aa: 429 Too Many Requests - toomanyrequests"), "transient"),
+        ("ErrImagePull", "failed to copy: read tcp 10.0.0.5:4431->10.0.0.9:443: i/o timeout", "transient"),
+        ("ImagePullBackOff", ps.BACKOFF, "transient"),
+        ("RegistryUnavailable", "registry unavailable", "transient"),
+        ("ContainerCreating", "", None),
+    ],
+)
+def test_which_pull_errors_no_retry_heals(reason: str, message: str, want: str | None) -> None:
+    plan = PLANS["one"]
+    view = observing.view_steps(plan, ps.pod(plan, waiting(A, IMG[A], reason, message)))[A]
+    assert observing.pull_failure(view) == want
+
+
+def test_a_transient_pull_error_waits_for_the_later_of_its_turn_and_the_pod_start() -> None:
+    plan = PLANS["seq"]
+    late = ps.pod(plan, ok(A, finished=5), waiting(B, IMG[B], "ErrImagePull", ps.REFUSED), up(C), start=40)
+    assert scheduling.decide(snapshot(plan, late, now=100)).requeue_after == 240  # from the pod's start at 40 s
+    early = ps.pod(plan, ok(A, finished=60), waiting(B, IMG[B], "ErrImagePull", ps.REFUSED), up(C), start=40)
+    assert scheduling.decide(snapshot(plan, early, now=100)).requeue_after == 260  # from a's end at 60 s
+
+
+def test_a_config_error_says_which_secret_to_check_and_reads_the_same_once_the_pod_is_stopped() -> None:
+    plan = PLANS["seq"]
+    pod = ps.pod(plan, waiting(A, IMG[A], "CreateContainerConfigError",
+                               'couldn\'t find key token in Secret ci/tok'), up(B), up(C))
+    first = scheduling.decide(snapshot(plan, pod))
+    message = "couldn't find key token in Secret ci/tok; check the Secrets named by from_secret"
+    assert first.pod_patch == {
+        "metadata": {"annotations": {"killed.podline.dev/step-a": pods.failure_note("CreateContainerConfigError",
+                                                                                     message),
+                                     "podline.dev/stopped": "StepFailed"},
+                     "resourceVersion": "100"},
+        "spec": {"activeDeadlineSeconds": 1},
+    }
+    notes = ps.apply_patch(pod, first.pod_patch)["metadata"]["annotations"]
+    after = ps.pod(plan, ps.lost(A, IMG[A]), ps.stopped_waiting(B, IMG[B]), ps.stopped_waiting(C, IMG[C]),
+                   notes=notes, **DEADLINE)
+    later = scheduling.decide(snapshot(plan, after, now=20, status=first.status.to_patch()))
+    assert later.events == () and later.pod_patch is None
+    assert (later.status.phase, later.status.message) == ("Failed", f'step "a" cannot start: {message}')
+    assert [(s.state, s.reason) for s in later.status.steps] == [
+        ("failed", "CreateContainerConfigError"), ("skipped", "Stopped"), ("skipped", "Stopped")]
+
+
+# --- Creating the pod ------------------------------------------------------------------------------------------------
+
+
+def pod_of(decision: scheduling.Decision) -> Manifest:
+    (pod,) = [m for m in decision.create if m["kind"] == "Pod"]
+    return pod
+
+
+def containers_of(pod: Manifest) -> dict[str, Manifest]:
+    return {c["name"]: c for c in pod["spec"]["containers"]}
+
+
+PLUGIN = {"name": "publish", "image": "plugins/docker", "settings": {"repo": "x"}}
+CONFIGS: dict[str, Any] = {"plugins/docker": ps.Config(entrypoint=("/bin/drone-docker",), cmd=("--debug",))}
+
+
+def test_the_pod_runs_every_container_on_its_own_image_from_its_creation() -> None:
+    plan = PLANS["services"]
+    decision = scheduling.decide(snapshot(plan, None, now=0))
+    assert (decision.status.phase, decision.status.reason) == ("Pending", "Creating")
+    assert decision.pod_patch is None
+    got = containers_of(pod_of(decision))
+    assert list(got) == [stepping.PREPARE_CONTAINER, "svc-db", A, B]
+    assert {n: c["image"] for n, c in got.items()} == {
+        stepping.PREPARE_CONTAINER: RUNNER, "svc-db": "postgres:16", A: IMG[A], B: IMG[B]}
+    for c in plan.steps:
+        assert got[c.name]["command"] == [stepping.BINARY]
+        assert got[c.name]["args"] == stepping.args_for(plan, c, c.command or ())
+    assert "command" not in got["svc-db"] and "args" not in got["svc-db"]
+    assert all(s.state == "waiting" for s in decision.status.steps)
+
+
+@pytest.mark.parametrize(
+    ("desc", "plan", "container", "want"),
+    [
+        ("first-step-waits-for-nothing", PLANS["seq"], A,
+         stepping.StepArgs(A, command=("/bin/sh", "-c", compiling.script(["echo a"])))),
+        ("a-step-waits-for-the-one-before", PLANS["seq"], B,
+         stepping.StepArgs(B, after=(A,), command=("/bin/sh", "-c", compiling.script(["echo b"])))),
+        ("a-join-waits-for-both", PLANS["parallel"], C, stepping.StepArgs(C, after=(A, B))),
+        ("a-detached-dependency-is-waited-for-until-it-starts", PLANS["detach"], B,
+         stepping.StepArgs(B, after=(A,), detached=(A,))),
+        ("a-detached-step", PLANS["detach"], A, stepping.StepArgs(A, detach=True)),
+        ("failure-ignore", PLANS["ignore"], A, stepping.StepArgs(A, ignore_failure=True)),
+        ("on-failure-only", PLANS["on-failure"], C, stepping.StepArgs(C, after=(B,), on_success=False,
+                                                                        on_failure=True)),
+        ("on-success-and-failure", PLANS["on-failure"], D, stepping.StepArgs(D, after=(C,), on_failure=True)),
+        ("excluded-runs-nothing", PLANS["excluded"], B, stepping.StepArgs(B, after=(A,), excluded=True)),
+        ("the-step-timeout", compile_(step("a"), policy=dataclasses.replace(POLICY, step_timeout_seconds=60)), A,
+         stepping.StepArgs(A, timeout_seconds=60)),
+        ("a-plugin-runs-its-image's-entrypoint-and-cmd", compile_(PLUGIN), "step-publish",
+         stepping.StepArgs("step-publish", command=("/bin/drone-docker", "--debug"))),
+        ("command-alone-replaces-the-image's-cmd", compile_({**PLUGIN, "command": ["--dry-run"]}), "step-publish",
+         stepping.StepArgs("step-publish", command=("/bin/drone-docker", "--dry-run"))),
+        ("entrypoint-replaces-the-image's", compile_({**PLUGIN, "entrypoint": ["/bin/x"], "command": ["y"]}),
+         "step-publish", stepping.StepArgs("step-publish", command=("/bin/x", "y"))),
+    ],
+)
+def test_each_step_is_told_when_to_run(desc: str, plan: plans.RunPlan, container: str,
+                                       want: stepping.StepArgs) -> None:
+    pod = pod_of(scheduling.decide(snapshot(plan, None, now=0, image_configs=CONFIGS)))
+    got = stepping.parse_args(containers_of(pod)[container]["args"])
+    limit = stepping.message_limit(len(pod["spec"]["containers"]))
+    compare = ["name", "after", "detached", "on_success", "on_failure", "ignore_failure", "detach", "excluded",
+               "timeout_seconds"] + (["command"] if want.command else [])
+    assert {k: getattr(got, k) for k in compare} == {k: getattr(want, k) for k in compare}
+    assert got.message_limit == limit
+
+
+def test_an_excluded_step_runs_the_runner_image_and_needs_no_image_config() -> None:
+    plan = compile_(step("a"), {**PLUGIN, "when": {"branch": "release/*"}}, build={"branch": "main"})
+    assert plan.needs_image_config() == ()
+    got = containers_of(pod_of(scheduling.decide(snapshot(plan, None, now=0))))["step-publish"]
+    assert got["image"] == RUNNER
+    assert got["args"][-1] == "--"
+
+
+def test_a_step_without_a_command_of_its_own_needs_its_image_config() -> None:
+    plan = compile_(step("a"), PLUGIN)
+    assert plan.needs_image_config() == ("plugins/docker",)
+    with pytest.raises(ValueError, match="image config of plugins/docker"):
+        scheduling.decide(snapshot(plan, None, now=0))
+
+
+@pytest.mark.parametrize(
+    ("desc", "config", "want"),
+    [
+        ("the-registry-would-not-tell", errors.ImageConfigUnavailable.at("", "image plugins/docker: 401 Unauthorized"),
+         ('step "publish": its command comes from its image, and image plugins/docker: 401 Unauthorized; '
+          "set commands: or entrypoint: on the step")),
+        ("the-image-names-no-command", ps.Config(),
+         ('step "publish": its command comes from its image, and image plugins/docker names no ENTRYPOINT or CMD; '
+          "set commands: or entrypoint: on the step")),
+    ],
+)
+def test_an_image_config_that_gives_no_command_fails_the_run_before_any_pod(desc: str, config: Any, want: str) -> None:
+    plan = compile_(step("a"), PLUGIN, image_pull_secrets=["dockerconfig"])
+    snap = snapshot(plan, None, now=0, image_configs={"plugins/docker": config}, credentials=auths_convert(CONFIG))
+    decision = scheduling.decide(snap)
+    assert decision.create == ()
+    status = decision.status
+    assert (status.phase, status.reason, status.message) == ("Failed", "ImageConfigUnavailable", want)
+    assert event_reasons(decision) == ["Failed"]
+    again = scheduling.decide(dataclasses.replace(snap, status=status.to_patch(), now=ps.at(5)))
+    assert again.status == status and again.events == () and again.create == ()
+
+
+CONFIG = b'{"auths": {"registry.example.com": {"username": "u", "password": "p"}}}'
+
+
+def auths_convert(config: bytes) -> auths.Credentials:
+    return auths.convert([auths.SourceSecret("dockerconfig", "Opaque", {"config.json": config})])
 
 
 def test_creating_a_run_with_pull_secrets_creates_the_secret_first() -> None:
     plan = PLANS["private"]
-    config = b'{"auths": {"registry.example.com": {"username": "u", "password": "p"}}}'
-    credentials = auths_convert(config)
-    decision = scheduling.decide(snapshot(plan, None, now=0, credentials=credentials))
+    decision = scheduling.decide(snapshot(plan, None, now=0, credentials=auths_convert(CONFIG)))
     assert [m["kind"] for m in decision.create] == ["Secret", "Pod"]
     secret, pod = decision.create
     assert pod["spec"]["imagePullSecrets"] == [{"name": secret["metadata"]["name"]}]
@@ -1509,22 +993,29 @@ def test_creating_a_run_with_pull_secrets_creates_the_secret_first() -> None:
 
 def test_credential_warnings_reach_the_status() -> None:
     plan = PLANS["private"]
-    config = b'{"auths": {"registry.example.com": {"username": "u", "password": "p"}, "ghcr.io": {}}}'
-    credentials = auths_convert(config)
+    credentials = auths_convert(b'{"auths": {"registry.example.com": {"username": "u", "password": "p"}, '
+                                b'"ghcr.io": {}}}')
     assert credentials.warnings
     decision = scheduling.decide(snapshot(plan, None, now=0, credentials=credentials))
     assert list(credentials.warnings) == [w for w in decision.status.warnings if w in credentials.warnings]
 
 
-def auths_convert(config: bytes) -> Any:
-    from podline.core import auths
-
-    return auths.convert([auths.SourceSecret("dockerconfig", "Opaque", {"config.json": config})])
-
-
 def test_a_plan_with_pull_secrets_needs_credentials() -> None:
     with pytest.raises(ValueError, match="credentials are needed"):
         scheduling.decide(snapshot(PLANS["private"], None, now=0, credentials=None))
+
+
+def test_the_created_pod_once_observed_is_not_created_or_patched_again() -> None:
+    plan = PLANS["seq"]
+    created = scheduling.decide(snapshot(plan, None, now=0))
+    pod = pod_of(created)
+    observed = dict(pod, metadata={**pod["metadata"], "resourceVersion": "1", "creationTimestamp": ps.ts(0)},
+                    status={"phase": "Pending"})
+    snap = snapshot(plan, observed, now=1, status=created.status.to_patch())
+    again = scheduling.decide(snap)
+    assert again.create == () and again.pod_patch is None
+    assert (again.status.phase, again.status.pod_name) == ("Running", plan.pod_name)
+    check_invariants(snap, again)
 
 
 NO_POD = [
@@ -1559,6 +1050,7 @@ def test_queued_runs_start_when_a_slot_frees() -> None:
     plan = PLANS["seq"]
     queued = scheduling.decide(snapshot(plan, None, now=0, may_start=False))
     assert event_reasons(queued) == []
+    assert queued.status.pod_name == plan.pod_name and queued.status.reason == "Queued"
     created = scheduling.decide(snapshot(plan, None, now=50, may_start=True, status=queued.status.to_patch()))
     assert [m["kind"] for m in created.create] == ["Pod"]
     assert created.status.reason == "Creating"
@@ -1590,6 +1082,9 @@ def test_a_plan_that_cannot_be_compiled_fails_the_run_naming_the_field(error: er
     assert again.status == status and again.events == ()
 
 
+# --- The pod gone ----------------------------------------------------------------------------------------------------
+
+
 def test_a_pod_deleted_while_running_ends_the_run_as_error() -> None:
     plan = PLANS["seq"]
     decision = scheduling.decide(snapshot(plan, None, status=running_status(plan)))
@@ -1610,18 +1105,9 @@ def test_a_pod_deleted_before_it_was_seen_running_is_not_made_again() -> None:
     assert (gone.status.phase, gone.status.reason) == ("Error", "PodDeleted")
 
 
-def test_a_queued_run_is_created_when_its_turn_comes() -> None:
-    plan = PLANS["seq"]
-    queued = scheduling.decide(snapshot(plan, None, now=0, may_start=False))
-    assert queued.status.pod_name == plan.pod_name and queued.status.reason == "Queued"
-    assert [m["kind"] for m in scheduling.decide(snapshot(plan, None, now=9, status=queued.status.to_patch())).create] == [
-        "Pod"]
-
-
 def test_a_pod_removed_after_the_run_ended_changes_nothing() -> None:
     plan = PLANS["seq"]
-    done = scheduling.decide(snapshot(plan, ps.pod(plan, exited(A, IMG[A]), exited(B, IMG[B]), exited(C, IMG[C]),
-                                                   notes=started(A, placeholder_id="") | started(B) | started(C))))
+    done = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), ok(B), ok(C))))
     assert done.status.phase == "Succeeded"
     later = scheduling.decide(snapshot(plan, None, now=5000, status=done.status.to_patch()))
     assert later.status == done.status and later.events == () and later.create == ()
@@ -1630,16 +1116,15 @@ def test_a_pod_removed_after_the_run_ended_changes_nothing() -> None:
 # --- Spec changes: a new run replaces the old one ----------------------------------------------------------------
 
 
-def old_pod(run: str, *, created: float, phase: str = "Running", notes: ps.Notes | None = None) -> dict[str, Any]:
+def old_pod(run: str, *, created: float, phase: str = "Running", notes: ps.Notes | None = None) -> Manifest:
     return ps.pod(PLANS["seq"], name=f"demo-{run}", created=created, phase=phase, notes=notes)
 
 
 def test_a_spec_change_stops_the_old_run_and_records_it_in_history() -> None:
     old_plan = PLANS["seq"]
     new_plan = compiling.compile_spec({"steps": [step("a")]}, dataclasses.replace(CONTEXT, generation=2), POLICY)
-    previous = running_status(old_plan)
-    snap = scheduling.Snapshot(plan=new_plan, pod=None, now=ps.at(100), generation=2, run=new_plan.run, status=previous,
-                               other_pods=[old_pod("g1", created=0)])
+    snap = scheduling.Snapshot(plan=new_plan, pod=None, now=ps.at(100), generation=2, run=new_plan.run,
+                               status=running_status(old_plan), other_pods=[old_pod("g1", created=0)])
     decision = scheduling.decide(snap)
     assert decision.other_patches == (("demo-g1", {"metadata": {"annotations": {"podline.dev/stopped": "Superseded"}},
                                                    "spec": {"activeDeadlineSeconds": 1}}),)
@@ -1654,12 +1139,21 @@ def test_a_spec_change_stops_the_old_run_and_records_it_in_history() -> None:
     assert event_reasons(decision) == []
 
 
+def test_a_superseded_pod_reads_back_as_superseded() -> None:
+    plan = PLANS["seq"]
+    pod = ps.pod(plan, ok(A), ps.stopped_running(B, IMG[B]), ps.stopped_waiting(C, IMG[C]),
+                 notes=stopped("Superseded"), **DEADLINE)
+    decision = scheduling.decide(snapshot(plan, pod))
+    assert (decision.status.phase, decision.status.reason) == ("Cancelled", "Superseded")
+    assert decision.pod_patch is None
+
+
 def test_a_finished_run_keeps_its_phase_in_history() -> None:
     old_plan = PLANS["seq"]
     new_plan = compiling.compile_spec({"steps": [step("a")]}, dataclasses.replace(CONTEXT, rerun="again"), POLICY)
     previous = running_status(old_plan, phase=statuses.Phase.FAILED, completion_time=ps.ts(50))
-    snap = scheduling.Snapshot(plan=new_plan, pod=None, now=ps.at(100), generation=1, run=new_plan.run, status=previous,
-                               other_pods=[old_pod("g1", created=0, phase="Failed")])
+    snap = scheduling.Snapshot(plan=new_plan, pod=None, now=ps.at(100), generation=1, run=new_plan.run,
+                               status=previous, other_pods=[old_pod("g1", created=0, phase="Failed")])
     decision = scheduling.decide(snap)
     assert decision.other_patches == ()  # nothing to stop
     assert decision.status.history == [{"run": "g1", "phase": "Failed", "podName": "demo-g1",
@@ -1670,8 +1164,7 @@ def test_old_pods_beyond_the_history_limit_are_deleted_oldest_first() -> None:
     plan = PLANS["seq"]
     others = [old_pod(f"g0-r{i}", created=i, phase="Succeeded") for i in range(6)]
     others.append(old_pod("g0-stopped", created=10, notes=ps.stopped("Superseded")))
-    snap = snapshot(plan, None, now=100, other_pods=others[::-1], history_limit=3)
-    decision = scheduling.decide(snap)
+    decision = scheduling.decide(snapshot(plan, None, now=100, other_pods=others[::-1], history_limit=3))
     assert decision.other_patches == ()  # finished or already stopped
     assert set(decision.delete_pods) == {"demo-g0-r0", "demo-g0-r1", "demo-g0-r2", "demo-g0-r3"}
 
@@ -1679,17 +1172,16 @@ def test_old_pods_beyond_the_history_limit_are_deleted_oldest_first() -> None:
 def test_history_is_bounded_and_newest_first() -> None:
     plan = PLANS["seq"]
     history = [{"run": f"g0-r{i}", "phase": "Succeeded"} for i in range(scheduling.HISTORY_LIMIT)]
-    previous = running_status(compiling.compile_spec({"steps": [step("a")]}, dataclasses.replace(CONTEXT, rerun="x"),
-                                                     POLICY), history=history)
-    decision = scheduling.decide(snapshot(plan, None, now=100, status=previous))
+    other = compiling.compile_spec({"steps": [step("a")]}, dataclasses.replace(CONTEXT, rerun="x"), POLICY)
+    decision = scheduling.decide(snapshot(plan, None, now=100, status=running_status(other, history=history)))
     assert len(decision.status.history) == scheduling.HISTORY_LIMIT
     assert decision.status.history[0]["phase"] == "Superseded"
     assert decision.status.history[1:] == history[:-1]
 
 
-def test_an_unchanged_spec_does_nothing_new() -> None:
+def test_an_unchanged_pod_does_nothing_new() -> None:
     plan = PLANS["seq"]
-    pod = ps.pod(plan, running(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id=""))
+    pod = ps.pod(plan, up(A), up(B), up(C))
     first = scheduling.decide(snapshot(plan, pod))
     again = scheduling.decide(snapshot(plan, pod, now=20, status=first.status.to_patch()))
     assert again.status == first.status
@@ -1708,7 +1200,7 @@ CONDITIONS = {
 }
 
 
-@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.desc) for r in ROWS])
 def test_conditions_follow_the_phase(row: Row) -> None:
     plan = PLANS[row.plan]
     decision = scheduling.decide(snapshot(plan, row.pod(plan), now=row.now, cancel=row.cancel))
@@ -1721,82 +1213,34 @@ def test_conditions_follow_the_phase(row: Row) -> None:
 def test_conditions_keep_their_transition_time_while_unchanged() -> None:
     plan = PLANS["seq"]
     created = scheduling.decide(snapshot(plan, None, now=0))
-    pod = ps.pod(plan, running(A, IMG[A]), placeholder(B), placeholder(C), notes=started(A, placeholder_id=""))
-    running_ = scheduling.decide(snapshot(plan, pod, now=5, status=created.status.to_patch()))
-    later = scheduling.decide(snapshot(plan, ps.pod(plan, exited(A, IMG[A]), placeholder(B), placeholder(C),
-                                                    notes=started(A, placeholder_id="")),
-                                       now=50, status=running_.status.to_patch()))
+    running_ = scheduling.decide(snapshot(plan, ps.pod(plan, up(A), up(B), up(C)), now=5,
+                                          status=created.status.to_patch()))
+    later = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), up(B), up(C)), now=50,
+                                       status=running_.status.to_patch()))
     times = {c.type: c.last_transition_time for c in later.status.conditions}
     assert times == {"Ready": ps.ts(0), "Succeeded": ps.ts(0), "Reconciling": ps.ts(0), "Stalled": ps.ts(0)}
-    done = scheduling.decide(snapshot(plan, ps.pod(plan, exited(A, IMG[A]), exited(B, IMG[B]), exited(C, IMG[C]),
-                                                   notes=started(A, placeholder_id="") | started(B) | started(C)),
-                                      now=90, status=later.status.to_patch()))
+    done = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), ok(B), ok(C)), now=90, status=later.status.to_patch()))
     times = {c.type: c.last_transition_time for c in done.status.conditions}
     assert times == {"Ready": ps.ts(90), "Succeeded": ps.ts(90), "Reconciling": ps.ts(90), "Stalled": ps.ts(0)}
     assert done.status.completion_time == ps.ts(90)
-    after = scheduling.decide(snapshot(plan, ps.pod(plan, exited(A, IMG[A]), exited(B, IMG[B]), exited(C, IMG[C]),
-                                                    notes=started(A, placeholder_id="") | started(B) | started(C)
-                                                    | stopped("Completed"), phase="Failed", reason="DeadlineExceeded"),
-                                       now=200, status=done.status.to_patch()))
+    after = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), ok(B), ok(C), phase="Succeeded"), now=200,
+                                       status=done.status.to_patch()))
     assert after.status == done.status and after.events == ()
 
 
-
-# --- Stories: decisions applied to the pod, one after another -----------------------------------------------------
-
-
-def test_story_dag_a_ok_b_fails_later_c_on_failure_stays_skipped() -> None:
-    plan = PLANS["dag"]  # a; b after a; c after a, on failure only; d after b
-    created = scheduling.decide(snapshot(plan, None, now=0))
-    pod = pod_of(created)
-    pod["metadata"].update(resourceVersion="1", creationTimestamp=ps.ts(0))
-    notes = pod["metadata"]["annotations"]
-    assert started_in(pod) == {A}
-
-    def observe(*statuses_: ps.Status, now: float, status: scheduling.Decision) -> scheduling.Decision:
-        seen = {**pod, "status": {"phase": "Running", "startTime": ps.ts(0), "containerStatuses": list(statuses_)}}
-        return scheduling.decide(snapshot(plan, seen, now=now, status=status.status.to_patch()))
-
-    first = observe(running(A, IMG[A]), placeholder(B), placeholder(C), placeholder(D), now=5, status=created)
-    assert event_reasons(first) == ["Started"] and first.pod_patch is None
-
-    a_done = observe(exited(A, IMG[A]), placeholder(B), placeholder(C), placeholder(D), now=10, status=first)
-    assert starts_of(a_done, plan) == {B} and skips_of(a_done) == {C: "Skipped"}
-    pod = ps.apply_patch(pod, a_done.pod_patch)
-    assert images_of_patched(pod) == {B: IMG[B]}
-
-    b_failed = observe(exited(A, IMG[A]), exited(B, IMG[B], 1, started=11, finished=20), placeholder(C), placeholder(D),
-                       now=21, status=a_done)
-    assert starts_of(b_failed, plan) == set()
-    assert skips_of(b_failed) == {D: "Skipped"}
-    assert states(b_failed) == {"a": "succeeded", "b": "failed", "c": "skipped", "d": "skipped"}
-    assert (b_failed.status.phase, b_failed.status.reason) == ("Failed", "StepFailed")
-    assert event_reasons(b_failed) == ["StepFailed", "Failed"]
-    pod = ps.apply_patch(pod, b_failed.pod_patch)
-    assert notes.keys() <= pod["metadata"]["annotations"].keys()
-    assert pod["spec"]["activeDeadlineSeconds"] == 1
-
-    stopped_ = observe(exited(A, IMG[A]), exited(B, IMG[B], 1, started=11, finished=20), placeholder_exited(C, 137),
-                       placeholder_exited(D, 137), now=30, status=b_failed)
-    assert stopped_.status == b_failed.status and stopped_.events == () and stopped_.pod_patch is None
-
-
-def images_of_patched(pod: dict[str, Any]) -> dict[str, str]:
-    return dict(pod.get("spec", {}).get("images", {}))
+# --- Stories: decisions, one after another, as the pod moves ----------------------------------------------------
 
 
 def test_story_events_are_emitted_once_per_transition() -> None:
     plan = PLANS["one"]
     created = scheduling.decide(snapshot(plan, None, now=0))
     assert event_reasons(created) == []
-    pod = pod_of(created)
-    pod["metadata"].update(resourceVersion="1", creationTimestamp=ps.ts(0))
     history: list[scheduling.Event] = []
     status = created.status.to_patch()
-    for now, container in [(2, running(A, IMG[A])), (3, running(A, IMG[A])), (9, exited(A, IMG[A], 3)),
-                           (10, exited(A, IMG[A], 3))]:
-        seen = {**pod, "status": {"phase": "Running", "startTime": ps.ts(0), "containerStatuses": [container]}}
-        decision = scheduling.decide(snapshot(plan, seen, now=now, status=status))
+    for now, pod in [(1, ps.pod(plan, waiting(A, IMG[A]), prepare=ps.prepare_running(), phase="Pending")),
+                     (2, ps.pod(plan, up(A))), (3, ps.pod(plan, up(A))), (9, ps.pod(plan, bad(A, 3))),
+                     (10, ps.pod(plan, bad(A, 3), phase="Failed"))]:
+        decision = scheduling.decide(snapshot(plan, pod, now=now, status=status))
         history += decision.events
         status = decision.status.to_patch()
     assert [(e.type, e.reason, e.message) for e in history] == [
@@ -1804,3 +1248,53 @@ def test_story_events_are_emitted_once_per_transition() -> None:
         ("Warning", "StepFailed", 'step "a" failed (exit code 3)'),
         ("Warning", "Failed", 'run g1 failed: step "a" failed (exit code 3)'),
     ]
+
+
+def test_story_a_run_first_seen_over_after_an_operator_restart_still_says_it_started() -> None:
+    plan = PLANS["seq"]
+    created = scheduling.decide(snapshot(plan, None, now=0))
+    decision = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), ok(B), ok(C), phase="Succeeded"), now=600,
+                                          status=created.status.to_patch()))
+    assert event_reasons(decision) == ["Started", "Succeeded"]
+    assert decision.status.start_time == ps.ts(0) and decision.status.completion_time == ps.ts(600)
+
+
+def test_story_dag_a_ok_b_fails_later_c_on_failure_stays_skipped() -> None:
+    plan = PLANS["dag"]  # a; b after a; c after a, on failure only; d after b
+    created = scheduling.decide(snapshot(plan, None, now=0))
+    status = created.status.to_patch()
+    seen: list[dict[str, str]] = []
+    for now, pod in [(5, ps.pod(plan, up(A), up(B), up(C), up(D))),
+                     (10, ps.pod(plan, ok(A, finished=9), up(B), skip(C, finished=9), up(D))),
+                     (21, ps.pod(plan, ok(A, finished=9), bad(B, started=9, finished=20), skip(C, finished=9),
+                                 up(D))),
+                     (22, ps.pod(plan, ok(A, finished=9), bad(B, started=9, finished=20), skip(C, finished=9),
+                                 skip(D, finished=21), phase="Failed"))]:
+        decision = scheduling.decide(snapshot(plan, pod, now=now, status=status))
+        assert decision.pod_patch is None  # the pod sequences itself: nothing to patch
+        seen.append(states(decision))
+        status = decision.status.to_patch()
+    assert seen == [
+        {"a": "running", "b": "waiting", "c": "waiting", "d": "waiting"},
+        {"a": "succeeded", "b": "running", "c": "skipped", "d": "waiting"},
+        {"a": "succeeded", "b": "failed", "c": "skipped", "d": "running"},
+        {"a": "succeeded", "b": "failed", "c": "skipped", "d": "skipped"},
+    ]
+    final = statuses.PipelineStatus.model_validate(status)
+    assert (final.phase, final.reason, final.message) == ("Failed", "StepFailed", 'step "b" failed (exit code 1)')
+
+
+def test_a_stop_that_catches_a_step_the_moment_its_turn_came_reads_it_skipped_afterwards() -> None:
+    """A known limit of reading steps from container states: a step container running in its turn is a running
+    step until its result shows, though its entrypoint may be about to skip it. A stop at that moment tells it
+    failed (Stopped); once the pod has stopped, its entrypoint's result (a skip) is what the status shows."""
+    plan = PLANS["seq"]
+    cancelled = scheduling.decide(snapshot(plan, ps.pod(plan, bad(A), up(B), up(C)), cancel=True))
+    assert (step_status(cancelled, "b").state, step_status(cancelled, "b").reason) == ("failed", "Stopped")
+    notes = ps.apply_patch(ps.pod(plan), cancelled.pod_patch)["metadata"]["annotations"]
+    after = ps.pod(plan, bad(A), ps.stopped_waiting(B, IMG[B]), ps.stopped_waiting(C, IMG[C]), notes=notes,
+                   **DEADLINE)
+    later = scheduling.decide(snapshot(plan, after, now=12, cancel=True, status=cancelled.status.to_patch()))
+    assert (later.status.phase, later.events) == ("Cancelled", ())
+    assert [(s.state, s.reason) for s in later.status.steps] == [
+        ("failed", None), ("skipped", "Stopped"), ("skipped", "Stopped")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from podline.core import compiling, plans, policies, stepping
 from podline.core.stepping import Action, Result, ResultState, StepArgs
 
@@ -80,8 +79,8 @@ def test_bad_args_are_refused(argv: list[str]) -> None:
 @pytest.mark.parametrize(
     ("text", "want"),
     [
-        ('{"name":"a","state":"succeeded","exitCode":0,"startedAt":1,"finishedAt":2,"reason":null,'
-         '"message":null,"failing":false}', Result("a", OK, 0, 1, 2)),
+        (('{"name":"a","state":"succeeded","exitCode":0,"startedAt":1,"finishedAt":2,"reason":null,'
+          '"message":null,"failing":false}'), Result("a", OK, 0, 1, 2)),
         ('{"name":"a","state":"skipped","exitCode":null,"reason":"EarlyExit"}', Result("a", SKIPPED, reason="EarlyExit")),
         ("", None), (None, None), ("exit status 1", None), ("{not json", None), ('{"name":"a","state":"odd"}', None),
         ('{"state":"failed"}', None),

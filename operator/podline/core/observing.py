@@ -46,6 +46,7 @@ class StepView:
     turn_since: str | None = None  # when it could have started (its dependencies done), while not running
     pull_error: str | None = None  # the kubelet's waiting reason while its image is not there
     stand_in: bool = False  # the operator gave it the runner image (killed.podline.dev/<container>)
+    no_result: bool = False  # it ended without a result file, so the steps after it cannot have their turn
 
     @property
     def started(self) -> bool:
@@ -90,12 +91,17 @@ def view_steps(plan: plans.RunPlan, pod: Mapping[str, Any] | None) -> dict[str, 
 
 
 def _counts_done(dep: plans.ContainerPlan, view: StepView) -> bool:
+    """Whether the entrypoints of the steps after ``dep`` go on: it left a result (a detached one: started)."""
+    if view.no_result:
+        return False
     return view.state.is_done or (dep.detach and view.state is statuses.StepState.RUNNING)
 
 
 def _view_step(c: plans.ContainerPlan, cs: Mapping[str, Any] | None, notes: Mapping[str, str],
                deps: list[tuple[plans.ContainerPlan, StepView]], pod_started: str | None) -> StepView:
     killed, killed_message = pods.parse_failure_note(notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name, ""))
+    if killed in CONFIG_ERRORS:  # the operator failed the step: it could not start, whatever its image
+        return StepView(statuses.StepState.FAILED, reason=killed, message=killed_message, no_result=True)
     state = (cs or {}).get("state") or {}
     terminated = state.get("terminated")
     if terminated:
@@ -125,7 +131,7 @@ def _ended(name: str, terminated: Mapping[str, Any], killed: str, killed_message
             statuses.StepState.FAILED, exit_code=int(code) if code is not None else None,
             started_at=terminated.get("startedAt"), finished_at=terminated.get("finishedAt"),
             reason=killed or (kubelet_reason if kubelet_reason not in (None, "Completed") else "Error"),
-            message=killed_message or _short(terminated.get("message")),
+            message=killed_message or _short(terminated.get("message")), no_result=True,
         )
     state = statuses.StepState(str(result.state))
     reason, message = result.reason, result.message
@@ -188,6 +194,13 @@ def still_running(pod: Mapping[str, Any] | None, names: set[str]) -> bool:
     """Whether any of these containers has not terminated (what stopping the pod would stop)."""
     cs = container_statuses(pod)
     return any(not ((cs.get(n) or {}).get("state") or {}).get("terminated") for n in names)
+
+
+def never_started(pod: Mapping[str, Any] | None, name: str) -> bool:
+    """Whether the container is reported lost without ever having run (what the kubelet says of a container
+    it never started, once the pod is stopped)."""
+    terminated = (((container_statuses(pod).get(name) or {}).get("state") or {}).get("terminated")) or {}
+    return terminated.get("reason") == "ContainerStatusUnknown" and not terminated.get("startedAt")
 
 
 def pod_phase(pod: Mapping[str, Any] | None) -> str | None:

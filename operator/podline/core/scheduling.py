@@ -19,7 +19,10 @@ waited for (a detached step still running at the end is stopped with the pod, an
 
 The run ends when every step is done (the pod is then stopped; if every container had already
 terminated, the kubelet has ended the pod by itself, which is the same normal end), or when it is
-cancelled, times out, or its pod is evicted or deleted underneath it (Error).
+cancelled, times out, or its pod is evicted or deleted underneath it (Error). A step that ended without a
+result (its container could not start, a missing Secret, killed before its entrypoint wrote) holds up the
+steps after it for ever, since their entrypoints wait for its result file: the run then fails and the pod is
+stopped (``podline.dev/stopped: StepFailed``); a missing Secret is first recorded in the pod, as a stand-in is.
 """
 
 from __future__ import annotations
@@ -167,6 +170,10 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     for c in plan.steps:
         if c.excluded and views[c.name].state is State.SKIPPED:
             views[c.name] = dataclasses.replace(views[c.name], message=_EXCLUDED)
+    if stopped:  # a container that never started is reported lost once the pod is stopped: it never ran
+        for c in plan.steps:
+            if observing.never_started(pod, c.name) and views[c.name].reason not in observing.CONFIG_ERRORS:
+                views[c.name] = observing.StepView(State.WAITING)
     service_views = {c.name: observing.view_service(c, pod) for c in plan.services}
     patches: list[Manifest] = []
     requeue: list[float] = []
@@ -183,7 +190,7 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     # 1. Things that end the whole run: cancel, timeout, the pod ending underneath us.
     end: tuple[Phase, str, str] | None = None
     if stopped:
-        end = _stopped_end(plan, stopped)
+        end = _stopped_end(plan, stopped, views)
     elif pod_ended and pod_reason == "DeadlineExceeded":
         end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
     elif pod_ended and pod_reason:
@@ -224,15 +231,23 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             config_errors = [c for c in plan.steps if views[c.name].pull_error in observing.CONFIG_ERRORS]
             if config_errors:
                 c = config_errors[0]
-                end = (Phase.FAILED, Reason.FAILED, (f'step "{c.step}" cannot start: '
-                       f"{views[c.name].message or views[c.name].pull_error}; check the Secrets named by from_secret"))
-                patches.append(pods.stop_patch("Completed"))
+                view = views[c.name]
+                why = f"{view.message or view.pull_error}; check the Secrets named by from_secret"
+                # Recorded in the pod, so the failure reads the same once the stopped pod no longer shows it.
+                patches.append(pods.stand_in_patch(plan, {c.name: pods.failure_note(view.pull_error or "", why)},
+                                                   swap=()))
+                views[c.name] = observing.StepView(State.FAILED, reason=view.pull_error, message=why, no_result=True)
             elif notes_:
                 patches.append(pods.stand_in_patch(plan, notes_, swap=notes_))
                 for name, note in notes_.items():
                     reason, message = pods.parse_failure_note(note)
                     views[name] = dataclasses.replace(views[name], reason=reason, message=message, stand_in=True,
                                                       pull_error=None)
+            # 4. A step that ended without a result holds up the steps after it forever (their entrypoints wait
+            # for its result file): the run cannot go on.
+            if _held_up(plan, views):
+                end = _stuck_end(plan, views)
+                patches.append(pods.stop_patch(Reason.FAILED))
 
     failing = _failing(plan, views)
     done = all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps)
@@ -242,7 +257,8 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
             Phase.SUCCEEDED, Reason.EARLY_EXIT if early else Reason.SUCCEEDED,
             "ended early by exit code 78" if early else "all steps finished")
         # Detached steps still running are stopped with the pod, as they should be: not a failure.
-        detached = [c.name for c in plan.steps if c.detach and views[c.name].state is State.RUNNING]
+        detached = [c.name for c in plan.steps if c.detach and (views[c.name].state is State.RUNNING or (
+            stopped == "Completed" and views[c.name].reason == stepping.Why.STOPPED))]
         for name in detached:
             views[name] = _detached(views[name])
         alive = {c.name for c in plan.services} | set(detached)
@@ -319,7 +335,7 @@ def _pull_hint(c: plans.ContainerPlan) -> str:
 def _detached(view: observing.StepView) -> observing.StepView:
     """A detached step that was still running when the run ended: stopped with the pod, not failed."""
     return observing.StepView(
-        state=State.SUCCEEDED, exit_code=view.exit_code, started_at=view.started_at, finished_at=view.finished_at,
+        state=State.SUCCEEDED, started_at=view.started_at,  # the same before and after the pod is stopped
         reason=Reason.DETACHED, message="detached: still running when the run ended, and stopped with the pod",
     )
 
@@ -342,8 +358,37 @@ def _timeout_message(plan: plans.RunPlan) -> str:
     return f"the run exceeded its timeout of {plan.timeout_seconds}s"
 
 
-def _stopped_end(plan: plans.RunPlan, stopped: str) -> tuple[Phase, str, str] | None:
+def _held_up(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
+    """Whether a step still to come can never have its turn: it comes after a step that ended without a result
+    (unless an exit code 78 ends the run early: the waiting steps then skip themselves)."""
+    if any(views[c.name].exit_code == observing.EXIT_EARLY and not views[c.name].no_result for c in plan.steps):
+        return False
+    held: set[str] = set()
+    grew = True
+    while grew:
+        more = {c.name for c in plan.steps if any(views[d].no_result or d in held for d in c.depends_on)}
+        grew, held = bool(more - held), held | more
+    return any(not views[name].state.is_done for name in held)
+
+
+def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str]:
+    """The end of a run that a step ended without a result holds up: it could not start (a missing Secret,
+    CreateContainerConfigError, recorded in the pod) or was killed before its entrypoint could write."""
+    for c in plan.steps:
+        if views[c.name].reason in observing.CONFIG_ERRORS:
+            return Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}'
+    stuck = next((c for c in plan.steps if views[c.name].no_result), None)
+    if _failing(plan, views) or stuck is None:
+        return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
+    return Phase.FAILED, Reason.FAILED, (f'step "{stuck.step}" ended without a result '
+                                         f"({views[stuck.name].reason}): the steps after it cannot have their turn")
+
+
+def _stopped_end(plan: plans.RunPlan, stopped: str,
+                 views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str] | None:
     """The end the pod records; the same words as the decision that stopped it."""
+    if stopped == Reason.FAILED:
+        return _stuck_end(plan, views)
     if stopped == Reason.CANCELLED:
         return Phase.CANCELLED, Reason.CANCELLED, "cancelled"
     if stopped == Reason.TIMEOUT:
