@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 import pytest
+from podline.core import stepping
 
 from tests.cluster import components, images, nodetier
 
@@ -76,23 +77,29 @@ def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluste
     ended = {name: s["state"]["terminated"] for name, s in statuses.items()}
     assert ended["podline-prepare"]["exitCode"] == 0
 
-    results = {name: json.loads(ended[name]["message"]) for name in ("step-a", "step-b", "step-c", "step-d", "step-e")}
-    for name, result in results.items():
-        assert list(result) == ["name", "state", "exitCode", "startedAt", "finishedAt", "reason", "message", "failing"]
-        assert result["name"] == name
+    # The termination messages, in the compact form (docs/in-pod.md), read as the operator reads them.
+    results = {}
+    for name in ("step-a", "step-b", "step-c", "step-d", "step-e"):
+        text = ended[name]["message"]
+        assert set(json.loads(text)) <= {"s", "x", "a", "d", "f", "r", "m"}, text
+        result = stepping.parse_message(name, text)
+        assert result is not None and result.to_message() == text  # byte for byte as the core writes it
+        results[name] = result
 
     def outcome(name: str) -> tuple[Any, ...]:
         r = results[name]
-        return r["state"], r["exitCode"], r["reason"], r["failing"], ended[name]["exitCode"]
+        return str(r.state), r.exit_code, r.reason, ended[name]["exitCode"]
 
-    assert outcome("step-a") == ("succeeded", 0, None, False, 0)
-    assert outcome("step-b") == ("failed", 3, None, True, 3)
-    assert outcome("step-c") == ("skipped", None, "Skipped", False, 0)
-    assert outcome("step-d") == ("succeeded", 0, None, False, 0)
-    assert outcome("step-e") == ("failed", 1, "ImagePullFailed", False, 1)
-    assert results["step-c"]["startedAt"] is None
+    assert outcome("step-a") == ("succeeded", 0, None, 0)
+    assert outcome("step-b") == ("failed", 3, None, 3)
+    assert outcome("step-c") == ("skipped", None, "Skipped", 0)
+    assert outcome("step-d") == ("succeeded", 0, None, 0)
+    assert outcome("step-e") == ("failed", 1, "ImagePullFailed", 1)
+    assert results["step-c"].started_at is None and results["step-b"].message
     a, b, d = results["step-a"], results["step-b"], results["step-d"]
-    assert a["finishedAt"] <= b["startedAt"] and b["finishedAt"] <= d["startedAt"]
+    assert a.finished_at is not None and b.started_at is not None and b.finished_at is not None
+    assert d.started_at is not None
+    assert a.finished_at <= b.started_at and b.finished_at <= d.started_at
 
     def logs(container: str) -> str:
         return node_cluster.kubectl("logs", "in-pod", "-n", node_namespace, "-c", container).stdout

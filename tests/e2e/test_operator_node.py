@@ -161,7 +161,7 @@ def test_steps_hand_off_inside_the_pod_in_order_without_the_operator_touching_it
     pod = operating.get(cluster, ns, "pod", st["podName"])
     assert pod["metadata"].get("generation", 1) == 1, "the operator changed the pod's spec during the run"
     messages = {c["name"]: c["state"]["terminated"].get("message", "") for c in pod["status"]["containerStatuses"]}
-    assert all(json.loads(messages[f"step-s{i}"])["state"] == "succeeded" for i in range(6))
+    assert all(json.loads(messages[f"step-s{i}"])["s"] == "succeeded" for i in range(6))  # the compact form
 
 
 def test_kubectl_logs_shows_exactly_the_steps_output(env) -> None:
