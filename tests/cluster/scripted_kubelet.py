@@ -1,27 +1,44 @@
-"""TEST DOUBLE: a scripted stand-in for the kubelet, for the api tier (where no kubelet runs).
+"""TEST DOUBLE: a scripted stand-in for the kubelet *and* the in-pod entrypoint, for the api tier (where no
+kubelet runs).
 
 It watches pods labelled ``app.kubernetes.io/managed-by=podline`` and writes their ``status`` through the
-``pods/status`` subresource the way the real kubelet does for ``restartPolicy: Never`` pods (checked
-against the node tier's kubelet 1.33 with containerd 1.6):
+``pods/status`` subresource the way the real kubelet does for ``restartPolicy: Never`` pods, with each step
+container behaving as ``podline-entrypoint run`` does in it (``docs/in-pod.md``, the contract):
 
-- a new pod becomes Running; every container runs (``containerID`` ``scripted://<uid>/<container>/<n>``,
-  ``image`` normalised like containerd reports it, ready, started, restartCount 0);
-- when a running container's spec image changes, that instance stops (``lastState.terminated``: exit 0
-  "Completed" for a placeholder, which exits on SIGTERM, else 137 "Error") and a new instance runs the
-  new image, restartCount + 1. A terminated container is never restarted;
-- a container whose image is not a placeholder "runs its step": it exits after the duration of the
-  ``sleep N`` in its command/args (times ``time_factor``) with the code of the first ``exit N`` (default 0).
-  ``svc-*`` containers (services) run until killed;
-- an image containing ``notfound`` waits in ErrImagePull, then ImagePullBackOff; ``imagePullPolicy:
-  Never`` with an image not present on the "node" (``present_images`` plus every image started so far)
-  waits in ErrImageNeverPull;
-- after ``activeDeadlineSeconds`` every running container is killed and the pod fails with reason
-  DeadlineExceeded; once all containers terminated the phase is Succeeded (all exit 0) or Failed.
+- a new pod becomes Running and every container runs from the start (``containerID``
+  ``scripted://<uid>/<container>/<n>``, ``image`` normalised like containerd reports it, ready, started);
+  ``podline-prepare`` exits 0 after ``prepare_seconds``; a service (a container that is neither the prepare
+  container nor a step) runs until killed, unless ``override`` scripts it;
+- a step container (its command is ``/podline/bin/entrypoint``) has its args parsed with
+  ``stepping.parse_args`` and waits, running, until ``stepping.decide`` over the results so far (and the
+  started markers of detached steps) says run or skip — exactly as the binary decides. A skip terminates it
+  at once (``skipped``, reason EarlyExit or Skipped, exit 0). A run starts its command: it "runs" for the
+  duration of the ``sleep N`` in the command after ``--`` (× ``time_factor``) and exits with the first
+  ``exit N`` (default 0); with ``--timeout`` it is killed at the timeout (``failed``, StepTimeout, 143);
+- a step ends with its result, ``stepping.Result(...).to_json()`` (ms times, ``failing`` as
+  ``stepping.is_failing``), as its termination message, and exits with the result's exit code (0 when
+  skipped, 1 when failed without one); results feed the decisions of the steps after it, in the same pass;
+- image pulls: an image containing ``notfound`` waits in ErrImagePull (containerd's "not found"), then
+  ImagePullBackOff (kubelet 1.33's message, which wraps the pull error); ``unreachable`` the same with
+  ``dial tcp 127.0.0.1:1: connect: connection refused``; ``imagePullPolicy: Never`` with an image not
+  present on the "node" (``present_images`` plus every image started so far) waits in ErrImageNeverPull.
+  If the prepare container cannot start, no step container finds its entrypoint (StartError, 128);
+- when a waiting container's spec image changes it starts with the new image; a running one is killed
+  (137) and started again (restartCount + 1); a terminated one is never restarted. A step container given
+  the runner image (the prepare container's image) while its own could not be pulled is the entrypoint's
+  stand-in: in its turn it records ``failed``, ImagePullFailed, exit 1, and runs no command;
+- ``activeDeadlineSeconds`` (read again at every change of the pod: the operator stops a pod by setting it
+  to 1) elapsed → every container is killed: steps still waiting record ``skipped``/Stopped (exit 0), steps
+  whose command runs ``failed``/Stopped (143), services end 137, containers that never started
+  ContainerStatusUnknown; the pod fails with reason DeadlineExceeded. Once all containers have terminated
+  the phase is Succeeded (all exit 0) or Failed.
 
-For deterministic tests: `pause`/`resume` withhold status writes (a watch gap), `override` scripts one
-pod's containers, `hook` edits or drops one pod's status writes, `terminate` ends a container now, and
-`instances` is the ledger of every container instance ever started. Init containers are not modelled.
-How statuses look is computed in `scripted_statuses`; this module watches, keeps time and writes.
+For deterministic tests: `pause`/`resume` withhold status writes (a watch gap; containers keep running and
+finishing), `override` scripts one pod's step commands and services, `hook` edits or drops one pod's status
+writes, `terminate` kills a container now (no termination message: as the OOM killer would), and
+`instances` is the ledger of every container instance started (``kind`` ``container``) and every step
+command started (``kind`` ``command``). Init containers are not modelled. How statuses look is computed in
+`scripted_statuses`; this module watches, keeps time, sequences the steps and writes.
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.watch
+from podline.core import stepping
 
 from tests.cluster import scripted_statuses as statuses
 
@@ -46,30 +64,42 @@ logger = logging.getLogger(__name__)
 SELECTOR = "app.kubernetes.io/managed-by=podline"
 Body = statuses.Body
 Behaviour = statuses.Behaviour
+SIGTERM_EXIT = 128 + 15
+KILL_EXIT = 128 + 9
 
 
 @dataclasses.dataclass(frozen=True)
 class Instance:
-    """One entry of the ledger: a container instance the scripted kubelet started."""
+    """One entry of the ledger: a container instance the scripted kubelet started (``kind`` container), or
+    a step command its entrypoint started (``kind`` command; ``container_id`` is the container instance's)."""
 
     namespace: str
     pod: str
     container: str
     image: str
     container_id: str
+    kind: str = "container"
 
 
 @dataclasses.dataclass
 class _Container:
-    """The scripted state of one container: the status the kubelet would report, plus timers."""
+    """The scripted state of one container: the status the kubelet would report, plus the entrypoint's."""
 
     name: str
+    role: str = "service"  # prepare, step or service
     image: str = ""
     status: Body = dataclasses.field(default_factory=dict)
     instances: int = 0
-    ends_at: float | None = None  # monotonic time the running instance exits
+    ends_at: float | None = None  # monotonic time the running process (command, service, prepare) exits
     exit_code: int = 0
     backoff_at: float | None = None  # monotonic time ErrImagePull turns into ImagePullBackOff
+    pull_failed: bool = False  # its own image could not be pulled (so the runner image is a stand-in)
+    spec: Body = dataclasses.field(default_factory=dict)  # the container's spec the running instance started with
+    args: stepping.StepArgs | None = None  # a step's entrypoint arguments
+    stand_in: bool = False
+    command: str = "none"  # a step's command: none (waiting for its turn), running, done
+    command_started_ms: int | None = None
+    timed_out: bool = False
 
     @property
     def state(self) -> str:
@@ -86,17 +116,24 @@ class _Pod:
     start_time: str
     started: float
     containers: dict[str, _Container]
+    runner_image: str | None = None  # the prepare container's image
     deadline_at: float | None = None
     failure: tuple[str, str] | None = None  # (reason, message) once the pod failed as a whole
     written: Body | None = None
+    results: dict[str, stepping.Result] = dataclasses.field(default_factory=dict)  # the run directory
+    markers: set[str] = dataclasses.field(default_factory=set)  # <name>.started
 
     @property
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
 
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class ScriptedKubelet:
-    """TEST DOUBLE for the kubelet on the api tier. `start()` it, create pods, `stop()` it."""
+    """TEST DOUBLE for the kubelet (and the entrypoint) on the api tier. `start()` it, create pods, `stop()` it."""
 
     def __init__(
         self,
@@ -105,17 +142,17 @@ class ScriptedKubelet:
         selector: str = SELECTOR,
         namespace: str | None = None,
         time_factor: float = 1.0,
-        is_placeholder: Callable[[str], bool] = statuses.is_placeholder_image,
         present_images: Collection[str] = (),
         pull_backoff_after: float = 0.5,
+        prepare_seconds: float = 0.1,
     ) -> None:
         self.core = kubernetes.client.CoreV1Api(api)
         self.selector = selector
         self.namespace = namespace
         self.time_factor = time_factor
-        self.is_placeholder = is_placeholder
         self.present = {statuses.normalise(i) for i in present_images}
         self.pull_backoff_after = pull_backoff_after
+        self.prepare_seconds = prepare_seconds
         self._events: queue.Queue[tuple[str, Body] | None] = queue.Queue()
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._timers: list[tuple[float, tuple[str, str]]] = []
@@ -153,8 +190,8 @@ class ScriptedKubelet:
         self._events.put(("RESUME", {}))
 
     def override(self, namespace: str, pod: str, script: Callable[[Body], Behaviour | None]) -> None:
-        """Script the pod's future container instances: ``script(container spec)`` → `Behaviour`, or None
-        for the default. Set it before the pod is created (or before the image swap it should affect)."""
+        """Script the pod's step commands and services: ``script(container spec)`` → `Behaviour`, or None for
+        the default. Consulted when a step's command starts, or a service starts: set it before then."""
         with self._lock:
             self._overrides[namespace, pod] = script
 
@@ -164,15 +201,21 @@ class ScriptedKubelet:
             self._hooks[namespace, pod] = edit
 
     def terminate(self, namespace: str, pod: str, container: str, exit_code: int = 137) -> None:
-        """End the container's running instance now (e.g. a placeholder dying on its own)."""
+        """Kill the container's running instance now, entrypoint and all, so it leaves no termination
+        message (as the OOM killer or a crash of the runtime would)."""
         self._events.put(("TERMINATE", {"key": (namespace, pod), "container": container, "exit": exit_code}))
 
-    def instances(self, namespace: str | None = None, pod: str | None = None) -> list[Instance]:
-        """The ledger: every container instance started so far, oldest first."""
+    def instances(self, namespace: str | None = None, pod: str | None = None, kind: str | None = None) -> list[Instance]:
+        """The ledger: every container instance and step command started so far, oldest first."""
         with self._lock:
             return [
-                i for i in self._ledger if namespace in (None, i.namespace) and pod in (None, i.pod)
+                i for i in self._ledger
+                if namespace in (None, i.namespace) and pod in (None, i.pod) and kind in (None, i.kind)
             ]  # fmt: skip
+
+    def commands(self, namespace: str | None = None, pod: str | None = None) -> list[str]:
+        """The containers whose step command started, in the order they started (one entry per start)."""
+        return [i.container for i in self.instances(namespace, pod, kind="command")]
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every event received so far is processed and its status written."""
@@ -234,13 +277,14 @@ class ScriptedKubelet:
             if kind == "IDLE":
                 self._idle.set()
 
-    # ---- the model ---------------------------------------------------------------------------------
+    # ---- the kubelet ---------------------------------------------------------------------------------
 
     def _handle(self, kind: str, body: Body) -> None:
         if kind == "TERMINATE":
             pod = self._pods.get(body["key"])
-            if pod and body["container"] in pod.containers:
-                self._stop_instance(pod.containers[body["container"]], body["exit"])
+            if pod and not pod.failure and body["container"] in pod.containers:
+                self._kill(pod.containers[body["container"]], body["exit"])
+                self._sequence(pod)
         elif kind == "DELETED":
             self._pods.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
         elif kind in ("ADDED", "MODIFIED"):
@@ -255,39 +299,46 @@ class ScriptedKubelet:
         if pod is None:
             if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 return  # finished before this kubelet started (or by an earlier one): leave it alone
+            if body.get("status", {}).get("containerStatuses"):
+                return  # another kubelet runs it (one that was stopped): its processes are not ours to invent
             pod = _Pod(key[0], key[1], meta["uid"], statuses.now(), time.monotonic(),
-                       {c["name"]: _Container(c["name"]) for c in spec["containers"]})  # fmt: skip
-            if spec.get("activeDeadlineSeconds") is not None:
-                pod.deadline_at = pod.started + spec["activeDeadlineSeconds"]
-                self._schedule(pod.deadline_at, key)
+                       {c["name"]: _Container(c["name"], _role(c)) for c in spec["containers"]})  # fmt: skip
             self._pods[key] = pod
         if pod.failure:
             return
+        pod.runner_image = next((c["image"] for c in spec["containers"] if c["name"] == stepping.PREPARE_CONTAINER),
+                                None)  # fmt: skip
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and pod.deadline_at != pod.started + deadline:
+            pod.deadline_at = pod.started + deadline
+            self._schedule(pod.deadline_at, key)
         for container_spec in spec["containers"]:
             container = pod.containers[container_spec["name"]]
             if container.instances == 0 and container.state == "waiting" and not container.status:
                 self._start_instance(pod, container, container_spec)
             elif container_spec["image"] != container.image:
                 if container.state == "running":
-                    self._stop_instance(container, self._kill_code(container.image))
+                    self._kill(container, KILL_EXIT)
                     self._start_instance(pod, container, container_spec)
                 elif container.state == "waiting":  # a failed pull, retried with the new image
                     self._start_instance(pod, container, container_spec)
+        self._sequence(pod)
 
     def _start_instance(self, pod: _Pod, container: _Container, spec: Body) -> None:
         image = container.image = spec["image"]
+        container.spec = spec
         container.backoff_at = None
         restarts = max(container.instances - 1, 0)
-        if "notfound" in image:
-            message = f'failed to pull and unpack image "{statuses.normalise(image)}": not found'
-            container.status = statuses.waiting(
-                container.name, image, "ErrImagePull", message, restarts, container.status
-            )
+        error = statuses.pull_error(image)
+        if error is not None:
+            container.pull_failed = True
+            container.status = statuses.waiting(container.name, image, "ErrImagePull", error, restarts, container.status)
             container.backoff_at = time.monotonic() + self.pull_backoff_after
             self._schedule(container.backoff_at, pod.key)
             return
         if spec.get("imagePullPolicy") == "Never" and statuses.normalise(image) not in self.present:
-            message = f'Container image "{image}" is not present with pull policy of Never'
+            container.pull_failed = True
+            message = statuses.never_pull_message(image)
             container.status = statuses.waiting(
                 container.name, image, "ErrImageNeverPull", message, restarts, container.status
             )
@@ -295,34 +346,143 @@ class ScriptedKubelet:
         self.present.add(statuses.normalise(image))
         container.instances += 1
         container_id = f"scripted://{pod.uid}/{container.name}/{container.instances}"
-        container.status = statuses.running(
-            container.name, image, container_id, container.instances - 1, container.status
-        )
+        if container.role == "step" and not self._prepared(pod):
+            message = (f'failed to create containerd task: failed to create shim task: OCI runtime create failed: '
+                       f'exec: "{stepping.BINARY}": stat {stepping.BINARY}: no such file or directory')
+            created = statuses.running(container.name, image, container_id, container.instances - 1, container.status)
+            container.status = statuses.start_error(created, container_id, message)
+            self._ledger.append(Instance(pod.namespace, pod.name, container.name, image, container_id))
+            return
+        container.status = statuses.running(container.name, image, container_id, container.instances - 1,
+                                            container.status)  # fmt: skip
         self._ledger.append(Instance(pod.namespace, pod.name, container.name, image, container_id))
-        behaviour = self._behaviour(pod, container, spec)
         container.ends_at = None
-        if behaviour.duration is not None:
-            container.ends_at = time.monotonic() + behaviour.duration
-            container.exit_code = behaviour.exit_code
-            self._schedule(container.ends_at, pod.key)
+        container.command = "none"
+        if container.role == "prepare":
+            self._end_at(pod, container, self.prepare_seconds, 0)
+        elif container.role == "step":
+            container.stand_in = container.pull_failed and image == pod.runner_image
+            try:
+                container.args = stepping.parse_args(spec.get("args") or [])
+            except stepping.BadArgs as error:
+                logger.warning("%s/%s %s: bad entrypoint arguments: %s", pod.namespace, pod.name, container.name,
+                               error)  # fmt: skip
+                container.status = statuses.terminated(container.status, 2)  # the binary's usage error
+        else:
+            behaviour = self._behaviour(pod, spec, [*(spec.get("command") or []), *(spec.get("args") or [])])
+            if behaviour.duration is not None:
+                self._end_at(pod, container, behaviour.duration, behaviour.exit_code)
 
-    def _behaviour(self, pod: _Pod, container: _Container, spec: Body) -> Behaviour:
+    def _prepared(self, pod: _Pod) -> bool:
+        """Whether the prepare container has run (so the entrypoint binary is in the shared volume)."""
+        prepare = pod.containers.get(stepping.PREPARE_CONTAINER)
+        return prepare is None or prepare.instances > 0
+
+    def _behaviour(self, pod: _Pod, spec: Body, command: list[str]) -> Behaviour:
         override = self._overrides.get(pod.key)
         scripted = override(spec) if override else None
         if scripted is not None:
             return scripted
-        if self.is_placeholder(container.image) or container.name.startswith("svc-"):
+        if _role(spec) == "service":
             return Behaviour(duration=None)
-        return statuses.scripted_behaviour(spec, self.time_factor)
+        return statuses.scripted_behaviour(command, self.time_factor)
 
-    def _kill_code(self, image: str) -> int:
-        return 0 if self.is_placeholder(image) else 137  # the placeholder exits 0 on SIGTERM
+    def _end_at(self, pod: _Pod, container: _Container, seconds: float, exit_code: int) -> None:
+        container.ends_at = time.monotonic() + seconds
+        container.exit_code = exit_code
+        self._schedule(container.ends_at, pod.key)
 
-    def _stop_instance(self, container: _Container, exit_code: int) -> None:
-        """End the running instance (if any); a later instance reports it as its ``lastState``."""
+    def _kill(self, container: _Container, exit_code: int) -> None:
+        """End the running instance (if any) with no termination message; a later instance reports it as its
+        ``lastState``."""
         if container.state == "running":
             container.status = statuses.terminated(container.status, exit_code)
+            container.command = "done"
         container.ends_at = None
+
+    # ---- the entrypoint ------------------------------------------------------------------------------
+
+    def _sequence(self, pod: _Pod) -> None:
+        """What every step's entrypoint does now: commands whose time is up end, waiting steps whose turn
+        came run or skip. Repeated until nothing changes, as the entrypoints hand over within milliseconds."""
+        if pod.failure:
+            return
+        changed = True
+        while changed:
+            changed = False
+            now = time.monotonic()
+            for container in pod.containers.values():
+                if container.state != "running":
+                    continue
+                if container.ends_at is not None and container.ends_at <= now:
+                    changed = True
+                    if container.role == "step":
+                        self._finish(pod, container)
+                    else:
+                        container.status = statuses.terminated(container.status, container.exit_code)
+                        container.ends_at = None
+                elif container.role == "step" and container.command == "none" and container.args is not None:
+                    decision = stepping.decide(container.args, pod.results, pod.markers)
+                    if decision.action is stepping.Action.WAIT:
+                        continue
+                    changed = True
+                    if decision.action is stepping.Action.SKIP:
+                        self._record(pod, container, stepping.ResultState.SKIPPED, None, None,
+                                     decision.reason, "skipped: " + _why(decision.reason))  # fmt: skip
+                    elif container.stand_in:
+                        at = _wall_ms()
+                        self._record(pod, container, stepping.ResultState.FAILED, 1, at,
+                                     stepping.Why.IMAGE_PULL_FAILED,
+                                     "the step's image could not be pulled; the runner image stood in for it")  # fmt: skip
+                    else:
+                        self._run_command(pod, container)
+
+    def _run_command(self, pod: _Pod, container: _Container) -> None:
+        assert container.args is not None
+        behaviour = self._behaviour(pod, container.spec, list(container.args.command))
+        container.command = "running"
+        container.command_started_ms = _wall_ms()
+        pod.markers.add(container.name)
+        self._ledger.append(Instance(pod.namespace, pod.name, container.name, container.image,
+                                     container.status["containerID"], "command"))  # fmt: skip
+        timeout = container.args.timeout_seconds
+        duration, code = behaviour.duration, behaviour.exit_code
+        container.timed_out = bool(timeout) and (duration is None or duration > timeout)
+        if container.timed_out:
+            duration, code = float(timeout), SIGTERM_EXIT
+        if duration is not None:
+            self._end_at(pod, container, duration, code)
+        else:
+            container.ends_at = None
+
+    def _finish(self, pod: _Pod, container: _Container) -> None:
+        """A step's command exited (or was killed at its timeout): record its result."""
+        code = container.exit_code
+        state = stepping.ResultState.SUCCEEDED if code in (0, stepping.EXIT_EARLY) else stepping.ResultState.FAILED
+        reason = message = None
+        if container.timed_out:
+            reason = stepping.Why.STEP_TIMEOUT
+            message = f"the step ran longer than its timeout of {container.args.timeout_seconds}s"  # type: ignore[union-attr]
+        self._record(pod, container, state, code, container.command_started_ms, reason, message)
+
+    def _record(self, pod: _Pod, container: _Container, state: stepping.ResultState, code: int | None,
+                started_ms: int | None, reason: str | None, message: str | None) -> None:
+        """Write the result (file and termination message) and let the container exit."""
+        assert container.args is not None
+        result = stepping.Result(
+            name=container.name, state=state, exit_code=code, started_at=started_ms,
+            finished_at=_wall_ms() if started_ms is not None else None, reason=None if reason is None else str(reason),
+            message=message, failing=stepping.is_failing(container.args, state),
+        )  # fmt: skip
+        pod.results[container.name] = result
+        exit_code = 0 if state is stepping.ResultState.SKIPPED else (code if code is not None else 1)
+        if state is stepping.ResultState.FAILED and exit_code == 0:
+            exit_code = 1
+        container.status = statuses.terminated(container.status, exit_code, result.to_json())
+        container.command = "done"
+        container.ends_at = None
+
+    # ---- time ------------------------------------------------------------------------------------------
 
     def _schedule(self, when: float, key: tuple[str, str]) -> None:
         heapq.heappush(self._timers, (when, key))
@@ -334,31 +494,36 @@ class ScriptedKubelet:
             pod = self._pods.get(key)
             if pod is None or pod.failure:
                 continue
-            for container in pod.containers.values():
-                if container.ends_at is not None and container.ends_at <= now:
-                    self._stop_instance(container, container.exit_code)
-                if container.backoff_at is not None and container.backoff_at <= now:
-                    container.backoff_at = None
-                    message = f'Back-off pulling image "{container.image}"'
-                    restarts = container.status["restartCount"]
-                    container.status = statuses.waiting(
-                        container.name,
-                        container.image,
-                        "ImagePullBackOff",
-                        message,
-                        restarts,
-                        container.status,
-                    )
             if pod.deadline_at is not None and pod.deadline_at <= now:
                 self._fail_deadline(pod)
+                continue
+            for container in pod.containers.values():
+                if container.backoff_at is not None and container.backoff_at <= now:
+                    container.backoff_at = None
+                    waiting = container.status["state"].get("waiting") or {}
+                    container.status = statuses.waiting(
+                        container.name, container.image, "ImagePullBackOff",
+                        statuses.backoff_message(container.image, waiting.get("message") or ""),
+                        container.status["restartCount"], container.status,
+                    )  # fmt: skip
+            self._sequence(pod)
 
     def _fail_deadline(self, pod: _Pod) -> None:
+        """The kubelet kills every container (SIGTERM): what each one's entrypoint then records."""
         pod.failure = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
         for container in pod.containers.values():
-            if container.state == "running":
-                self._stop_instance(container, self._kill_code(container.image))
-            elif container.state == "waiting":
+            if container.state == "waiting":
                 container.status = statuses.never_started(container.status)
+            elif container.state != "running":
+                continue
+            elif container.role == "step" and container.args is not None and container.command == "none":
+                self._record(pod, container, stepping.ResultState.SKIPPED, None, None, stepping.Why.STOPPED,
+                             "the pod was stopped before the step's turn")  # fmt: skip
+            elif container.role == "step" and container.args is not None:
+                self._record(pod, container, stepping.ResultState.FAILED, SIGTERM_EXIT, container.command_started_ms,
+                             stepping.Why.STOPPED, "the pod was stopped while the step ran")  # fmt: skip
+            else:
+                self._kill(container, KILL_EXIT)
 
     # ---- writing -----------------------------------------------------------------------------------
 
@@ -366,9 +531,7 @@ class ScriptedKubelet:
         if self._paused:
             return
         for pod in list(self._pods.values()):
-            status = statuses.pod_status(
-                pod.start_time, [c.status for c in pod.containers.values()], pod.failure
-            )
+            status = statuses.pod_status(pod.start_time, [c.status for c in pod.containers.values()], pod.failure)
             hook = self._hooks.get(pod.key)
             if hook is not None:
                 edited = hook(copy.deepcopy(status))  # the hook may edit in place; the model stays as is
@@ -386,8 +549,19 @@ class ScriptedKubelet:
                     self._pods.pop(pod.key, None)
                 continue  # e.g. the apiserver is restarting: the next tick (≤ 1s) tries again
             except Exception as error:  # noqa: BLE001 - connection errors while the apiserver is away
-                logger.debug(
-                    "writing the status of %s/%s failed, will retry: %s", pod.namespace, pod.name, error
-                )
+                logger.debug("writing the status of %s/%s failed, will retry: %s", pod.namespace, pod.name, error)
                 continue
             pod.written = status
+
+
+def _role(spec: Body) -> str:
+    if spec["name"] == stepping.PREPARE_CONTAINER:
+        return "prepare"
+    if (spec.get("command") or [None])[0] == stepping.BINARY:
+        return "step"
+    return "service"
+
+
+def _why(reason: str | None) -> str:
+    return "an earlier step ended the run early (exit code 78)" if reason == stepping.Why.EARLY_EXIT else (
+        "its conditions do not match the run")

@@ -1,8 +1,10 @@
 """TEST DOUBLE, pure half: what the scripted kubelet reports, shaped like the real kubelet's statuses.
 
 Everything here is computation on plain dicts (the API's JSON): container status builders, the pod phase
-rule (the kubelet's ``getPhase`` for ``restartPolicy: Never``), image normalisation as containerd reports
-it, and the default step script. The watching, timing and writing live in `scripted_kubelet`.
+rule (the kubelet's ``getPhase`` for ``restartPolicy: Never``), image normalisation and pull-error messages
+as containerd and the kubelet word them, what a step's command does (the default script), and the
+termination message the entrypoint writes (``podline.core.stepping.Result``). The watching, timing,
+in-pod sequencing and writing live in `scripted_kubelet`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import datetime
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 Body = dict[str, Any]  # a pod or a piece of one, as the JSON the API serves
@@ -18,7 +21,7 @@ Body = dict[str, Any]  # a pod or a piece of one, as the JSON the API serves
 
 @dataclasses.dataclass(frozen=True)
 class Behaviour:
-    """What one container instance does once started. ``duration`` None: runs until killed."""
+    """What a step's command (or a service's process) does once started. ``duration`` None: runs until killed."""
 
     exit_code: int = 0
     duration: float | None = 0.0
@@ -44,16 +47,44 @@ def normalise(image: str) -> str:
     return f"{domain}/{path}{at}{digest}"
 
 
-def is_placeholder_image(image: str) -> bool:
-    """The default placeholder test: the repository path ends with ``placeholder``."""
-    last = image.partition("@")[0].rsplit("/", 1)[-1]
-    return last.split(":", 1)[0].endswith("placeholder")
+def with_default_tag(image: str) -> str:
+    """The kubelet's ``applyDefaultImageTag``: ``:latest`` when the reference names no tag or digest."""
+    if "@" in image or ":" in image.rsplit("/", 1)[-1]:
+        return image
+    return f"{image}:latest"
 
 
-def scripted_behaviour(container: Body, time_factor: float) -> Behaviour:
-    """The default step script: the ``sleep N`` in command/args add up to the duration (times
-    ``time_factor``); the first ``exit N`` is the exit code (default 0)."""
-    text = " ".join([*(container.get("command") or []), *(container.get("args") or [])])
+def pull_error(image: str) -> str | None:
+    """What pulling ``image`` fails with (the CRI error containerd returns), or None if it pulls.
+
+    ``notfound`` in the name: the registry has no such image (containerd's "not found", which podline
+    treats as permanent); ``unreachable``: the registry cannot be reached (transient)."""
+    ref = normalise(image)
+    if "notfound" in image:
+        return (f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": failed to resolve '
+                f'reference "{ref}": {ref}: not found')
+    if "unreachable" in image:
+        host, _, rest = ref.partition("/")
+        repo, _, tag = rest.rpartition(":")
+        return (f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed to resolve '
+                f'reference "{ref}": failed to do request: Head "https://{host}/v2/{repo}/manifests/{tag}": '
+                "dial tcp 127.0.0.1:1: connect: connection refused")
+    return None
+
+
+def backoff_message(image: str, error: str) -> str:
+    """The waiting message of ImagePullBackOff: kubelet 1.33 wraps the last pull error."""
+    return f'Back-off pulling image "{with_default_tag(image)}": ErrImagePull: {error}'
+
+
+def never_pull_message(image: str) -> str:
+    return f'Container image "{image}" is not present with pull policy of Never'
+
+
+def scripted_behaviour(command: Sequence[str], time_factor: float) -> Behaviour:
+    """The default script of a step's command (or a service's): the ``sleep N`` in it add up to the duration
+    (times ``time_factor``); the first ``exit N`` is the exit code (default 0)."""
+    text = " ".join(command)
     exit_code = re.search(r"exit (\d+)", text)
     sleeps = [float(s) for s in re.findall(r"sleep (\d+(?:\.\d+)?)", text)]
     return Behaviour(int(exit_code.group(1)) if exit_code else 0, sum(sleeps) * time_factor)
@@ -93,16 +124,26 @@ def waiting(name: str, image: str, reason: str, message: str, restart_count: int
     }
 
 
-def terminated(status: Body, exit_code: int) -> Body:
-    """A running container's status once its process exited with ``exit_code``."""
-    ended = {
+def terminated(status: Body, exit_code: int, message: str | None = None, reason: str | None = None) -> Body:
+    """A running container's status once its process exited with ``exit_code``; ``message`` is what its
+    termination-message file holds (the entrypoint's result), which the kubelet reports as is."""
+    ended: Body = {
         "containerID": status["containerID"],
         "exitCode": exit_code,
-        "reason": "Completed" if exit_code == 0 else "Error",
+        "reason": reason or ("Completed" if exit_code == 0 else "Error"),
         "startedAt": status["state"]["running"]["startedAt"],
         "finishedAt": now(),
     }
+    if message:
+        ended["message"] = message
     return {**status, "state": {"terminated": ended}, "ready": False, "started": False}
+
+
+def start_error(status: Body, container_id: str, message: str) -> Body:
+    """A container the runtime created but could not start (its command does not exist in it)."""
+    ended = {"containerID": container_id, "exitCode": 128, "reason": "StartError", "message": message,
+             "startedAt": "1970-01-01T00:00:00Z", "finishedAt": now()}  # fmt: skip
+    return {**status, "containerID": container_id, "state": {"terminated": ended}, "ready": False, "started": False}
 
 
 def never_started(status: Body) -> Body:
