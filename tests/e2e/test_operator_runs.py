@@ -1,8 +1,12 @@
 """The operator on the api tier: real apiserver, real watches, pod statuses from the scripted kubelet.
 
 Each test applies Pipelines with kubectl and reads what the operator wrote. The scripted kubelet (a test
-double, see tests/cluster/scripted_kubelet.py) runs a step by terminating its container with the exit code
-found in its script (`exit N`) after the time found there (`sleep S`).
+double of the kubelet and the in-pod entrypoint, see tests/cluster/scripted_kubelet.py) runs every container
+of the pod from its creation and sequences the steps inside it as the entrypoint does (``stepping.decide``):
+a step's command "runs" for the time found in its script (`sleep S`) and exits with the code found there
+(`exit N`); its result reaches the operator as the container's termination message. The api tier has no
+registry, so steps name their command (``commands:`` or ``entrypoint:``); a step that needs its image's own
+ENTRYPOINT/CMD fails the run as designed (ImageConfigUnavailable).
 """
 
 from __future__ import annotations
@@ -36,9 +40,13 @@ def test_sequential_pipeline_succeeds_with_per_step_status(api_env) -> None:
     assert st["observedGeneration"] == 1 and st["podName"] == "seq-g1"
     ready = {c["type"]: c["status"] for c in st["conditions"]}
     assert ready["Ready"] == "True" and ready["Succeeded"] == "True" and ready["Stalled"] == "False"
-    # started strictly in order: each step's container instance started after the previous one's
-    started = [i for i in kubelet.instances(ns, "seq-g1") if not i.image.endswith("placeholder:1")]
-    assert [i.container for i in started] == ["step-one", "step-two", "step-three"]
+    # every container ran its own image from the pod's creation, once; the commands ran once each, in order
+    containers = kubelet.instances(ns, "seq-g1", kind="container")
+    assert [i.container for i in containers] == ["podline-prepare", "step-one", "step-two", "step-three"]
+    assert {i.image for i in containers if i.container.startswith("step-")} == {BUSYBOX}
+    assert kubelet.commands(ns, "seq-g1") == ["step-one", "step-two", "step-three"]
+    one, two, three = st["steps"]
+    assert one["finishedAt"] <= two["startedAt"] and two["finishedAt"] <= three["startedAt"]
     events = json.loads(cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "seq"]
     assert sorted(reasons) == ["Started", "Succeeded"]
@@ -96,18 +104,15 @@ def test_depends_on_runs_ready_steps_together(api_env) -> None:
     apply(cluster, ns, pipeline("dag", spec))
     st = wait_for_phase(cluster, ns, "dag", operator=op)
     assert st["phase"] == "Succeeded"
-    pod = operating.get(cluster, ns, "pod", "dag-g1")
-    notes = pod["metadata"]["annotations"]
-    at = {
-        k.split("/")[1]: json.loads(v)["at"] for k, v in notes.items() if k.startswith("started.podline.dev/")
-    }
-    assert at["step-a"] == at["step-b"], "a and b are ready at once and start in the same request"
     by = steps(st)
+    # a and b are ready at once and run together (times in ms, from the steps' results)
+    assert by["a"]["startedAt"] < by["b"]["finishedAt"] and by["b"]["startedAt"] < by["a"]["finishedAt"], by
     assert by["c"]["startedAt"] >= max(by["a"]["finishedAt"], by["b"]["finishedAt"])
+    assert sorted(kubelet.commands(ns, "dag-g1")[:2]) == ["step-a", "step-b"]
 
 
-def test_services_are_started_first_and_not_waited_for(api_env) -> None:
-    cluster, ns, op, _ = api_env
+def test_services_run_from_the_start_and_are_not_waited_for(api_env) -> None:
+    cluster, ns, op, kubelet = api_env
     apply(
         cluster,
         ns,
@@ -116,8 +121,10 @@ def test_services_are_started_first_and_not_waited_for(api_env) -> None:
     st = wait_for_phase(cluster, ns, "svc", operator=op)
     assert st["phase"] == "Succeeded"
     assert st["services"][0]["name"] == "db"
+    assert kubelet.instances(ns, "svc-g1", kind="container")[1].container == "svc-db"
     pod = operating.get(cluster, ns, "pod", "svc-g1")
     assert pod["spec"]["activeDeadlineSeconds"] == 1, "the finished run's pod is stopped, services with it"
+    assert pod["metadata"]["annotations"]["podline.dev/stopped"] == "Completed"
 
 
 def test_run_timeout_fails_the_run(api_env) -> None:
@@ -265,3 +272,66 @@ def test_pod_deleted_underneath_the_run_ends_it_as_error(api_env) -> None:
     cluster.kubectl("delete", "pod", "-n", ns, "victim-g1", "--grace-period=0", "--force")
     st = wait_for_phase(cluster, ns, "victim", operator=op)
     assert st["phase"] == "Error" and st["reason"] == "PodDeleted"
+
+
+def test_a_step_whose_image_cannot_be_pulled_fails_in_its_turn(api_env) -> None:
+    """The kubelet reports "not found" (permanent): the operator gives the container the runner image, which
+    records the failure in the step's turn, so the steps after it go on (docs/in-pod.md, stand-in)."""
+    cluster, ns, op, kubelet = api_env
+    spec = {"steps": [step("first", "sleep 0.5"), step("build", image="registry.example.com/notfound:1"),
+                      step("test", "true"), step("notify", "true", when={"status": ["failure"]})]}  # fmt: skip
+    apply(cluster, ns, pipeline("unpullable", spec))
+    st = wait_for_phase(cluster, ns, "unpullable", operator=op)
+    by = steps(st)
+    assert st["phase"] == "Failed" and 'step "build" failed' in st["message"], st
+    assert by["first"]["state"] == "succeeded"
+    assert by["build"]["state"] == "failed" and by["build"]["reason"] in ("ErrImagePull", "ImagePullBackOff"), by
+    assert "not found" in by["build"]["message"] and "image_pull_secrets" in by["build"]["message"]
+    assert by["build"]["startedAt"] >= by["first"]["finishedAt"], "it failed in its turn, not before"
+    assert by["test"]["state"] == "skipped" and by["notify"]["state"] == "succeeded"
+    pod = operating.get(cluster, ns, "pod", "unpullable-g1")
+    runner = pod["spec"]["containers"][0]["image"]
+    assert {c["name"]: c["image"] for c in pod["spec"]["containers"]}["step-build"] == runner
+    assert "killed.podline.dev/step-build" in pod["metadata"]["annotations"]
+    assert kubelet.commands(ns, "unpullable-g1") == ["step-first", "step-notify"]
+
+
+def test_a_step_that_needs_its_images_command_fails_the_run_without_a_registry(api_env) -> None:
+    """A plugin (no commands) runs its image's ENTRYPOINT/CMD, which only the registry can tell: the api
+    tier's operator has no registry access, so the run fails before any pod, saying what to set."""
+    cluster, ns, op, _ = api_env
+    spec = {"steps": [step("a", "true"), {"name": "publish", "image": "plugins/docker:20",
+                                          "settings": {"repo": "team/app"}}]}  # fmt: skip
+    apply(cluster, ns, pipeline("plugin", spec))
+    st = wait_for_phase(cluster, ns, "plugin", operator=op)
+    assert st["phase"] == "Failed" and st["reason"] == "ImageConfigUnavailable", st
+    assert 'step "publish"' in st["message"] and "set commands: or entrypoint: on the step" in st["message"]
+    assert "plugin-g1" not in cluster.kubectl("get", "pods", "-n", ns, "-o", "name").stdout
+
+
+def test_entrypoint_and_command_run_as_given(api_env) -> None:
+    cluster, ns, op, kubelet = api_env
+    spec = {"steps": [{"name": "tool", "image": BUSYBOX, "entrypoint": ["/bin/sh", "-c"],
+                       "command": ["sleep 0.2; exit 4"]}]}  # fmt: skip
+    apply(cluster, ns, pipeline("entry", spec))
+    st = wait_for_phase(cluster, ns, "entry", operator=op)
+    assert st["phase"] == "Failed" and steps(st)["tool"]["exitCode"] == 4, st
+    pod = operating.get(cluster, ns, "pod", "entry-g1")
+    [tool] = [c for c in pod["spec"]["containers"] if c["name"] == "step-tool"]
+    assert tool["command"] == ["/podline/bin/entrypoint"]
+    assert tool["args"][-4:] == ["--", "/bin/sh", "-c", "sleep 0.2; exit 4"]
+    assert kubelet.commands(ns, "entry-g1") == ["step-tool"]
+
+
+def test_a_step_excluded_by_when_is_skipped_in_its_turn(api_env) -> None:
+    cluster, ns, op, kubelet = api_env
+    build = json.dumps({"number": 7, "event": "push", "branch": "main"})
+    spec = {"steps": [step("test", "true"), step("release", "true", when={"branch": ["release/*"]}),
+                      step("after", "true")]}  # fmt: skip
+    apply(cluster, ns, pipeline("excluded", spec, {"podline.dev/build": build}))
+    st = wait_for_phase(cluster, ns, "excluded", operator=op)
+    by = steps(st)
+    assert st["phase"] == "Succeeded", st
+    assert by["release"]["state"] == "skipped" and "when" in by["release"]["message"], by["release"]
+    assert by["after"]["state"] == "succeeded"
+    assert kubelet.commands(ns, "excluded-g1") == ["step-test", "step-after"]
