@@ -3,19 +3,22 @@
     python -m tests.chaos --pipelines 200 --kill-every 3 [--operators 2] [--seed 7]
 
 starts a private api-tier cluster (etcd, kube-apiserver, kube-controller-manager), the scripted kubelet (a
-test double for pod statuses that keeps a ledger of every container instance it starts) and the real
-operator process (``python -m podline operator``, one or more of them at once); applies Pipelines of 3–5
-steps (sequential, parallel through ``depends_on``, failing, with services, ``failure: ignore``, exit 78, a
-private image with a pull Secret); and, until every run has ended, kills an operator with SIGKILL at random
-moments and starts it again at once. Then it checks and prints:
+test double of the kubelet and the in-pod entrypoint, which keeps a ledger of every container instance and
+every step command it starts) and the real operator process (``python -m podline operator``, one or more of
+them at once); applies Pipelines of 3–5 steps (sequential, parallel through ``depends_on``, failing, with
+services, ``failure: ignore``, exit 78, a private image with a pull Secret, an image that cannot be pulled);
+and, until every run has ended, kills an operator with SIGKILL at random moments and starts it again at
+once. The steps sequence themselves inside the pod, so a kill delays only what the operator does (status,
+stand-ins for unpullable images, stopping pods). Then it checks and prints:
 
 - runs: how many ended, and how many ended exactly as planned (phase and every step's state);
 - kills (each at a random moment 0.5–1.5 × ``--kill-every`` seconds after the operator started serving)
   and operator starts;
-- duplicates: containers the kubelet started more than once with a non-placeholder image (a step or
-  service started twice), from the ledger;
+- duplicates: step commands started more than once, and containers started more than once, from the
+  ledger;
 - second pods: runs with more than one pod;
-- lost steps: steps that should have run and never did, or ran though they should have been skipped;
+- lost steps: steps whose command should have run and never did, or ran though it should not have (a
+  skipped step, or one whose image could not be pulled);
 - orphans: pods and generated pull Secrets left 120 s after every Pipeline was deleted (ownerReferences
   and the garbage collector must remove them);
 - tracebacks in the operator logs;
@@ -44,7 +47,6 @@ import kubernetes
 from podline.core import conventions
 
 from tests.cluster import apitier, scripted_kubelet
-from tests.cluster import scripted_statuses as kubelet_statuses
 from tests.e2e import operating
 
 TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
@@ -94,6 +96,7 @@ class Planned:
     spec: Body
     phase: str
     steps: Mapping[str, str]
+    no_command: frozenset[str] = frozenset()  # steps that end without their command running (stand-ins)
 
     def manifest(self) -> Body:
         return operating.pipeline(self.name, self.spec)
@@ -153,20 +156,33 @@ def _private(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     return {"image_pull_secrets": ["regcred"], "steps": steps}, "Succeeded", {s["name"]: "succeeded" for s in steps}
 
 
+UNPULLABLE = "registry.example.com/team/notfound:1"  # the scripted kubelet reports it not found
+
+
+def _unpullable(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
+    steps = [_step(f"s{i}", rng) for i in range(n - 1)]
+    steps[1] = {**steps[1], "image": UNPULLABLE}
+    steps.append(_step("notify", rng, when={"status": ["failure"]}))
+    states = {s["name"]: "succeeded" if i == 0 else "failed" if i == 1 else "skipped" for i, s in enumerate(steps)}
+    states["notify"] = "succeeded"
+    return {"steps": steps}, "Failed", states
+
+
 KINDS: dict[str, Callable[[random.Random, int], tuple[Body, str, dict[str, str]]]] = {
     "sequential": _sequential, "failing": _failing, "parallel": _parallel, "parallel-failing": _parallel_failing,
     "services": _services, "ignored-failure": _ignored, "early-exit": _early_exit, "private": _private,
+    "unpullable": _unpullable,
 }  # fmt: skip
 
 
-def plan(count: int, rng: random.Random, prefix: str = "chaos") -> list[Planned]:
-    """``count`` Pipelines of 3–5 steps, every kind in turn."""
+def plan(count: int, rng: random.Random, prefix: str = "chaos", kinds: Sequence[str] = tuple(KINDS)) -> list[Planned]:
+    """``count`` Pipelines of 3–5 steps, each of ``kinds`` in turn."""
     out = []
-    kinds = list(KINDS)
     for index in range(count):
         kind = kinds[index % len(kinds)]
         spec, phase, steps = KINDS[kind](rng, rng.randint(3, 5))
-        out.append(Planned(f"{prefix}-{index:03d}-{kind}", kind, spec, phase, steps))
+        stand_ins = frozenset(s["name"] for s in spec["steps"] if s.get("image") == UNPULLABLE)
+        out.append(Planned(f"{prefix}-{index:03d}-{kind}", kind, spec, phase, steps, stand_ins))
     return out
 
 
@@ -252,9 +268,9 @@ class Figures:
         lines = [
             f"runs                 {self.runs} (ended: {self.terminal}, exactly as planned: {self.as_planned})",
             f"operator kills       {self.kills} (SIGKILL at random moments; operator starts: {self.starts})",
-            f"duplicates           {self.duplicates} (containers started twice, from the kubelet's ledger)",
+            f"duplicates           {self.duplicates} (step commands or containers started twice, from the ledger)",
             f"second pods          {self.second_pods} (runs with more than one pod)",
-            f"lost steps           {self.lost_steps} (should have run and did not, or the reverse)",
+            f"lost steps           {self.lost_steps} (commands that should have run and did not, or the reverse)",
             f"orphans              {self.orphans} (pods and pull Secrets left after deleting every Pipeline)",
             f"tracebacks           {self.tracebacks} (in the operator logs)",
             f"died by themselves   {self.found_dead} (operators found dead before a kill)",
@@ -289,20 +305,22 @@ def check_outcomes(planned: Iterable[Planned], statuses: Mapping[str, Body], fig
 def check_ledger(
     instances: Iterable[scripted_kubelet.Instance], planned: Iterable[Planned], figures: Figures
 ) -> None:
-    """No container ever got a second non-placeholder instance; every step that ran, ran once."""
-    started = collections.Counter(
-        (i.pod, i.container) for i in instances if not kubelet_statuses.is_placeholder_image(i.image)
-    )
-    for (pod, container), count in started.items():
-        if count > 1:
-            figures.duplicates += 1
-            figures.problems.append(f"{pod}/{container}: started {count} times")
+    """No step command ever started twice, nor any container; every step that should run ran, once."""
+    instances = list(instances)
+    commands = collections.Counter((i.pod, i.container) for i in instances if i.kind == "command")
+    containers = collections.Counter((i.pod, i.container) for i in instances if i.kind == "container")
+    for what, counts in (("command", commands), ("container", containers)):
+        for (pod, container), count in counts.items():
+            if count > 1:
+                figures.duplicates += 1
+                figures.problems.append(f"{pod}/{container}: its {what} started {count} times")
     for p in planned:
         for step, state in p.steps.items():
-            count = started[(f"{p.name}-g1", conventions.step_container(step))]
-            if (state == "skipped") != (count == 0):
+            count = commands[(f"{p.name}-g1", conventions.step_container(step))]
+            should = state != "skipped" and step not in p.no_command
+            if should != (count > 0):
                 figures.lost_steps += 1
-                figures.problems.append(f"{p.name}/{step}: {state}, but started {count} times")
+                figures.problems.append(f"{p.name}/{step}: {state}, but its command started {count} times")
 
 
 def check_events(events: Iterable[Body], planned: Iterable[Planned], figures: Figures) -> None:

@@ -1,12 +1,13 @@
 """Chaos at CI size (api tier, scripted kubelet): the operator SIGKILLed at random moments, two operators at
-once, the apiserver restarted mid-run, etcd away for a while.
+once, the apiserver restarted mid-run, etcd away for a while, the operator stopped for a whole run.
 
 Each test runs the engine of ``tests/chaos.py`` (``python -m tests.chaos`` is the full-size version, with
 the figures) on a private api-tier cluster of this module: on the shared one, another test's operator
 (admin, all namespaces) would do the work for the one being killed and hide what this should show. Every
-test requires the same: every run ended exactly as planned (phase and each step's state), no container
-started twice (the scripted kubelet's ledger), one pod per run, one Started and one final Event per run,
-and nothing of podline's left once every Pipeline is deleted.
+test requires the same: every run ended exactly as planned (phase and each step's state), no step command
+and no container started twice and none lost (the scripted kubelet's ledger: it plays the in-pod entrypoint
+too, so it sees each command start), one pod per run, one Started and one final Event per run, and nothing
+of podline's left once every Pipeline is deleted.
 """
 
 from __future__ import annotations
@@ -166,3 +167,81 @@ def test_a_run_first_seen_over_still_records_that_it_started(cluster: apitier.Ap
         op.stop()
         kubelet.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_runs_go_on_while_the_operator_is_stopped_and_their_status_is_written_once_it_is_back(
+    cluster: apitier.ApiCluster,
+) -> None:
+    """The steps sequence themselves in the pod: an operator stopped (SIGKILL) as soon as it has created the
+    pods, and started again only once every step has ended in them, finds each run over and writes its
+    status then — exactly as planned, each command run once, one Started and one final Event. A run whose
+    timeout passes meanwhile is ended by the kubelet (the pod's activeDeadlineSeconds) and recorded as
+    timed out; a run with services waits, its steps done, for the operator to stop its pod."""
+    namespace = cluster.new_namespace("away")
+    kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-away")
+    rng = random.Random(5)
+    kinds = [k for k in chaos.KINDS if k != "unpullable"]  # a stand-in is the operator's to give: not while away
+    planned = chaos.plan(len(kinds), rng, prefix="away", kinds=kinds)
+    slow = {"steps": [{"name": "first", "image": chaos.BUSYBOX, "commands": ["true"]},
+                      {"name": "wait", "image": chaos.BUSYBOX, "commands": ["sleep 600"]},
+                      {"name": "never", "image": chaos.BUSYBOX, "commands": ["true"]}]}  # fmt: skip
+    timed_out = chaos.Planned("away-timeout", "timeout", slow, "Failed",
+                              {"first": "succeeded", "wait": "failed", "never": "skipped"})  # fmt: skip
+    api = cluster.api_client()
+    kubelet.start()
+    try:
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+                  "stringData": {"config.json": json.dumps(chaos.PULL_SECRET)}}  # fmt: skip
+        operating.apply(cluster, namespace, secret)
+        op.start()
+        manifests = [p.manifest() for p in planned]
+        manifests.append(operating.pipeline(timed_out.name, slow, {"podline.dev/timeout": "4s"}))
+        cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}))  # fmt: skip
+        every = [*planned, timed_out]
+        names = {f"{p.name}-g1" for p in every}
+        operating.wait_for(lambda: names <= {p["metadata"]["name"] for p in chaos.listing(api, "pods", namespace)},
+                           timeout=60, what="every run's pod to be created")  # fmt: skip
+        op.kill()
+        away = statuses_of(api, namespace)
+
+        def steps_over(pod: dict[str, object]) -> bool:
+            found = (pod.get("status") or {}).get("containerStatuses") or []  # type: ignore[attr-defined]
+            return bool(found) and all("terminated" in c["state"] for c in found if c["name"].startswith("step-"))
+
+        operating.wait_for(lambda: all(steps_over(p) for p in chaos.listing(api, "pods", namespace)),
+                           timeout=90, what="every step to end in its pod, with the operator away")  # fmt: skip
+        pods = {p["metadata"]["name"]: p for p in chaos.listing(api, "pods", namespace)}
+        assert pods["away-timeout-g1"]["status"].get("reason") == "DeadlineExceeded", "the kubelet kept the timeout"
+        for p in planned:  # every pod without services ended by itself; the others run their services on
+            phase = pods[f"{p.name}-g1"]["status"]["phase"]
+            wanted = ("Running",) if p.kind == "services" else ("Succeeded", "Failed")
+            assert phase in wanted, (p.name, phase)
+        unchanged = statuses_of(api, namespace)
+        assert unchanged == away, "nothing wrote the runs' status while the operator was away"
+        assert all(s.get("phase") not in chaos.TERMINAL for s in unchanged.values()), unchanged
+
+        op.start()
+        figures = chaos.Figures(runs=len(every))
+        statuses = chaos.wait_until_ended(api, namespace, {p.name for p in every}, timeout=90)
+        chaos.check_outcomes(every, statuses, figures)
+        chaos.check_ledger(kubelet.instances(namespace), every, figures)
+        chaos.check_pods(chaos.listing(api, "pods", namespace, chaos.MANAGED), every, figures)
+        chaos.check_events(chaos.listing(api, "events", namespace), every, figures)
+        figures.tracebacks = op.log().count("Traceback")
+        assert figures.ok, explain(figures, [op])
+        assert statuses[timed_out.name]["reason"] == "Timeout", statuses[timed_out.name]
+        services = [p for p in planned if p.kind == "services"]
+        assert services and all(
+            operating.get(cluster, namespace, "pod", f"{p.name}-g1")["spec"]["activeDeadlineSeconds"] == 1
+            for p in services), "once back, the operator stopped the pods whose services still ran"
+    finally:
+        op.stop()
+        kubelet.stop()
+        api.close()  # type: ignore[no-untyped-call]
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def statuses_of(api: object, namespace: str) -> dict[str, dict[str, object]]:
+    return {i["metadata"]["name"]: i.get("status") or {} for i in chaos.listing(api, "pipelines", namespace)}  # type: ignore[arg-type]
