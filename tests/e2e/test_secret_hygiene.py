@@ -3,7 +3,8 @@
 Paths: ``image_pull_secrets`` (a ``config.json`` Secret with username/password, a
 ``kubernetes.io/dockerconfigjson`` Secret with an ``auth`` token), ``from_secret`` in a step's and in the
 pipeline's ``environment`` (named ``secret/key``, and a bare key of ``podline-secrets``) and in a service's,
-and a plugin setting ``from_secret``. Malformed pull Secrets carry canaries too (not JSON, bad base64, no
+and a plugin setting ``from_secret`` (in a pod, and in a run that fails because the plugin's command must
+come from its image's config, which the api tier has no registry to give). Malformed pull Secrets carry canaries too (not JSON, bad base64, no
 ``:`` in ``auth``, credentials in a registry key, a config base64-encoded twice), because error messages are
 where values leak most easily.
 
@@ -129,11 +130,17 @@ def pipelines() -> list[dict[str, Any]]:
         "steps": [
             {"name": "build", "image": "registry.example.com/team/app:1", "commands": ["echo build"],
              "environment": {"TOKEN": {"from_secret": "app-secrets/token"}, "BARE": {"from_secret": "bare"}}},
-            {"name": "publish", "image": "quay.io/team/plugin:1",
+            # a plugin, with its entrypoint named: the api tier has no registry to read the image's own from
+            {"name": "publish", "image": "quay.io/team/plugin:1", "entrypoint": ["/bin/plugin"],
              "settings": {"username": "ci", "password": {"from_secret": "app-secrets/plugin"}}},
         ],
     }  # fmt: skip
-    out = [operating.pipeline("every-path", every_path)]
+    # the same plugin as users write it: its command must come from the registry, so the run fails before
+    # any pod (ImageConfigUnavailable), and that message must not carry the setting's value either
+    plugin = {"image_pull_secrets": ["robot"],
+              "steps": [{"name": "publish", "image": "quay.io/team/plugin:1",
+                         "settings": {"username": "ci", "password": {"from_secret": "app-secrets/plugin"}}}]}
+    out = [operating.pipeline("every-path", every_path), operating.pipeline("plugin-image-config", plugin)]
     for name in ("not-json", "bad-base64", "no-colon", "key-creds", "twice"):
         spec = {"image_pull_secrets": [name],
                 "steps": [{"name": "a", "image": "registry.example.com/team/app:1", "commands": ["true"]}]}
@@ -170,7 +177,8 @@ def test_no_secret_value_outside_secrets(cluster: apitier.ApiCluster, tmp_path: 
                                                                  operator=operator)
                  for p in pipelines()}  # fmt: skip
         assert ended["every-path"]["phase"] == "Succeeded", ended["every-path"]
-        failed = {name: st["reason"] for name, st in ended.items() if name != "every-path"}
+        assert ended["plugin-image-config"]["reason"] == "ImageConfigUnavailable", ended["plugin-image-config"]
+        failed = {name: st["reason"] for name, st in ended.items() if name.startswith("malformed-")}
         assert set(failed.values()) == {"PullSecretError"}, failed
         metrics = probes.http_get(f"http://127.0.0.1:{metrics_port}/metrics")
         places = gather(cluster, namespace, tmp_path)
