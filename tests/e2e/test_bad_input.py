@@ -11,8 +11,9 @@ optional ``generate`` for inputs too big to keep as text (``steps: 1000``, ``env
 - ``status: Failed``, ``reason`` and ``message``: the run ends Failed with that reason and a message
   containing ``message`` (the field), and no pod or pull Secret exists for it — never half a configuration;
 - ``status: Succeeded`` (``verbatim: true``): the input is harmless and runs; the pod has every container
-  the compiled plan has, and with ``verbatim`` each step's command is exactly ``/bin/sh -c <compiled
-  script>`` while no other part of the pod, the status, the Events or the operator's log holds a command.
+  the compiled plan has, and with ``verbatim`` each step's command — what its entrypoint runs, after ``--``
+  in its arguments — is exactly ``/bin/sh -c <compiled script>`` while no other part of the pod, the status,
+  the Events or the operator's log holds a command.
 
 Every case is bounded in time (a hang fails it, with the operator's log tail), and after every case the
 operator process must still be the same one, without a traceback in its log. The last test applies a
@@ -33,7 +34,7 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from podline.core import compiling, conventions, pods, policies
+from podline.core import compiling, conventions, pods, policies, stepping
 
 from tests.cluster import apitier, scripted_kubelet
 from tests.e2e import operating
@@ -285,8 +286,8 @@ def check_complete_pod(case: Case, body: Mapping[str, Any], pod: Mapping[str, An
 
     assert shape(pod) == shape(wanted), f"{case.name}: the pod differs from the compiled plan"
     images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
-    for c in plan.containers:
-        assert images[c.name] in (c.image, plan.placeholder_image), (c.name, images[c.name])
+    for c in plan.containers:  # each its own image from the start (a step excluded by `when`: the runner's)
+        assert images[c.name] == (plan.runner_image if c.is_step and c.excluded else c.image), (c.name, images[c.name])
 
 
 def check_verbatim(
@@ -297,9 +298,10 @@ def check_verbatim(
     for step in body["spec"]["steps"]:
         container = containers[conventions.step_container(step["name"])]
         script = compiling.script(step["commands"])
-        assert container["command"] == ["/bin/sh", "-c", script], f"{case.name}: {container['command']!r}"
-        assert container.get("args") is None
-        container["command"] = ["(checked)"]
+        assert container["command"] == [stepping.BINARY], f"{case.name}: {container['command']!r}"
+        args = container["args"]
+        assert args[args.index("--") + 1:] == ["/bin/sh", "-c", script], f"{case.name}: {args!r}"
+        container["args"] = [*args[: args.index("--") + 1], "(checked)"]
         needles += [c for c in step["commands"] if len(c) > 8]
     assert needles, "a verbatim case needs commands to look for"
     events = [
