@@ -355,11 +355,13 @@ def test_what_the_operator_allows_an_author_gets_and_pod_security_still_applies(
         for ask in ASKS:
             assert operating.wait_for_phase(cluster, inside, f"allowed-{ask}", operator=op)["phase"] == "Succeeded"
         pod = {ask: operating.get(cluster, inside, "pod", f"allowed-{ask}-g1")["spec"] for ask in ASKS}
-        assert pod["privileged"]["containers"][0]["securityContext"]["privileged"] is True
-        assert [c["securityContext"]["privileged"] for c in pod["privileged-service"]["containers"]] == [True, False]
+        security = {ask: {c["name"]: c["securityContext"] for c in spec["containers"]} for ask, spec in pod.items()}
+        assert security["privileged"]["step-dind"]["privileged"] is True
+        assert {name: sc["privileged"] for name, sc in security["privileged-service"].items()} == {
+            "podline-prepare": False, "svc-docker": True, "step-a": False}
         assert {"path": "/var/run", "type": "DirectoryOrCreate"} in [v.get("hostPath") for v in pod["host-mount"]["volumes"]]
         assert pod["service-account"]["serviceAccountName"] == "builder"
-        assert pod["apparmor-unconfined"]["containers"][0]["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
+        assert security["apparmor-unconfined"]["step-a"]["appArmorProfile"] == {"type": "Unconfined"}
         # The namespace enforces the baseline Pod Security Standard: the pod is refused, and the run says so.
         refused = {"privileged": "privileged", "privileged-service": "privileged", "host-mount": "hostPath",
                    "apparmor-unconfined": "AppArmor"}
