@@ -30,7 +30,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CRD = ROOT / "crds" / "pipelines.podline.dev.yaml"
 GROUP, VERSION, PLURAL = "podline.dev", "v1alpha1", "pipelines"
 STEP_IMAGE = "busybox:1.36"
-PLACEHOLDER = "drone/placeholder:1"
 
 
 class Process:

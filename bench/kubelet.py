@@ -1,8 +1,10 @@
-"""The scripted kubelet (tests/cluster/scripted_kubelet.py, a TEST DOUBLE) made lean enough for a thousand pods.
+"""The scripted kubelet (tests/cluster/scripted_kubelet.py, a TEST DOUBLE of the kubelet and the in-pod
+entrypoint) made lean enough for a thousand pods.
 
 Run as its own process (``python -m bench.kubelet KUBECONFIG``) so its CPU time and GIL are not the
-operator's nor the observer's. The model — what each container does and what status is reported — is the
-test double's, unchanged; only its plumbing is replaced, because at bench sizes the original is the
+operator's nor the observer's. The model — every container running from the pod's creation, the steps
+sequenced inside the pod by ``stepping.decide``, each ending with its result as its termination message —
+is the test double's, unchanged; only its plumbing is replaced, because at bench sizes the original is the
 bottleneck (measured: it re-computes every pod's status on every event, deserialises watch events into
 client model objects and writes statuses one by one):
 
@@ -11,9 +13,9 @@ client model objects and writes statuses one by one):
 - a pass takes every queued event before it writes, and its writes go out in parallel (as many kubelets
   on many nodes would write them).
 
-Steps are scripted by their commands: ``sleep S`` then exit 0. podline echoes every command before running
-it (``printf '+ sleep S'``), so the double sees each ``sleep`` twice: the bench runs it with ``time_factor``
-0.5 to get back the written duration.
+Steps are scripted by the command their entrypoint runs: ``sleep S`` then exit 0. podline echoes every
+command before running it (``printf '+ sleep S'``), so the double sees each ``sleep`` twice: the bench runs
+it with ``time_factor`` 0.5 to get back the written duration.
 """
 
 from __future__ import annotations
@@ -99,15 +101,14 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
                     self._written_at[pod.key] = now
                     self._dirty.add(pod.key)
                 for container in pod.containers.values():
-                    if (container.ends_at is None and container.state == "running" and not self.is_placeholder(
-                            container.image) and not container.name.startswith("svc-")):
-                        logger.warning("sweep: %s/%s %s runs a step with no end (%s)", pod.namespace, pod.name,
-                                       container.name, container.status.get("containerID"))
-                    if container.ends_at is not None and container.ends_at <= now:
-                        logger.warning("sweep: %s/%s %s had passed its end without its timer", pod.namespace,
-                                       pod.name, container.name)
-                        self._stop_instance(container, container.exit_code)
-                        self._dirty.add(pod.key)
+                    if container.role == "step" and container.command == "running" and container.ends_at is None:
+                        logger.warning("sweep: %s/%s %s runs a step command with no end (%s)", pod.namespace,
+                                       pod.name, container.name, container.status.get("containerID"))
+                if any(c.ends_at is not None and c.ends_at <= now for c in pod.containers.values()):
+                    logger.warning("sweep: %s/%s: a process had passed its end without its timer", pod.namespace,
+                                   pod.name)
+                    self._sequence(pod)
+                    self._dirty.add(pod.key)
 
     # ---- the work loop: every queued event, then one write per changed pod -----------------------------
 

@@ -1,9 +1,12 @@
 """The six scenarios of issue 6, plus the floor. Each returns a JSON-able dict (and keeps raw samples for plots).
 
-Every latency is a difference of two arrival times on the bench's own watch (see `watching`), e.g. for a
-step hand-off: the event in which step N's container is first reported terminated (written by the scripted
-kubelet) → the event in which step N+1's container first carries its step image (the operator's start
-patch). The floor is measured the same way (`floor`), in the same run, idle and under each load.
+Every latency is a difference of two arrival times on the bench's own watch (see `watching`). Steps hand
+off inside the pod now (the entrypoint, docs/in-pod.md; here the scripted kubelet plays it), so the operator
+is no longer on that path: what the ``handoff`` scenario times is the operator's part of a step's end — the
+event in which step N's container is first reported terminated with its result (written by the scripted
+kubelet) → the event in which the Pipeline's status first shows step N done (the operator's status write,
+coalesced per ``PODLINE_STATUS_INTERVAL_MS``). The floor is measured the same way (`floor`), in the same
+run, idle and under each load.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ def _record_stuck(h: harness.Harness, recorder: watching.Recorder, names: set[st
                                                       _preload_content=False).data)  # type: ignore[attr-defined]
             item["pod"] = {"annotations": pod["metadata"].get("annotations"),
                            "images": {c["name"]: c["image"] for c in pod["spec"]["containers"]},
+                           "args": {c["name"]: c.get("args") or [] for c in pod["spec"]["containers"]},
                            "status": pod.get("status")}
         except Exception as error:  # noqa: BLE001 - evidence is best effort
             item["error"] = repr(error)
@@ -149,9 +153,9 @@ def _wait_pods(recorder: watching.Recorder, count: int, timeout: float) -> bool:
 
 
 def _operator_view(h: harness.Harness, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """The operator's own histograms over the window (handler called → start patch done; patch duration)."""
+    """The operator's own histogram of pod patch durations over the window (stand-ins and stops)."""
     out: dict[str, Any] = {}
-    for name, key in (("podline_step_handoff_seconds", "handoff_ms"), ("podline_pod_patch_seconds", "pod_patch_ms")):
+    for name, key in (("podline_pod_patch_seconds", "pod_patch_ms"),):
         buckets = harness.histogram_delta(after, before, name)
         count = buckets[-1][1] if buckets else 0.0
         total = after.get(name + "_sum", 0.0) - before.get(name + "_sum", 0.0)
@@ -166,28 +170,23 @@ def _operator_view(h: harness.Harness, before: Mapping[str, Any], after: Mapping
 
 
 def handoffs(recorder: watching.Recorder) -> list[tuple[float, float, str]]:
-    """(time step N was seen terminated, hand-off seconds, pod) for every step that followed another."""
-    by_pod: dict[str, list[watching.PodEvent]] = {}
+    """(time step N was seen terminated, seconds until the Pipeline's status showed it done, pod) for every
+    step whose end both watches saw."""
+    ended: dict[tuple[str, str], float] = {}
+    pods: dict[str, str] = {}  # pipeline -> pod
     for e in recorder.pods:
-        by_pod.setdefault(e.name, []).append(e)
-    out = []
-    for pod, events in by_pod.items():
-        started: dict[str, float] = {}
-        at_creation: set[str] = set()
-        ended: dict[str, float] = {}
-        for e in events:
-            for container, image in e.images.items():
-                if image != harness.PLACEHOLDER and container not in started:
-                    started[container] = e.t
-                    if e.type == "ADDED":
-                        at_creation.add(container)
-            for container, state in e.states.items():
-                if state == "terminated" and container not in ended:
-                    ended[container] = e.t
-        order = sorted(c for c in events[0].images if c.startswith("step-"))
-        for before, after in itertools.pairwise(order):
-            if after in started and after not in at_creation and before in ended:
-                out.append((ended[before], started[after] - ended[before], pod))
+        if e.pipeline:
+            pods.setdefault(e.pipeline, e.name)
+        for container, state in e.states.items():
+            if state == "terminated" and container.startswith("step-"):
+                ended.setdefault((e.name, container), e.t)
+    reported: dict[tuple[str, str], float] = {}
+    for p in recorder.pipelines:
+        pod = pods.get(p.name)
+        for container, state in p.steps.items():
+            if pod and state in ("succeeded", "failed", "skipped"):
+                reported.setdefault((pod, container), p.t)
+    out = [(t, reported[key] - t, key[0]) for key, t in ended.items() if key in reported]
     return sorted(out)
 
 

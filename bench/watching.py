@@ -1,7 +1,7 @@
 """The bench's observer: raw watches of pods and Pipelines in one namespace, timestamped on arrival.
 
 Every latency the bench reports is the difference of two arrival times on these watches (e.g. "step 1's
-container reported terminated" → "step 2's image appears in the pod spec"), so the delay of the watch itself
+container reported terminated" → "the Pipeline's status shows step 1 done"), so the delay of the watch itself
 is paid by both ends and cancels. Events are read as raw JSON lines (the client's model classes are far too
 slow to deserialise at a thousand pods) and kept in a compact form: only what the scenarios look at.
 """
@@ -44,6 +44,7 @@ class PipelineEvent:
     type: str
     name: str
     phase: str | None
+    steps: dict[str, str] = field(default_factory=dict)  # step container -> its state in the status
 
 
 def lines(response: Any) -> Iterator[str]:
@@ -68,8 +69,9 @@ def _pod_event(t: float, kind: str, obj: dict[str, Any]) -> PodEvent:
 
 
 def _pipeline_event(t: float, kind: str, obj: dict[str, Any]) -> PipelineEvent:
-    return PipelineEvent(t=t, type=kind, name=(obj.get("metadata") or {}).get("name", ""),
-                         phase=(obj.get("status") or {}).get("phase"))
+    status = obj.get("status") or {}
+    return PipelineEvent(t=t, type=kind, name=(obj.get("metadata") or {}).get("name", ""), phase=status.get("phase"),
+                         steps={s.get("container", ""): s.get("state", "") for s in status.get("steps") or ()})
 
 
 @dataclass

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import pytest
+from podline.core import stepping
 
 from bench import run
 from tests.cluster import binaries, fixtures
@@ -83,13 +84,15 @@ def test_a_run_that_never_ended_waits_on_a_step_its_pod_shows_running(
     results: tuple[dict[str, Any], pathlib.Path],
 ) -> None:
     """The bench's kubelet double sometimes never reports a step's end (bench/README.md, limits). Such a run
-    must be the double's doing: the operator shows the step running exactly as the pod does, and waits."""
+    must be the double's doing: the operator shows the step running exactly as the pod does, and waits. A
+    step runs in the pod when its container runs and every step it comes after (``--after``) has ended."""
     _, out = results
     for evidence in (out / "logs").glob("stuck-*.json"):
         for item in json.loads(evidence.read_text()):
             pod, status = item["pod"], item["status"]
-            running = {c["name"] for c in pod["status"]["containerStatuses"]
-                       if "running" in c["state"] and "placeholder" not in pod["images"][c["name"]]}
+            states = {c["name"]: next(iter(c["state"])) for c in pod["status"]["containerStatuses"]}
+            running = {name for name, state in states.items() if name.startswith("step-") and state == "running"
+                       and all(states.get(a) == "terminated" for a in stepping.parse_args(pod["args"][name]).after)}
             assert running, f"{item['pipeline']}: no step runs in its pod, yet the run did not end: {item}"
             assert status["phase"] == "Running", item
             shown = {s["container"] for s in status["steps"] if s["state"] == "running"}
