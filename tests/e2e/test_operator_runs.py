@@ -335,3 +335,31 @@ def test_a_step_excluded_by_when_is_skipped_in_its_turn(api_env) -> None:
     assert by["release"]["state"] == "skipped" and "when" in by["release"]["message"], by["release"]
     assert by["after"]["state"] == "succeeded"
     assert kubelet.commands(ns, "excluded-g1") == ["step-test", "step-after"]
+
+
+def test_a_step_killed_before_it_could_record_its_result_ends_the_run(api_env) -> None:
+    """A step container killed outright (the OOM killer: no termination message, no result file) leaves the
+    steps after it waiting for a result that never comes; the operator stops the pod instead of letting the
+    run hang until its timeout, and the run fails with the kubelet's reason."""
+    cluster, ns, op, kubelet = api_env
+
+    def oom(status: dict[str, object]) -> dict[str, object]:
+        for found in status["containerStatuses"]:  # type: ignore[attr-defined]
+            if found["name"] == "step-big" and "terminated" in found["state"]:
+                found["state"]["terminated"]["reason"] = "OOMKilled"
+        return status
+
+    kubelet.hook(ns, "oom-g1", oom)
+    apply(cluster, ns, pipeline("oom", {"steps": [step("big", "sleep 600"), step("after", "true"),
+                                                  step("notify", "true", when={"status": ["failure"]})]}))  # fmt: skip
+    wait_for(lambda: steps(status(cluster, ns, "oom")).get("big", {}).get("state") == "running",
+             what="the big step to run")  # fmt: skip
+    kubelet.terminate(ns, "oom-g1", "step-big", exit_code=137)
+    st = wait_for_phase(cluster, ns, "oom", operator=op, timeout=60)
+    by = steps(st)
+    assert st["phase"] == "Failed" and 'step "big" failed (exit code 137)' in st["message"], st
+    assert by["big"]["state"] == "failed" and by["big"]["reason"] == "OOMKilled", by["big"]
+    assert by["after"]["state"] == "skipped" and by["notify"]["state"] == "skipped", by
+    pod = operating.get(cluster, ns, "pod", "oom-g1")
+    assert "podline.dev/stopped" in pod["metadata"]["annotations"], "the operator stopped the pod"
+    assert kubelet.commands(ns, "oom-g1") == ["step-big"]
