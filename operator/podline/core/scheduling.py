@@ -191,6 +191,8 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     end: tuple[Phase, str, str] | None = None
     if stopped:
         end = _stopped_end(plan, stopped, views)
+        if end and ended_before and (previous.phase, previous.reason) == end[:2] and previous.message:
+            end = (end[0], end[1], previous.message)  # the words of the decision that stopped it, kept
     elif pod_ended and pod_reason == "DeadlineExceeded":
         end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
     elif pod_ended and pod_reason:
