@@ -363,3 +363,21 @@ def test_a_step_killed_before_it_could_record_its_result_ends_the_run(api_env) -
     pod = operating.get(cluster, ns, "pod", "oom-g1")
     assert "podline.dev/stopped" in pod["metadata"]["annotations"], "the operator stopped the pod"
     assert kubelet.commands(ns, "oom-g1") == ["step-big"]
+
+
+def test_a_detached_step_still_running_at_the_end_is_stopped_with_the_pod_and_no_failure(api_env) -> None:
+    cluster, ns, op, kubelet = api_env
+    spec = {"steps": [step("server", "sleep 600", detach=True), step("client", "sleep 0.5")]}
+    apply(cluster, ns, pipeline("detached", spec))
+    st = wait_for_phase(cluster, ns, "detached", operator=op)
+    assert st["phase"] == "Succeeded", st
+    pod_gone = lambda: operating.get(cluster, ns, "pod", "detached-g1")["status"].get("phase") == "Failed"  # noqa: E731
+    wait_for(pod_gone, what="the pod to be stopped, the detached step with it")
+    assert kubelet.wait_idle()
+    wait_for(lambda: True, timeout=2)  # the operator's look at the stopped pod
+    again = status(cluster, ns, "detached")
+    by = steps(again)
+    assert again["phase"] == "Succeeded" and again["completionTime"] == st["completionTime"], again
+    assert by["server"]["state"] == "succeeded" and by["server"]["reason"] == "Detached", by["server"]
+    assert by["client"]["state"] == "succeeded"
+    assert kubelet.commands(ns, "detached-g1") == ["step-server", "step-client"]
