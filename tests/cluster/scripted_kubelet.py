@@ -15,9 +15,10 @@ container behaving as ``podline-entrypoint run`` does in it (``docs/in-pod.md``,
   at once (``skipped``, reason EarlyExit or Skipped, exit 0). A run starts its command: it "runs" for the
   duration of the ``sleep N`` in the command after ``--`` (× ``time_factor``) and exits with the first
   ``exit N`` (default 0); with ``--timeout`` it is killed at the timeout (``failed``, StepTimeout, 143);
-- a step ends with its result, ``stepping.Result(...).to_json()`` (ms times, ``failing`` as
-  ``stepping.is_failing``), as its termination message, and exits with the result's exit code (0 when
-  skipped, 1 when failed without one); results feed the decisions of the steps after it, in the same pass;
+- a step ends with its result (ms times, ``failing`` as ``stepping.is_failing``, the binary's messages): the
+  result file feeds the decisions of the steps after it, in the same pass; its compact form,
+  ``Result.to_message(--message-limit)``, is the termination message; the container exits with the result's
+  exit status (0 when skipped, 1 when failed without an exit code or with 0);
 - image pulls: an image containing ``notfound`` waits in ErrImagePull (containerd's "not found"), then
   ImagePullBackOff (kubelet 1.33's message, which wraps the pull error); ``unreachable`` the same with
   ``dial tcp 127.0.0.1:1: connect: connection refused``; ``imagePullPolicy: Never`` with an image not
@@ -26,7 +27,8 @@ container behaving as ``podline-entrypoint run`` does in it (``docs/in-pod.md``,
 - when a waiting container's spec image changes it starts with the new image; a running one is killed
   (137) and started again (restartCount + 1); a terminated one is never restarted. A step container given
   the runner image (the prepare container's image) while its own could not be pulled is the entrypoint's
-  stand-in: in its turn it records ``failed``, ImagePullFailed, exit 1, and runs no command;
+  stand-in: in its turn it writes the started marker and records ``failed``, ImagePullFailed, exit 1
+  (``startedAt`` = ``finishedAt``), and runs no command;
 - ``activeDeadlineSeconds`` (read again at every change of the pod: the operator stops a pod by setting it
   to 1) elapsed → every container is killed: steps still waiting record ``skipped``/Stopped (exit 0), steps
   whose command runs ``failed``/Stopped (143), services end 137, containers that never started
@@ -428,12 +430,14 @@ class ScriptedKubelet:
                     changed = True
                     if decision.action is stepping.Action.SKIP:
                         self._record(pod, container, stepping.ResultState.SKIPPED, None, None,
-                                     decision.reason, "skipped: " + _why(decision.reason))  # fmt: skip
+                                     decision.reason, _skip_message(container.args, decision.reason, pod.results))  # fmt: skip
                     elif container.stand_in:
-                        at = _wall_ms()
-                        self._record(pod, container, stepping.ResultState.FAILED, 1, at,
+                        pod.markers.add(container.name)
+                        self._record(pod, container, stepping.ResultState.FAILED, 1, _wall_ms(),
                                      stepping.Why.IMAGE_PULL_FAILED,
-                                     "the step's image could not be pulled; the runner image stood in for it")  # fmt: skip
+                                     f"The image of {container.name} could not be pulled (the pod annotation "
+                                     f"killed.podline.dev/{container.name} says why); the step did not run.",
+                                     same_time=True)  # fmt: skip
                     else:
                         self._run_command(pod, container)
 
@@ -460,25 +464,32 @@ class ScriptedKubelet:
         code = container.exit_code
         state = stepping.ResultState.SUCCEEDED if code in (0, stepping.EXIT_EARLY) else stepping.ResultState.FAILED
         reason = message = None
-        if container.timed_out:
-            reason = stepping.Why.STEP_TIMEOUT
-            message = f"the step ran longer than its timeout of {container.args.timeout_seconds}s"  # type: ignore[union-attr]
+        if container.timed_out:  # the binary's words (operator/entrypoint/result.go)
+            state, reason = stepping.ResultState.FAILED, stepping.Why.STEP_TIMEOUT
+            message = (f"The step timed out after {container.args.timeout_seconds}s and was stopped; "  # type: ignore[union-attr]
+                       f"{_exit_phrase(code)}.")
+        elif code == stepping.EXIT_EARLY:
+            message = "The command exited with code 78: the run ends early and the steps after it are skipped."
+        elif code != 0:
+            message = _exit_phrase(code).capitalize() + "."
         self._record(pod, container, state, code, container.command_started_ms, reason, message)
 
     def _record(self, pod: _Pod, container: _Container, state: stepping.ResultState, code: int | None,
-                started_ms: int | None, reason: str | None, message: str | None) -> None:
-        """Write the result (file and termination message) and let the container exit."""
+                started_ms: int | None, reason: str | None, message: str | None, *, same_time: bool = False) -> None:
+        """Write the result (its file, in ``pod.results``, and its compact form as the termination message, cut
+        to ``--message-limit``) and let the container exit with the result's exit status."""
         assert container.args is not None
         result = stepping.Result(
             name=container.name, state=state, exit_code=code, started_at=started_ms,
-            finished_at=_wall_ms() if started_ms is not None else None, reason=None if reason is None else str(reason),
+            finished_at=started_ms if same_time else _wall_ms(), reason=None if reason is None else str(reason),
             message=message, failing=stepping.is_failing(container.args, state),
         )  # fmt: skip
         pod.results[container.name] = result
         exit_code = 0 if state is stepping.ResultState.SKIPPED else (code if code is not None else 1)
         if state is stepping.ResultState.FAILED and exit_code == 0:
             exit_code = 1
-        container.status = statuses.terminated(container.status, exit_code, result.to_json())
+        container.status = statuses.terminated(container.status, exit_code,
+                                               result.to_message(container.args.message_limit))  # fmt: skip
         container.command = "done"
         container.ends_at = None
 
@@ -518,10 +529,11 @@ class ScriptedKubelet:
                 continue
             elif container.role == "step" and container.args is not None and container.command == "none":
                 self._record(pod, container, stepping.ResultState.SKIPPED, None, None, stepping.Why.STOPPED,
-                             "the pod was stopped before the step's turn")  # fmt: skip
+                             "Skipped: the pod was stopped (SIGTERM) before the step's turn.")  # fmt: skip
             elif container.role == "step" and container.args is not None:
                 self._record(pod, container, stepping.ResultState.FAILED, SIGTERM_EXIT, container.command_started_ms,
-                             stepping.Why.STOPPED, "the pod was stopped while the step ran")  # fmt: skip
+                             stepping.Why.STOPPED, "The step was stopped (SIGTERM, the pod is being stopped); "
+                             f"{_exit_phrase(SIGTERM_EXIT)}.")  # fmt: skip
             else:
                 self._kill(container, KILL_EXIT)
 
@@ -562,6 +574,23 @@ def _role(spec: Body) -> str:
     return "service"
 
 
-def _why(reason: str | None) -> str:
-    return "an earlier step ended the run early (exit code 78)" if reason == stepping.Why.EARLY_EXIT else (
-        "its conditions do not match the run")
+def _exit_phrase(code: int) -> str:
+    """How the binary words a command's end (a shell's 143 is its death by SIGTERM)."""
+    if code == SIGTERM_EXIT:
+        return f"the command was killed by SIGTERM (exit code {code})"
+    return f"the command exited with code {code}"
+
+
+def _skip_message(args: stepping.StepArgs, reason: str | None, results: dict[str, stepping.Result]) -> str:
+    """The binary's words for a skip (operator/entrypoint/entrypointer.go, skipMessage)."""
+    if reason == stepping.Why.EARLY_EXIT:
+        early = sorted(n for n, r in results.items() if r.exit_code == stepping.EXIT_EARLY)[0]
+        return f"Skipped: {early} exited with code 78 (early exit)."
+    if args.excluded:
+        return "Skipped: its when conditions do not match."
+    if not args.on_success and not args.on_failure:
+        return "Skipped: the step never runs (when.status matches no run status)."
+    failing = sorted(n for n, r in results.items() if r.failing)
+    if failing:
+        return f"Skipped: the run is failing ({failing[0]} failed) and the step runs only on success."
+    return "Skipped: the run is not failing and the step runs only on failure."

@@ -92,8 +92,8 @@ def terminated(pod: dict[str, Any], container_name: str) -> dict[str, Any]:
 
 
 def result_of(pod: dict[str, Any], name: str) -> stepping.Result:
-    """A step's result, from its termination message, as the operator reads it."""
-    result = stepping.parse_result(terminated(pod, f"step-{name}").get("message"))
+    """A step's result, from its termination message, as the operator reads it (``failing`` is not in it)."""
+    result = stepping.parse_message(f"step-{name}", terminated(pod, f"step-{name}").get("message"))
     assert result is not None, f"step-{name} has no result: {state_of(pod, f'step-{name}')}"
     return result
 
@@ -165,24 +165,41 @@ def test_every_container_runs_from_the_start_and_prepare_exits_0(make_kubelet, p
 
 def test_steps_run_in_turn_and_end_with_their_results(make_kubelet, pods: Pods, api_namespace: str) -> None:  # type: ignore[no-untyped-def]
     kubelet = make_kubelet()
-    pods.create(make_pod("p", step("one", "sleep 0.2; echo ok"), step("two", "sleep 0.1; exit 3", after=["one"]),
-                         step("three", after=["two"]), step("notify", "true", after=["three"], on="failure"),
-                         step("cleanup", "exit 1", "--ignore-failure", after=["notify"], on="success,failure")))  # fmt: skip
+    pods.create(make_pod("p", step("one", "sleep 0.2; echo ok"),
+                         step("flaky", "exit 1", "--ignore-failure", after=["one"]),
+                         step("two", "sleep 0.1; exit 3", after=["flaky"]), step("three", after=["two"]),
+                         step("notify", "true", after=["three"], on="failure")))  # fmt: skip
     pod = pods.wait_phase("p", "Failed")
-    one, two, three = result_of(pod, "one"), result_of(pod, "two"), result_of(pod, "three")
-    assert (one.state, one.exit_code, one.failing, one.reason) == (stepping.ResultState.SUCCEEDED, 0, False, None)
-    assert (two.state, two.exit_code, two.failing) == (stepping.ResultState.FAILED, 3, True)
+    one, flaky, two, three = (result_of(pod, n) for n in ("one", "flaky", "two", "three"))
+    assert (one.state, one.exit_code, one.reason, one.message) == (stepping.ResultState.SUCCEEDED, 0, None, None)
+    assert (flaky.state, flaky.exit_code) == (stepping.ResultState.FAILED, 1)
+    assert (two.state, two.exit_code, two.message) == (stepping.ResultState.FAILED, 3,
+                                                       "The command exited with code 3.")  # fmt: skip
     assert one.started_at and one.finished_at and two.started_at and two.finished_at
-    assert two.started_at >= one.finished_at, "two ran after one ended"
-    assert (three.state, three.exit_code, three.reason) == (stepping.ResultState.SKIPPED, None, stepping.Why.SKIPPED)
-    assert three.started_at is None
-    notify, cleanup = result_of(pod, "notify"), result_of(pod, "cleanup")
-    assert notify.state is stepping.ResultState.SUCCEEDED, "a failure step runs once the run is failing"
-    assert (cleanup.state, cleanup.failing) == (stepping.ResultState.FAILED, False), "--ignore-failure"
-    codes = {n: terminated(pod, f"step-{n}")["exitCode"] for n in ("one", "two", "three", "notify", "cleanup")}
-    assert codes == {"one": 0, "two": 3, "three": 0, "notify": 0, "cleanup": 1}
+    assert two.started_at >= flaky.finished_at >= one.finished_at, "each ran after the one before ended"
+    assert two.finished_at - two.started_at >= 100, "it ran for its sleep"
+    # --ignore-failure: flaky's failure did not make the run fail, so two ran; two's did, so three is skipped
+    assert (three.state, three.exit_code, three.reason, three.started_at) == (
+        stepping.ResultState.SKIPPED, None, stepping.Why.SKIPPED, None)
+    assert three.message == "Skipped: the run is failing (step-two failed) and the step runs only on success."
+    assert three.finished_at, "a skip records when"
+    assert result_of(pod, "notify").state is stepping.ResultState.SUCCEEDED, "a failure step runs once failing"
+    codes = {n: terminated(pod, f"step-{n}")["exitCode"] for n in ("one", "flaky", "two", "three", "notify")}
+    assert codes == {"one": 0, "flaky": 1, "two": 3, "three": 0, "notify": 0}
     assert terminated(pod, "step-two")["reason"] == "Error" and terminated(pod, "step-three")["reason"] == "Completed"
-    assert kubelet.commands(api_namespace, "p") == ["step-one", "step-two", "step-notify", "step-cleanup"]
+    message = json.loads(terminated(pod, "step-two")["message"])
+    assert message == {"s": "failed", "x": 3, "a": two.started_at, "d": two.finished_at - two.started_at,
+                       "m": "The command exited with code 3."}, "the compact form (docs/in-pod.md)"
+    assert kubelet.commands(api_namespace, "p") == ["step-one", "step-flaky", "step-two", "step-notify"]
+
+
+def test_the_termination_message_fits_the_message_limit(make_kubelet, pods: Pods) -> None:  # type: ignore[no-untyped-def]
+    make_kubelet()
+    pods.create(make_pod("p", step("a", "exit 3", "--message-limit=50")))
+    pod = pods.wait("p", ended("step-a"), "done")
+    message = terminated(pod, "step-a")["message"]
+    assert len(message.encode()) <= 50 and "m" not in json.loads(message), message
+    assert result_of(pod, "a").exit_code == 3
 
 
 def test_exit_78_skips_every_later_step(make_kubelet, pods: Pods) -> None:  # type: ignore[no-untyped-def]
@@ -191,7 +208,9 @@ def test_exit_78_skips_every_later_step(make_kubelet, pods: Pods) -> None:  # ty
                          step("notify", after=["deploy"], on="success,failure")))  # fmt: skip
     pod = pods.wait("p", ended("step-check", "step-deploy", "step-notify"), "done")
     check = result_of(pod, "check")
-    assert (check.state, check.exit_code, check.failing) == (stepping.ResultState.SUCCEEDED, 78, False)
+    assert (check.state, check.exit_code) == (stepping.ResultState.SUCCEEDED, 78)
+    assert terminated(pod, "step-check")["exitCode"] == 78
+    assert result_of(pod, "deploy").message == "Skipped: step-check exited with code 78 (early exit)."
     for name in ("deploy", "notify"):
         assert (result_of(pod, name).state, result_of(pod, name).reason) == (stepping.ResultState.SKIPPED,
                                                                               stepping.Why.EARLY_EXIT)  # fmt: skip
@@ -221,8 +240,8 @@ def test_a_step_timeout_kills_the_command(make_kubelet, pods: Pods) -> None:  # 
     pods.create(make_pod("p", step("slow", "sleep 600", "--timeout=1"), step("next", after=["slow"])))
     pod = pods.wait_phase("p", "Failed")
     slow = result_of(pod, "slow")
-    assert (slow.state, slow.exit_code, slow.reason, slow.failing) == (
-        stepping.ResultState.FAILED, 143, stepping.Why.STEP_TIMEOUT, True)
+    assert (slow.state, slow.exit_code, slow.reason) == (stepping.ResultState.FAILED, 143, stepping.Why.STEP_TIMEOUT)
+    assert slow.started_at and slow.finished_at and slow.finished_at - slow.started_at >= 1000
     assert terminated(pod, "step-slow")["exitCode"] == 143
     assert result_of(pod, "next").state is stepping.ResultState.SKIPPED
 
@@ -271,9 +290,10 @@ def test_the_runner_image_stands_in_for_an_unpullable_step(make_kubelet, pods: P
     pods.set_image("p", "step-build", RUNNER)  # what the operator does
     pod = pods.wait("p", ended("step-notify"), "done")
     build = result_of(pod, "build")
-    assert (build.state, build.exit_code, build.reason, build.failing) == (
-        stepping.ResultState.FAILED, 1, stepping.Why.IMAGE_PULL_FAILED, True)
+    assert (build.state, build.exit_code, build.reason) == (stepping.ResultState.FAILED, 1,
+                                                            stepping.Why.IMAGE_PULL_FAILED)  # fmt: skip
     assert build.started_at is not None and build.started_at >= result_of(pod, "first").finished_at, "in its turn"
+    assert build.finished_at == build.started_at
     assert result_of(pod, "notify").state is stepping.ResultState.SUCCEEDED
     assert state_of(pod, "step-build")["image"] == statuses.normalise(RUNNER)
     assert kubelet.commands(api_namespace, "p") == ["step-first", "step-notify"], "the stand-in runs no command"
