@@ -6,12 +6,14 @@ SIGKILL at any moment and start it again; its log is kept in the cluster's log d
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -141,3 +143,38 @@ def wait_for_phase(
 
 def steps(st: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in st.get("steps", [])}
+
+
+class EmptyRegistry:
+    """A registry on loopback that has no image at all: every request gets 404 MANIFEST_UNKNOWN, as a real
+    registry answers for an image it does not have. The api tier has no registry; this lets a step whose
+    command must come from its image's config be tried there without any address but loopback."""
+
+    def __init__(self) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _unknown(self) -> None:
+                body = json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body.encode())
+
+            do_GET = do_HEAD = _unknown
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="empty-registry", daemon=True)
+        self.thread.start()
+
+    def image(self, path: str) -> str:
+        return f"{self.host}/{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,7 +6,8 @@ of the pod from its creation and sequences the steps inside it as the entrypoint
 a step's command "runs" for the time found in its script (`sleep S`) and exits with the code found there
 (`exit N`); its result reaches the operator as the container's termination message. The api tier has no
 registry, so steps name their command (``commands:`` or ``entrypoint:``); a step that needs its image's own
-ENTRYPOINT/CMD fails the run as designed (ImageConfigUnavailable).
+ENTRYPOINT/CMD is tried against a loopback registry without the image (``operating.EmptyRegistry``) and fails
+the run as designed (ImageConfigUnavailable).
 """
 
 from __future__ import annotations
@@ -296,14 +297,19 @@ def test_a_step_whose_image_cannot_be_pulled_fails_in_its_turn(api_env) -> None:
     assert kubelet.commands(ns, "unpullable-g1") == ["step-first", "step-notify"]
 
 
-def test_a_step_that_needs_its_images_command_fails_the_run_without_a_registry(api_env) -> None:
-    """A plugin (no commands) runs its image's ENTRYPOINT/CMD, which only the registry can tell: the api
-    tier's operator has no registry access, so the run fails before any pod, saying what to set."""
+def test_a_step_whose_images_command_cannot_be_read_fails_the_run(api_env) -> None:
+    """A plugin (no commands) runs its image's ENTRYPOINT/CMD, which only its registry can tell: a registry
+    without the image (the api tier has none but this loopback one) fails the run before any pod, saying
+    what to set instead."""
     cluster, ns, op, _ = api_env
-    spec = {"steps": [step("a", "true"), {"name": "publish", "image": "plugins/docker:20",
-                                          "settings": {"repo": "team/app"}}]}  # fmt: skip
-    apply(cluster, ns, pipeline("plugin", spec))
-    st = wait_for_phase(cluster, ns, "plugin", operator=op)
+    registry = operating.EmptyRegistry()
+    try:
+        spec = {"steps": [step("a", "true"), {"name": "publish", "image": registry.image("plugins/docker:20"),
+                                              "settings": {"repo": "team/app"}}]}  # fmt: skip
+        apply(cluster, ns, pipeline("plugin", spec))
+        st = wait_for_phase(cluster, ns, "plugin", operator=op)
+    finally:
+        registry.close()
     assert st["phase"] == "Failed" and st["reason"] == "ImageConfigUnavailable", st
     assert 'step "publish"' in st["message"] and "set commands: or entrypoint: on the step" in st["message"]
     assert "plugin-g1" not in cluster.kubectl("get", "pods", "-n", ns, "-o", "name").stdout

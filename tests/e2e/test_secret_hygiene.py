@@ -4,7 +4,7 @@ Paths: ``image_pull_secrets`` (a ``config.json`` Secret with username/password, 
 ``kubernetes.io/dockerconfigjson`` Secret with an ``auth`` token), ``from_secret`` in a step's and in the
 pipeline's ``environment`` (named ``secret/key``, and a bare key of ``podline-secrets``) and in a service's,
 and a plugin setting ``from_secret`` (in a pod, and in a run that fails because the plugin's command must
-come from its image's config, which the api tier has no registry to give). Malformed pull Secrets carry canaries too (not JSON, bad base64, no
+come from its image's config, which a loopback registry without the image cannot give). Malformed pull Secrets carry canaries too (not JSON, bad base64, no
 ``:`` in ``auth``, credentials in a registry key, a config base64-encoded twice), because error messages are
 where values leak most easily.
 
@@ -39,6 +39,7 @@ from tests.e2e import operating
 
 pytestmark = pytest.mark.api
 TOKEN = secrets.token_hex(4)
+EMPTY_REGISTRY = operating.EmptyRegistry()  # a loopback registry with no image: the api tier has none
 
 
 def canary(purpose: str) -> str:
@@ -135,10 +136,11 @@ def pipelines() -> list[dict[str, Any]]:
              "settings": {"username": "ci", "password": {"from_secret": "app-secrets/plugin"}}},
         ],
     }  # fmt: skip
-    # the same plugin as users write it: its command must come from the registry, so the run fails before
-    # any pod (ImageConfigUnavailable), and that message must not carry the setting's value either
+    # the same plugin as users write it: its command must come from its registry, which has no such image
+    # (a loopback one), so the run fails before any pod (ImageConfigUnavailable), and that message must not
+    # carry the setting's value either
     plugin = {"image_pull_secrets": ["robot"],
-              "steps": [{"name": "publish", "image": "quay.io/team/plugin:1",
+              "steps": [{"name": "publish", "image": f"{EMPTY_REGISTRY.host}/team/plugin:1",
                          "settings": {"username": "ci", "password": {"from_secret": "app-secrets/plugin"}}}]}
     out = [operating.pipeline("every-path", every_path), operating.pipeline("plugin-image-config", plugin)]
     for name in ("not-json", "bad-base64", "no-colon", "key-creds", "twice"):
