@@ -1,0 +1,42 @@
+"""The chaos engine's ledger check counts what it must: a step command started twice is a duplicate, a
+command that never ran (or ran though skipped) is a lost step; a stand-in for an unpullable image runs none."""
+
+from __future__ import annotations
+
+from tests import chaos
+from tests.cluster.scripted_kubelet import Instance
+
+PLANNED = chaos.Planned("p", "unpullable", {"steps": []}, "Failed",
+                        {"s0": "succeeded", "s1": "failed", "s2": "skipped"}, frozenset({"s1"}))  # fmt: skip
+
+
+def ledger(*commands: str, containers: tuple[str, ...] = ("podline-prepare", "step-s0", "step-s1", "step-s2")) -> list[Instance]:
+    out = [Instance("ns", "p-g1", c, "busybox:1.36", f"scripted://u/{c}/1") for c in containers]
+    return out + [Instance("ns", "p-g1", c, "busybox:1.36", f"scripted://u/{c}/1", "command") for c in commands]
+
+
+def check(instances: list[Instance]) -> chaos.Figures:
+    figures = chaos.Figures(runs=1)
+    chaos.check_ledger(instances, [PLANNED], figures)
+    return figures
+
+
+def test_each_command_once_is_clean() -> None:
+    figures = check(ledger("step-s0"))
+    assert (figures.duplicates, figures.lost_steps) == (0, 0), figures.problems
+
+
+def test_a_command_started_twice_is_a_duplicate() -> None:
+    figures = check(ledger("step-s0", "step-s0"))
+    assert figures.duplicates == 1 and "step-s0: its command started 2 times" in figures.problems[0]
+
+
+def test_a_container_started_twice_is_a_duplicate() -> None:
+    figures = check(ledger("step-s0", containers=("podline-prepare", "step-s0", "step-s0", "step-s1", "step-s2")))
+    assert figures.duplicates == 1
+
+
+def test_a_command_missing_or_one_that_should_not_run_is_a_lost_step() -> None:
+    assert check(ledger()).lost_steps == 1  # s0 never ran
+    assert check(ledger("step-s0", "step-s1")).lost_steps == 1  # the stand-in ran the unpullable step's command
+    assert check(ledger("step-s0", "step-s2")).lost_steps == 1  # a skipped step ran
