@@ -11,7 +11,6 @@ run, idle and under each load.
 
 from __future__ import annotations
 
-import itertools
 import math
 import pathlib
 import random

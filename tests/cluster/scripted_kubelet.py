@@ -584,7 +584,7 @@ def _exit_phrase(code: int) -> str:
 def _skip_message(args: stepping.StepArgs, reason: str | None, results: dict[str, stepping.Result]) -> str:
     """The binary's words for a skip (operator/entrypoint/entrypointer.go, skipMessage)."""
     if reason == stepping.Why.EARLY_EXIT:
-        early = sorted(n for n, r in results.items() if r.exit_code == stepping.EXIT_EARLY)[0]
+        early = min(n for n, r in results.items() if r.exit_code == stepping.EXIT_EARLY)
         return f"Skipped: {early} exited with code 78 (early exit)."
     if args.excluded:
         return "Skipped: its when conditions do not match."

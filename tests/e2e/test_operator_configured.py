@@ -72,7 +72,7 @@ def test_an_image_that_may_yet_come_gets_the_pull_timeout_then_a_stand_in(cluste
 
 
 def test_the_step_timeout_is_kept_in_the_pod(cluster, run_with) -> None:  # type: ignore[no-untyped-def]
-    ns, op, kubelet = run_with({"PODLINE_STEP_TIMEOUT": "1"})
+    ns, op, _ = run_with({"PODLINE_STEP_TIMEOUT": "1"})
     spec = {"steps": [{"name": "slow", "image": BUSYBOX, "commands": ["sleep 600"]},
                       {"name": "next", "image": BUSYBOX, "commands": ["true"]}]}  # fmt: skip
     operating.apply(cluster, ns, pipeline("slow", spec))
@@ -82,7 +82,7 @@ def test_the_step_timeout_is_kept_in_the_pod(cluster, run_with) -> None:  # type
     assert by["slow"]["state"] == "failed" and by["slow"]["reason"] == "StepTimeout" and by["slow"]["exitCode"] == 143
     assert by["next"]["state"] == "skipped"
     pod = operating.get(cluster, ns, "pod", "slow-g1")
-    assert "--timeout=1" in [c for c in pod["spec"]["containers"] if c["name"] == "step-slow"][0]["args"]
+    assert "--timeout=1" in next(c for c in pod["spec"]["containers"] if c["name"] == "step-slow")["args"]
 
 
 def test_a_runner_image_that_cannot_be_pulled_ends_the_run_saying_so(cluster, run_with) -> None:  # type: ignore[no-untyped-def]

@@ -377,8 +377,8 @@ def test_a_detached_step_still_running_at_the_end_is_stopped_with_the_pod_and_no
     apply(cluster, ns, pipeline("detached", spec))
     st = wait_for_phase(cluster, ns, "detached", operator=op)
     assert st["phase"] == "Succeeded", st
-    pod_gone = lambda: operating.get(cluster, ns, "pod", "detached-g1")["status"].get("phase") == "Failed"  # noqa: E731
-    wait_for(pod_gone, what="the pod to be stopped, the detached step with it")
+    wait_for(lambda: operating.get(cluster, ns, "pod", "detached-g1")["status"].get("phase") == "Failed",
+             what="the pod to be stopped, the detached step with it")  # fmt: skip
     assert kubelet.wait_idle()
     wait_for(lambda: True, timeout=2)  # the operator's look at the stopped pod
     again = status(cluster, ns, "detached")
