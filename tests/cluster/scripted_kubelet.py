@@ -33,13 +33,14 @@ container behaving as ``podline-entrypoint run`` does in it (``docs/in-pod.md``,
   to 1) elapsed → every container is killed: steps still waiting record ``skipped``/Stopped (exit 0), steps
   whose command runs ``failed``/Stopped (143), services end 137, containers that never started
   ContainerStatusUnknown; the pod fails with reason DeadlineExceeded. Once all containers have terminated
-  the phase is Succeeded (all exit 0) or Failed.
+  the phase is Succeeded (all exit 0) or Failed;
+- a pod first seen ended, or already with container statuses (another kubelet double ran it), is left alone.
 
 For deterministic tests: `pause`/`resume` withhold status writes (a watch gap; containers keep running and
 finishing), `override` scripts one pod's step commands and services, `hook` edits or drops one pod's status
 writes, `terminate` kills a container now (no termination message: as the OOM killer would), and
 `instances` is the ledger of every container instance started (``kind`` ``container``) and every step
-command started (``kind`` ``command``). Init containers are not modelled. How statuses look is computed in
+command started (``kind`` ``command``; ``commands()`` lists them in order). Init containers are not modelled. How statuses look is computed in
 `scripted_statuses`; this module watches, keeps time, sequences the steps and writes.
 """
 
