@@ -575,8 +575,10 @@ def _run_private_pipeline(
 ) -> None:
     objects = list(yaml.safe_load_all((EXAMPLES / "private.pipeline.yaml").read_text()))
     pipeline = next(o for o in objects if o["kind"] == "Pipeline")
-    # a second step, started by patching the pod once the first has finished
+    # a second step, and a service, which runs until the operator stops the pod at the run's end (a patch
+    # of the pod: the steps hand off inside it)
     pipeline["spec"]["steps"].append({"name": "after", "image": "busybox:1.36", "commands": ["echo done"]})
+    pipeline["spec"]["services"] = [{"name": "cache", "image": "redis:7"}]
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
     if unwatched:
         cluster.kubectl("apply", "-n", unwatched, "-f", "-", input=yaml.safe_dump_all(objects))
