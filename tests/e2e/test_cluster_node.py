@@ -1,5 +1,5 @@
-"""The node tier runs real containers: real shells, exit codes, logs, authenticated pulls, and the
-placeholder image swap podline relies on."""
+"""The node tier runs real containers: real shells, exit codes, logs, authenticated pulls, and the image
+swap of a container stuck pulling that podline's stand-in relies on."""
 
 from __future__ import annotations
 
@@ -163,30 +163,25 @@ def test_pull_policy_never_uses_only_what_the_node_has(node_cluster: nodetier.No
     assert registry.public.manifest_requests("podline/busybox", since) == []
 
 
-def test_placeholder_sleeps_any_command_until_its_image_is_swapped(node_cluster: nodetier.NodeCluster,
-                                                                    node_namespace: str) -> None:  # fmt: skip
-    """podline's mechanism: a step container starts on the placeholder with the step's real command; the
-    placeholder ignores it and sleeps. Swapping the image makes the kubelet restart the container with the
-    real image, which then runs that command."""
-    run_pod(node_cluster, node_namespace, "step", images.PLACEHOLDER, "echo swapped; exit 3")
-    first = wait_for_state(node_cluster, node_namespace, "step", lambda s: "running" in (s.get("state") or {}),
-                           "running")  # fmt: skip
-    time.sleep(2)  # long enough for `exit 3` to have ended a real shell
-    still = container_status(node_cluster, node_namespace, "step")
-    assert "running" in still["state"] and still["containerID"] == first["containerID"]
-    assert still["restartCount"] == 0
-
+def test_a_container_stuck_pulling_starts_with_the_image_it_is_patched_to(node_cluster: nodetier.NodeCluster,
+                                                                          node_namespace: str) -> None:  # fmt: skip
+    """podline's stand-in: a step whose image cannot be pulled gets the runner image (the one container field
+    Kubernetes lets change); the kubelet then creates the container from the new image and runs it."""
+    missing = images.BUSYBOX.replace("podline/busybox:1", "podline/not-there:1")
+    run_pod(node_cluster, node_namespace, "stuck", missing, "echo stood in; exit 3")
+    wait_for_state(node_cluster, node_namespace, "stuck",
+                   lambda s: ((s.get("state") or {}).get("waiting") or {}).get("reason") in (
+                       "ErrImagePull", "ImagePullBackOff"), "waiting for its image")  # fmt: skip
     patch = {"spec": {"containers": [{"name": "main", "image": images.BUSYBOX}]}}
-    node_cluster.kubectl("patch", "pod", "step", "-n", node_namespace, "-p", json.dumps(patch))
-    status = wait_for_state(node_cluster, node_namespace, "step", finished, "finished")
+    node_cluster.kubectl("patch", "pod", "stuck", "-n", node_namespace, "-p", json.dumps(patch))
+    status = wait_for_state(node_cluster, node_namespace, "stuck", finished, "finished")
     assert terminated(status)["exitCode"] == 3  # type: ignore[index]
-    assert status["image"] == images.BUSYBOX and status["restartCount"] == 1
-    assert status["containerID"] != first["containerID"]
-    assert status["phase"] == "Failed"
-    assert node_cluster.kubectl("logs", "step", "-n", node_namespace).stdout == "swapped\n"
+    assert status["image"] == images.BUSYBOX and status["restartCount"] == 0
+    assert node_cluster.kubectl("logs", "stuck", "-n", node_namespace).stdout == "stood in\n"
 
 
-def test_placeholder_program_ignores_its_arguments_and_exits_0_on_sigterm() -> None:
+def test_the_sleeper_program_ignores_its_arguments_and_exits_0_on_sigterm() -> None:
+    """The pod sandbox (pause) image's program, and the placeholder drone-runner-kube starts steps on."""
     program = images.sleeper_binary()
     assert images.is_static(program)
     for sig in (signal.SIGTERM, signal.SIGINT):

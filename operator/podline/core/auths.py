@@ -46,7 +46,6 @@ DOCKER_HUB_SPELLINGS = frozenset({"docker.io", "index.docker.io", "registry-1.do
 _KUBELET_DEFAULT_HOST = "index.docker.io"  # the host-only fallback key of the kubelet's Lookup
 
 # Registries that only serve public images: a missing credential for them is no reason to warn.
-PUBLIC_ONLY_REGISTRIES = frozenset({"registry.k8s.io", "k8s.gcr.io", "mcr.microsoft.com", "public.ecr.aws"})
 
 # Top-level fields of a config.json that are not registries, so a map holding them is no legacy map.
 _CONFIG_JSON_FIELDS = frozenset({
@@ -88,10 +87,6 @@ class Credentials:
     def to_json_bytes(self) -> bytes:
         """The ``.dockerconfigjson`` value: sorted keys, compact, so equal inputs give equal bytes."""
         return json.dumps(self.config, sort_keys=True, separators=(",", ":")).encode()
-
-    def has_credentials_for(self, image: images.ImageRef) -> bool:
-        """Whether the kubelet would send a credential from ``config`` when pulling ``image``."""
-        return bool(self.keys_for(image.name))
 
     def keys_for(self, name: str) -> tuple[str, ...]:
         """The registry keys whose credentials the kubelet would try for a pull of ``name`` (a normalised
@@ -168,13 +163,6 @@ def registry_key(raw: str) -> str:
     if host.lower() in DOCKER_HUB_SPELLINGS:
         host = DOCKER_HUB_KEY
     return f"{host}/{rest}" if host and rest else host
-
-
-def looks_private(image: images.ImageRef) -> bool:
-    """Heuristic for warning "no credential matches this image": anything not on Docker Hub or a
-    registry that serves only public images. Docker Hub images are mostly public; when they are not,
-    the pull error says so."""
-    return image.domain != images.DOCKER_HUB and image.domain not in PUBLIC_ONLY_REGISTRIES
 
 
 @dataclass

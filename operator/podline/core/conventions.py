@@ -33,7 +33,6 @@ ANNOTATION_BUILD = f"{GROUP}/build"      # JSON build metadata: branch, event, r
 
 # Annotations on the pod, written by the operator together with the image swap in one request,
 # so the pod itself records which steps were started (see scheduling).
-ANNOTATION_STARTED_PREFIX = f"started.{GROUP}/"  # + container name → JSON {"at": ..., "from": placeholder id}
 ANNOTATION_KILLED_PREFIX = f"killed.{GROUP}/"    # + container name → reason a started step was stopped
 ANNOTATION_STOPPED = f"{GROUP}/stopped"          # why the operator ended the pod (Completed, Cancelled, …)
 ANNOTATION_GENERATION = f"{GROUP}/generation"    # the Pipeline generation the pod was built from

@@ -123,26 +123,6 @@ def parse(reference: str, *, path: str = "image") -> ImageRef:
 
 
 @functools.lru_cache(maxsize=4096)  # the scheduler asks about the same few references on every reconcile
-def same_image(a: str, b: str) -> bool:
-    """Whether two references name the same image, comparing only what both of them pin.
-
-    Names must be equal after normalisation. Tags are compared when both are known (an untagged,
-    undigested reference means ``latest``; a digest-only reference has no known tag); digests are
-    compared when both have one. So the kubelet's ``docker.io/library/busybox:1.36`` is the same image
-    as ``busybox:1.36`` and as ``busybox:1.36@sha256:…``. Never raises: anything unparsable is False.
-    """
-    try:
-        left, right = parse(a), parse(b)
-    except errors.InvalidImageReference:
-        return False
-    if left.name != right.name:
-        return False
-    left_tag, right_tag = _known_tag(left), _known_tag(right)
-    if left_tag is not None and right_tag is not None and left_tag != right_tag:
-        return False
-    return left.digest is None or right.digest is None or left.digest == right.digest
-
-
 def _known_tag(ref: ImageRef) -> str | None:
     if ref.tag is not None:
         return ref.tag
