@@ -7,7 +7,6 @@ import base64
 import json
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from typing import Any
