@@ -2,8 +2,10 @@
 # Installs what one test tier needs. Idempotent: a second run installs and builds nothing.
 #   tests/cluster/setup.sh unit   nothing (the unit tests need only the Python environment)
 #   tests/cluster/setup.sh api    openssl, lua + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
-#   tests/cluster/setup.sh node   the api tier + kube-scheduler, kubelet and Debian's containerd, runc, CNI
-#                                 plugins, docker-registry, skopeo, umoci, busybox-static, htpasswd, gcc
+#   tests/cluster/setup.sh node   the api tier + kube-scheduler, kubelet, kube-proxy and Debian's containerd,
+#                                 runc, CNI plugins, docker-registry, skopeo, umoci, busybox-static, htpasswd,
+#                                 gcc, nftables; buildah + mmdebstrap, and the operator image built from the
+#                                 Dockerfile (tests/cluster/operator_image.py; cached, rebuilt when it changes)
 # Debian packages are installed only when missing (apt-get update only then, too); the binaries are built
 # from the Go module proxy by build.sh into ${PODLINE_CACHE:-~/.cache/podline} (first build: ~10 minutes
 # on 2 cores, plus module downloads); KUBEBUILDER_ASSETS (etcd, kube-apiserver, kubectl) is honoured.
@@ -16,7 +18,7 @@ say() { printf '[setup %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - t0))
 
 api_packages=(openssl ca-certificates lua5.1 lua5.4)  # lua: the Argo CD health check test (docs/gitops.md)
 node_packages=(containerd runc containernetworking-plugins docker-registry skopeo umoci busybox-static
-  apache2-utils iptables iproute2 gcc libc6-dev)
+  apache2-utils iptables iproute2 gcc libc6-dev nftables buildah mmdebstrap)
 
 case "$tier" in
   unit) say "unit tier: nothing to set up"; exit 0 ;;
@@ -57,5 +59,7 @@ say "building the cluster binaries (a no-op when cached)"
 if [ "$tier" = node ] && [ -x "$root/.venv/bin/python" ]; then
   say "preparing the test images (placeholder program, busybox, pause)"
   (cd "$root" && .venv/bin/python -c 'from tests.cluster import images; print(images.layout_dir())')
+  say "the operator image from the Dockerfile (a no-op when its inputs are unchanged; first build ~3 minutes)"
+  (cd "$root" && .venv/bin/python -m tests.cluster.operator_image)
 fi
 say "the $tier tier is ready; start it with: .venv/bin/python -m tests.cluster up $tier"
