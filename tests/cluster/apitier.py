@@ -48,6 +48,10 @@ class ApiCluster:
     """etcd + kube-apiserver + kube-controller-manager. Create, then `start()`; `stop()` tears down."""
 
     tier = "api"
+    # Where the apiserver listens and what it advertises (the node tier: its node IP, so pods reach it).
+    address = "127.0.0.1"
+    # "none": no endpoints for the `kubernetes` Service (nothing here could use them); the node tier: "lease".
+    endpoint_reconciler = "none"
 
     def __init__(
         self, directory: pathlib.Path, programs: binaries.Binaries, *, owner: str = "pytest"
@@ -69,7 +73,7 @@ class ApiCluster:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.address}:{self.ports['apiserver']}"
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, kubeconfig: pathlib.Path | None = None
@@ -199,8 +203,8 @@ class ApiCluster:
 
     def _make_pki(self) -> None:
         ca = pki.make_ca(self.pki_dir)
-        pki.issue(ca, self.pki_dir, "apiserver", common_name="kube-apiserver", hosts=APISERVER_HOSTS,
-                  client=False, server=True)  # fmt: skip
+        pki.issue(ca, self.pki_dir, "apiserver", common_name="kube-apiserver",
+                  hosts=tuple(dict.fromkeys((self.address, *APISERVER_HOSTS))), client=False, server=True)  # fmt: skip
         pki.issue(ca, self.pki_dir, "admin", common_name=ADMIN_USER, organizations=("system:masters",))
         # In system:masters, the controller-manager needs no token per controller (much faster to start).
         pki.issue(ca, self.pki_dir, "controller-manager", common_name="system:kube-controller-manager",
@@ -234,7 +238,7 @@ class ApiCluster:
            stop_timeout=2.0)  # with the apiserver's watches open, a graceful stop takes 7s  # fmt: skip
         self._component("kube-apiserver", [
             p["kube-apiserver"], f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port['apiserver']}",
+            f"--bind-address={self.address}", f"--advertise-address={self.address}", f"--secure-port={port['apiserver']}",
             f"--cert-dir={self.run_dir / 'apiserver'}",
             f"--tls-cert-file={pkid / 'apiserver.crt'}", f"--tls-private-key-file={pkid / 'apiserver.key'}",
             f"--client-ca-file={pkid / 'ca.crt'}",
@@ -242,7 +246,7 @@ class ApiCluster:
             f"--service-account-issuer={ISSUER}", f"--api-audiences={ISSUER}",
             f"--service-account-key-file={pkid / 'service-account.pub'}",
             f"--service-account-signing-key-file={pkid / 'service-account.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--endpoint-reconciler-type=none",
+            f"--service-cluster-ip-range={SERVICE_CIDR}", f"--endpoint-reconciler-type={self.endpoint_reconciler}",
             "--allow-privileged=true",
             # /debug/pprof for whoever asks (the bench's apiserver profile); off otherwise.
             f"--profiling={'true' if os.environ.get('PODLINE_APISERVER_PROFILING') == '1' else 'false'}",

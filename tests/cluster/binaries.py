@@ -21,7 +21,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 VERSIONS_FILE = HERE / "versions.env"
 
 API_PROGRAMS = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
-NODE_PROGRAMS = ("kube-scheduler", "kubelet")
+NODE_PROGRAMS = ("kube-scheduler", "kubelet", "kube-proxy")
 # Programs from Debian packages, by the package that provides them.
 NODE_PACKAGES = {
     "containerd": "containerd",
@@ -34,6 +34,7 @@ NODE_PACKAGES = {
     "htpasswd": "apache2-utils",
     "iptables": "iptables",
     "ip": "iproute2",
+    "nft": "nftables",
     "openssl": "openssl",
     "gcc": "gcc",
 }

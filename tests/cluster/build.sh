@@ -4,7 +4,8 @@
 # A second run finds the binaries and does nothing. Versions live in tests/cluster/versions.env.
 # Programs found in $KUBEBUILDER_ASSETS (the envtest convention: etcd, kube-apiserver, kubectl) are not built.
 # Usage: tests/cluster/build.sh [api|node|all]
-#   api: etcd + kube-apiserver + kube-controller-manager + kubectl + helm; node (= all): also scheduler + kubelet
+#   api: etcd + kube-apiserver + kube-controller-manager + kubectl + helm; node (= all): also scheduler,
+#   kubelet and kube-proxy
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
@@ -72,6 +73,6 @@ build_kube kube-apiserver
 build_kube kube-controller-manager kubectl
 build_helm
 if [ "$tier" != api ]; then
-  build_kube kube-scheduler kubelet
+  build_kube kube-scheduler kubelet kube-proxy
 fi
 step "all binaries present under $cache/bin"

@@ -1,9 +1,10 @@
 """Host state the node tier creates outside its processes, and how to undo it.
 
 The kubelet puts every pod under one cgroup root of our own (``/podline`` in each cgroup v1 hierarchy),
-containerd mounts root filesystems and network namespaces under the cluster directory, and the node tier
-adds two network links (the CNI bridge and the link holding the node IP). Teardown kills what runs in the
-cgroup root, unmounts everything below the cluster directory and removes the links. Every function here is
+containerd mounts root filesystems and network namespaces under the cluster directory, the node tier
+adds two network links (the CNI bridge and the link holding the node IP), and kube-proxy its nftables
+tables (``kube-proxy`` in the ``ip`` and ``ip6`` families). Teardown kills what runs in the cgroup root,
+unmounts everything below the cluster directory and removes the links and tables. Every function here is
 idempotent and needs no memory of the start, so ``python -m tests.cluster down`` and a later test session
 can clean up after a crashed one.
 """
@@ -93,7 +94,7 @@ def kill_shims(containerd_address: pathlib.Path) -> None:
 
 
 PROGRAMS = frozenset({
-    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
     "containerd", "containerd-shim-runc-v2", "docker-registry",
 })  # fmt: skip
 
@@ -142,14 +143,28 @@ def delete_link(name: str) -> None:
         subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
 
 
-def add_address_link(name: str, address: str) -> None:
-    """A link of our own holding ``address`` (the node IP; the kubelet refuses loopback addresses)."""
+def add_address_link(name: str, address: str, prefix: int = 32, routes: tuple[str, ...] = ()) -> None:
+    """A link of our own holding ``address`` (the node IP, the kubelet refusing loopback addresses; the
+    pods' gateway on the CNI bridge), with routes to ``routes`` through it (gone with the link)."""
     delete_link(name)
     for argv in (
         ["ip", "link", "add", name, "type", "bridge"],
-        ["ip", "address", "add", f"{address}/32", "dev", name],
+        ["ip", "address", "add", f"{address}/{prefix}", "dev", name],
         ["ip", "link", "set", name, "up"],
+        *(["ip", "route", "add", route, "dev", name] for route in routes),
     ):
         result = subprocess.run(argv, check=False, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+KUBE_PROXY_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))
+
+
+def delete_nftables(tables: tuple[tuple[str, str], ...] = KUBE_PROXY_TABLES) -> None:
+    """Delete nftables tables (family, name) if they exist: kube-proxy's rules for the cluster's Services."""
+    for family, name in tables:
+        try:
+            subprocess.run(["nft", "delete", "table", family, name], check=False, capture_output=True)
+        except FileNotFoundError:  # no nft: nothing can have made the tables
+            return

@@ -22,9 +22,17 @@ def socket(directory: pathlib.Path) -> pathlib.Path:
     return directory / "containerd.sock"
 
 
-def write_cni_config(conf_dir: pathlib.Path, ipam_dir: pathlib.Path) -> None:
-    """A bridge network without a gateway or masquerading: pods get IPs, but no route out of the node."""
+def write_cni_config(
+    conf_dir: pathlib.Path, ipam_dir: pathlib.Path, *, gateway: str | None = None, routes: tuple[str, ...] = ()
+) -> None:
+    """A bridge network without a default gateway or masquerading: pods get IPs, but no route out of the
+    node. With ``gateway`` (an address the host holds on the bridge), pods get a route via it to each of
+    ``routes`` (CIDRs on this node: the service CIDR, the node IP) and nothing else."""
     conf_dir.mkdir(parents=True, exist_ok=True)
+    ipam: dict[str, object] = {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "dataDir": str(ipam_dir)}
+    if gateway:
+        ipam["ranges"] = [[{"subnet": POD_SUBNET, "gateway": gateway}]]
+        ipam["routes"] = [{"dst": route, "gw": gateway} for route in routes]
     config = {
         "cniVersion": "1.0.0",
         "name": "podline",
@@ -34,11 +42,7 @@ def write_cni_config(conf_dir: pathlib.Path, ipam_dir: pathlib.Path) -> None:
                 "bridge": CNI_BRIDGE,
                 "isGateway": False,
                 "ipMasq": False,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": POD_SUBNET}]],
-                    "dataDir": str(ipam_dir),
-                },
+                "ipam": ipam,
             }
         ],
     }

@@ -6,6 +6,12 @@ containerd with runc and a CNI bridge, and two registries with locally built ima
 loopback node IPs), and the kubelet serves only on that IP, so ``kubectl logs`` works and nothing outside the
 machine can reach it. Pods get addresses on a bridge without a route out.
 
+Pods reach the API server as in any cluster: the apiserver listens on the node IP and advertises it, so the
+``kubernetes`` Service gets that endpoint (lease reconciler), and kube-proxy (nftables mode, built from the
+same Kubernetes module) turns Service IPs into endpoints. Pods have routes to exactly the service CIDR and
+the node IP, through the host's address on the bridge; the host routes the service CIDR to the node link,
+so a Service IP never leaves the machine.
+
 Only one node tier can run per machine: image references name fixed registry ports.
 """
 
@@ -25,12 +31,15 @@ from tests.cluster import registry as registries
 NODE_NAME = "podline-node"
 NODE_IP = "10.233.0.1"
 NODE_LINK = "podline-node"
+POD_GATEWAY = "10.234.0.1"  # the host's address on the CNI bridge; pods route the service CIDR via it
 
 
 class NodeCluster(apitier.ApiCluster):
     """A one-node cluster. Create, then `start()`; `stop()` tears everything down but the logs."""
 
     tier = "node"
+    address = NODE_IP  # the apiserver's: pods reach it there (through the `kubernetes` Service)
+    endpoint_reconciler = "lease"
 
     def __init__(
         self, directory: pathlib.Path, programs: binaries.Binaries, *, owner: str = "pytest"
@@ -83,7 +92,7 @@ class NodeCluster(apitier.ApiCluster):
 
     def _allocate_ports(self) -> None:
         super()._allocate_ports()
-        for name in ("scheduler", "kubelet", "kubelet-healthz"):
+        for name in ("scheduler", "kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics"):
             self.ports[name] = probes.free_port()
 
     def _make_pki(self) -> None:
@@ -99,7 +108,9 @@ class NodeCluster(apitier.ApiCluster):
         )
         pki.issue(ca, self.pki_dir, "kubelet-serving", common_name=NODE_NAME, client=False, server=True,
                   hosts=(NODE_IP, "127.0.0.1", NODE_NAME, "localhost"))  # fmt: skip
+        pki.issue(ca, self.pki_dir, "kube-proxy", common_name="system:kube-proxy")  # bound to system:node-proxier
         self._kubeconfig_for("scheduler", "system:kube-scheduler")
+        self._kubeconfig_for("kube-proxy", "system:kube-proxy")
         self._kubeconfig_for("kubelet", f"system:node:{NODE_NAME}")
 
     def _define_components(self) -> None:
@@ -118,7 +129,8 @@ class NodeCluster(apitier.ApiCluster):
             )
 
         cni_conf = self.directory / "cni" / "net.d"
-        containerd.write_cni_config(cni_conf, self.directory / "cni" / "ipam")
+        containerd.write_cni_config(cni_conf, self.directory / "cni" / "ipam", gateway=POD_GATEWAY,
+                                    routes=(apitier.SERVICE_CIDR, f"{NODE_IP}/32"))  # fmt: skip
         mirrors = {r.host: f"http://{r.address}" for r in (public, private)}
         config = containerd.write_config(
             self.containerd_dir, sandbox_image=images.PAUSE, cni_conf_dir=cni_conf, mirrors=mirrors
@@ -139,6 +151,30 @@ class NodeCluster(apitier.ApiCluster):
             f"--hostname-override={NODE_NAME}", f"--node-ip={NODE_IP}",
             f"--root-dir={self.directory / 'kubelet'}", f"--cert-dir={self.run_dir / 'kubelet'}",
         ], ready=self._node_ready, ready_timeout=90)  # fmt: skip
+        healthz = self.ports["kube-proxy-healthz"]
+        self._component("kube-proxy", [p["kube-proxy"], f"--config={self._write_kube_proxy_config()}"],
+                        ready=lambda: probes.http_status(f"http://127.0.0.1:{healthz}/healthz") == 200)  # fmt: skip
+
+    def _write_kube_proxy_config(self) -> pathlib.Path:
+        """kube-proxy in nftables mode (its own tables, nothing else of the host's firewall touched), node
+        ports only on the node IP, and the host's conntrack settings left as they are."""
+        config: dict[str, Any] = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "clientConnection": {"kubeconfig": str(self.directory / "kubeconfigs" / "kube-proxy.kubeconfig")},
+            "hostnameOverride": NODE_NAME,
+            "mode": "nftables",
+            "clusterCIDR": containerd.POD_SUBNET,
+            "nodePortAddresses": [f"{NODE_IP}/32"],
+            "healthzBindAddress": f"127.0.0.1:{self.ports['kube-proxy-healthz']}",
+            "metricsBindAddress": f"127.0.0.1:{self.ports['kube-proxy-metrics']}",
+            "enableProfiling": False,
+            "oomScoreAdj": 0,
+            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        }
+        path = self.directory / "kube-proxy-config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
 
     def _write_kubelet_config(self) -> pathlib.Path:
         resolv = self.directory / "resolv.conf"
@@ -201,7 +237,9 @@ class NodeCluster(apitier.ApiCluster):
 
     def _start_control_plane(self) -> None:
         began = time.monotonic()
-        cleaning.add_address_link(NODE_LINK, NODE_IP)
+        cleaning.add_address_link(NODE_LINK, NODE_IP, routes=(apitier.SERVICE_CIDR,))
+        prefix = int(containerd.POD_SUBNET.split("/")[1])
+        cleaning.add_address_link(containerd.CNI_BRIDGE, POD_GATEWAY, prefix)  # the bridge plugin reuses it
         cleaning.prepare_cgroup_root()
         layout = images.layout_dir()
         self.timings["host+images"] = time.monotonic() - began
@@ -227,10 +265,10 @@ class NodeCluster(apitier.ApiCluster):
                                       address=str(self.containerd_address))  # fmt: skip
         self.timings["push+import images"] = time.monotonic() - pushed
         ready("kube-apiserver")
-        for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
+        for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
             self.components[name].start()
             started[name] = time.monotonic()
-        for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
+        for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
             ready(name)
 
     def _clean_previous(self) -> None:
@@ -238,8 +276,9 @@ class NodeCluster(apitier.ApiCluster):
 
     def stop(self) -> None:
         """Stop the kubelet, kill every pod's processes, stop the rest, unmount, remove links and files."""
-        if "kubelet" in self.components:
-            self.components["kubelet"].stop()
+        for name in ("kube-proxy", "kubelet"):
+            if name in self.components:
+                self.components[name].stop()
         runtime = self.components.get("containerd")
         cleanup_host(self.directory, stop_containerd=runtime.stop if runtime else None)
         super().stop()
@@ -255,12 +294,14 @@ def cleanup_host(directory: pathlib.Path, stop_containerd: Callable[[], None] | 
         components.stop_recorded(directory / "run" / "containerd.pid")
     cleaning.unmount_under(directory)
     cleaning.kill_cgroup_tree()
+    cleaning.delete_nftables()
     cleaning.delete_link(containerd.CNI_BRIDGE)
     cleaning.delete_link(NODE_LINK)
 
 
 def stop_recorded(directory: pathlib.Path) -> None:
     """Tear down a node tier some other process started."""
+    components.stop_recorded(directory / "run" / "kube-proxy.pid")
     components.stop_recorded(directory / "run" / "kubelet.pid")
     cleanup_host(directory)
     apitier.stop_recorded(directory)
