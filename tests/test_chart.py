@@ -154,6 +154,7 @@ def test_renders_the_objects_of_its_mode(helm: str, mode: str) -> None:
         ("ClusterRole", ""),
         ("ClusterRole", ""),  # the user roles, -view and -edit
         ("Deployment", NAMESPACE),
+        ("Pod", NAMESPACE),  # the `helm test` hook (templates/tests/)
         ("Service", NAMESPACE),
         ("ServiceAccount", NAMESPACE),
     ]
@@ -336,6 +337,26 @@ def test_liveness_probe_is_kopfs_healthz(helm: str) -> None:
     )
     assert "livenessProbe" not in container(render(helm, "--set", "livenessProbe.port=0"))
     assert "livenessProbe" not in container(render(helm, "--set", "livenessProbe.enabled=false"))
+
+
+def test_helm_test_hook_asks_the_metrics_service_as_a_restricted_pod(helm: str) -> None:
+    docs = render(helm, "--set", "image.tag=dev")
+    hook, service = only(docs, "Pod"), only(docs, "Service")
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = hook["spec"]
+    [box] = spec["containers"]
+    assert box["image"] == container(docs)["image"] == "podline/podline:dev", "the test runs the operator's image"
+    assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
+    assert spec["securityContext"] == only(docs, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    assert box["securityContext"] == container(docs)["securityContext"]
+    # no cluster DNS needed: it reads the variables the kubelet sets for the Service (name upper-cased, - → _)
+    variable = service["metadata"]["name"].upper().replace("-", "_")
+    script = box["command"][-1]
+    assert f'os.environ["{variable}_SERVICE_HOST"]' in script and f'"{variable}_SERVICE_PORT_METRICS"' in script
+    assert service["spec"]["ports"][0]["name"] == "metrics" and spec["enableServiceLinks"] is True
+    assert not [d for d in render(helm, "--set", "metrics.enabled=false") if d["kind"] == "Pod"], (
+        "without the metrics Service there is nothing for the hook to ask"
+    )
 
 
 def test_one_replica_and_image_from_app_version(helm: str) -> None:
