@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
+import signal
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
@@ -218,4 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail([str(exc)])
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`podline logs x | head`): stop quietly, as `cat` does
+        _silence_stdout()
+        return 128 + int(signal.SIGPIPE)
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

@@ -1,12 +1,15 @@
 """``podline logs`` and ``podline get``: read a Pipeline's status and its pod's logs, for people.
 
 Logs are printed per step, in step order, each under a header with the step's state; with ``-f`` the
-running step is followed and the next steps are printed as they run, until the run ends.
+running step is followed and the next steps are printed as they run, until the run ends. ``get`` shows each
+run and step with how long it took (`summary`, a pure function of the Pipeline and the time, so it is
+tested without a cluster).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import time
 from typing import Any
 
@@ -84,6 +87,55 @@ def logs(args: argparse.Namespace) -> int:
         time.sleep(1.0)
 
 
+def _time(stamp: Any) -> datetime.datetime | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
+def duration(seconds: float) -> str:
+    """42s, 3m07s, 2h05m: whole seconds (the kubelet reports container times to the second)."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def took(started: Any, finished: Any, now: datetime.datetime, *, running: bool = False) -> str:
+    """How long something took between two status times; while ``running``, how long so far; "-" when the
+    times do not say (it never started, or its end is not recorded)."""
+    begin, end = _time(started), _time(finished)
+    if begin is not None and end is not None:
+        return duration((end - begin).total_seconds())
+    if begin is not None and running:
+        return f"{duration((now - begin).total_seconds())} so far"
+    return "-"
+
+
+def summary(body: dict[str, Any], now: datetime.datetime) -> list[str]:
+    """The lines `podline get` prints for one Pipeline: the run, then each step with its duration."""
+    status = body.get("status") or {}
+    phase = status.get("phase", "Pending")
+    run_took = took(status.get("startTime"), status.get("completionTime"), now, running=phase not in TERMINAL)
+    lines = [f"{body['metadata']['name']}  {phase}  run={status.get('run', '-')}  pod={status.get('podName', '-')}"
+             + ("" if run_took == "-" else f"  took {run_took}")]
+    for step in status.get("steps") or []:
+        exit_code = step.get("exitCode")
+        state = step.get("state", "")
+        step_took = took(step.get("startedAt"), step.get("finishedAt"), now, running=state == "running")
+        lines.append(f"  {step['name']:<24} {state:<10} {step_took:>12}  "
+                     f"{'' if exit_code is None else 'exit ' + str(exit_code)} {step.get('reason') or ''}".rstrip())
+    if status.get("message") and phase not in ("Running",):
+        lines.append(f"  {status['message']}")
+    return lines
+
+
 def get(args: argparse.Namespace) -> int:
     _load_config()
     custom = kubernetes.client.CustomObjectsApi()
@@ -93,16 +145,10 @@ def get(args: argparse.Namespace) -> int:
     else:
         items = custom.list_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
                                                      conventions.PLURAL).get("items", [])
+    now = datetime.datetime.now(datetime.timezone.utc)
     for body in items:
-        status = body.get("status") or {}
-        print(f"{body['metadata']['name']}  {status.get('phase', 'Pending')}  run={status.get('run', '-')}"
-              f"  pod={status.get('podName', '-')}")
-        for step in status.get("steps") or []:
-            exit_code = step.get("exitCode")
-            print(f"  {step['name']:<24} {step.get('state', ''):<10} "
-                  f"{'' if exit_code is None else 'exit ' + str(exit_code)} {step.get('reason') or ''}".rstrip())
-        if status.get("message") and status.get("phase") not in ("Running",):
-            print(f"  {status['message']}")
+        for line in summary(body, now):
+            print(line, flush=True)
     return 0
 
 
