@@ -10,9 +10,11 @@ Every call here needs a verb the Helm chart grants; the RBAC tests prove nothing
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import json
 import logging
+import os
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,13 +47,26 @@ class Rejected(Transient):
     cannot succeed. A Transient, so a caller that does not handle it keeps retrying as before."""
 
 
+def in_cluster_server(environ: Mapping[str, str], default: str) -> str:
+    """The API server as a pod reaches it: the ``kubernetes`` Service's address from the variables the
+    kubelet sets in every container (as client-go's in-cluster config reads them), else ``default``.
+    kopf's service-account login names ``https://kubernetes.default.svc``, which needs cluster DNS."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST", ""), environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        return default
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def login(**kwargs: Any) -> kopf.ConnectionInfo:
     """Credentials for kopf's watches and podline's calls: the pod's service account, else the kubeconfig.
 
     kopf's own readers cover tokens, client certificates and basic auth; a kubeconfig whose user runs an
     exec plugin or an auth provider (cloud clusters) is left to the official client, imported only then.
     """
-    info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    info = kopf.login_with_service_account(**kwargs)
+    if info is not None:
+        info = dataclasses.replace(info, server=in_cluster_server(os.environ, info.server))
+    info = info or kopf.login_with_kubeconfig(**kwargs)
     if info is None or not (info.token or info.certificate_path or info.certificate_data or info.username):
         info = kopf.login_via_client(**kwargs)
     if info is None:
