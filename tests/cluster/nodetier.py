@@ -10,7 +10,8 @@ Pods reach the API server as in any cluster: the apiserver listens on the node I
 ``kubernetes`` Service gets that endpoint (lease reconciler), and kube-proxy (nftables mode, built from the
 same Kubernetes module) turns Service IPs into endpoints. Pods have routes to exactly the service CIDR and
 the node IP, through the host's address on the bridge; the host routes the service CIDR to the node link,
-so a Service IP never leaves the machine.
+so a Service IP never leaves the machine. Only the bridge forwards (its own ``forwarding`` switch), for a
+pod → Service → pod connection.
 
 Only one node tier can run per machine: image references name fixed registry ports.
 """
@@ -165,6 +166,9 @@ class NodeCluster(apitier.ApiCluster):
             "hostnameOverride": NODE_NAME,
             "mode": "nftables",
             "clusterCIDR": containerd.POD_SUBNET,
+            # Pod → Service → pod on the same bridge: without br_netfilter the answer would go straight back
+            # over the bridge, past the host's NAT; masquerading every Service connection sends it through.
+            "masqueradeAll": True,
             "nodePortAddresses": [f"{NODE_IP}/32"],
             "healthzBindAddress": f"127.0.0.1:{self.ports['kube-proxy-healthz']}",
             "metricsBindAddress": f"127.0.0.1:{self.ports['kube-proxy-metrics']}",
@@ -240,6 +244,9 @@ class NodeCluster(apitier.ApiCluster):
         cleaning.add_address_link(NODE_LINK, NODE_IP, routes=(apitier.SERVICE_CIDR,))
         prefix = int(containerd.POD_SUBNET.split("/")[1])
         cleaning.add_address_link(containerd.CNI_BRIDGE, POD_GATEWAY, prefix)  # the bridge plugin reuses it
+        # Forward what pods send to a Service back to the pod behind it — only what arrives on the bridge
+        # (this interface's own switch; net.ipv4.ip_forward, for every interface, stays as it is).
+        pathlib.Path(f"/proc/sys/net/ipv4/conf/{containerd.CNI_BRIDGE}/forwarding").write_text("1\n")
         cleaning.prepare_cgroup_root()
         layout = images.layout_dir()
         self.timings["host+images"] = time.monotonic() - began
