@@ -4,18 +4,42 @@
 #
 #   docker build --build-arg REVISION="$(git rev-parse HEAD)" -t podline/podline:0.1.0 .
 #   buildah bud --build-arg REVISION="$(git rev-parse HEAD)" -t podline/podline:0.1.0 .
+#   docker build --target runner -t podline/runner:0.1.0 .     # only the step entrypoint (FROM scratch)
 #
-# BASE_IMAGE is the Python base of every stage. Its default is the published slim Python image a user's
-# build pulls. The test cluster builds this same file on a base it makes from Debian's own packages of the
-# same release (bookworm, python3 3.11; tests/cluster/operator_image.py), so what the tests run is what
-# ships, bar the base's origin. The file therefore calls only what both bases have: `python3`, its `venv`
-# module with ensurepip, `groupadd` and `useradd`.
+# BASE_IMAGE is the Python base of the operator's stages, GO_IMAGE the Go toolchain the step entrypoint
+# (operator/entrypoint/, standard library only) is built with. Their defaults are the published images a
+# user's build pulls. The test cluster builds this same file on bases it makes itself from the same Debian
+# release (bookworm: Debian's python3 3.11; the same Go release in /usr/local/go; tests/cluster/
+# operator_image.py), so what the tests run is what ships, bar the bases' origin. The file therefore calls
+# only what both kinds of base have: `python3`, its `venv` module with ensurepip, `groupadd`, `useradd`, `go`.
+#
+# Stage "entrypoint" builds the static step entrypoint. Every runner image has it at /podline-entrypoint
+# with the marker /.podline-runner (docs/in-pod.md); the operator image is one (the chart's default runner
+# image), with the binary in /usr/local/bin. Stage "runner" is the smallest runner image: nothing else.
 #
 # Stage "build" makes a virtualenv and installs podline and its dependencies, pinned to exact versions in
 # pyproject.toml, into it with the virtualenv's own pip, then removes that pip. The final stage is the same
 # base with only that virtualenv copied in: no pip, no compilers, no caches, and a numeric non-root user
 # (65532), so the restricted Pod Security Standard and runAsNonRoot can verify it.
 ARG BASE_IMAGE=python:3.11.14-slim-bookworm
+ARG GO_IMAGE=golang:1.26.8-bookworm
+
+FROM ${GO_IMAGE} AS entrypoint
+WORKDIR /src
+COPY operator/entrypoint ./
+RUN CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS='' go build -trimpath -ldflags='-s -w' -o /out/podline-entrypoint . \
+ && : > /out/.podline-runner
+
+FROM scratch AS runner
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="podline-runner" \
+      org.opencontainers.image.description="podline's step entrypoint: it sequences a run's steps inside the run's pod" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=entrypoint /out/ /
+ENTRYPOINT ["/podline-entrypoint"]
 
 FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -37,15 +61,18 @@ LABEL org.opencontainers.image.title="podline" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
+COPY --from=entrypoint /out/podline-entrypoint /usr/local/bin/podline-entrypoint
 # The operator never installs anything: take pip out of the base image where it has one (the published
 # base does, in its site-packages; a Debian-packaged python3 has none), and add the user the pod runs as
-# (an /etc/passwd entry keeps getpass and friends working).
+# (an /etc/passwd entry keeps getpass and friends working). The entrypoint where runner images have it.
 RUN if python3 -c 'import pip' 2>/dev/null; then \
       python3 -m pip uninstall --yes --no-cache-dir pip setuptools wheel; \
     fi \
  && groupadd --system --gid 65532 podline \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin podline
+      --shell /usr/sbin/nologin podline \
+ && ln -s /usr/local/bin/podline-entrypoint /podline-entrypoint \
+ && : > /.podline-runner
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -129,6 +129,10 @@ def build_args(text: str) -> dict[str, str]:
     return defaults
 
 
+def named_stages(dockerfile: list[list[Instruction]]) -> dict[str, list[Instruction]]:
+    return {shlex.split(stage[0].args)[-1]: stage for stage in dockerfile if " AS " in stage[0].args.upper()}
+
+
 def test_python_stages_share_one_pinned_slim_python_311_base_argument(
     dockerfile: list[list[Instruction]],
 ) -> None:
@@ -141,13 +145,47 @@ def test_python_stages_share_one_pinned_slim_python_311_base_argument(
     assert re.fullmatch(r"3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", tag), (
         f"{default}: pin an exact Python 3.11 patch release of the slim variant, e.g. python:3.11.14-slim-bookworm"
     )
-    named = {shlex.split(stage[0].args)[-1]: stage for stage in dockerfile if " AS " in stage[0].args.upper()}
-    python_stages = [named["build"], dockerfile[-1]]  # where the virtualenv is made, and where it runs
+    python_stages = [named_stages(dockerfile)["build"], dockerfile[-1]]  # where the virtualenv is made, and where it runs
     bases = [shlex.split(stage[0].args)[0] for stage in python_stages]
     assert bases == ["${BASE_IMAGE}", "${BASE_IMAGE}"], (
         f"the build stage and the final stage must both be FROM ${{BASE_IMAGE}}, or the copied virtualenv "
         f"breaks: {bases}"
     )
+
+
+def test_the_entrypoint_is_built_static_from_a_pinned_go_of_the_same_debian_release(
+    dockerfile: list[list[Instruction]],
+) -> None:
+    defaults = build_args(DOCKERFILE.read_text())
+    go_image = defaults.get("GO_IMAGE", "")
+    match = re.fullmatch(r"golang:1\.(\d+)\.\d+-([a-z]+)", go_image)
+    assert match, f"ARG GO_IMAGE={go_image}: pin an exact Go release of the official image, e.g. golang:1.26.8-bookworm"
+    assert int(match.group(1)) >= 19, "operator/entrypoint/go.mod says go 1.19"
+    assert defaults["BASE_IMAGE"].endswith(f"-{match.group(2)}"), "the Go and Python bases: one Debian release"
+    stage = named_stages(dockerfile)["entrypoint"]
+    assert stage[0].args.split()[0] == "${GO_IMAGE}"
+    [build] = [i for i in stage if i.keyword == "RUN"]
+    for part in ("CGO_ENABLED=0", "GOTOOLCHAIN=local", "go build -trimpath -ldflags='-s -w'"):
+        assert part in build.args, f"the entrypoint is built static, reproducibly, by the local Go: {part}"
+    copies = [i.args for i in stage if i.keyword == "COPY"]
+    assert copies == ["operator/entrypoint ./"], copies
+
+
+def test_the_runner_target_is_the_entrypoint_alone_and_the_operator_image_is_a_runner(
+    dockerfile: list[list[Instruction]],
+) -> None:
+    """docs/in-pod.md: every runner image has the binary at /podline-entrypoint and the marker
+    /.podline-runner; the operator image is the chart's default runner image."""
+    runner = named_stages(dockerfile)["runner"]
+    assert runner[0].args == "scratch AS runner"
+    assert [i.args for i in runner if i.keyword == "COPY"] == ["--from=entrypoint /out/ /"]
+    assert [i.args for i in runner if i.keyword == "ENTRYPOINT"] == ['["/podline-entrypoint"]']
+    assert dockerfile[-1] is not runner, "the operator image stays the default target (the last stage)"
+    final = dockerfile[-1]
+    copies = [i.args for i in final if i.keyword == "COPY"]
+    assert "--from=entrypoint /out/podline-entrypoint /usr/local/bin/podline-entrypoint" in copies
+    runs = " ".join(i.args for i in final if i.keyword == "RUN")
+    assert "ln -s /usr/local/bin/podline-entrypoint /podline-entrypoint" in runs and ": > /.podline-runner" in runs
 
 
 def test_the_dockerfile_needs_only_what_both_bases_have() -> None:
@@ -170,7 +208,9 @@ def test_dependencies_come_pinned_from_pyproject(dockerfile: list[list[Instructi
         f"the image installs pyproject's dependencies, so each must be pinned with ==: {unpinned}"
     )
     installs = [i for stage in dockerfile for i in stage if i.keyword == "RUN" and "pip install" in i.args]
-    assert len(installs) == 1 and installs[0] in dockerfile[0], "exactly one pip install, in the build stage"
+    assert len(installs) == 1 and installs[0] in named_stages(dockerfile)["build"], (
+        "exactly one pip install, in the build stage"
+    )
     assert re.search(r"pip install (--\S+ )*\.(\s|$)", installs[0].args), (
         "the build stage installs the project itself (pip install .)"
     )
@@ -236,7 +276,10 @@ def test_dockerignore_sends_what_the_dockerfile_copies(dockerfile: list[list[Ins
         for copy in (i for i in stage if i.keyword == "COPY" and not i.args.startswith("--from=")):
             sources += [s.removeprefix("./").rstrip("/") for s in shlex.split(copy.args)[:-1]]
     assert sources, "the build stage copies the project from the context"
-    missing = [s for s in sources if s not in included]
+    def sent(source: str) -> bool:  # re-included itself, or inside a re-included directory
+        return any(source == path or source.startswith(path + "/") for path in included)
+
+    missing = [s for s in sources if not sent(s)]
     assert not missing, f".dockerignore drops what the Dockerfile copies (add '!{missing[0]}'): {missing}"
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
