@@ -1,10 +1,15 @@
-"""The local demo: a real node-tier cluster, the CRD, the operator, and a Pipeline run end to end.
+"""The local demo: a real node-tier cluster, podline installed as a cluster admin installs it, and a
+Pipeline run end to end.
 
-``python -m tests.cluster demo`` (or ``tests/dev.sh demo``) brings up the node tier (or reuses a running
-one), installs the CRD, starts ``podline operator`` against it, applies a Pipeline whose steps run real
-shell commands in locally built images — one of them only in the password-protected registry, pulled
-through ``image_pull_secrets`` — and prints each step's log with ``podline logs``. The cluster and the
-operator keep running for you to try more (``kubectl apply``); ``tests/dev.sh down`` stops both.
+``python -m tests.cluster demo`` (or ``tests/dev.sh demo``) brings up the node tier (a fresh one), builds
+the operator image from the Dockerfile (`operator_image`; cached), pushes it to the node's registry and
+installs the chart with ``helm install`` into ``podline-system`` (a namespace enforcing the restricted Pod
+Security Standard), so the operator runs as a pod. It then applies a Pipeline whose steps run real shell
+commands in locally built images — one of them only in the password-protected registry, pulled through
+``image_pull_secrets`` — and prints each step's log with ``podline logs`` and the summary with ``podline
+get``. ``--local`` runs ``podline operator`` as a process of this checkout instead (no image build: for
+working on the operator). The cluster and the operator keep running for you to try more (``kubectl
+apply``); ``tests/dev.sh down`` stops both.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import time
 
 import yaml
 
-from tests.cluster import apitier, clusters, nodetier
+from tests.cluster import apitier, clusters, nodetier, operator_image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "pipelines.podline.dev.yaml"
 NAMESPACE = "demo"
 OPERATOR_PID = "operator.pid"
+CHART = ROOT / "charts" / "podline"
+RELEASE, RELEASE_NAMESPACE = "podline", "podline-system"
 
 
 def say(message: str) -> None:
@@ -53,9 +60,9 @@ def demo_objects(cluster: nodetier.NodeCluster) -> list[dict[str, object]]:
     return [secret, pipeline]
 
 
-def start_operator(cluster: apitier.ApiCluster, placeholder: str) -> int:
+def start_operator(cluster: apitier.ApiCluster, runner: str) -> int:
     stop_operator(cluster.directory)
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PODLINE_PLACEHOLDER_IMAGE": placeholder,
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PODLINE_RUNNER_IMAGE": runner,
            "PODLINE_METRICS_PORT": "0", "PODLINE_LIVENESS_PORT": "0"}
     log = open(cluster.log_dir / "operator.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "podline", "operator"], stdout=log, stderr=subprocess.STDOUT,
@@ -75,11 +82,40 @@ def stop_operator(directory: pathlib.Path) -> None:
     pid_file.unlink(missing_ok=True)
 
 
-def run(cluster: nodetier.NodeCluster) -> int:
-    cluster.install_crds(CRD)
+def install_chart(cluster: nodetier.NodeCluster) -> str:
+    """Build (or reuse) the image, push it, `helm install` the chart; returns how to read the operator's log."""
+    say("building the operator image from the Dockerfile (cached when its inputs are unchanged) ...")
+    image = operator_image.build(say=True)
+    say(operator_image.describe(image))
+    operator_image.push(image)
+    cluster.kubectl("create", "namespace", RELEASE_NAMESPACE, check=False)
+    cluster.kubectl("label", "namespace", RELEASE_NAMESPACE, "--overwrite",
+                    "pod-security.kubernetes.io/enforce=restricted")  # fmt: skip
+    home = cluster.directory / "helm"
+    env = {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+           "HELM_DATA_HOME": str(home / "data"), "KUBECONFIG": str(cluster.kubeconfig)}  # fmt: skip
+    argv = [cluster.programs["helm"], "install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
+            "--set", f"image.repository={operator_image.REPOSITORY}", "--set", f"image.tag={image.tag}",
+            "--wait", "--timeout", "180s"]  # fmt: skip
+    say("$ helm install " + " ".join(argv[2:]))
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    if result.returncode != 0:
+        raise SystemExit(f"[demo] helm install failed:\n{result.stdout}{result.stderr}")
+    print(result.stdout.split("NOTES:")[0], flush=True)
+    print(cluster.kubectl("get", "pods", "-n", RELEASE_NAMESPACE, "-o", "wide").stdout, flush=True)
+    return f"kubectl -n {RELEASE_NAMESPACE} logs deployment/{RELEASE}"
+
+
+def run(cluster: nodetier.NodeCluster, *, local: bool = False) -> int:
     assert cluster.registry is not None
-    pid = start_operator(cluster, cluster.registry.placeholder)
-    say(f"operator running (pid {pid}), log: {cluster.log_dir / 'operator.log'}")
+    if local:
+        cluster.install_crds(CRD)
+        pid = start_operator(cluster, cluster.registry.runner)
+        operator_log = str(cluster.log_dir / "operator.log")
+        say(f"operator running as a local process (pid {pid}), log: {operator_log}")
+    else:
+        operator_log = install_chart(cluster)
+        say(f"operator running as a pod, installed by Helm; its log: {operator_log}")
     cluster.kubectl("create", "namespace", NAMESPACE, check=False)
     cluster.kubectl("delete", "pipeline", "demo", "-n", NAMESPACE, "--ignore-not-found", "--wait=true")
     cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump_all(demo_objects(cluster)))
@@ -98,14 +134,18 @@ def run(cluster: nodetier.NodeCluster) -> int:
     logs = subprocess.run([sys.executable, "-m", "podline", "logs", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     print(logs.stdout + logs.stderr, flush=True)
+    summary = subprocess.run([sys.executable, "-m", "podline", "get", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    print(summary.stdout + summary.stderr, flush=True)
     say(f"the run ended: {phase or 'still running after 300s'}")
     say(f"try more:  export KUBECONFIG={cluster.kubeconfig}")
     say("           kubectl get pipelines -A;  .venv/bin/podline logs demo -n demo")
+    say(f"           {operator_log}")
     say("stop everything: tests/dev.sh down")
     return 0 if phase == "Succeeded" else 1
 
 
-def main() -> int:
+def main(*, local: bool = False) -> int:
     from tests.cluster import __main__ as cli
 
     directory = clusters.directory("node")
@@ -115,4 +155,4 @@ def main() -> int:
         say(clusters.stop_cli_cluster("node"))
     cluster = cli.bring_up("node")
     assert isinstance(cluster, nodetier.NodeCluster)
-    return run(cluster)
+    return run(cluster, local=local)
