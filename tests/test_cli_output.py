@@ -13,7 +13,7 @@ import pytest
 from podline.shell import viewing
 
 ROOT = Path(__file__).resolve().parents[1]
-NOW = datetime.datetime(2026, 12, 1, 10, 0, 0, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 12, 1, 10, 0, 0, tzinfo=datetime.UTC)
 
 
 @pytest.mark.parametrize(("seconds", "shown"), [

@@ -98,7 +98,7 @@ def install_chart(cluster: nodetier.NodeCluster) -> str:
             "--set", f"image.repository={operator_image.REPOSITORY}", "--set", f"image.tag={image.tag}",
             "--wait", "--timeout", "180s"]  # fmt: skip
     say("$ helm install " + " ".join(argv[2:]))
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240, check=False)
     if result.returncode != 0:
         raise SystemExit(f"[demo] helm install failed:\n{result.stdout}{result.stderr}")
     print(result.stdout.split("NOTES:")[0], flush=True)
@@ -135,7 +135,7 @@ def run(cluster: nodetier.NodeCluster, *, local: bool = False) -> int:
                           capture_output=True, text=True, timeout=120)
     print(logs.stdout + logs.stderr, flush=True)
     summary = subprocess.run([sys.executable, "-m", "podline", "get", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     print(summary.stdout + summary.stderr, flush=True)
     say(f"the run ended: {phase or 'still running after 300s'}")
     say(f"try more:  export KUBECONFIG={cluster.kubeconfig}")

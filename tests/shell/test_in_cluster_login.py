@@ -5,7 +5,6 @@ tier proves the whole login in a pod (tests/e2e/test_chart_node.py)."""
 from __future__ import annotations
 
 import pytest
-
 from podline.shell import kube
 
 DEFAULT = "https://kubernetes.default.svc"

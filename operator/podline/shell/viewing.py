@@ -31,7 +31,7 @@ def _namespace(args: argparse.Namespace) -> str:
     if args.namespace:
         return str(args.namespace)
     try:
-        _, context = kubernetes.config.list_kube_config_contexts()
+        _, context = kubernetes.config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
         return str(context.get("context", {}).get("namespace") or "default")
     except (kubernetes.config.ConfigException, TypeError):
         return "default"
@@ -94,7 +94,7 @@ def _time(stamp: Any) -> datetime.datetime | None:
         parsed = datetime.datetime.fromisoformat(stamp)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 def duration(seconds: float) -> str:
@@ -143,9 +143,10 @@ def get(args: argparse.Namespace) -> int:
     if args.pipeline:
         items = [_pipeline(custom, namespace, args.pipeline)]
     else:
-        items = custom.list_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
-                                                     conventions.PLURAL).get("items", [])
-    now = datetime.datetime.now(datetime.timezone.utc)
+        listed = custom.list_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
+                                                      conventions.PLURAL)
+        items = dict(listed).get("items", []) if isinstance(listed, dict) else []
+    now = datetime.datetime.now(datetime.UTC)
     for body in items:
         for line in summary(body, now):
             print(line, flush=True)
