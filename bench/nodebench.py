@@ -4,7 +4,7 @@
 session holds the node tier), the operator as a process (production defaults, the placeholder
 ``drone/placeholder:1`` from the node tier's docker.io mirror), containerd's task events, and builds the
 peer if its source is there. Then, each scenario repeated and the systems alternated (the order rotates
-every repeat), images already present (a warm-up run of every system first):
+every repeat), images already present (a warm-up run first pulls every image the systems use):
 
 1. ``e2e``: N steps of ``echo`` in order, one pipeline at a time: submit → result (podline: ``kubectl
    apply`` → final phase on the bench's watch; the peer: ``exec`` started → it decided; the floor:
@@ -48,7 +48,7 @@ class NodeConfig:
 
     @classmethod
     def quick(cls) -> NodeConfig:
-        return cls(repeats=1, sizes=(1, 3), concurrent=2, timeline_size=3)
+        return cls(repeats=1, sizes=(3,), concurrent=2, timeline_size=3)
 
 
 def _timeout(steps: int, pipelines: int = 1) -> float:
@@ -181,9 +181,8 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
     """Every scenario, every repeat, every system; raw outcomes and their summaries."""
     raw: dict[str, Any] = {"e2e": {}, "fanout": {}, "concurrent": {}}
     timeline: dict[str, Any] = {}
-    say("warm-up: one run of every system (pulls busybox:1.36 and drone/placeholder:1 onto the node)")
-    for system in bench.all_systems(0):
-        bench.run(system, "warm", [("warm", nodesystems.echo_steps(2))])
+    say("warm-up: one podline run (pulls busybox:1.36 and drone/placeholder:1, every system's images)")
+    bench.run(bench.systems[0], "warm", [("warm", nodesystems.echo_steps(2))])
     for repeat in range(cfg.repeats):
         order = bench.all_systems(repeat)
         for size in cfg.sizes if "e2e" in only else ():

@@ -113,21 +113,26 @@ def timeline_plot(results: Mapping[str, Any], path: pathlib.Path) -> pathlib.Pat
         steps: Sequence[Mapping[str, Any]] = [s for s in run["steps"] if s.get("start") is not None]
         for i, step in enumerate(steps):
             start, end = step["start"], step.get("end") or step["start"]
+            ready = step.get("ready")
+            if ready is not None and ready < start - 0.005:  # its container was up and waiting
+                axis.broken_barh([(ready, start - ready)], (i - 0.15, 0.3), color="lightgray")
             axis.broken_barh([(start, max(end - start, 0.0))], (i - 0.4, 0.8), color=colours.get(system, "tab:blue"))
             axis.plot([start], [i], marker="|", color="black", markersize=8)
         done = run.get("seconds")
         if done is not None:
             axis.axvline(done, color="red", linestyle="--", linewidth=1)
-            axis.text(done, len(steps) - 0.5, f" result {done:.2f} s", color="red", va="top", fontsize=8)
+            axis.text(done, -0.5, f" result {done:.2f} s", color="red", va="top", fontsize=8)
         axis.axvline(0, color="black", linewidth=0.8)
-        axis.set_ylim(-0.8, max(len(steps), 1) - 0.2)
+        axis.set_ylim(max(len(steps), 1) - 0.2, -0.8)  # step 1 on top
         axis.set_yticks(range(len(steps)))
         axis.set_yticklabels([str(i + 1) for i in range(len(steps))], fontsize=7)
         axis.set_ylabel("step")
-        axis.set_title(f"{system}: {len(steps)} step(s)", fontsize=9, loc="left")
+        size = (results.get("config") or {}).get("timeline_size")
+        title = f"{system}: all {size} commands in one container" if system == SHELL else f"{system}: {len(steps)} steps"
+        axis.set_title(title, fontsize=9, loc="left")
         axis.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("seconds since submit (kubectl apply / exec started); | = step start (containerd), "
-                           "bar = step running")
+                           "bar = step running, grey = its container up and waiting")
     size = (results.get("config") or {}).get("timeline_size")
     figure.suptitle(f"{size} steps of `echo` on the node tier: where the time goes ({results.get('date', '')})",
                     fontsize=10)
