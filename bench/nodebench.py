@@ -92,6 +92,9 @@ class Bench:
         port = 0
         env = {"KUBECONFIG": str(self.cluster.kubeconfig), "PODLINE_METRICS_PORT": str(port),
                "PODLINE_LIVENESS_PORT": "0"}
+        runner = getattr(self.cluster.registry, "runner", None)  # the in-pod design's runner image, if built
+        if runner:
+            env["PODLINE_RUNNER_IMAGE"] = runner
         self.operator = harness.Process("operator", harness.operator_argv(), self.cluster.log_dir, env)
         self.operator.start()
         if not self.operator.wait_log("podline operator started", 60):
