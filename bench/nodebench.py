@@ -4,7 +4,7 @@
 session holds the node tier), the operator as a process (production defaults, the placeholder
 ``drone/placeholder:1`` from the node tier's docker.io mirror), containerd's task events, and builds the
 peer if its source is there. Then, each scenario repeated and the systems alternated (the order rotates
-every repeat), images already present (a warm-up run first pulls every image the systems use):
+every repeat), images already present (a warm-up run of podline and the peer pulls every image the systems use):
 
 1. ``e2e``: N steps of ``echo`` in order, one pipeline at a time: submit → result (podline: ``kubectl
    apply`` → final phase on the bench's watch; the peer: ``exec`` started → it decided; the floor:
@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import harness, nodesystems, peer, proc, stats, taskevents
 from bench.nodesystems import Outcome
+from tests.cluster import images
 
 SCENARIOS = ("e2e", "fanout", "concurrent")
 
@@ -95,6 +96,7 @@ class Bench:
         runner = getattr(self.cluster.registry, "runner", None)  # the in-pod design's runner image, if built
         if runner:
             env["PODLINE_RUNNER_IMAGE"] = runner
+            env["PODLINE_REGISTRY_MIRRORS"] = images.operator_mirrors()  # image configs from the local registries
         self.operator = harness.Process("operator", harness.operator_argv(), self.cluster.log_dir, env)
         self.operator.start()
         if not self.operator.wait_log("podline operator started", 60):
@@ -184,8 +186,10 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
     """Every scenario, every repeat, every system; raw outcomes and their summaries."""
     raw: dict[str, Any] = {"e2e": {}, "fanout": {}, "concurrent": {}}
     timeline: dict[str, Any] = {}
-    say("warm-up: one podline run (pulls busybox:1.36 and drone/placeholder:1, every system's images)")
-    bench.run(bench.systems[0], "warm", [("warm", nodesystems.echo_steps(2))])
+    say("warm-up: one run of podline and of the peer (pulls busybox:1.36 and drone/placeholder:1, every image "
+        "the systems use)")
+    for system in bench.systems:
+        bench.run(system, "warm", [("warm", nodesystems.echo_steps(2))])
     for repeat in range(cfg.repeats):
         order = bench.all_systems(repeat)
         for size in cfg.sizes if "e2e" in only else ():

@@ -63,6 +63,12 @@ GOLANG_TAGS = ("latest", "1.7", "1.12")
 ALIASES = {"docker.io": PUBLIC_REGISTRY, "registry.internal.company.com": PRIVATE_REGISTRY}
 
 
+def operator_mirrors() -> str:
+    """``PODLINE_REGISTRY_MIRRORS`` for an operator on the node tier: image configs of the `ALIASES` hosts are
+    read where containerd pulls them from, never from the hosts' own names."""
+    return ",".join(f"{alias}=http://127.0.0.1:{local.rsplit(':', 1)[1]}" for alias, local in ALIASES.items())
+
+
 def hub_repository(reference: str) -> str:
     """Where a ``docker.io/…`` reference lives on the public registry: ``localhost:5101/library/redis:7``."""
     return f"{PUBLIC_REGISTRY}/{reference.removeprefix('docker.io/')}"

@@ -2,8 +2,8 @@
 ``pull`` value, pulled by the real kubelet through containerd's docker.io mirror (the public registry).
 
 The registry's access log is the witness: a pull starts with a request for the image's manifest by tag, so
-the number of those requests is the number of pulls. The operator runs with its default placeholder,
-``drone/placeholder:1`` (from the same mirror).
+the number of those requests is the number of pulls. The operator reads image configs through the same
+local registries (``PODLINE_REGISTRY_MIRRORS``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ GOLANG = ("docker.io/library/golang:latest", "docker.io/library/golang:1.7")
 def hub_operator(node_cluster: Any) -> Iterator[operating.OperatorProcess]:
     conftest.install_crd(node_cluster)
     op = operating.OperatorProcess(node_cluster.kubeconfig, node_cluster.log_dir, name="operator-hub",
-                                   env={"PODLINE_PULL_TIMEOUT": "15"})  # the default placeholder image
+                                   env={"PODLINE_PULL_TIMEOUT": "15", "PODLINE_RUNNER_IMAGE": node_cluster.registry.runner,
+                                        "PODLINE_REGISTRY_MIRRORS": images.operator_mirrors()})
     op.start()
     yield op
     op.stop()
