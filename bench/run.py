@@ -1,4 +1,7 @@
-"""The bench's one entry point: ``python -m bench.run [--quick] [--out DIR] [--profile]``.
+"""The bench's one entry point: ``python -m bench.run [--tier api|node] [--quick] [--out DIR] [--profile]``.
+
+``--tier node`` runs the node tier's bench instead (`bench.nodebench`: real kubelet and containerd,
+podline next to drone-runner-kube and the floor); what follows is the api tier's.
 
 Starts the api tier of the test cluster (etcd, kube-apiserver, kube-controller-manager), installs the CRD,
 starts the operator (``python -m podline operator``), the scripted kubelet and the floor's responder as
@@ -218,6 +221,31 @@ def _assignments(variant: str) -> dict[str, str]:
     return pairs
 
 
+def node_main(args: argparse.Namespace, mode: str) -> int:
+    from bench import nodebench, nodereport
+
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only != ",".join(SCENARIOS) \
+        else nodebench.SCENARIOS
+    unknown = set(only) - set(nodebench.SCENARIOS)
+    if unknown:
+        raise SystemExit(f"--tier node: unknown scenarios {', '.join(sorted(unknown))} "
+                         f"(choose from {','.join(nodebench.SCENARIOS)})")
+    cfg = nodebench.NodeConfig.quick() if args.quick else nodebench.NodeConfig.full()
+    out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
+    results = nodebench.run(cfg, mode, only, out, say, args.peer_src, not args.no_peer)
+    paths = nodebench.write(results, out)
+    print()
+    print(nodereport.header(results))
+    print()
+    print(nodereport.table(results))
+    print()
+    for path in paths:
+        say(f"wrote {path}")
+    for error in results["errors"]:
+        say(f"ERROR in {error['scenario']}:\n{error['error']}")
+    return 1 if results["errors"] else 0
+
+
 def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # so every finally runs and the cluster is torn down
 
@@ -225,6 +253,13 @@ def _interrupted(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--tier", choices=("api", "node"), default="api",
+                        help="api: the operator and the apiserver with a scripted kubelet (default); node: what "
+                             "pipelines take on a real kubelet, next to drone-runner-kube and the floor")
+    parser.add_argument("--peer-src", type=pathlib.Path, default=None,
+                        help="--tier node: a drone-runner-kube source checkout (default "
+                             "~/.cache/podline/peers/drone-runner-kube)")
+    parser.add_argument("--no-peer", action="store_true", help="--tier node: leave drone-runner-kube out")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every scenario")
     parser.add_argument("--out", type=pathlib.Path, default=None,
                         help="where to write results (default bench/results, or bench/results/quick)")
@@ -234,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare operator settings instead: ';'-separated variants, each a comma-separated "
                              "list of PODLINE_*=value (empty: defaults), e.g. ';PODLINE_STATUS_INTERVAL_MS=0'")
     args = parser.parse_args(argv)
-    cfg = scenarios.Config.quick() if args.quick else scenarios.Config.full()
     mode = "quick" if args.quick else "full"
+    if args.tier == "node":
+        return node_main(args, mode)
+    cfg = scenarios.Config.quick() if args.quick else scenarios.Config.full()
     if args.profile:
         profile(cfg, args.out or RESULTS / "profile")
         return 0

@@ -3,7 +3,13 @@
 It has its own socket, root and state directory inside the cluster directory, so it never touches a
 system containerd. Network namespaces are mounted under its state directory (so teardown finds them),
 cgroups are managed by cgroupfs (cgroup v1 here), and the node tier's registries are reached over plain
-HTTP through CRI registry mirrors. The sandbox (pause) image is imported locally by `nodetier`.
+HTTP through containerd's registry host configuration (``config_path``: one ``hosts.toml`` per registry
+host, each naming its local registry as the *server*, so containerd never falls back to the host itself).
+Besides the registries' own names, ``docker.io`` is served by the public registry — references such as
+``busybox:1.36``, ``library/golang:1.7`` or ``index.docker.io/library/golang`` are normalised to
+``docker.io/…`` by the kubelet and containerd, so every Docker Hub form resolves here — and the example
+private registry host of docs/examples by the private one (`images.ALIASES`). The sandbox (pause) image is
+imported locally by `nodetier`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import pathlib
 import subprocess
 
-from tests.cluster import binaries, components
+from tests.cluster import binaries, components, images
 
 CNI_BRIDGE = "podline0"
 POD_SUBNET = "10.234.0.0/16"
@@ -20,6 +26,32 @@ POD_SUBNET = "10.234.0.0/16"
 
 def socket(directory: pathlib.Path) -> pathlib.Path:
     return directory / "containerd.sock"
+
+
+def hosts_dir(directory: pathlib.Path) -> pathlib.Path:
+    """containerd's ``config_path``: ``<host>/hosts.toml`` for every registry host it knows."""
+    return directory / "certs.d"
+
+
+def with_aliases(mirrors: dict[str, str]) -> dict[str, str]:
+    """``mirrors`` plus every `images.ALIASES` host whose local registry is in it."""
+    extra = {alias: mirrors[target] for alias, target in images.ALIASES.items() if target in mirrors}
+    return {**mirrors, **extra}
+
+
+def write_hosts(directory: pathlib.Path, mirrors: dict[str, str]) -> None:
+    """One ``hosts.toml`` per host whose one and only server is the endpoint (plain HTTP, loopback).
+
+    containerd 1.6 rejects a file without a ``host`` table ("invalid `host` tree") and then, as for a
+    host without a file or a file without ``server``, goes to the registry's own name — for docker.io,
+    Docker Hub. An empty ``[host]`` table keeps the server the only host, so each pull asks the local
+    registry exactly once and its errors (not found, unauthorized) reach the kubelet unchanged. Checked
+    with containerd v1.6.20's own ``remotes/docker/config.ConfigureHosts``."""
+    for host, endpoint in mirrors.items():
+        path = hosts_dir(directory) / host / "hosts.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {host} is served by the node tier's registry at {endpoint}\n"
+                        f'server = "{endpoint}"\n\n[host]\n')
 
 
 def write_cni_config(
@@ -52,7 +84,8 @@ def write_cni_config(
 def write_config(
     directory: pathlib.Path, *, sandbox_image: str, cni_conf_dir: pathlib.Path, mirrors: dict[str, str]
 ) -> pathlib.Path:
-    """containerd's config.toml; ``mirrors`` maps a registry host in image references to an http:// URL."""
+    """containerd's config.toml and its registry host files; ``mirrors`` maps a registry host in image
+    references to an http:// URL (`images.ALIASES` hosts are added to it)."""
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     lines = [
         "version = 2",
@@ -85,10 +118,10 @@ def write_config(
         f'  conf_dir = "{cni_conf_dir}"',
         "  max_conf_num = 1",
     ]
-    for host, endpoint in mirrors.items():
-        lines += [f'[{cri}.registry.mirrors."{host}"]', f'  endpoint = ["{endpoint}"]']
-    path = directory / "config.toml"
+    lines += [f"[{cri}.registry]", f'  config_path = "{hosts_dir(directory)}"']
     directory.mkdir(parents=True, exist_ok=True)
+    write_hosts(directory, with_aliases(mirrors))
+    path = directory / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -12,6 +12,14 @@ with ``skopeo`` to the node tier's registries at every cluster start:
 - runner: the entrypoint binary (``tests/entrypointbin.py`` builds it from ``operator/entrypoint/``) at
   ``/podline-entrypoint`` and the empty marker ``/.podline-runner``, nothing else (docs/in-pod.md). Tagged
   with the hash of the entrypoint's sources, so a node never runs a stale one from its image store.
+- Docker Hub names (`DOCKER_HUB`): the images docs/examples and the seed document name, built here and
+  pushed to the public registry under the repository Docker Hub would serve (``busybox:1.36`` is
+  ``localhost:5101/library/busybox:1.36``); containerd's registry host configuration (`containerd`)
+  sends every ``docker.io`` pull there, so the kubelet pulls ``busybox:1.36`` as written. They are
+  stand-ins: ``drone/placeholder:1`` is the placeholder (drone-runner-kube starts every step container on
+  it with ``/bin/sh -c …``, so it must sleep whatever it is told, as ours does); ``redis:7`` is busybox
+  whose ``redis-server`` answers on port 6379 with ``nc``; the ``golang`` tags are busybox with a ``go``
+  that only says what it was asked to do.
 
 The layout is rebuilt only when its inputs (busybox binary, placeholder source, entrypoint sources, recipe
 version) change.
@@ -39,13 +47,41 @@ PRIVATE_BUSYBOX = f"{PRIVATE_REGISTRY}/private/busybox:1"
 PLACEHOLDER = f"{PUBLIC_REGISTRY}/podline/placeholder:1"
 PAUSE = f"{PUBLIC_REGISTRY}/podline/pause:1"
 
+# Docker Hub references -> tag in the OCI layout. Pushed to PUBLIC_REGISTRY under the repository Docker
+# Hub would serve them from; `containerd` mirrors docker.io (and its legacy name index.docker.io) there.
+DOCKER_HUB = {
+    "docker.io/library/busybox:1.36": "busybox",
+    "docker.io/drone/placeholder:1": "placeholder",
+    "docker.io/library/redis:7": "redis",
+    "docker.io/library/golang:latest": "golang-latest",
+    "docker.io/library/golang:1.7": "golang-1.7",
+    "docker.io/library/golang:1.12": "golang-1.12",
+}
+GOLANG_TAGS = ("latest", "1.7", "1.12")
+# Registry hosts that image references in docs/examples name, served by a local registry instead (so no
+# name is ever looked up outside the machine): host -> the local registry host that answers for it.
+ALIASES = {"docker.io": PUBLIC_REGISTRY, "registry.internal.company.com": PRIVATE_REGISTRY}
+
+
+def operator_mirrors() -> str:
+    """``PODLINE_REGISTRY_MIRRORS`` for an operator on the node tier: image configs of the `ALIASES` hosts are
+    read where containerd pulls them from, never from the hosts' own names."""
+    return ",".join(f"{alias}=http://127.0.0.1:{local.rsplit(':', 1)[1]}" for alias, local in ALIASES.items())
+
+
+def hub_repository(reference: str) -> str:
+    """Where a ``docker.io/…`` reference lives on the public registry: ``localhost:5101/library/redis:7``."""
+    return f"{PUBLIC_REGISTRY}/{reference.removeprefix('docker.io/')}"
+
+
 # Which local image goes where: reference -> tag in the OCI layout.
-PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox-private", PLACEHOLDER: "placeholder", PAUSE: "pause"}
+PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox-private", PLACEHOLDER: "placeholder", PAUSE: "pause",
+          **{hub_repository(reference): tag for reference, tag in DOCKER_HUB.items()}}
 
 RUNNER = f"{PUBLIC_REGISTRY}/podline/runner:{entrypointbin.source_hash()}"
 PUSHES[RUNNER] = "runner"
 
-RECIPE_VERSION = "2"  # bump when the way images are built changes
+RECIPE_VERSION = "3"  # bump when the way images are built changes
 SOURCE = binaries.HERE / "placeholder.c"
 
 
@@ -95,6 +131,10 @@ def _build(layout: pathlib.Path) -> None:
             oci, work, "pause", lambda root: _sleeper_rootfs(root, sleeper, "pause"), entrypoint=["/pause"]
         )
         _image(oci, work, "runner", _runner_rootfs, entrypoint=["/podline-entrypoint"])
+        _image(oci, work, "redis", _redis_rootfs, entrypoint=["/usr/local/bin/redis-server"])
+        for version in GOLANG_TAGS:
+            _image(oci, work, f"golang-{version}", _golang_rootfs, cmd=["sh"],
+                   env=[f"GOLANG_VERSION={version}", "PATH=/usr/local/go/bin:/bin:/sbin:/usr/bin:/usr/sbin"])  # fmt: skip
         _run("umoci", "gc", "--layout", str(oci))
         if layout.exists():
             shutil.rmtree(layout)
@@ -156,6 +196,24 @@ def _busybox_rootfs(root: pathlib.Path) -> None:
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
     )
     (root / "etc/group").write_text("root:x:0:\nnobody:x:65534:\n")
+
+
+def _redis_rootfs(root: pathlib.Path) -> None:
+    """busybox, with a ``redis-server`` that accepts connections on 6379 (and echoes what it is sent)."""
+    _busybox_rootfs(root)
+    _script(root / "usr/local/bin/redis-server", "exec nc -ll -p 6379 -e /bin/cat")
+
+
+def _golang_rootfs(root: pathlib.Path) -> None:
+    """busybox, with a ``go`` on Go's usual PATH that says what it was asked and succeeds."""
+    _busybox_rootfs(root)
+    _script(root / "usr/local/go/bin/go", 'echo "go $* (podline test image ${GOLANG_VERSION}: no Go toolchain)"')
+
+
+def _script(path: pathlib.Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
 
 
 def _sleeper_rootfs(root: pathlib.Path, sleeper: pathlib.Path, name: str, *aliases: str) -> None:
