@@ -379,6 +379,9 @@ def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> 
     for c in plan.steps:
         if views[c.name].reason in observing.CONFIG_ERRORS:
             return Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}'
+    # Steps that failed only because the stop ended them say nothing about why the run stopped: the words
+    # must be the same before the stop shows and after.
+    views = {n: observing.StepView(State.SKIPPED) if v.reason == stepping.Why.STOPPED else v for n, v in views.items()}
     stuck = next((c for c in plan.steps if views[c.name].no_result), None)
     if _failing(plan, views) or stuck is None:
         return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
