@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from podline import cli
 from podline.core import auths, conventions, errors, runs, scheduling, statuses
 from podline.shell import settings as settings_
@@ -129,5 +128,6 @@ def test_a_garbage_timeout_annotation_is_refused_by_render_as_by_the_operator(tm
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     with pytest.raises(cli.CliError) as raised:
         cli.render([str(path)])
-    assert raised.value.lines == [f't: metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]: "garbage" is not a '
-                                  "duration like 90s, 30m or 2h"]
+    expected = (f't: metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]: "garbage" is not a '
+                "duration like 90s, 30m or 2h")
+    assert raised.value.lines == [expected]

@@ -46,17 +46,16 @@ class OperatorProcess:
             "PODLINE_RESYNC_SECONDS": "5",
             **self.env,
         }
-        log = open(self.log_path, "ab")
-        log.write(f"--- start {self.starts + 1} ---\n".encode())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "podline", "operator"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {self.starts + 1} ---\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "podline", "operator"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+                start_new_session=True,
+            )
         self.starts += 1
 
     def kill(self) -> None:

@@ -154,7 +154,7 @@ def test_cancel_annotation_stops_the_run(api_env) -> None:
 
 
 def test_spec_change_starts_a_new_run_and_stops_the_old(api_env) -> None:
-    cluster, ns, op, _ = api_env
+    cluster, ns, _op, _ = api_env
     apply(cluster, ns, pipeline("evolve", {"steps": [step("wait", "sleep 600")]}))
     wait_for(lambda: status(cluster, ns, "evolve").get("phase") == "Running", what="first run running")
     apply(cluster, ns, pipeline("evolve", {"steps": [step("quick", "true")]}))
@@ -171,7 +171,7 @@ def test_spec_change_starts_a_new_run_and_stops_the_old(api_env) -> None:
 
 
 def test_reapplying_an_unchanged_spec_does_nothing(api_env) -> None:
-    cluster, ns, op, kubelet = api_env
+    cluster, ns, op, _kubelet = api_env
     obj = pipeline("same", {"steps": [step("one", "true")]})
     apply(cluster, ns, obj)
     first = wait_for_phase(cluster, ns, "same", operator=op)
@@ -249,7 +249,7 @@ def test_missing_pull_secret_fails_fast_and_a_rerun_works_once_it_exists(api_env
 
 
 def test_deleting_the_pipeline_removes_pod_and_generated_secret(api_env) -> None:
-    cluster, ns, op, _ = api_env
+    cluster, ns, _op, _ = api_env
     config = {"auths": {"registry.example.com": {"auth": "Y2k6cHc="}}}
     cluster.kubectl(
         "create", "secret", "generic", "reg2", "-n", ns, f"--from-literal=config.json={json.dumps(config)}"
