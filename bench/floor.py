@@ -35,8 +35,12 @@ STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
 def floor_object() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": NAME, "annotations": {PING: "", PONG: ""}}, "data": {}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": NAME, "annotations": {PING: "", PONG: ""}},
+        "data": {},
+    }
 
 
 def floor_pod(steps: int = 8) -> dict[str, Any]:
@@ -54,10 +58,17 @@ def floor_pod(steps: int = 8) -> dict[str, Any]:
     return pod
 
 
-def annotate(core: kubernetes.client.CoreV1Api, namespace: str, key: str, value: str, kind: str = "configmap") -> None:
+def annotate(
+    core: kubernetes.client.CoreV1Api, namespace: str, key: str, value: str, kind: str = "configmap"
+) -> None:
     patch = core.patch_namespaced_pod if kind == "pod" else core.patch_namespaced_config_map
-    patch(NAME, namespace, {"metadata": {"annotations": {key: value}}}, _content_type=STRATEGIC_MERGE,
-          _preload_content=False)
+    patch(
+        NAME,
+        namespace,
+        {"metadata": {"annotations": {key: value}}},
+        _content_type=STRATEGIC_MERGE,
+        _preload_content=False,
+    )
 
 
 def respond(kubeconfig: str, namespace: str, kind: str, stop: threading.Event) -> None:
@@ -68,10 +79,12 @@ def respond(kubeconfig: str, namespace: str, kind: str, stop: threading.Event) -
     while not stop.is_set():
         try:
             if version is None:
-                version = json.loads(lister(namespace, _preload_content=False).data)[
-                    "metadata"]["resourceVersion"]
-            response = lister(namespace, watch=True, resource_version=version, timeout_seconds=240,
-                              _preload_content=False)
+                version = json.loads(lister(namespace, _preload_content=False).data)["metadata"][
+                    "resourceVersion"
+                ]
+            response = lister(
+                namespace, watch=True, resource_version=version, timeout_seconds=240, _preload_content=False
+            )
             for line in watching.lines(response):
                 event = json.loads(line)
                 obj = event.get("object") or {}
@@ -90,7 +103,9 @@ def respond(kubeconfig: str, namespace: str, kind: str, stop: threading.Event) -
 class Pinger:
     """Writes ``ping=i`` and waits for ``pong=i`` on the recorder, ``count`` times (or until stopped)."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, recorder: watching.Recorder, kind: str = "configmap") -> None:
+    def __init__(
+        self, api: kubernetes.client.ApiClient, recorder: watching.Recorder, kind: str = "configmap"
+    ) -> None:
         self.core = kubernetes.client.CoreV1Api(api)
         self.kind = kind
         self.recorder = recorder
@@ -166,8 +181,10 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threads = [threading.Thread(target=respond, args=(args.kubeconfig, args.namespace, kind, stop), daemon=True)
-               for kind in ("configmap", "pod")]
+    threads = [
+        threading.Thread(target=respond, args=(args.kubeconfig, args.namespace, kind, stop), daemon=True)
+        for kind in ("configmap", "pod")
+    ]
     parent = os.getppid()
     for thread in threads:
         thread.start()

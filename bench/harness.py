@@ -46,8 +46,14 @@ class Process:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts + 1}: {' '.join(self.argv)} ---\n".encode())
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                            env={**os.environ, **self.env}, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         self.starts += 1
 
     @property
@@ -110,8 +116,12 @@ class Harness:
             api = kubelet_.client(str(cluster.kubeconfig), pool=32)
             port = probes.free_port()
             operator = Process("operator", operator_argv(), cluster.log_dir, operator_env(cluster, port))
-            kubelet = Process("scripted-kubelet", [sys.executable, "-m", "bench.kubelet", str(cluster.kubeconfig)],
-                              cluster.log_dir, {})
+            kubelet = Process(
+                "scripted-kubelet",
+                [sys.executable, "-m", "bench.kubelet", str(cluster.kubeconfig)],
+                cluster.log_dir,
+                {},
+            )
             harness = cls(cluster=cluster, api=api, operator=operator, kubelet=kubelet, metrics_port=port)
         except BaseException:
             cluster.stop()
@@ -125,7 +135,9 @@ class Harness:
             harness.responder = Process(
                 "floor-responder",
                 [sys.executable, "-m", "bench.floor", str(cluster.kubeconfig), harness.floor_namespace],
-                cluster.log_dir, {})
+                cluster.log_dir,
+                {},
+            )
             harness.responder.start()
             if not harness.responder.wait_log("floor responder running", 60):
                 raise RuntimeError("the floor responder did not start:\n" + harness.responder.log()[-2000:])
@@ -164,16 +176,21 @@ class Harness:
         for log in self.cluster.log_dir.glob("*.log"):
             shutil.copyfile(log, out / log.name)
         text = self.operator.log()
-        return {"operator_log_lines": text.count("\n"), "operator_log_bytes": len(text.encode()),
-                "kopf_handler_succeeded_lines": text.count("succeeded."),
-                "operator_warnings": sum(1 for line in text.splitlines() if "WARNING" in line or "ERROR" in line)}
+        return {
+            "operator_log_lines": text.count("\n"),
+            "operator_log_bytes": len(text.encode()),
+            "kopf_handler_succeeded_lines": text.count("succeeded."),
+            "operator_warnings": sum(1 for line in text.splitlines() if "WARNING" in line or "ERROR" in line),
+        }
 
     # ---- processes ---------------------------------------------------------------------------------
 
     def pids(self) -> dict[str, int]:
-        found = {"operator": self.operator.pid if self.operator.alive() else 0,
-                 "scripted-kubelet": self.kubelet.pid if self.kubelet.alive() else 0,
-                 "bench": os.getpid()}
+        found = {
+            "operator": self.operator.pid if self.operator.alive() else 0,
+            "scripted-kubelet": self.kubelet.pid if self.kubelet.alive() else 0,
+            "bench": os.getpid(),
+        }
         for name in ("kube-apiserver", "etcd", "kube-controller-manager"):
             component = self.cluster.components.get(name)
             if component is not None and component.process is not None:
@@ -194,13 +211,17 @@ class Harness:
     def delete_namespace(self, name: str) -> None:
         self.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
-    def create_pipelines(self, namespace: str, bodies: Iterable[dict[str, Any]], workers: int = 16) -> list[float]:
+    def create_pipelines(
+        self, namespace: str, bodies: Iterable[dict[str, Any]], workers: int = 16
+    ) -> list[float]:
         """Create the Pipelines at once (``workers`` requests in flight); returns each request's send time."""
         custom = kubernetes.client.CustomObjectsApi(self.api)
 
         def create(body: dict[str, Any]) -> float:
             sent = time.monotonic()
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, _preload_content=False)
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body, _preload_content=False
+            )
             return sent
 
         bodies = list(bodies)
@@ -217,15 +238,16 @@ class Harness:
     def apiserver_requests(self) -> dict[tuple[str, str, str], float]:
         """apiserver_request_total summed by (verb, resource, subresource), from the apiserver's /metrics."""
         admin = pki.KeyPair(self.cluster.pki_dir / "admin.crt", self.cluster.pki_dir / "admin.key")
-        answer = probes.http_get(self.cluster.server + "/metrics", probes.tls_context(self.cluster.ca, admin),
-                                 timeout=30)
+        answer = probes.http_get(
+            self.cluster.server + "/metrics", probes.tls_context(self.cluster.ca, admin), timeout=30
+        )
         if answer is None or answer[0] != 200:
             raise RuntimeError("could not read the apiserver's /metrics")
         totals: dict[tuple[str, str, str], float] = defaultdict(float)
         for line in answer[1].decode().splitlines():
             if not line.startswith("apiserver_request_total{"):
                 continue
-            labels_text, _, value = line[len("apiserver_request_total{"):].rpartition("} ")
+            labels_text, _, value = line[len("apiserver_request_total{") :].rpartition("} ")
             labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels_text))
             key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
             totals[key] += float(value)
@@ -234,7 +256,9 @@ class Harness:
     def operator_metrics(self) -> dict[str, Any]:
         """The operator's own Prometheus metrics: histograms as cumulative buckets, counters as numbers."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10
+            ) as response:
                 text = response.read().decode()
         except OSError:
             return {}
@@ -259,8 +283,9 @@ def install_crd(cluster: apitier.ApiCluster, timeout: float = 60.0) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(CRD))
     deadline = time.monotonic() + timeout
     while True:
-        done = cluster.kubectl("wait", "--for=condition=Established", "crd/pipelines.podline.dev",
-                               "--timeout=10s", check=False)
+        done = cluster.kubectl(
+            "wait", "--for=condition=Established", "crd/pipelines.podline.dev", "--timeout=10s", check=False
+        )
         if done.returncode == 0:
             return
         if time.monotonic() > deadline:
@@ -283,18 +308,27 @@ def operator_env(cluster: apitier.ApiCluster, metrics_port: int) -> dict[str, st
 
 def pipeline(name: str, durations: Sequence[float], *, image: str = STEP_IMAGE) -> dict[str, Any]:
     """A Pipeline of sequential steps ``s00, s01, …``; step i runs ``durations[i]`` seconds, then exits 0."""
-    steps = [{"name": f"s{i:02d}", "image": image, "commands": [f"sleep {d:.3f}"]} for i, d in enumerate(durations)]
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Pipeline", "metadata": {"name": name},
-            "spec": {"kind": "pipeline", "type": "kubernetes", "name": name, "steps": steps}}
+    steps = [
+        {"name": f"s{i:02d}", "image": image, "commands": [f"sleep {d:.3f}"]} for i, d in enumerate(durations)
+    ]
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Pipeline",
+        "metadata": {"name": name},
+        "spec": {"kind": "pipeline", "type": "kubernetes", "name": name, "steps": steps},
+    }
 
 
 def delta(after: Mapping[Any, float], before: Mapping[Any, float]) -> dict[Any, float]:
-    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(after) | set(before)
-            if after.get(k, 0.0) - before.get(k, 0.0)}
+    return {
+        k: after.get(k, 0.0) - before.get(k, 0.0)
+        for k in set(after) | set(before)
+        if after.get(k, 0.0) - before.get(k, 0.0)
+    }
 
 
-def histogram_delta(after: Mapping[str, Any], before: Mapping[str, Any], name: str) -> list[tuple[float, float]]:
+def histogram_delta(
+    after: Mapping[str, Any], before: Mapping[str, Any], name: str
+) -> list[tuple[float, float]]:
     old = dict(before.get(name + "_buckets", []))
     return [(bound, count - old.get(bound, 0.0)) for bound, count in after.get(name + "_buckets", [])]
-
-

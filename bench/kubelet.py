@@ -50,10 +50,14 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
     def __init__(self, api: kubernetes.client.ApiClient, **kwargs: Any) -> None:
         super().__init__(api, **kwargs)
         self._dirty: set[tuple[str, str]] = set()
-        self._shadow: list[tuple[float, tuple[str, str]]] = []  # the timers again, to know which pods they touch
+        self._shadow: list[
+            tuple[float, tuple[str, str]]
+        ] = []  # the timers again, to know which pods they touch
         self._writers = concurrent.futures.ThreadPoolExecutor(WRITERS, thread_name_prefix="status")
         self._next_sweep = 0.0
-        self._seen: dict[tuple[str, str], tuple[Any, ...]] = {}  # each pod's containers as the server last said
+        self._seen: dict[
+            tuple[str, str], tuple[Any, ...]
+        ] = {}  # each pod's containers as the server last said
         self._written_at: dict[tuple[str, str], float] = {}
         self.writes = 0
         self.failed_writes = 0
@@ -93,20 +97,38 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
                 # not show ten seconds after the last write (the double's own watch lags under a burst) is
                 # written again. Seen in 100-pipeline runs: a few pods whose step never ended on the server;
                 # the cause in the double was not found.
-                if (_outline([c.status for c in pod.containers.values() if c.status]) != self._seen.get(pod.key)
-                        and now - self._written_at.get(pod.key, now) > 10.0):
-                    logger.warning("sweep: %s/%s: the server does not show the status last written; writing again",
-                                   pod.namespace, pod.name)
+                if (
+                    _outline([c.status for c in pod.containers.values() if c.status])
+                    != self._seen.get(pod.key)
+                    and now - self._written_at.get(pod.key, now) > 10.0
+                ):
+                    logger.warning(
+                        "sweep: %s/%s: the server does not show the status last written; writing again",
+                        pod.namespace,
+                        pod.name,
+                    )
                     pod.written = None
                     self._written_at[pod.key] = now
                     self._dirty.add(pod.key)
                 for container in pod.containers.values():
-                    if container.role == "step" and container.command == "running" and container.ends_at is None:
-                        logger.warning("sweep: %s/%s %s runs a step command with no end (%s)", pod.namespace,
-                                       pod.name, container.name, container.status.get("containerID"))
+                    if (
+                        container.role == "step"
+                        and container.command == "running"
+                        and container.ends_at is None
+                    ):
+                        logger.warning(
+                            "sweep: %s/%s %s runs a step command with no end (%s)",
+                            pod.namespace,
+                            pod.name,
+                            container.name,
+                            container.status.get("containerID"),
+                        )
                 if any(c.ends_at is not None and c.ends_at <= now for c in pod.containers.values()):
-                    logger.warning("sweep: %s/%s: a process had passed its end without its timer", pod.namespace,
-                                   pod.name)
+                    logger.warning(
+                        "sweep: %s/%s: a process had passed its end without its timer",
+                        pod.namespace,
+                        pod.name,
+                    )
                     self._sequence(pod)
                     self._dirty.add(pod.key)
 
@@ -167,21 +189,33 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             except kubernetes.client.ApiException as error:
                 self.failed_writes += 1
                 if error.status == 404:
-                    logger.warning("status of %s/%s not written (404): the pod is gone", pod.namespace, pod.name)
+                    logger.warning(
+                        "status of %s/%s not written (404): the pod is gone", pod.namespace, pod.name
+                    )
                     self._pods.pop(pod.key, None)
                 else:
-                    logger.warning("status of %s/%s not written (%s); trying again", pod.namespace, pod.name,
-                                   error.status)
+                    logger.warning(
+                        "status of %s/%s not written (%s); trying again",
+                        pod.namespace,
+                        pod.name,
+                        error.status,
+                    )
                     self._dirty.add(pod.key)  # the next pass (≤ 1 s) tries again
             except Exception as error:  # noqa: BLE001 - connection errors, timeouts: try again
                 self.failed_writes += 1
-                logger.warning("status of %s/%s not written (%r); trying again", pod.namespace, pod.name, error)
+                logger.warning(
+                    "status of %s/%s not written (%r); trying again", pod.namespace, pod.name, error
+                )
                 self._dirty.add(pod.key)
 
     def _write(self, pod: Any, status: dict[str, Any]) -> None:
         response = self.core.patch_namespaced_pod_status(
-            pod.name, pod.namespace, {"status": status}, _content_type="application/merge-patch+json",
-            _preload_content=False, _request_timeout=WRITE_TIMEOUT,
+            pod.name,
+            pod.namespace,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+            _request_timeout=WRITE_TIMEOUT,
         )
         response.read()  # type: ignore[attr-defined]
         response.release_conn()  # type: ignore[attr-defined]
@@ -194,8 +228,14 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
             try:
                 if version is None:
                     version = self._list()
-                response = self._lister()(label_selector=self.selector, resource_version=version, watch=True,
-                                          allow_watch_bookmarks=True, timeout_seconds=240, _preload_content=False)
+                response = self._lister()(
+                    label_selector=self.selector,
+                    resource_version=version,
+                    watch=True,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=240,
+                    _preload_content=False,
+                )
                 for line in watching.lines(response):
                     if self._stopping.is_set():
                         return
@@ -214,8 +254,12 @@ class BenchKubelet(scripted_kubelet.ScriptedKubelet):
 
 def _outline(container_statuses: list[dict[str, Any]]) -> tuple[Any, ...]:
     """What matters of a pod's container statuses: which instance each container runs, in which state."""
-    return tuple(sorted((cs.get("name"), next(iter(cs.get("state") or {"": 0})), cs.get("containerID"))
-                        for cs in container_statuses))
+    return tuple(
+        sorted(
+            (cs.get("name"), next(iter(cs.get("state") or {"": 0})), cs.get("containerID"))
+            for cs in container_statuses
+        )
+    )
 
 
 def client(kubeconfig: str, pool: int = 8) -> kubernetes.client.ApiClient:
@@ -242,7 +286,10 @@ def main() -> None:
     while not done.wait(1.0) and os.getppid() == parent:  # ends with the bench, even if it was killed
         pass
     kubelet.stop()
-    print(f"scripted kubelet stopped after {kubelet.writes} status writes ({kubelet.failed_writes} failed)", flush=True)
+    print(
+        f"scripted kubelet stopped after {kubelet.writes} status writes ({kubelet.failed_writes} failed)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,14 @@ def _timeout(steps: int, pipelines: int = 1) -> float:
 
 
 class Bench:
-    def __init__(self, say: Callable[[str], None], peer_src: pathlib.Path | None, with_peer: bool,
-                 cluster: Any = None, build_peer: bool = True) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        peer_src: pathlib.Path | None,
+        with_peer: bool,
+        cluster: Any = None,
+        build_peer: bool = True,
+    ) -> None:
         self.say = say
         self.peer_src, self.with_peer, self.build_peer = peer_src, with_peer, build_peer
         self.cluster: Any = cluster
@@ -87,27 +93,41 @@ class Bench:
         if self.cluster is None:
             began = time.monotonic()
             self.cluster = clusters.start("node", owner="bench")
-            self.say(f"node tier up in {time.monotonic() - began:.1f}s ({self.cluster.server}; "
-                     f"logs {self.cluster.log_dir})")
+            self.say(
+                f"node tier up in {time.monotonic() - began:.1f}s ({self.cluster.server}; "
+                f"logs {self.cluster.log_dir})"
+            )
         harness.install_crd(self.cluster)
         port = 0
-        env = {"KUBECONFIG": str(self.cluster.kubeconfig), "PODLINE_METRICS_PORT": str(port),
-               "PODLINE_LIVENESS_PORT": "0"}
+        env = {
+            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "PODLINE_METRICS_PORT": str(port),
+            "PODLINE_LIVENESS_PORT": "0",
+        }
         runner = getattr(self.cluster.registry, "runner", None)  # the in-pod design's runner image, if built
         if runner:
             env["PODLINE_RUNNER_IMAGE"] = runner
-            env["PODLINE_REGISTRY_MIRRORS"] = images.operator_mirrors()  # image configs from the local registries
+            env["PODLINE_REGISTRY_MIRRORS"] = (
+                images.operator_mirrors()
+            )  # image configs from the local registries
         self.operator = harness.Process("operator", harness.operator_argv(), self.cluster.log_dir, env)
         self.operator.start()
         if not self.operator.wait_log("podline operator started", 60):
             raise RuntimeError("the operator did not start:\n" + self.operator.log()[-3000:])
-        self.events = taskevents.TaskEvents(self.cluster.programs["ctr"], str(self.cluster.containerd_address))
+        self.events = taskevents.TaskEvents(
+            self.cluster.programs["ctr"], str(self.cluster.containerd_address)
+        )
         self.events.start()
         from bench import kubelet as kubelet_
 
         api = kubelet_.client(str(self.cluster.kubeconfig), pool=8)
-        self.node = nodesystems.Node(self.cluster.programs["kubectl"], self.cluster.kubeconfig, api, self.events,
-                                     pathlib.Path(self.scratch.name))
+        self.node = nodesystems.Node(
+            self.cluster.programs["kubectl"],
+            self.cluster.kubeconfig,
+            api,
+            self.events,
+            pathlib.Path(self.scratch.name),
+        )
         self.systems = [nodesystems.Podline(self.node)]
         if self.peer is not None:
             self.systems.append(nodesystems.Drone(self.node, self.peer))
@@ -123,7 +143,10 @@ class Bench:
         if self.cluster is not None:
             if logs is not None:
                 logs.mkdir(parents=True, exist_ok=True)
-                for log in [*self.cluster.log_dir.glob("*.log"), *pathlib.Path(self.scratch.name).glob("*.log")]:
+                for log in [
+                    *self.cluster.log_dir.glob("*.log"),
+                    *pathlib.Path(self.scratch.name).glob("*.log"),
+                ]:
                     (logs / log.name).write_bytes(log.read_bytes())
             if self.own_cluster:
                 self.cluster.stop()
@@ -134,22 +157,32 @@ class Bench:
 
         def out(*argv: str) -> str:
             try:
-                return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30).stdout.strip()
+                return subprocess.run(
+                    argv, check=False, capture_output=True, text=True, timeout=30
+                ).stdout.strip()
             except OSError:
                 return ""
-        found = {"kubernetes": binaries.KUBERNETES_VERSION,
-                 "containerd": out(self.cluster.programs["containerd"], "--version") if self.cluster else "",
-                 "runc": out("runc", "--version").splitlines()[0] if out("runc", "--version") else ""}
+
+        found = {
+            "kubernetes": binaries.KUBERNETES_VERSION,
+            "containerd": out(self.cluster.programs["containerd"], "--version") if self.cluster else "",
+            "runc": out("runc", "--version").splitlines()[0] if out("runc", "--version") else "",
+        }
         if self.peer is not None:
-            found["drone-runner-kube"] = {"commit": self.peer.commit, "source": str(self.peer.source),
-                                          "go": peer.go_version(self.peer.go)}
+            found["drone-runner-kube"] = {
+                "commit": self.peer.commit,
+                "source": str(self.peer.source),
+                "go": peer.go_version(self.peer.go),
+            }
         else:
             found["drone-runner-kube"] = {"not run": self.peer_note}
         return found
 
     # ---- one run of one system ---------------------------------------------------------------------
 
-    def run(self, system: Any, label: str, pipelines: list[tuple[str, list[dict[str, Any]]]]) -> list[Outcome]:
+    def run(
+        self, system: Any, label: str, pipelines: list[tuple[str, list[dict[str, Any]]]]
+    ) -> list[Outcome]:
         """Run ``pipelines`` at once on ``system``, in fresh namespaces, then delete them."""
         assert self.cluster is not None
         steps = max(len(s) for _, s in pipelines)
@@ -162,13 +195,25 @@ class Bench:
             namespaces = [self.cluster.new_namespace(f"{short}-{label}")]
             outcomes = system.run(namespaces[0], pipelines, timeout)
         for namespace in namespaces:
-            self.cluster.kubectl("delete", "pods", "--all", "-n", namespace, "--grace-period=0", "--force",
-                                 "--wait=true", "--timeout=60s", check=False)
+            self.cluster.kubectl(
+                "delete",
+                "pods",
+                "--all",
+                "-n",
+                namespace,
+                "--grace-period=0",
+                "--force",
+                "--wait=true",
+                "--timeout=60s",
+                check=False,
+            )
             self.cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         bad = [o for o in outcomes if o.phase != "Succeeded" or o.done is None]
         if bad:
-            self.say(f"  {system.name} {label}: {len(bad)} of {len(outcomes)} did not succeed "
-                     f"({', '.join(sorted({o.phase for o in bad}))})")
+            self.say(
+                f"  {system.name} {label}: {len(bad)} of {len(outcomes)} did not succeed "
+                f"({', '.join(sorted({o.phase for o in bad}))})"
+            )
         return outcomes
 
     def all_systems(self, repeat: int) -> list[Any]:
@@ -186,8 +231,10 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
     """Every scenario, every repeat, every system; raw outcomes and their summaries."""
     raw: dict[str, Any] = {"e2e": {}, "fanout": {}, "concurrent": {}}
     timeline: dict[str, Any] = {}
-    say("warm-up: one run of podline and of the peer (pulls busybox:1.36 and drone/placeholder:1, every image "
-        "the systems use)")
+    say(
+        "warm-up: one run of podline and of the peer (pulls busybox:1.36 and drone/placeholder:1, every image "
+        "the systems use)"
+    )
     for system in bench.systems:
         bench.run(system, "warm", [("warm", nodesystems.echo_steps(2))])
     for repeat in range(cfg.repeats):
@@ -196,11 +243,16 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
             steps = nodesystems.echo_steps(size)
             for system in order:
                 outcomes = bench.run(system, f"n{size}", [(f"echo-{size}", steps)])
-                sample = {"seconds": _e2e_seconds(outcomes), "handoffs": nodesystems.handoffs(outcomes[0], steps),
-                          "handoffs_waiting": nodesystems.handoffs(outcomes[0], steps, waiting=True),
-                          "outcome": nodesystems.outcome_json(outcomes[0])}
+                sample = {
+                    "seconds": _e2e_seconds(outcomes),
+                    "handoffs": nodesystems.handoffs(outcomes[0], steps),
+                    "handoffs_waiting": nodesystems.handoffs(outcomes[0], steps, waiting=True),
+                    "outcome": nodesystems.outcome_json(outcomes[0]),
+                }
                 raw["e2e"].setdefault(system.name, {}).setdefault(str(size), []).append(sample)
-                say(f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} {size:>2} steps: {sample['seconds']:.2f} s")
+                say(
+                    f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} {size:>2} steps: {sample['seconds']:.2f} s"
+                )
                 if size == cfg.timeline_size:
                     timeline[system.name] = sample["outcome"]
         for system in order if "fanout" in only else ():
@@ -214,17 +266,24 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
             pipelines = [(f"fan-{i:02d}", steps) for i in range(cfg.concurrent)]
             outcomes = bench.run(system, "many", pipelines)
             each = [o.seconds for o in outcomes]
-            sample = {"total": _e2e_seconds(outcomes), "each": [math.nan if v is None else v for v in each],
-                      "succeeded": sum(1 for o in outcomes if o.phase == "Succeeded")}
+            sample = {
+                "total": _e2e_seconds(outcomes),
+                "each": [math.nan if v is None else v for v in each],
+                "succeeded": sum(1 for o in outcomes if o.phase == "Succeeded"),
+            }
             raw["concurrent"].setdefault(system.name, []).append(sample)
-            say(f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} {cfg.concurrent} at once: {sample['total']:.2f} s")
+            say(
+                f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} {cfg.concurrent} at once: {sample['total']:.2f} s"
+            )
     return {"raw": raw, "timeline": timeline, "summary": summarise(raw)}
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"e2e": {}, "handoff": {}, "fanout": {}, "concurrent": {}}
     for system, sizes in raw["e2e"].items():
-        out["e2e"][system] = {size: stats.spread(s["seconds"] for s in samples) for size, samples in sizes.items()}
+        out["e2e"][system] = {
+            size: stats.spread(s["seconds"] for s in samples) for size, samples in sizes.items()
+        }
         repeats = max(len(samples) for samples in sizes.values())
         per_repeat = []
         pooled: list[float] = []
@@ -233,35 +292,56 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             pooled += values
             per_repeat.append(stats.summary(values, 1000.0))
         if pooled:
-            waiting = [h for samples in sizes.values() for s in samples for h in s.get("handoffs_waiting", ())]
-            out["handoff"][system] = {"per_repeat": stats.over_repeats(per_repeat, ("p50", "p95", "p99", "max")),
-                                      "pooled_ms": stats.summary(pooled, 1000.0),
-                                      "waiting_pooled_ms": stats.summary(waiting, 1000.0)}
+            waiting = [
+                h for samples in sizes.values() for s in samples for h in s.get("handoffs_waiting", ())
+            ]
+            out["handoff"][system] = {
+                "per_repeat": stats.over_repeats(per_repeat, ("p50", "p95", "p99", "max")),
+                "pooled_ms": stats.summary(pooled, 1000.0),
+                "waiting_pooled_ms": stats.summary(waiting, 1000.0),
+            }
     for system, samples in raw["fanout"].items():
         joins = [stats.summary(s["handoffs"], 1000.0) for s in samples]
-        out["fanout"][system] = {"seconds": stats.spread(s["seconds"] for s in samples),
-                                 "handoff_ms": stats.over_repeats(joins, ("p50", "max"))}
+        out["fanout"][system] = {
+            "seconds": stats.spread(s["seconds"] for s in samples),
+            "handoff_ms": stats.over_repeats(joins, ("p50", "max")),
+        }
     for system, samples in raw["concurrent"].items():
         each = [stats.summary([v for v in s["each"] if not math.isnan(v)]) for s in samples]
-        out["concurrent"][system] = {"total": stats.spread(s["total"] for s in samples),
-                                     "each": stats.over_repeats(each, ("p50", "max")),
-                                     "succeeded": [s["succeeded"] for s in samples]}
+        out["concurrent"][system] = {
+            "total": stats.spread(s["total"] for s in samples),
+            "each": stats.over_repeats(each, ("p50", "max")),
+            "succeeded": [s["succeeded"] for s in samples],
+        }
     return out
 
 
-def run(cfg: NodeConfig, mode: str, only: Sequence[str], out: pathlib.Path, say: Callable[[str], None],
-        peer_src: pathlib.Path | None, with_peer: bool, *, cluster: Any = None,
-        build_peer: bool = True) -> dict[str, Any]:
+def run(
+    cfg: NodeConfig,
+    mode: str,
+    only: Sequence[str],
+    out: pathlib.Path,
+    say: Callable[[str], None],
+    peer_src: pathlib.Path | None,
+    with_peer: bool,
+    *,
+    cluster: Any = None,
+    build_peer: bool = True,
+) -> dict[str, Any]:
     """The whole node bench; ``cluster``: a running node tier to use (a test's) instead of starting one;
     ``build_peer=False``: run the peer only if it is already built."""
     from bench import run as api_run
 
     began = time.monotonic()
     results: dict[str, Any] = {
-        "tier": "node", "mode": mode,
+        "tier": "node",
+        "mode": mode,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": proc.machine(), "source": api_run.source(), "load_before": proc.uptime_line(),
-        "config": dataclasses.asdict(cfg), "errors": [],
+        "machine": proc.machine(),
+        "source": api_run.source(),
+        "load_before": proc.uptime_line(),
+        "config": dataclasses.asdict(cfg),
+        "errors": [],
     }
     bench = Bench(say, peer_src, with_peer, cluster=cluster, build_peer=build_peer)
     try:
@@ -270,7 +350,9 @@ def run(cfg: NodeConfig, mode: str, only: Sequence[str], out: pathlib.Path, say:
         results["systems"] = [s.name for s in [*bench.systems, *bench.floors]]
         results.update(measure(bench, cfg, only, say))
         if bench.operator is not None and not bench.operator.alive():
-            results["errors"].append({"scenario": "operator", "error": "operator died:\n" + bench.operator.log()[-3000:]})
+            results["errors"].append(
+                {"scenario": "operator", "error": "operator died:\n" + bench.operator.log()[-3000:]}
+            )
     except Exception:  # noqa: BLE001 - write what there is, and say what went wrong
         results["errors"].append({"scenario": "node bench", "error": traceback.format_exc()})
         say("the node bench failed:\n" + traceback.format_exc())

@@ -52,46 +52,83 @@ def header(results: Mapping[str, Any]) -> str:
     m = results.get("machine", {})
     v = results.get("versions", {})
     peer = v.get("drone-runner-kube", {})
-    peer_text = (f"drone-runner-kube {str(peer.get('commit', ''))[:12]} ({peer.get('go', '')})" if "commit" in peer
-                 else f"drone-runner-kube not run: {peer.get('not run', '?')}")
-    return (f"podline node bench, {results.get('mode')} mode, {results.get('date')}, podline "
-            f"{results.get('source', {}).get('commit', '?')}: {m.get('nproc')} × {m.get('cpu_model')}, "
-            f"{m.get('memory_gb')} GB, kernel {m.get('kernel')}; Kubernetes {v.get('kubernetes', '?')} "
-            f"(kubelet), {v.get('containerd', '?')}; {peer_text}; {results.get('config', {}).get('repeats')} "
-            f"repeats; load before: {results.get('load_before', '')}; took {_num(results.get('seconds')):.0f} s")
+    peer_text = (
+        f"drone-runner-kube {str(peer.get('commit', ''))[:12]} ({peer.get('go', '')})"
+        if "commit" in peer
+        else f"drone-runner-kube not run: {peer.get('not run', '?')}"
+    )
+    return (
+        f"podline node bench, {results.get('mode')} mode, {results.get('date')}, podline "
+        f"{results.get('source', {}).get('commit', '?')}: {m.get('nproc')} × {m.get('cpu_model')}, "
+        f"{m.get('memory_gb')} GB, kernel {m.get('kernel')}; Kubernetes {v.get('kubernetes', '?')} "
+        f"(kubelet), {v.get('containerd', '?')}; {peer_text}; {results.get('config', {}).get('repeats')} "
+        f"repeats; load before: {results.get('load_before', '')}; took {_num(results.get('seconds')):.0f} s"
+    )
 
 
 def table(results: Mapping[str, Any]) -> str:
     summary = results.get("summary") or {}
     cfg = results.get("config") or {}
-    rows = [("| scenario (median [min–max] over repeats) | podline | drone-runner-kube | floor: chained containers "
-             "| floor: one shell | podline / drone-runner-kube | podline / floor (chained) |"),
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        (
+            "| scenario (median [min–max] over repeats) | podline | drone-runner-kube | floor: chained containers "
+            "| floor: one shell | podline / drone-runner-kube | podline / floor (chained) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def row(label: str, cells: Mapping[str, Mapping[str, Any] | None], unit: str) -> None:
         values = [_cell(cells.get(c), unit) for c in COLUMNS]
-        rows.append(f"| {label} | {' | '.join(values)} | {_ratio(cells.get(PODLINE), cells.get(PEER))} | "
-                    f"{_ratio(cells.get(PODLINE), cells.get(CHAIN))} |")
+        rows.append(
+            f"| {label} | {' | '.join(values)} | {_ratio(cells.get(PODLINE), cells.get(PEER))} | "
+            f"{_ratio(cells.get(PODLINE), cells.get(CHAIN))} |"
+        )
 
     e2e = summary.get("e2e", {})
     for size in cfg.get("sizes", ()):
-        row(f"1. {size} step(s) of `echo`: submit → result", {c: e2e.get(c, {}).get(str(size)) for c in COLUMNS}, "s")
+        row(
+            f"1. {size} step(s) of `echo`: submit → result",
+            {c: e2e.get(c, {}).get(str(size)) for c in COLUMNS},
+            "s",
+        )
     handoff = summary.get("handoff", {})
     for q in ("p50", "p95", "p99", "max"):
-        row(f"2. step hand-off {q} (end of step → start of the next, containerd)",
-            {c: handoff.get(c, {}).get("per_repeat", {}).get(q) for c in COLUMNS}, "ms")
+        row(
+            f"2. step hand-off {q} (end of step → start of the next, containerd)",
+            {c: handoff.get(c, {}).get("per_repeat", {}).get(q) for c in COLUMNS},
+            "ms",
+        )
     pooled = {c: handoff.get(c, {}).get("waiting_pooled_ms") or {} for c in COLUMNS}
-    rows.append("| 2. hand-off p50 / p99 / n, only where the next step's container was already running "
-                "(all repeats pooled) | " + " | ".join(_pooled(pooled[c]) for c in COLUMNS) + " | – | – |")
+    rows.append(
+        "| 2. hand-off p50 / p99 / n, only where the next step's container was already running "
+        "(all repeats pooled) | " + " | ".join(_pooled(pooled[c]) for c in COLUMNS) + " | – | – |"
+    )
     fan = summary.get("fanout", {})
-    row("3. fan-out a → (b, c) → d: submit → result", {c: fan.get(c, {}).get("seconds") for c in COLUMNS}, "s")
-    row("3. fan-out: hand-off p50 (a → b, a → c, b and c → d)",
-        {c: fan.get(c, {}).get("handoff_ms", {}).get("p50") for c in COLUMNS}, "ms")
+    row(
+        "3. fan-out a → (b, c) → d: submit → result", {c: fan.get(c, {}).get("seconds") for c in COLUMNS}, "s"
+    )
+    row(
+        "3. fan-out: hand-off p50 (a → b, a → c, b and c → d)",
+        {c: fan.get(c, {}).get("handoff_ms", {}).get("p50") for c in COLUMNS},
+        "ms",
+    )
     many = summary.get("concurrent", {})
     count = cfg.get("concurrent")
-    row(f"4. {count} fan-outs at once: until the last one ends", {c: many.get(c, {}).get("total") for c in COLUMNS}, "s")
-    row(f"4. {count} fan-outs at once: each one, p50", {c: many.get(c, {}).get("each", {}).get("p50") for c in COLUMNS}, "s")
-    row(f"4. {count} fan-outs at once: each one, max", {c: many.get(c, {}).get("each", {}).get("max") for c in COLUMNS}, "s")
+    row(
+        f"4. {count} fan-outs at once: until the last one ends",
+        {c: many.get(c, {}).get("total") for c in COLUMNS},
+        "s",
+    )
+    row(
+        f"4. {count} fan-outs at once: each one, p50",
+        {c: many.get(c, {}).get("each", {}).get("p50") for c in COLUMNS},
+        "s",
+    )
+    row(
+        f"4. {count} fan-outs at once: each one, max",
+        {c: many.get(c, {}).get("each", {}).get("max") for c in COLUMNS},
+        "s",
+    )
     return "\n".join(rows)
 
 
@@ -106,7 +143,9 @@ def timeline_plot(results: Mapping[str, Any], path: pathlib.Path) -> pathlib.Pat
     systems = [c for c in COLUMNS if c in runs]
     if not systems:
         raise ValueError("no timeline in the results")
-    figure, axes = plt.subplots(len(systems), 1, sharex=True, figsize=(11, 1.0 + 1.9 * len(systems)), squeeze=False)
+    figure, axes = plt.subplots(
+        len(systems), 1, sharex=True, figsize=(11, 1.0 + 1.9 * len(systems)), squeeze=False
+    )
     colours = {PODLINE: "tab:blue", PEER: "tab:orange", CHAIN: "tab:green", SHELL: "tab:gray"}
     for axis, system in zip(axes[:, 0], systems, strict=True):
         run = runs[system]
@@ -116,7 +155,9 @@ def timeline_plot(results: Mapping[str, Any], path: pathlib.Path) -> pathlib.Pat
             ready = step.get("ready")
             if ready is not None and ready < start - 0.005:  # its container was up and waiting
                 axis.broken_barh([(ready, start - ready)], (i - 0.15, 0.3), color="lightgray")
-            axis.broken_barh([(start, max(end - start, 0.0))], (i - 0.4, 0.8), color=colours.get(system, "tab:blue"))
+            axis.broken_barh(
+                [(start, max(end - start, 0.0))], (i - 0.4, 0.8), color=colours.get(system, "tab:blue")
+            )
             axis.plot([start], [i], marker="|", color="black", markersize=8)
         done = run.get("seconds")
         if done is not None:
@@ -128,14 +169,22 @@ def timeline_plot(results: Mapping[str, Any], path: pathlib.Path) -> pathlib.Pat
         axis.set_yticklabels([str(i + 1) for i in range(len(steps))], fontsize=7)
         axis.set_ylabel("step")
         size = (results.get("config") or {}).get("timeline_size")
-        title = f"{system}: all {size} commands in one container" if system == SHELL else f"{system}: {len(steps)} steps"
+        title = (
+            f"{system}: all {size} commands in one container"
+            if system == SHELL
+            else f"{system}: {len(steps)} steps"
+        )
         axis.set_title(title, fontsize=9, loc="left")
         axis.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("seconds since submit (kubectl apply / exec started); | = step start (containerd), "
-                           "bar = step running, grey = its container up and waiting")
+    axes[-1, 0].set_xlabel(
+        "seconds since submit (kubectl apply / exec started); | = step start (containerd), "
+        "bar = step running, grey = its container up and waiting"
+    )
     size = (results.get("config") or {}).get("timeline_size")
-    figure.suptitle(f"{size} steps of `echo` on the node tier: where the time goes ({results.get('date', '')})",
-                    fontsize=10)
+    figure.suptitle(
+        f"{size} steps of `echo` on the node tier: where the time goes ({results.get('date', '')})",
+        fontsize=10,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

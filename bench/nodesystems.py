@@ -57,23 +57,32 @@ class Outcome:
 
 # ---- the pipelines ---------------------------------------------------------------------------------
 
+
 def echo_steps(count: int) -> list[dict[str, Any]]:
     return [{"name": f"s{i:02d}", "image": STEP_IMAGE, "commands": [f"echo step {i}"]} for i in range(count)]
 
 
 def fanout_steps() -> list[dict[str, Any]]:
     """a → (b, c) → d."""
+
     def step(name: str, after: Sequence[str]) -> dict[str, Any]:
         found: dict[str, Any] = {"name": name, "image": STEP_IMAGE, "commands": [f"echo step {name}"]}
         if after:
             found["depends_on"] = list(after)
         return found
+
     return [step("a", ()), step("b", ("a",)), step("c", ("a",)), step("d", ("b", "c"))]
 
 
 def drone_document(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``.drone.yml`` body both runners get (podline under ``spec``)."""
-    return {"kind": "pipeline", "type": "kubernetes", "name": name, "clone": {"disable": True}, "steps": steps}
+    return {
+        "kind": "pipeline",
+        "type": "kubernetes",
+        "name": name,
+        "clone": {"disable": True},
+        "steps": steps,
+    }
 
 
 def dependencies(steps: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
@@ -81,10 +90,12 @@ def dependencies(steps: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     names = [s["name"] for s in steps]
     if any("depends_on" in s for s in steps):
         return {s["name"]: list(s.get("depends_on", ())) for s in steps}
-    return {name: names[i - 1:i] for i, name in enumerate(names)}
+    return {name: names[i - 1 : i] for i, name in enumerate(names)}
 
 
-def handoffs(outcome: Outcome, steps: Sequence[Mapping[str, Any]], *, waiting: bool | None = None) -> list[float]:
+def handoffs(
+    outcome: Outcome, steps: Sequence[Mapping[str, Any]], *, waiting: bool | None = None
+) -> list[float]:
     """Seconds from the end of a step's last dependency to its start, for every step with dependencies;
     ``waiting``: only those whose container was (True) or was not (False) already running then.
 
@@ -109,6 +120,7 @@ def handoffs(outcome: Outcome, steps: Sequence[Mapping[str, Any]], *, waiting: b
 
 # ---- the harness the systems share -----------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Node:
     """What the systems need of the node tier: kubectl, an API client, containerd's task events."""
@@ -124,8 +136,13 @@ class Node:
         return monotonic + self.offset
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.kubectl_program, "--kubeconfig", str(self.kubeconfig), *args], check=False,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [self.kubectl_program, "--kubeconfig", str(self.kubeconfig), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result
@@ -160,14 +177,22 @@ class Podline:
     def __init__(self, node: Node) -> None:
         self.node = node
 
-    def run(self, namespace: str, pipelines: Sequence[tuple[str, list[dict[str, Any]]]],
-            timeout: float) -> list[Outcome]:
+    def run(
+        self, namespace: str, pipelines: Sequence[tuple[str, list[dict[str, Any]]]], timeout: float
+    ) -> list[Outcome]:
         node = self.node
         recorder = watching.Recorder(node.api, namespace)
         recorder.start()
         try:
-            bodies = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "Pipeline", "metadata": {"name": name},
-                       "spec": drone_document(name, steps)} for name, steps in pipelines]
+            bodies = [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "Pipeline",
+                    "metadata": {"name": name},
+                    "spec": drone_document(name, steps),
+                }
+                for name, steps in pipelines
+            ]
             submitted = node.apply(bodies, namespace)
             names = {name for name, _ in pipelines}
             _wait(recorder, lambda: names <= set(recorder.pipeline_phase_times(watching.TERMINAL)), timeout)
@@ -180,22 +205,33 @@ class Podline:
         for name, _steps in pipelines:
             body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
             status = body.get("status") or {}
-            outcome = Outcome(self.name, name, submitted, node.wall(done[name]) if name in done else None,
-                              status.get("phase", "?"))
-            outcome.steps = node.settle(lambda name=name, status=status: self._steps(namespace, pods.get(name), status), len(_steps))
+            outcome = Outcome(
+                self.name,
+                name,
+                submitted,
+                node.wall(done[name]) if name in done else None,
+                status.get("phase", "?"),
+            )
+            outcome.steps = node.settle(
+                lambda name=name, status=status: self._steps(namespace, pods.get(name), status), len(_steps)
+            )
             outcomes.append(outcome)
         return outcomes
 
     def _steps(self, namespace: str, pod: str | None, status: Mapping[str, Any]) -> list[Interval]:
         if pod is None:
             return []
-        tasks = taskevents.step_tasks(self.node.events.tasks(namespace, pod), placeholders=(peer.PLACEHOLDER,))
+        tasks = taskevents.step_tasks(
+            self.node.events.tasks(namespace, pod), placeholders=(peer.PLACEHOLDER,)
+        )
         found = []
         for entry in status.get("steps") or ():
             task = tasks.get(entry.get("container") or f"step-{entry['name']}")
             start = task.started if task else None
             end = task.exited if task else None
-            if taskevents.has_fraction(entry.get("startedAt")):  # podline's own clock, finer than the kubelet's
+            if taskevents.has_fraction(
+                entry.get("startedAt")
+            ):  # podline's own clock, finer than the kubelet's
                 own = taskevents.rfc3339(entry["startedAt"])
                 start = own if start is None or (own is not None and own > start) else start
             if end is None and taskevents.has_fraction(entry.get("finishedAt")):
@@ -210,15 +246,24 @@ class Drone:
     def __init__(self, node: Node, built: peer.Peer) -> None:
         self.node, self.peer = node, built
 
-    def run(self, namespaces: Sequence[str], pipelines: Sequence[tuple[str, list[dict[str, Any]]]],
-            timeout: float) -> list[Outcome]:
+    def run(
+        self, namespaces: Sequence[str], pipelines: Sequence[tuple[str, list[dict[str, Any]]]], timeout: float
+    ) -> list[Outcome]:
         """One ``exec`` per pipeline, all at once, each in its own namespace (its pods have random names)."""
         execs = []
         for namespace, (name, steps) in zip(namespaces, pipelines, strict=True):
             path = self.node.work / f"{namespace}.drone.yml"
             path.write_text(yaml.safe_dump(drone_document(name, steps), sort_keys=False))
-            execs.append(peer.Exec(self.peer, self.node.kubeconfig, namespace, path,
-                                   self.node.work / "drone-runner-kube.log", pipeline=name))
+            execs.append(
+                peer.Exec(
+                    self.peer,
+                    self.node.kubeconfig,
+                    namespace,
+                    path,
+                    self.node.work / "drone-runner-kube.log",
+                    pipeline=name,
+                )
+            )
         for one in execs:
             one.start()
         deadline = time.monotonic() + timeout
@@ -227,11 +272,21 @@ class Drone:
         outcomes = []
         for namespace, (name, _steps), one in zip(namespaces, pipelines, execs, strict=True):
             phase = {0: "Succeeded", None: "Timeout"}.get(one.returncode, "Failed")
-            outcome = Outcome(self.name, name, one.submitted, one.decided, phase,
-                              extra={"process_seconds": (one.ended - one.submitted) if one.ended else None})
+            outcome = Outcome(
+                self.name,
+                name,
+                one.submitted,
+                one.decided,
+                phase,
+                extra={"process_seconds": (one.ended - one.submitted) if one.ended else None},
+            )
+
             def read(namespace: str = namespace) -> list[Interval]:
-                tasks = taskevents.step_tasks(self.node.events.tasks(namespace), placeholders=(peer.PLACEHOLDER,))
+                tasks = taskevents.step_tasks(
+                    self.node.events.tasks(namespace), placeholders=(peer.PLACEHOLDER,)
+                )
                 return [Interval(t.container.name, t.started, t.exited, t.started) for t in tasks.values()]
+
             outcome.steps = self.node.settle(read, len(_steps) if one.returncode == 0 else 0)
             outcomes.append(outcome)
         return outcomes
@@ -249,9 +304,16 @@ def floor_pod(name: str, steps: Sequence[Mapping[str, Any]], *, shell: bool) -> 
     would end before the next container exists, and the floor would time the kubelet's start-up instead of
     a hand-off. Each step then waits for its dependencies' files (a 1 ms poll), takes its µs start time
     (``adjtimex``), runs its commands, takes its end time and writes its own file."""
+
     def container(cname: str, script: str) -> dict[str, Any]:
-        return {"name": cname, "image": STEP_IMAGE, "imagePullPolicy": "IfNotPresent",
-                "command": ["/bin/sh", "-c", script], "volumeMounts": [{"name": "w", "mountPath": "/w"}]}
+        return {
+            "name": cname,
+            "image": STEP_IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["/bin/sh", "-c", script],
+            "volumeMounts": [{"name": "w", "mountPath": "/w"}],
+        }
+
     if shell:
         script = "\n".join(command for step in steps for command in step["commands"])
         containers = [container("all", "set -e\n" + script)]
@@ -259,14 +321,29 @@ def floor_pod(name: str, steps: Sequence[Mapping[str, Any]], *, shell: bool) -> 
         containers = []
         everyone = "".join(f"until [ -e /w/{s['name']}.up ]; do usleep 1000; done\n" for s in steps)
         for step, (sname, after) in zip(steps, dependencies(steps).items(), strict=True):
-            wait = "".join(f"until [ -e /w/{a} ]; do usleep 1000; done\n" for a in after) if after else everyone
+            wait = (
+                "".join(f"until [ -e /w/{a} ]; do usleep 1000; done\n" for a in after) if after else everyone
+            )
             body = "\n".join(step["commands"])
-            containers.append(container(sname, f"{_NOW}\ntouch /w/{sname}.up\n{wait}t0=$(now)\n{body}\n"
-                                        f"t1=$(now)\necho \"bench-times $t0 $t1\"\ntouch /w/{sname}\n"))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
-                     "terminationGracePeriodSeconds": 1, "volumes": [{"name": "w", "emptyDir": {}}],
-                     "containers": containers}}
+            containers.append(
+                container(
+                    sname,
+                    f"{_NOW}\ntouch /w/{sname}.up\n{wait}t0=$(now)\n{body}\n"
+                    f't1=$(now)\necho "bench-times $t0 $t1"\ntouch /w/{sname}\n',
+                )
+            )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 1,
+            "volumes": [{"name": "w", "emptyDir": {}}],
+            "containers": containers,
+        },
+    }
 
 
 class Floor:
@@ -274,8 +351,9 @@ class Floor:
         self.node, self.shell = node, shell
         self.name = "floor: one shell" if shell else "floor: chained containers"
 
-    def run(self, namespace: str, pipelines: Sequence[tuple[str, list[dict[str, Any]]]],
-            timeout: float) -> list[Outcome]:
+    def run(
+        self, namespace: str, pipelines: Sequence[tuple[str, list[dict[str, Any]]]], timeout: float
+    ) -> list[Outcome]:
         node = self.node
         recorder = watching.Recorder(node.api, namespace, pipelines=False)
         recorder.start()
@@ -288,6 +366,7 @@ class Floor:
                 if e.states and all(state == "terminated" for state in e.states.values()):
                     seen.setdefault(e.name, e.t)
             return seen
+
         try:
             pods = [floor_pod(name, steps, shell=self.shell) for name, steps in pipelines]
             submitted = node.apply(pods, namespace)
@@ -299,10 +378,16 @@ class Floor:
         outcomes = []
         for name, steps in pipelines:
             exits = [t.status for t in taskevents.step_tasks(node.events.tasks(namespace, name)).values()]
-            phase = "Succeeded" if exits and all(code == 0 for code in exits) else f"Failed (exit codes {exits})"
-            outcome = Outcome(self.name, name, submitted, node.wall(done[name]) if name in done else None, phase)
-            outcome.steps = node.settle(lambda name=name, steps=steps: self._steps(namespace, name, steps),
-                                        1 if self.shell else len(steps))
+            phase = (
+                "Succeeded" if exits and all(code == 0 for code in exits) else f"Failed (exit codes {exits})"
+            )
+            outcome = Outcome(
+                self.name, name, submitted, node.wall(done[name]) if name in done else None, phase
+            )
+            outcome.steps = node.settle(
+                lambda name=name, steps=steps: self._steps(namespace, name, steps),
+                1 if self.shell else len(steps),
+            )
             outcomes.append(outcome)
         return outcomes
 
@@ -326,11 +411,22 @@ class Floor:
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
     base = outcome.submitted
-    return {"system": outcome.system, "name": outcome.name, "phase": outcome.phase, "seconds": outcome.seconds,
-            "extra": outcome.extra,
-            "steps": [{"name": s.name, "start": None if s.start is None else s.start - base,
-                       "end": None if s.end is None else s.end - base,
-                       "ready": None if s.ready is None else s.ready - base} for s in outcome.steps]}
+    return {
+        "system": outcome.system,
+        "name": outcome.name,
+        "phase": outcome.phase,
+        "seconds": outcome.seconds,
+        "extra": outcome.extra,
+        "steps": [
+            {
+                "name": s.name,
+                "start": None if s.start is None else s.start - base,
+                "end": None if s.end is None else s.end - base,
+                "ready": None if s.ready is None else s.ready - base,
+            }
+            for s in outcome.steps
+        ],
+    }
 
 
 def dump(outcomes: Sequence[Outcome]) -> str:

@@ -48,8 +48,13 @@ def commit_of(source: pathlib.Path) -> str:
     """The checkout's commit: from git if it is a work tree, else the ``.podline-commit`` file written next
     to an archive (``git archive`` output has no .git)."""
     if (source / ".git").exists():
-        found = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], check=False, capture_output=True,
-                               text=True, timeout=30)
+        found = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if found.returncode == 0:
             return found.stdout.strip()
     marker = source / ".podline-commit"
@@ -65,8 +70,10 @@ def find(source: pathlib.Path | None, *, build: bool = True) -> tuple[Peer | Non
     """The built peer (built now if ``build``), or None and the reason it cannot run here."""
     where = source or default_source()
     if not (where / "go.mod").is_file() or "drone-runner-kube" not in (where / "go.mod").read_text():
-        return None, (f"no drone-runner-kube source in {where} (give --peer-src DIR with a checkout of "
-                      "github.com/drone-runners/drone-runner-kube; see bench/README.md)")
+        return None, (
+            f"no drone-runner-kube source in {where} (give --peer-src DIR with a checkout of "
+            "github.com/drone-runners/drone-runner-kube; see bench/README.md)"
+        )
     go = GO if os.access(GO, os.X_OK) else (shutil.which("go") or "")
     if not go:
         return None, "no Go toolchain (/usr/local/go/bin/go or go on PATH) to build drone-runner-kube"
@@ -77,9 +84,15 @@ def find(source: pathlib.Path | None, *, build: bool = True) -> tuple[Peer | Non
         return None, f"drone-runner-kube {commit[:12]} is not built yet (the full bench builds it)"
     if not binary.is_file():
         binary.parent.mkdir(parents=True, exist_ok=True)
-        built = subprocess.run([go, "build", "-o", f"{binary}.tmp", "."], cwd=where, check=False,
-                               capture_output=True, text=True, timeout=1800,
-                               env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"})
+        built = subprocess.run(
+            [go, "build", "-o", f"{binary}.tmp", "."],
+            cwd=where,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"},
+        )
         if built.returncode != 0:
             return None, f"building drone-runner-kube failed: {built.stderr.strip()[-2000:]}"
         os.replace(f"{binary}.tmp", binary)
@@ -95,12 +108,28 @@ class Exec:
     """One ``drone-runner-kube exec`` of a ``.drone.yml`` in ``namespace``; `decided` is when it knew the
     result (wall clock), `ended` when the process exited."""
 
-    def __init__(self, peer: Peer, kubeconfig: pathlib.Path, namespace: str, drone_yml: pathlib.Path,
-                 log: pathlib.Path, *, pipeline: str = "default") -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        kubeconfig: pathlib.Path,
+        namespace: str,
+        drone_yml: pathlib.Path,
+        log: pathlib.Path,
+        *,
+        pipeline: str = "default",
+    ) -> None:
         # --request-cpu: its default (100 millicores per pod) would leave some of 20 pods at once unscheduled
         # on this 2-core node, timing the scheduler's queue instead of the runner; podline requests nothing.
-        self.argv = [str(peer.binary), "exec", "--debug", f"--kubeconfig={kubeconfig}", f"--namespace={namespace}",
-                     f"--request-cpu={REQUEST_CPU}", f"--stage-name={pipeline}", str(drone_yml)]
+        self.argv = [
+            str(peer.binary),
+            "exec",
+            "--debug",
+            f"--kubeconfig={kubeconfig}",
+            f"--namespace={namespace}",
+            f"--request-cpu={REQUEST_CPU}",
+            f"--stage-name={pipeline}",
+            str(drone_yml),
+        ]
         self.log_path = log
         self.submitted = 0.0
         self.decided: float | None = None
@@ -111,8 +140,14 @@ class Exec:
 
     def start(self) -> None:
         self.submitted = time.time()
-        self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         start_new_session=True, env={**os.environ, "HOME": os.environ.get("HOME", "/root")})
+        self._process = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "HOME": os.environ.get("HOME", "/root")},
+        )
         self._thread = threading.Thread(target=self._read, name="peer-exec", daemon=True)
         self._thread.start()
 

@@ -39,7 +39,7 @@ def cpu_seconds(pid: int) -> float | None:
         text = pathlib.Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
@@ -49,7 +49,9 @@ def loadavg() -> list[float]:
 
 def uptime_line() -> str:
     try:
-        return subprocess.run(["uptime"], check=False, capture_output=True, text=True, timeout=5).stdout.strip()
+        return subprocess.run(
+            ["uptime"], check=False, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 

@@ -31,11 +31,21 @@ def render(session: Session, out: pathlib.Path, name: str) -> None:
     """Text views: podline's frames only (``.txt``); the libraries too, ``copy`` folded (``.libs.txt``);
     the functions with the most self time (``.flat.txt``)."""
     views = {
-        "txt": ConsoleRenderer(unicode=True, time="percent_of_total", processor_options={"filter_threshold": 0.005}),
-        "libs.txt": ConsoleRenderer(unicode=True, time="percent_of_total", processor_options={
-            "filter_threshold": 0.008, "show_regex": LIBRARIES, "hide_regex": r".*/copy\.py"}),
-        "flat.txt": ConsoleRenderer(unicode=True, time="percent_of_total", flat=True, flat_time="self",
-                                    show_all=True),
+        "txt": ConsoleRenderer(
+            unicode=True, time="percent_of_total", processor_options={"filter_threshold": 0.005}
+        ),
+        "libs.txt": ConsoleRenderer(
+            unicode=True,
+            time="percent_of_total",
+            processor_options={
+                "filter_threshold": 0.008,
+                "show_regex": LIBRARIES,
+                "hide_regex": r".*/copy\.py",
+            },
+        ),
+        "flat.txt": ConsoleRenderer(
+            unicode=True, time="percent_of_total", flat=True, flat_time="self", show_all=True
+        ),
     }
     for suffix, renderer in views.items():
         text = renderer.render(session)
@@ -61,6 +71,7 @@ def main() -> None:
     finally:
         _write(profiler.stop(), out, "operator-loop")
         print(f"profile written to {out}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,7 @@ from typing import Any
 from bench import harness, proc, report, scenarios
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-SCENARIOS = ("render", "cli", "floor", "foreign_pods", "start", "handoff", "api_cost", "burst",
-             "memory")
+SCENARIOS = ("render", "cli", "floor", "foreign_pods", "start", "handoff", "api_cost", "burst", "memory")
 
 _began = time.monotonic()
 
@@ -51,14 +50,19 @@ def _clean(value: Any) -> Any:
 
 def source() -> dict[str, Any]:
     """The commit measured, and the operator files that differ from it (others may be editing the tree)."""
+
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=harness.ROOT, capture_output=True, text=True, timeout=30,
-                                  check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=harness.ROOT, capture_output=True, text=True, timeout=30, check=False
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "operator_changes_not_committed": git("status", "--short", "--", "operator").splitlines()}
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "operator_changes_not_committed": git("status", "--short", "--", "operator").splitlines(),
+    }
 
 
 def warm_up(h: harness.Harness, cfg: scenarios.Config) -> None:
@@ -80,10 +84,15 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
     from tests.cluster import binaries
 
     results: dict[str, Any] = {
-        "mode": mode, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": proc.machine(), "kubernetes": binaries.KUBERNETES_VERSION,
-        "source": source(), "load_before": proc.uptime_line(), "config": cfg.__dict__ | {"levels": [lv.__dict__ for lv in cfg.levels]},
-        "scenarios": {}, "errors": [],
+        "mode": mode,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": proc.machine(),
+        "kubernetes": binaries.KUBERNETES_VERSION,
+        "source": source(),
+        "load_before": proc.uptime_line(),
+        "config": cfg.__dict__ | {"levels": [lv.__dict__ for lv in cfg.levels]},
+        "scenarios": {},
+        "errors": [],
     }
     sc = results["scenarios"]
     if "render" in only:
@@ -113,7 +122,9 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
                     say(f"scenario {name} failed: {error}")
                     results["errors"].append({"scenario": name, "error": traceback.format_exc()})
                 if not h.operator.alive():
-                    results["errors"].append({"scenario": name, "error": "operator died:\n" + h.operator.log()[-3000:]})
+                    results["errors"].append(
+                        {"scenario": name, "error": "operator died:\n" + h.operator.log()[-3000:]}
+                    )
                     h.start_operator()
             fl.stop()
         finally:
@@ -158,8 +169,9 @@ def profile(cfg: scenarios.Config, out: pathlib.Path) -> None:
         runs["profiled"] = scenarios.handoff_once(h, fl, level, 0, cfg, say)
         fl.stop()
         h.operator.stop(timeout=300)  # SIGTERM: the wrapper writes the profiles on the way out
-        summary: dict[str, Any] = {name: {k: v for k, v in run.items() if k != "samples_ms"}
-                                   for name, run in runs.items()}
+        summary: dict[str, Any] = {
+            name: {k: v for k, v in run.items() if k != "samples_ms"} for name, run in runs.items()
+        }
         summary["load"] = proc.uptime_line()
         summary["logs"] = h.keep_logs(out / "logs")
         (out / "profiled-run.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
@@ -176,8 +188,12 @@ def compare(cfg: scenarios.Config, out: pathlib.Path, variants: list[str], burst
     scenarios.STUCK_DIR[:] = [out / "logs"]
     level = scenarios.Level(3, 3, 0.1, 0.2) if quick else scenarios.Level(100, 6, 8.0, 16.0)
     burst_cfg = dataclasses.replace(cfg, burst_pipelines=burst)
-    results: dict[str, Any] = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                               "machine": proc.machine(), "load_before": proc.uptime_line(), "variants": {}}
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": proc.machine(),
+        "load_before": proc.uptime_line(),
+        "variants": {},
+    }
     h = harness.Harness.open(say)
     defaults = dict(h.operator.env)
     try:
@@ -199,14 +215,20 @@ def compare(cfg: scenarios.Config, out: pathlib.Path, variants: list[str], burst
         h.close()
     results["load_after"] = proc.uptime_line()
     (out / "compare.json").write_text(json.dumps(_clean(results), indent=1) + "\n")
-    lines = [("| operator settings | hand-off p50 / p99 (ms) | floor p50 (ms) | operator CPU per hand-off (ms) | "
-              f"burst of {burst}: pipelines/s (99 %) | operator CPU per pipeline (ms) |"),
-             "|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| operator settings | hand-off p50 / p99 (ms) | floor p50 (ms) | operator CPU per hand-off (ms) | "
+            f"burst of {burst}: pipelines/s (99 %) | operator CPU per pipeline (ms) |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
     for label, r in results["variants"].items():
         hand, run = r["handoff_100"], r["burst"]
-        lines.append(f"| {label} | {hand['handoff_ms']['p50']:.0f} / {hand['handoff_ms']['p99']:.0f} | "
-                     f"{hand['floor_ms']['round_trip']['p50']:.0f} | {hand['operator_cpu_ms_per_handoff']:.1f} | "
-                     f"{run['pipelines_per_second_99']:.1f} | {run['operator_cpu_ms_per_pipeline']:.0f} |")
+        lines.append(
+            f"| {label} | {hand['handoff_ms']['p50']:.0f} / {hand['handoff_ms']['p99']:.0f} | "
+            f"{hand['floor_ms']['round_trip']['p50']:.0f} | {hand['operator_cpu_ms_per_handoff']:.1f} | "
+            f"{run['pipelines_per_second_99']:.1f} | {run['operator_cpu_ms_per_pipeline']:.0f} |"
+        )
     (out / "compare.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -224,12 +246,17 @@ def _assignments(variant: str) -> dict[str, str]:
 def node_main(args: argparse.Namespace, mode: str) -> int:
     from bench import nodebench, nodereport
 
-    only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only != ",".join(SCENARIOS) \
+    only = (
+        tuple(s.strip() for s in args.only.split(",") if s.strip())
+        if args.only != ",".join(SCENARIOS)
         else nodebench.SCENARIOS
+    )
     unknown = set(only) - set(nodebench.SCENARIOS)
     if unknown:
-        raise SystemExit(f"--tier node: unknown scenarios {', '.join(sorted(unknown))} "
-                         f"(choose from {','.join(nodebench.SCENARIOS)})")
+        raise SystemExit(
+            f"--tier node: unknown scenarios {', '.join(sorted(unknown))} "
+            f"(choose from {','.join(nodebench.SCENARIOS)})"
+        )
     cfg = nodebench.NodeConfig.quick() if args.quick else nodebench.NodeConfig.full()
     out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
     results = nodebench.run(cfg, mode, only, out, say, args.peer_src, not args.no_peer)
@@ -253,21 +280,39 @@ def _interrupted(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", choices=("api", "node"), default="api",
-                        help="api: the operator and the apiserver with a scripted kubelet (default); node: what "
-                             "pipelines take on a real kubelet, next to drone-runner-kube and the floor")
-    parser.add_argument("--peer-src", type=pathlib.Path, default=None,
-                        help="--tier node: a drone-runner-kube source checkout (default "
-                             "~/.cache/podline/peers/drone-runner-kube)")
+    parser.add_argument(
+        "--tier",
+        choices=("api", "node"),
+        default="api",
+        help="api: the operator and the apiserver with a scripted kubelet (default); node: what "
+        "pipelines take on a real kubelet, next to drone-runner-kube and the floor",
+    )
+    parser.add_argument(
+        "--peer-src",
+        type=pathlib.Path,
+        default=None,
+        help="--tier node: a drone-runner-kube source checkout (default "
+        "~/.cache/podline/peers/drone-runner-kube)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="--tier node: leave drone-runner-kube out")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every scenario")
-    parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="where to write results (default bench/results, or bench/results/quick)")
-    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="where to write results (default bench/results, or bench/results/quick)",
+    )
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}"
+    )
     parser.add_argument("--profile", action="store_true", help="profile the operator instead (pyinstrument)")
-    parser.add_argument("--compare", metavar="VARIANTS", default=None,
-                        help="compare operator settings instead: ';'-separated variants, each a comma-separated "
-                             "list of PODLINE_*=value (empty: defaults), e.g. ';PODLINE_STATUS_INTERVAL_MS=0'")
+    parser.add_argument(
+        "--compare",
+        metavar="VARIANTS",
+        default=None,
+        help="compare operator settings instead: ';'-separated variants, each a comma-separated "
+        "list of PODLINE_*=value (empty: defaults), e.g. ';PODLINE_STATUS_INTERVAL_MS=0'",
+    )
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     if args.tier == "node":
@@ -277,8 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         profile(cfg, args.out or RESULTS / "profile")
         return 0
     if args.compare is not None:
-        compare(cfg, args.out or (RESULTS / "quick" if args.quick else RESULTS) / "compare", args.compare.split(";"),
-                30 if args.quick else 300, args.quick)
+        compare(
+            cfg,
+            args.out or (RESULTS / "quick" if args.quick else RESULTS) / "compare",
+            args.compare.split(";"),
+            30 if args.quick else 300,
+            args.quick,
+        )
         return 0
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(only) - set(SCENARIOS)

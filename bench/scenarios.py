@@ -73,14 +73,24 @@ class Config:
     def full(cls) -> Config:
         return cls(
             floor_pings=200,
-            levels=(Level(1, 31, 0.2, 0.4), Level(10, 16, 0.5, 1.5), Level(100, 6, 8.0, 16.0),
-                    Level(100, 8, 2.0, 4.0, label="100-stress", repeats=1)),
+            levels=(
+                Level(1, 31, 0.2, 0.4),
+                Level(10, 16, 0.5, 1.5),
+                Level(100, 6, 8.0, 16.0),
+                Level(100, 8, 2.0, 4.0, label="100-stress", repeats=1),
+            ),
             repeats=3,
             start_pipelines=60,
-            burst_pipelines=1000, burst_steps=3, burst_step_seconds=0.1, burst_repeats=1,
+            burst_pipelines=1000,
+            burst_steps=3,
+            burst_step_seconds=0.1,
+            burst_repeats=1,
             memory_levels=(100, 250, 500, 750, 1000),
-            api_cost_steps=(1, 3, 10), api_cost_pipelines=10,
-            render_seconds=1.0, render_repeats=5, cli_runs=10,
+            api_cost_steps=(1, 3, 10),
+            api_cost_pipelines=10,
+            render_seconds=1.0,
+            render_repeats=5,
+            cli_runs=10,
         )
 
     @classmethod
@@ -90,10 +100,16 @@ class Config:
             levels=(Level(1, 4, 0.1, 0.2), Level(3, 3, 0.1, 0.2)),
             repeats=1,
             start_pipelines=5,
-            burst_pipelines=20, burst_steps=3, burst_step_seconds=0.05, burst_repeats=1,
+            burst_pipelines=20,
+            burst_steps=3,
+            burst_step_seconds=0.05,
+            burst_repeats=1,
             memory_levels=(5, 10),
-            api_cost_steps=(1, 3), api_cost_pipelines=2,
-            render_seconds=0.2, render_repeats=2, cli_runs=2,
+            api_cost_steps=(1, 3),
+            api_cost_pipelines=2,
+            render_seconds=0.2,
+            render_repeats=2,
+            cli_runs=2,
         )
 
 
@@ -128,21 +144,30 @@ def _record_stuck(h: harness.Harness, recorder: watching.Recorder, names: set[st
         item: dict[str, Any] = {"pipeline": name}
         try:
             item["status"] = custom.get_namespaced_custom_object(
-                harness.GROUP, harness.VERSION, recorder.namespace, harness.PLURAL, name).get("status")  # type: ignore[attr-defined]
-            pod = json.loads(core.read_namespaced_pod(f"{name}-g1", recorder.namespace,
-                                                      _preload_content=False).data)  # type: ignore[attr-defined]
-            item["pod"] = {"annotations": pod["metadata"].get("annotations"),
-                           "images": {c["name"]: c["image"] for c in pod["spec"]["containers"]},
-                           "args": {c["name"]: c.get("args") or [] for c in pod["spec"]["containers"]},
-                           "status": pod.get("status")}
+                harness.GROUP, harness.VERSION, recorder.namespace, harness.PLURAL, name
+            ).get("status")  # type: ignore[attr-defined]
+            pod = json.loads(
+                core.read_namespaced_pod(f"{name}-g1", recorder.namespace, _preload_content=False).data
+            )  # type: ignore[attr-defined]
+            item["pod"] = {
+                "annotations": pod["metadata"].get("annotations"),
+                "images": {c["name"]: c["image"] for c in pod["spec"]["containers"]},
+                "args": {c["name"]: c.get("args") or [] for c in pod["spec"]["containers"]},
+                "status": pod.get("status"),
+            }
         except Exception as error:  # noqa: BLE001 - evidence is best effort
             item["error"] = repr(error)
-        item["events"] = [(round(e.t, 3), e.type, e.images, e.states, e.phase) for e in recorder.pods
-                          if e.name == f"{name}-g1"]
+        item["events"] = [
+            (round(e.t, 3), e.type, e.images, e.states, e.phase)
+            for e in recorder.pods
+            if e.name == f"{name}-g1"
+        ]
         evidence.append(item)
     if STUCK_DIR:
         STUCK_DIR[0].mkdir(parents=True, exist_ok=True)
-        (STUCK_DIR[0] / f"stuck-{recorder.namespace}.json").write_text(json.dumps(evidence, indent=1, default=str))
+        (STUCK_DIR[0] / f"stuck-{recorder.namespace}.json").write_text(
+            json.dumps(evidence, indent=1, default=str)
+        )
     say(f"{len(stuck)} run(s) never ended in {recorder.namespace} (evidence kept): {', '.join(stuck[:5])}")
     return stuck
 
@@ -212,8 +237,11 @@ class Floor:
         self.pods = watching.Recorder(h.api, h.floor_namespace, pipelines=False)
         self.pods.start()
         core = kubernetes.client.CoreV1Api(h.api)
-        core.create_namespaced_config_map(h.floor_namespace, floor.floor_object(),  # type: ignore[arg-type]
-                                          _preload_content=False)
+        core.create_namespaced_config_map(
+            h.floor_namespace,
+            floor.floor_object(),  # type: ignore[arg-type]
+            _preload_content=False,
+        )
         core.create_namespaced_pod(h.floor_namespace, floor.floor_pod(), _preload_content=False)  # type: ignore[arg-type]
         self.api = h.api
 
@@ -236,16 +264,20 @@ def idle_floor(fl: Floor, cfg: Config, say: Say) -> dict[str, Any]:
     pod_pinger.run(max(5, cfg.floor_pings // 2))
     result["pod"] = floor.summarise(pod_pinger.samples())
     result["pod"]["timeouts"] = pod_pinger.timeouts
-    say(f"floor (idle): watch→PATCH round trip p50 {result['round_trip']['p50']:.1f} ms, "
+    say(
+        f"floor (idle): watch→PATCH round trip p50 {result['round_trip']['p50']:.1f} ms, "
         f"PATCH→event p50 {result['patch_to_event']['p50']:.1f} ms; on a run-pod-sized pod: round trip p50 "
-        f"{result['pod']['round_trip']['p50']:.1f} ms")
+        f"{result['pod']['round_trip']['p50']:.1f} ms"
+    )
     return result
 
 
 # ---- 1. step hand-off latency ----------------------------------------------------------------------------
 
 
-def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: Config, say: Say) -> dict[str, Any]:
+def handoff_once(
+    h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: Config, say: Say
+) -> dict[str, Any]:
     ns = h.namespace(f"handoff-{level.key}")
     recorder = watching.Recorder(h.api, ns)
     recorder.start()
@@ -278,9 +310,13 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
     window = (samples[-1][0] - samples[0][0]) if len(samples) > 1 else math.nan
     cpu = _cpu_delta(cpu0, cpu1)
     result: dict[str, Any] = {
-        "pipelines": level.pipelines, "steps": level.steps, "step_seconds": [level.low, level.high],
+        "pipelines": level.pipelines,
+        "steps": level.steps,
+        "step_seconds": [level.low, level.high],
         "offered_handoffs_per_second": level.offered,
-        "repeat": repeat, "finished": finished, "terminal": _terminal_count(recorder, names),
+        "repeat": repeat,
+        "finished": finished,
+        "terminal": _terminal_count(recorder, names),
         "handoff_ms": stats.summary(latencies, 1000.0),
         "floor_ms": floor.summarise(floor_samples),
         "running_during_samples": stats.summary(concurrency) if concurrency else {},
@@ -293,9 +329,11 @@ def handoff_once(h: harness.Harness, fl: Floor, level: Level, repeat: int, cfg: 
         "samples_ms": [round(1000 * s, 3) for s in latencies],
     }
     hs, fs = result["handoff_ms"], result["floor_ms"]["round_trip"]
-    say(f"hand-off at {level.key:>3} pipelines (repeat {repeat + 1}): n={hs['n']} p50 {hs['p50']:.1f} "
+    say(
+        f"hand-off at {level.key:>3} pipelines (repeat {repeat + 1}): n={hs['n']} p50 {hs['p50']:.1f} "
         f"p95 {hs['p95']:.1f} p99 {hs['p99']:.1f} ms; floor p50 {fs['p50']:.1f} ms; "
-        f"{result['handoffs_per_second']:.1f} hand-offs/s; operator CPU {cpu.get('operator', 0):.1f}s")
+        f"{result['handoffs_per_second']:.1f} hand-offs/s; operator CPU {cpu.get('operator', 0):.1f}s"
+    )
     return result
 
 
@@ -304,12 +342,19 @@ def handoff(h: harness.Harness, fl: Floor, cfg: Config, say: Say) -> dict[str, A
     for level in cfg.levels:
         runs = [handoff_once(h, fl, level, r, cfg, say) for r in range(level.repeats or cfg.repeats)]
         out[level.key] = {
-            "level": {"pipelines": level.pipelines, "steps": level.steps, "step_seconds": [level.low, level.high],
-                      "offered_handoffs_per_second": level.offered},
+            "level": {
+                "pipelines": level.pipelines,
+                "steps": level.steps,
+                "step_seconds": [level.low, level.high],
+                "offered_handoffs_per_second": level.offered,
+            },
             "summary": stats.over_repeats([r["handoff_ms"] for r in runs], ("p50", "p95", "p99", "mean")),
-            "floor_round_trip": stats.over_repeats([r["floor_ms"]["round_trip"] for r in runs], ("p50", "p99")),
+            "floor_round_trip": stats.over_repeats(
+                [r["floor_ms"]["round_trip"] for r in runs], ("p50", "p99")
+            ),
             "ratio_p50_to_floor": stats.spread(
-                r["handoff_ms"]["p50"] / r["floor_ms"]["round_trip"]["p50"] for r in runs),
+                r["handoff_ms"]["p50"] / r["floor_ms"]["round_trip"]["p50"] for r in runs
+            ),
             "operator_cpu_ms_per_handoff": stats.spread(r["operator_cpu_ms_per_handoff"] for r in runs),
             "handoffs_per_second": stats.spread(r["handoffs_per_second"] for r in runs),
             "runs": runs,
@@ -340,11 +385,20 @@ def start_latency(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
         pod_added, pipeline_added = recorder.pod_added(), recorder.pipeline_added()
         observed = [pod_added[pods[n]] - pipeline_added[n] for n in sent if n in pods and n in pipeline_added]
         from_request = [pod_added[pods[n]] - sent[n] for n in sent if n in pods]
-        runs.append({"watch_ms": stats.summary(observed, 1000.0), "request_ms": stats.summary(from_request, 1000.0),
-                     "created": len(sent), "pods": len(pods), "samples_ms": [round(1000 * x, 3) for x in observed]})
-        say(f"start latency (repeat {repeat + 1}): Pipeline event → pod event p50 {runs[-1]['watch_ms']['p50']:.1f} "
+        runs.append(
+            {
+                "watch_ms": stats.summary(observed, 1000.0),
+                "request_ms": stats.summary(from_request, 1000.0),
+                "created": len(sent),
+                "pods": len(pods),
+                "samples_ms": [round(1000 * x, 3) for x in observed],
+            }
+        )
+        say(
+            f"start latency (repeat {repeat + 1}): Pipeline event → pod event p50 {runs[-1]['watch_ms']['p50']:.1f} "
             f"p99 {runs[-1]['watch_ms']['p99']:.1f} ms (from the create request: p50 "
-            f"{runs[-1]['request_ms']['p50']:.1f} ms)")
+            f"{runs[-1]['request_ms']['p50']:.1f} ms)"
+        )
     return {
         "summary": stats.over_repeats([r["watch_ms"] for r in runs], ("p50", "p95", "p99")),
         "from_request": stats.over_repeats([r["request_ms"] for r in runs], ("p50", "p99")),
@@ -367,7 +421,9 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
     t0 = time.monotonic()
     h.create_pipelines(ns, bodies)
     created = time.monotonic() - t0
-    say(f"burst (repeat {repeat + 1}): {n} Pipelines created in {created:.1f}s; waiting for every run to finish")
+    say(
+        f"burst (repeat {repeat + 1}): {n} Pipelines created in {created:.1f}s; waiting for every run to finish"
+    )
     budget = (120 + n * 1.0) * cfg.wait_factor
     recorder.wait(lambda: len(recorder.pods_of_pipelines()) >= n, budget)
     finished = _wait_progress(recorder, names, budget, stall=60 * cfg.wait_factor)
@@ -380,7 +436,9 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
     pipe_times = sorted(recorder.pipeline_added().values())
     all_pods = (pod_times[-1] - t0) if len(pod_times) >= n else math.nan
     all_done = (done_times[-1] - t0) if len(done_times) >= n else math.nan
-    done_99 = (done_times[math.ceil(0.99 * n) - 1] - t0) if len(done_times) >= math.ceil(0.99 * n) else math.nan
+    done_99 = (
+        (done_times[math.ceil(0.99 * n) - 1] - t0) if len(done_times) >= math.ceil(0.99 * n) else math.nan
+    )
     end = max([*pod_times, *done_times, t0 + 1])
     bins = math.ceil(end - t0)
     series = {
@@ -397,11 +455,18 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
         phases[str(phase)] = phases.get(str(phase), 0) + 1
     requests = harness.delta(requests1, requests0)
     result: dict[str, Any] = {
-        "pipelines": n, "steps": cfg.burst_steps, "step_seconds": cfg.burst_step_seconds, "repeat": repeat,
-        "finished": finished, "phases": phases,
+        "pipelines": n,
+        "steps": cfg.burst_steps,
+        "step_seconds": cfg.burst_step_seconds,
+        "repeat": repeat,
+        "finished": finished,
+        "phases": phases,
         "create_seconds": created,
-        "all_pods_seconds": all_pods, "all_finished_seconds": all_done, "finished_99_seconds": done_99,
-        "not_finished": n - len(done_times), "never_ended": stuck,
+        "all_pods_seconds": all_pods,
+        "all_finished_seconds": all_done,
+        "finished_99_seconds": done_99,
+        "not_finished": n - len(done_times),
+        "never_ended": stuck,
         "pods_per_second": n / all_pods if all_pods else math.nan,
         "pipelines_per_second": n / all_done if all_done else math.nan,
         "pipelines_per_second_99": 0.99 * n / done_99 if done_99 else math.nan,
@@ -413,9 +478,11 @@ def burst_once(h: harness.Harness, cfg: Config, repeat: int, say: Say) -> dict[s
         "series": series,
         "watch_errors": recorder.errors,
     }
-    say(f"burst (repeat {repeat + 1}): all pods after {all_pods:.1f}s ({result['pods_per_second']:.1f}/s), "
+    say(
+        f"burst (repeat {repeat + 1}): all pods after {all_pods:.1f}s ({result['pods_per_second']:.1f}/s), "
         f"all finished after {all_done:.1f}s ({result['pipelines_per_second']:.1f} pipelines/s); "
-        f"operator CPU {result['cpu_seconds'].get('operator', 0):.1f}s, phases {phases}")
+        f"operator CPU {result['cpu_seconds'].get('operator', 0):.1f}s, phases {phases}"
+    )
     _delete_and_wait(h, ns, cfg)
     return result
 
@@ -449,14 +516,24 @@ def _histogram(times: Sequence[float], t0: float, bins: int) -> list[int]:
 def _delete_and_wait(h: harness.Harness, ns: str, cfg: Config) -> None:
     """Delete the namespace and wait (bounded) until it is gone, so the next scenario starts quiet."""
     h.delete_namespace(ns)
-    h.cluster.kubectl("wait", "--for=delete", f"namespace/{ns}", f"--timeout={int(300 * cfg.wait_factor)}s",
-                      check=False)
+    h.cluster.kubectl(
+        "wait", "--for=delete", f"namespace/{ns}", f"--timeout={int(300 * cfg.wait_factor)}s", check=False
+    )
 
 
 def burst(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
     runs = [burst_once(h, cfg, r, say) for r in range(cfg.burst_repeats)]
-    keys = ("create_seconds", "all_pods_seconds", "all_finished_seconds", "finished_99_seconds", "pods_per_second",
-            "pipelines_per_second", "pipelines_per_second_99", "operator_cpu_ms_per_pipeline", "not_finished")
+    keys = (
+        "create_seconds",
+        "all_pods_seconds",
+        "all_finished_seconds",
+        "finished_99_seconds",
+        "pods_per_second",
+        "pipelines_per_second",
+        "pipelines_per_second_99",
+        "operator_cpu_ms_per_pipeline",
+        "not_finished",
+    )
     return {"summary": stats.over_repeats(runs, keys), "runs": runs}
 
 
@@ -482,9 +559,13 @@ IMPORT_FLOORS = {
 
 def _import_rss(code: str) -> float:
     """VmRSS of a fresh interpreter after ``code``: what the imports alone cost (the floor of idle RSS)."""
-    probe = code + "\nimport pathlib\nprint([l.split()[1] for l in pathlib.Path('/proc/self/status')" \
+    probe = (
+        code + "\nimport pathlib\nprint([l.split()[1] for l in pathlib.Path('/proc/self/status')"
         ".read_text().splitlines() if l.startswith('VmRSS:')][0])"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
     return int(done.stdout.strip().splitlines()[-1]) / 1024.0
 
 
@@ -499,8 +580,10 @@ def memory(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
     time.sleep(3.0)
     idle = _rss(h.operator.pid, 5)
     floors = {label: _import_rss(code) for label, code in IMPORT_FLOORS.items()}
-    say(f"memory: operator RSS idle {idle:.1f} MB; a process that only imports: " +
-        ", ".join(f"{k} {v:.1f} MB" for k, v in floors.items()))
+    say(
+        f"memory: operator RSS idle {idle:.1f} MB; a process that only imports: "
+        + ", ".join(f"{k} {v:.1f} MB" for k, v in floors.items())
+    )
     ns = h.namespace("memory")
     recorder = watching.Recorder(h.api, ns)
     recorder.start()
@@ -510,12 +593,21 @@ def memory(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
         bodies = [harness.pipeline(f"m{i:04d}", [100000.0, 1.0, 1.0]) for i in range(made, target)]
         h.create_pipelines(ns, bodies)
         made = target
-        reached = recorder.wait(lambda k=target: _running(recorder) >= k,  # type: ignore[misc]
-                                (60 + target * 0.5) * cfg.wait_factor)
+        reached = recorder.wait(
+            lambda k=target: _running(recorder) >= k,  # type: ignore[misc]
+            (60 + target * 0.5) * cfg.wait_factor,
+        )
         time.sleep(2.0)  # let the trailing status writes land
         rss = _rss(h.operator.pid)
-        points.append({"active": target, "rss_mb": rss, "hwm_mb": proc.hwm_mb(h.operator.pid),
-                       "running": _running(recorder), "reached": reached})
+        points.append(
+            {
+                "active": target,
+                "rss_mb": rss,
+                "hwm_mb": proc.hwm_mb(h.operator.pid),
+                "running": _running(recorder),
+                "reached": reached,
+            }
+        )
         say(f"memory: {_running(recorder)} active Pipelines: operator RSS {rss:.1f} MB")
     recorder.stop()
     _delete_and_wait(h, ns, cfg)
@@ -525,17 +617,38 @@ def memory(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
     by_active = {p["active"]: p["rss_mb"] for p in points}
     largest = max(cfg.memory_levels)
     per_pipeline = (by_active[largest] - idle) / largest * 1024 if largest else math.nan
-    return {"idle_mb": idle, "import_floor_mb": floors, "points": points, "after_delete_mb": after, "kb_per_active_pipeline": per_pipeline,
-            "at_100_mb": by_active.get(100, math.nan), "at_1000_mb": by_active.get(1000, math.nan),
-            "largest": largest, "at_largest_mb": by_active[largest]}
+    return {
+        "idle_mb": idle,
+        "import_floor_mb": floors,
+        "points": points,
+        "after_delete_mb": after,
+        "kb_per_active_pipeline": per_pipeline,
+        "at_100_mb": by_active.get(100, math.nan),
+        "at_1000_mb": by_active.get(1000, math.nan),
+        "largest": largest,
+        "at_largest_mb": by_active[largest],
+    }
 
 
 # ---- 5. API cost ---------------------------------------------------------------------------------------------
 
-OPERATOR_WRITES = {("POST", "pods", ""), ("PATCH", "pods", ""), ("DELETE", "pods", ""), ("PATCH", "pipelines", "status"),
-                   ("PUT", "pipelines", "status"), ("POST", "events", ""), ("POST", "secrets", ""),
-                   ("PATCH", "pipelines", ""), ("PUT", "pipelines", "")}
-OPERATOR_READS = {("GET", "pods", ""), ("GET", "secrets", ""), ("GET", "pipelines", ""), ("LIST", "pipelines", "")}
+OPERATOR_WRITES = {
+    ("POST", "pods", ""),
+    ("PATCH", "pods", ""),
+    ("DELETE", "pods", ""),
+    ("PATCH", "pipelines", "status"),
+    ("PUT", "pipelines", "status"),
+    ("POST", "events", ""),
+    ("POST", "secrets", ""),
+    ("PATCH", "pipelines", ""),
+    ("PUT", "pipelines", ""),
+}
+OPERATOR_READS = {
+    ("GET", "pods", ""),
+    ("GET", "secrets", ""),
+    ("GET", "pipelines", ""),
+    ("LIST", "pipelines", ""),
+}
 KUBELET = {("PATCH", "pods", "status")}
 BENCH = {("POST", "pipelines", "")}
 
@@ -546,6 +659,7 @@ def attribute(requests: Mapping[tuple[str, str, str], float], pipelines: int) ->
     The operator is the only client that writes pods (not their status), Pipeline status and Events, and
     the only one that GETs single objects; the scripted kubelet writes pods/status; the bench POSTs Pipelines.
     """
+
     def per(keys: set[tuple[str, str, str]]) -> dict[str, float]:
         return {_label(key): round(requests[key] / pipelines, 3) for key in sorted(keys) if requests.get(key)}
 
@@ -586,16 +700,20 @@ def api_cost(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
         recorder.stop()
         _delete_and_wait(h, ns, cfg)  # the namespace and garbage collectors must not count in the next one
         result = attribute(harness.delta(after, before), cfg.api_cost_pipelines)
-        result["operator_cpu_ms_per_pipeline"] = 1000 * (cpu1["operator"] - cpu0["operator"]) / cfg.api_cost_pipelines
+        result["operator_cpu_ms_per_pipeline"] = (
+            1000 * (cpu1["operator"] - cpu0["operator"]) / cfg.api_cost_pipelines
+        )
         result["operator_cpu_ms_per_step"] = result["operator_cpu_ms_per_pipeline"] / steps
         result["steps"] = steps
         result["target_writes"] = steps + 4
         result["finished"] = _terminal_count(recorder, names)
         out[str(steps)] = result
-        say(f"API cost, {steps} step(s): {result['operator_writes_per_pipeline']:.1f} writes "
+        say(
+            f"API cost, {steps} step(s): {result['operator_writes_per_pipeline']:.1f} writes "
             f"(target ≤ {steps + 4}) and {result['operator_reads_per_pipeline']:.1f} reads per pipeline: "
             f"{result['operator_writes']} {result['operator_reads']}; operator CPU "
-            f"{result['operator_cpu_ms_per_pipeline']:.0f} ms per pipeline")
+            f"{result['operator_cpu_ms_per_pipeline']:.0f} ms per pipeline"
+        )
     return out
 
 
@@ -616,8 +734,9 @@ def render(cfg: Config, say: Say) -> dict[str, Any]:
         for _ in range(cfg.render_repeats):
             count, began = 0, time.perf_counter()
             while time.perf_counter() - began < cfg.render_seconds:
-                context = compiling.RunContext(namespace="default", pipeline=doc["metadata"]["name"],
-                                               uid=f"uid-{count}", generation=1)
+                context = compiling.RunContext(
+                    namespace="default", pipeline=doc["metadata"]["name"], uid=f"uid-{count}", generation=1
+                )
                 plan = compiling.compile_spec(doc["spec"], context, policy)
                 pods.build_pod(plan)
                 count += 1
@@ -630,8 +749,11 @@ def render(cfg: Config, say: Say) -> dict[str, Any]:
 def cli_startup(cfg: Config, say: Say) -> dict[str, Any]:
     script = pathlib.Path(sys.executable).parent / "podline"
     podline = [str(script)] if script.exists() else [sys.executable, "-m", "podline"]
-    commands = {"podline --help": [*podline, "--help"], "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
-                "python -c 'import kopf, kubernetes'": [sys.executable, "-c", "import kopf, kubernetes"]}
+    commands = {
+        "podline --help": [*podline, "--help"],
+        "python -c pass (interpreter floor)": [sys.executable, "-c", "pass"],
+        "python -c 'import kopf, kubernetes'": [sys.executable, "-c", "import kopf, kubernetes"],
+    }
     out: dict[str, Any] = {}
     for label, argv in commands.items():
         times = []
@@ -651,17 +773,31 @@ def foreign_pods(h: harness.Harness, say: Say, writes: int = 200) -> dict[str, A
     received, parsed and processed."""
     core = kubernetes.client.CoreV1Api(h.api)
     ns = h.namespace("foreign")
-    core.create_namespaced_pod(ns, {  # type: ignore[arg-type]
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "foreign", "labels": {"app": "not-podline"}},
-        "spec": {"containers": [{"name": f"c{i}", "image": "busybox:1.36"} for i in range(4)]}})
+    core.create_namespaced_pod(
+        ns,
+        {  # type: ignore[arg-type]
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "foreign", "labels": {"app": "not-podline"}},
+            "spec": {"containers": [{"name": f"c{i}", "image": "busybox:1.36"} for i in range(4)]},
+        },
+    )
     core.create_namespaced_config_map(ns, {"metadata": {"name": "control"}})  # type: ignore[arg-type]
     time.sleep(1.0)
     out: dict[str, Any] = {"writes": writes}
     for label, patch in (
-        ("configmap (not watched)", lambda i: core.patch_namespaced_config_map(
-            "control", ns, {"metadata": {"annotations": {"i": str(i)}}}, _preload_content=False)),
-        ("foreign pod", lambda i: core.patch_namespaced_pod(
-            "foreign", ns, {"metadata": {"annotations": {"i": str(i)}}}, _preload_content=False)),
+        (
+            "configmap (not watched)",
+            lambda i: core.patch_namespaced_config_map(
+                "control", ns, {"metadata": {"annotations": {"i": str(i)}}}, _preload_content=False
+            ),
+        ),
+        (
+            "foreign pod",
+            lambda i: core.patch_namespaced_pod(
+                "foreign", ns, {"metadata": {"annotations": {"i": str(i)}}}, _preload_content=False
+            ),
+        ),
     ):
         before = proc.cpu_seconds(h.operator.pid) or 0.0
         for i in range(writes):
@@ -670,6 +806,8 @@ def foreign_pods(h: harness.Harness, say: Say, writes: int = 200) -> dict[str, A
         out[label] = 1000 * ((proc.cpu_seconds(h.operator.pid) or 0.0) - before) / writes
     out["operator_ms_per_foreign_pod_event"] = out["foreign pod"] - out["configmap (not watched)"]
     _delete_and_wait(h, ns, Config.quick())
-    say(f"foreign pods: operator CPU {out['foreign pod']:.2f} ms per event of a pod it does not own "
-        f"(control, a ConfigMap it does not watch: {out['configmap (not watched)']:.2f} ms per write)")
+    say(
+        f"foreign pods: operator CPU {out['foreign pod']:.2f} ms per event of a pod it does not own "
+        f"(control, a ConfigMap it does not watch: {out['configmap (not watched)']:.2f} ms per write)"
+    )
     return out

@@ -23,8 +23,15 @@ def summary(samples: Sequence[float], scale: float = 1.0) -> dict[str, float]:
     """n, p50, p95, p99, mean, min, max of ``samples`` (each multiplied by ``scale``, e.g. 1000 for ms)."""
     values = [s * scale for s in samples]
     if not values:
-        return {"n": 0, "p50": math.nan, "p95": math.nan, "p99": math.nan, "mean": math.nan,
-                "min": math.nan, "max": math.nan}
+        return {
+            "n": 0,
+            "p50": math.nan,
+            "p95": math.nan,
+            "p99": math.nan,
+            "mean": math.nan,
+            "min": math.nan,
+            "max": math.nan,
+        }
     return {
         "n": len(values),
         "p50": percentile(values, 50),

@@ -22,9 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 # 2026-12-01 09:30:00.123456789 +0000 UTC k8s.io /tasks/exit {"container_id":"…",…}
-_LINE = re.compile(r"^(?P<date>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))? (?P<zone>[+-]\d{4}) \S+ "
-                   r"(?P<namespace>\S+) (?P<topic>/\S+) (?P<payload>\{.*\})\s*$")
-_RFC3339 = re.compile(r"^(?P<date>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$")
+_LINE = re.compile(
+    r"^(?P<date>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))? (?P<zone>[+-]\d{4}) \S+ "
+    r"(?P<namespace>\S+) (?P<topic>/\S+) (?P<payload>\{.*\})\s*$"
+)
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$"
+)
 
 
 def _epoch(date: str, frac: str | None, zone: str) -> float:
@@ -100,8 +104,13 @@ class TaskEvents:
         self.lines = 0
 
     def start(self) -> None:
-        self._process = subprocess.Popen([self.ctr, "--address", self.address, "events"], stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        self._process = subprocess.Popen(
+            [self.ctr, "--address", self.address, "events"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         self._thread = threading.Thread(target=self._read, name="ctr-events", daemon=True)
         self._thread.start()
 
@@ -129,16 +138,25 @@ class TaskEvents:
                     self._exited.setdefault(cid, (exited, int(payload.get("exit_status", 0))))
 
     def _container(self, cid: str) -> Container | None:
-        result = subprocess.run([self.ctr, "--address", self.address, "--namespace", "k8s.io", "containers", "info",
-                                 cid], check=False, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [self.ctr, "--address", self.address, "--namespace", "k8s.io", "containers", "info", cid],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if result.returncode != 0:
             return None
         info = json.loads(result.stdout)
         labels = info.get("Labels") or {}
-        return Container(id=cid, namespace=labels.get("io.kubernetes.pod.namespace", ""),
-                         pod=labels.get("io.kubernetes.pod.name", ""),
-                         name=labels.get("io.kubernetes.container.name", ""), image=info.get("Image", ""),
-                         sandbox=labels.get("io.cri-containerd.kind") == "sandbox")
+        return Container(
+            id=cid,
+            namespace=labels.get("io.kubernetes.pod.namespace", ""),
+            pod=labels.get("io.kubernetes.pod.name", ""),
+            name=labels.get("io.kubernetes.container.name", ""),
+            image=info.get("Image", ""),
+            sandbox=labels.get("io.cri-containerd.kind") == "sandbox",
+        )
 
     def tasks(self, namespace: str, pod: str | None = None) -> list[Task]:
         """Every container process seen in ``namespace`` (and ``pod``), sandboxes left out, by start time."""

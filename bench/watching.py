@@ -61,17 +61,26 @@ def _pod_event(t: float, kind: str, obj: dict[str, Any]) -> PodEvent:
         state = c.get("state") or {}
         states[c["name"]] = next(iter(state), "waiting")
     return PodEvent(
-        t=t, type=kind, name=meta.get("name", ""), pipeline=notes.get(PIPELINE_ANNOTATION),
+        t=t,
+        type=kind,
+        name=meta.get("name", ""),
+        pipeline=notes.get(PIPELINE_ANNOTATION),
         images={c["name"]: c.get("image", "") for c in (obj.get("spec") or {}).get("containers") or ()},
-        states=states, phase=status.get("phase"),
+        states=states,
+        phase=status.get("phase"),
         notes={k: v for k, v in notes.items() if k.startswith(NOTE_PREFIX)},
     )
 
 
 def _pipeline_event(t: float, kind: str, obj: dict[str, Any]) -> PipelineEvent:
     status = obj.get("status") or {}
-    return PipelineEvent(t=t, type=kind, name=(obj.get("metadata") or {}).get("name", ""), phase=status.get("phase"),
-                         steps={s.get("container", ""): s.get("state", "") for s in status.get("steps") or ()})
+    return PipelineEvent(
+        t=t,
+        type=kind,
+        name=(obj.get("metadata") or {}).get("name", ""),
+        phase=status.get("phase"),
+        steps={s.get("container", ""): s.get("state", "") for s in status.get("steps") or ()},
+    )
 
 
 @dataclass
@@ -89,8 +98,14 @@ class Recorder:
     """Watches pods (or ConfigMaps, for the floor) and Pipelines of ``namespace`` from `start` to `stop`;
     listeners run in the watch thread."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str, *, pipelines: bool = True,
-                 configmaps: bool = False) -> None:
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        namespace: str,
+        *,
+        pipelines: bool = True,
+        configmaps: bool = False,
+    ) -> None:
         core = kubernetes.client.CoreV1Api(api)
         custom = kubernetes.client.CustomObjectsApi(api)
         self.namespace = namespace
@@ -100,12 +115,19 @@ class Recorder:
         lister = core.list_namespaced_config_map if configmaps else core.list_namespaced_pod
         self._streams = [_Stream("pods", lambda **kw: lister(namespace, **kw), _pod_event)]
         if pipelines:
-            self._streams.append(_Stream(
-                "pipelines",
-                lambda **kw: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kw),
-                _pipeline_event))
-        self._threads = [threading.Thread(target=self._run, args=(s,), name=f"watch-{s.name}", daemon=True)
-                         for s in self._streams]
+            self._streams.append(
+                _Stream(
+                    "pipelines",
+                    lambda **kw: custom.list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURAL, **kw
+                    ),
+                    _pipeline_event,
+                )
+            )
+        self._threads = [
+            threading.Thread(target=self._run, args=(s,), name=f"watch-{s.name}", daemon=True)
+            for s in self._streams
+        ]
 
     @property
     def pods(self) -> list[PodEvent]:
@@ -130,9 +152,16 @@ class Recorder:
         while not self._stop.is_set():
             try:
                 if version is None:
-                    version = json.loads(stream.lister(_preload_content=False).data)["metadata"]["resourceVersion"]
-                stream.response = stream.lister(watch=True, resource_version=version, allow_watch_bookmarks=True,
-                                                timeout_seconds=240, _preload_content=False)
+                    version = json.loads(stream.lister(_preload_content=False).data)["metadata"][
+                        "resourceVersion"
+                    ]
+                stream.response = stream.lister(
+                    watch=True,
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=240,
+                    _preload_content=False,
+                )
                 for line in lines(stream.response):
                     arrived = time.monotonic()
                     event = json.loads(line)

@@ -116,7 +116,10 @@ def _failing(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     bad = rng.randrange(n - 2)
     steps = [_step(f"s{i}", rng, "exit 2" if i == bad else "true") for i in range(n - 1)]
     steps.append(_step("notify", rng, when={"status": ["failure"]}))
-    states = {s["name"]: "succeeded" if i < bad else "failed" if i == bad else "skipped" for i, s in enumerate(steps)}
+    states = {
+        s["name"]: "succeeded" if i < bad else "failed" if i == bad else "skipped"
+        for i, s in enumerate(steps)
+    }
     states["notify"] = "succeeded"
     return {"steps": steps}, "Failed", states
 
@@ -136,24 +139,38 @@ def _parallel_failing(rng: random.Random, n: int) -> tuple[Body, str, dict[str, 
 
 def _services(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     steps = [_step(f"s{i}", rng) for i in range(n)]
-    services = [{"name": "cache", "image": "redis:7"}, {"name": "db", "image": "postgres:16"}][: rng.randint(1, 2)]
+    services = [{"name": "cache", "image": "redis:7"}, {"name": "db", "image": "postgres:16"}][
+        : rng.randint(1, 2)
+    ]
     return {"services": services, "steps": steps}, "Succeeded", {s["name"]: "succeeded" for s in steps}
 
 
 def _ignored(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     steps = [_step(f"s{i}", rng, "exit 1" if i == 1 else "true", **({"failure": "ignore"} if i == 1 else {}))
              for i in range(n)]  # fmt: skip
-    return {"steps": steps}, "Succeeded", {s["name"]: "failed" if i == 1 else "succeeded" for i, s in enumerate(steps)}
+    return (
+        {"steps": steps},
+        "Succeeded",
+        {s["name"]: "failed" if i == 1 else "succeeded" for i, s in enumerate(steps)},
+    )
 
 
 def _early_exit(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     steps = [_step(f"s{i}", rng, "exit 78" if i == 1 else "true") for i in range(n)]
-    return {"steps": steps}, "Succeeded", {s["name"]: "succeeded" if i <= 1 else "skipped" for i, s in enumerate(steps)}
+    return (
+        {"steps": steps},
+        "Succeeded",
+        {s["name"]: "succeeded" if i <= 1 else "skipped" for i, s in enumerate(steps)},
+    )
 
 
 def _private(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     steps = [{**_step(f"s{i}", rng), "image": PRIVATE_IMAGE} for i in range(n)]
-    return {"image_pull_secrets": ["regcred"], "steps": steps}, "Succeeded", {s["name"]: "succeeded" for s in steps}
+    return (
+        {"image_pull_secrets": ["regcred"], "steps": steps},
+        "Succeeded",
+        {s["name"]: "succeeded" for s in steps},
+    )
 
 
 UNPULLABLE = "registry.example.com/team/notfound:1"  # the scripted kubelet reports it not found
@@ -163,7 +180,9 @@ def _unpullable(rng: random.Random, n: int) -> tuple[Body, str, dict[str, str]]:
     steps = [_step(f"s{i}", rng) for i in range(n - 1)]
     steps[1] = {**steps[1], "image": UNPULLABLE}
     steps.append(_step("notify", rng, when={"status": ["failure"]}))
-    states = {s["name"]: "succeeded" if i == 0 else "failed" if i == 1 else "skipped" for i, s in enumerate(steps)}
+    states = {
+        s["name"]: "succeeded" if i == 0 else "failed" if i == 1 else "skipped" for i, s in enumerate(steps)
+    }
     states["notify"] = "succeeded"
     return {"steps": steps}, "Failed", states
 
@@ -175,7 +194,9 @@ KINDS: dict[str, Callable[[random.Random, int], tuple[Body, str, dict[str, str]]
 }  # fmt: skip
 
 
-def plan(count: int, rng: random.Random, prefix: str = "chaos", kinds: Sequence[str] = tuple(KINDS)) -> list[Planned]:
+def plan(
+    count: int, rng: random.Random, prefix: str = "chaos", kinds: Sequence[str] = tuple(KINDS)
+) -> list[Planned]:
     """``count`` Pipelines of 3–5 steps, each of ``kinds`` in turn."""
     out = []
     for index in range(count):
@@ -196,7 +217,9 @@ class Killer:
     three seconds to import kopf and the Kubernetes client, and a kill during that only tests the imports.
     """
 
-    def __init__(self, operators: Sequence[operating.OperatorProcess], every: float, rng: random.Random) -> None:
+    def __init__(
+        self, operators: Sequence[operating.OperatorProcess], every: float, rng: random.Random
+    ) -> None:
         self.operators = operators
         self.every = every
         self.rng = rng
@@ -260,8 +283,16 @@ class Figures:
 
     @property
     def ok(self) -> bool:
-        trouble = (self.duplicates, self.second_pods, self.lost_steps, self.orphans, self.tracebacks, self.found_dead,
-                   self.events_missing, self.events_repeated)
+        trouble = (
+            self.duplicates,
+            self.second_pods,
+            self.lost_steps,
+            self.orphans,
+            self.tracebacks,
+            self.found_dead,
+            self.events_missing,
+            self.events_repeated,
+        )
         return self.terminal == self.as_planned == self.runs and not any(trouble)
 
     def report(self) -> str:
@@ -363,7 +394,9 @@ def wait_until_ended(
         except Exception:  # noqa: BLE001 - the apiserver may be restarting under a disruption
             time.sleep(1.0)
             continue
-        statuses = {i["metadata"]["name"]: i.get("status") or {} for i in items if i["metadata"]["name"] in names}
+        statuses = {
+            i["metadata"]["name"]: i.get("status") or {} for i in items if i["metadata"]["name"] in names
+        }
         if len(statuses) == len(names) and all(s.get("phase") in TERMINAL for s in statuses.values()):
             return statuses
         time.sleep(1.0)
@@ -471,8 +504,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", type=int, default=200)
-    parser.add_argument("--kill-every", type=float, default=3.0,
-                        help="mean seconds from an operator's start (once serving) to its SIGKILL; 0: no kills")
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=3.0,
+        help="mean seconds from an operator's start (once serving) to its SIGKILL; 0: no kills",
+    )
     parser.add_argument("--operators", type=int, default=1, help="operator processes running at once")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for every run to end")

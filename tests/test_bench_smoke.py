@@ -26,7 +26,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], p
             pytest.fail(f"{error} (CI=true: cluster tiers must not be skipped)", pytrace=False)
         pytest.skip(str(error))
     out = tmp_path_factory.mktemp("bench")
-    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1200, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     assert done.returncode == 0, f"the quick bench failed:\n{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
     return json.loads((out / "latest.json").read_text()), out
 
@@ -91,8 +99,13 @@ def test_a_run_that_never_ended_waits_on_a_step_its_pod_shows_running(
         for item in json.loads(evidence.read_text()):
             pod, status = item["pod"], item["status"]
             states = {c["name"]: next(iter(c["state"])) for c in pod["status"]["containerStatuses"]}
-            running = {name for name, state in states.items() if name.startswith("step-") and state == "running"
-                       and all(states.get(a) == "terminated" for a in stepping.parse_args(pod["args"][name]).after)}
+            running = {
+                name
+                for name, state in states.items()
+                if name.startswith("step-")
+                and state == "running"
+                and all(states.get(a) == "terminated" for a in stepping.parse_args(pod["args"][name]).after)
+            }
             assert running, f"{item['pipeline']}: no step runs in its pod, yet the run did not end: {item}"
             assert status["phase"] == "Running", item
             shown = {s["container"] for s in status["steps"] if s["state"] == "running"}

@@ -10,9 +10,13 @@ PLANNED = chaos.Planned("p", "unpullable", {"steps": []}, "Failed",
                         {"s0": "succeeded", "s1": "failed", "s2": "skipped"}, frozenset({"s1"}))  # fmt: skip
 
 
-def ledger(*commands: str, containers: tuple[str, ...] = ("podline-prepare", "step-s0", "step-s1", "step-s2")) -> list[Instance]:
+def ledger(
+    *commands: str, containers: tuple[str, ...] = ("podline-prepare", "step-s0", "step-s1", "step-s2")
+) -> list[Instance]:
     out = [Instance("ns", "p-g1", c, "busybox:1.36", f"scripted://u/{c}/1") for c in containers]
-    return out + [Instance("ns", "p-g1", c, "busybox:1.36", f"scripted://u/{c}/1", "command") for c in commands]
+    return out + [
+        Instance("ns", "p-g1", c, "busybox:1.36", f"scripted://u/{c}/1", "command") for c in commands
+    ]
 
 
 def check(instances: list[Instance]) -> chaos.Figures:
@@ -32,11 +36,15 @@ def test_a_command_started_twice_is_a_duplicate() -> None:
 
 
 def test_a_container_started_twice_is_a_duplicate() -> None:
-    figures = check(ledger("step-s0", containers=("podline-prepare", "step-s0", "step-s0", "step-s1", "step-s2")))
+    figures = check(
+        ledger("step-s0", containers=("podline-prepare", "step-s0", "step-s0", "step-s1", "step-s2"))
+    )
     assert figures.duplicates == 1
 
 
 def test_a_command_missing_or_one_that_should_not_run_is_a_lost_step() -> None:
     assert check(ledger()).lost_steps == 1  # s0 never ran
-    assert check(ledger("step-s0", "step-s1")).lost_steps == 1  # the stand-in ran the unpullable step's command
+    assert (
+        check(ledger("step-s0", "step-s1")).lost_steps == 1
+    )  # the stand-in ran the unpullable step's command
     assert check(ledger("step-s0", "step-s2")).lost_steps == 1  # a skipped step ran

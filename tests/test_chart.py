@@ -346,14 +346,18 @@ def test_helm_test_hook_asks_the_metrics_service_as_a_restricted_pod(helm: str) 
     assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
     spec = hook["spec"]
     [box] = spec["containers"]
-    assert box["image"] == container(docs)["image"] == "podline/podline:dev", "the test runs the operator's image"
+    assert box["image"] == container(docs)["image"] == "podline/podline:dev", (
+        "the test runs the operator's image"
+    )
     assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
     assert spec["securityContext"] == only(docs, "Deployment")["spec"]["template"]["spec"]["securityContext"]
     assert box["securityContext"] == container(docs)["securityContext"]
     # no cluster DNS needed: it reads the variables the kubelet sets for the Service (name upper-cased, - → _)
     variable = service["metadata"]["name"].upper().replace("-", "_")
     script = box["command"][-1]
-    assert f'os.environ["{variable}_SERVICE_HOST"]' in script and f'"{variable}_SERVICE_PORT_METRICS"' in script
+    assert (
+        f'os.environ["{variable}_SERVICE_HOST"]' in script and f'"{variable}_SERVICE_PORT_METRICS"' in script
+    )
     assert service["spec"]["ports"][0]["name"] == "metrics" and spec["enableServiceLinks"] is True
     assert not [d for d in render(helm, "--set", "metrics.enabled=false") if d["kind"] == "Pod"], (
         "without the metrics Service there is nothing for the hook to ask"

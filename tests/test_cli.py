@@ -17,8 +17,15 @@ CANARY = "CANARY-cli-s3cr3t-7f1e"
 
 
 def podline(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "podline", *args], capture_output=True, text=True, input=stdin,
-                          cwd=ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "podline", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_convert_then_render_the_seed_pipeline(tmp_path: Path) -> None:
@@ -41,8 +48,9 @@ def test_convert_then_render_the_seed_pipeline(tmp_path: Path) -> None:
 
 def test_convert_skips_other_document_kinds_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / ".drone.yml"
-    path.write_text("kind: secret\nname: x\nget: {path: a, name: b}\n---\n"
-                    + (EXAMPLES / "seed-go.drone.yml").read_text())
+    path.write_text(
+        "kind: secret\nname: x\nget: {path: a, name: b}\n---\n" + (EXAMPLES / "seed-go.drone.yml").read_text()
+    )
     result = podline("convert", str(path))
     assert result.returncode == 0
     assert "skipping kind 'secret'" in result.stderr
@@ -81,8 +89,16 @@ def test_render_missing_secret_names_it(tmp_path: Path) -> None:
 )
 def test_render_invalid_spec_gives_one_line_per_problem(tmp_path: Path, spec: dict, expected: str) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline",
-                                    "metadata": {"name": "bad"}, "spec": spec}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "podline.dev/v1alpha1",
+                "kind": "Pipeline",
+                "metadata": {"name": "bad"},
+                "spec": spec,
+            }
+        )
+    )
     result = podline("render", str(path))
     assert result.returncode == 1
     assert expected in result.stderr
@@ -91,10 +107,20 @@ def test_render_invalid_spec_gives_one_line_per_problem(tmp_path: Path, spec: di
 
 
 def test_render_reports_every_problem_at_once(tmp_path: Path) -> None:
-    spec = {"steps": [{"name": "a", "image": "UPPER"}, {"name": "a", "image": "busybox", "depends_on": ["zz"]}]}
+    spec = {
+        "steps": [{"name": "a", "image": "UPPER"}, {"name": "a", "image": "busybox", "depends_on": ["zz"]}]
+    }
     path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline",
-                                    "metadata": {"name": "bad"}, "spec": spec}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "podline.dev/v1alpha1",
+                "kind": "Pipeline",
+                "metadata": {"name": "bad"},
+                "spec": spec,
+            }
+        )
+    )
     result = podline("render", str(path))
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1
@@ -118,12 +144,31 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
 
 
 def test_render_keeps_secret_values_out_of_everything_but_the_generated_secret(tmp_path: Path) -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "reg"}, "type": "Opaque",
-              "stringData": {"config.json": json.dumps({"auths": {"r.example.com": {"username": "u", "password": CANARY}}})}}
-    pipeline = {"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "p"},
-                "spec": {"image_pull_secrets": ["reg"], "steps": [
-                    {"name": "a", "image": "r.example.com/app:1", "environment": {"TOKEN": {"from_secret": "tok"}},
-                     "settings": {"password": {"from_secret": "reg/pw"}}}]}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "reg"},
+        "type": "Opaque",
+        "stringData": {
+            "config.json": json.dumps({"auths": {"r.example.com": {"username": "u", "password": CANARY}}})
+        },
+    }
+    pipeline = {
+        "apiVersion": "podline.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "p"},
+        "spec": {
+            "image_pull_secrets": ["reg"],
+            "steps": [
+                {
+                    "name": "a",
+                    "image": "r.example.com/app:1",
+                    "environment": {"TOKEN": {"from_secret": "tok"}},
+                    "settings": {"password": {"from_secret": "reg/pw"}},
+                }
+            ],
+        },
+    }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump_all([secret, pipeline]))
     result = podline("render", str(path))
@@ -138,8 +183,14 @@ def test_render_keeps_secret_values_out_of_everything_but_the_generated_secret(t
 
 
 def test_bad_operator_settings_are_named_not_a_traceback() -> None:
-    result = subprocess.run([sys.executable, "-m", "podline", "render", str(EXAMPLES / "hello.pipeline.yaml")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
-                            env={"PATH": "/usr/bin:/bin", "PODLINE_RUN_TIMEOUT": "soon"})
+    result = subprocess.run(
+        [sys.executable, "-m", "podline", "render", str(EXAMPLES / "hello.pipeline.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PODLINE_RUN_TIMEOUT": "soon"},
+    )
     assert result.returncode == 1
     assert "PODLINE_RUN_TIMEOUT" in result.stderr and "Traceback" not in result.stderr

@@ -52,7 +52,10 @@ def test_get_shows_each_steps_duration_and_the_runs() -> None:
     assert by_step["greet"] == ["succeeded", "3s", "exit", "0"]
     assert by_step["test"] == ["running", "1m00s", "so", "far"]
     assert by_step["deploy"] == ["waiting", "-"] and by_step["notify"] == ["skipped", "-"]
-    done = {**body, "status": {**body["status"], "phase": "Succeeded", "completionTime": "2026-12-01T09:59:40Z"}}
+    done = {
+        **body,
+        "status": {**body["status"], "phase": "Succeeded", "completionTime": "2026-12-01T09:59:40Z"},
+    }
     assert viewing.summary(done, NOW)[0].endswith("took 1m40s")
     assert viewing.summary({"metadata": {"name": "new"}}, NOW) == ["new  Pending  run=-  pod=-"]
 

@@ -145,7 +145,10 @@ def test_python_stages_share_one_pinned_slim_python_311_base_argument(
     assert re.fullmatch(r"3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", tag), (
         f"{default}: pin an exact Python 3.11 patch release of the slim variant, e.g. python:3.11.14-slim-bookworm"
     )
-    python_stages = [named_stages(dockerfile)["build"], dockerfile[-1]]  # where the virtualenv is made, and where it runs
+    python_stages = [
+        named_stages(dockerfile)["build"],
+        dockerfile[-1],
+    ]  # where the virtualenv is made, and where it runs
     bases = [shlex.split(stage[0].args)[0] for stage in python_stages]
     assert bases == ["${BASE_IMAGE}", "${BASE_IMAGE}"], (
         f"the build stage and the final stage must both be FROM ${{BASE_IMAGE}}, or the copied virtualenv "
@@ -159,9 +162,13 @@ def test_the_entrypoint_is_built_static_from_a_pinned_go_of_the_same_debian_rele
     defaults = build_args(DOCKERFILE.read_text())
     go_image = defaults.get("GO_IMAGE", "")
     match = re.fullmatch(r"golang:1\.(\d+)\.\d+-([a-z]+)", go_image)
-    assert match, f"ARG GO_IMAGE={go_image}: pin an exact Go release of the official image, e.g. golang:1.26.8-bookworm"
+    assert match, (
+        f"ARG GO_IMAGE={go_image}: pin an exact Go release of the official image, e.g. golang:1.26.8-bookworm"
+    )
     assert int(match.group(1)) >= 19, "operator/entrypoint/go.mod says go 1.19"
-    assert defaults["BASE_IMAGE"].endswith(f"-{match.group(2)}"), "the Go and Python bases: one Debian release"
+    assert defaults["BASE_IMAGE"].endswith(f"-{match.group(2)}"), (
+        "the Go and Python bases: one Debian release"
+    )
     stage = named_stages(dockerfile)["entrypoint"]
     assert stage[0].args.split()[0] == "${GO_IMAGE}"
     [build] = [i for i in stage if i.keyword == "RUN"]
@@ -185,7 +192,10 @@ def test_the_runner_target_is_the_entrypoint_alone_and_the_operator_image_is_a_r
     copies = [i.args for i in final if i.keyword == "COPY"]
     assert "--from=entrypoint /out/podline-entrypoint /usr/local/bin/podline-entrypoint" in copies
     runs = " ".join(i.args for i in final if i.keyword == "RUN")
-    assert "ln -s /usr/local/bin/podline-entrypoint /podline-entrypoint" in runs and ": > /.podline-runner" in runs
+    assert (
+        "ln -s /usr/local/bin/podline-entrypoint /podline-entrypoint" in runs
+        and ": > /.podline-runner" in runs
+    )
 
 
 def test_the_dockerfile_needs_only_what_both_bases_have() -> None:
@@ -276,6 +286,7 @@ def test_dockerignore_sends_what_the_dockerfile_copies(dockerfile: list[list[Ins
         for copy in (i for i in stage if i.keyword == "COPY" and not i.args.startswith("--from=")):
             sources += [s.removeprefix("./").rstrip("/") for s in shlex.split(copy.args)[:-1]]
     assert sources, "the build stage copies the project from the context"
+
     def sent(source: str) -> bool:  # re-included itself, or inside a re-included directory
         return any(source == path or source.startswith(path + "/") for path in included)
 

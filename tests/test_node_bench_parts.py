@@ -14,23 +14,38 @@ from bench import nodebench, nodereport, nodesystems, peer, taskevents
 from bench.nodesystems import Interval, Outcome
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ('2026-12-01 09:30:00.123456789 +0000 UTC k8s.io /tasks/start {"container_id":"abc","pid":42}',
-     (1796117400.123456789, "/tasks/start", {"container_id": "abc", "pid": 42})),
-    ('2026-12-01 10:30:00.5 +0100 CET k8s.io /tasks/exit {"container_id":"abc","id":"abc","exit_status":3}',
-     (1796117400.5, "/tasks/exit", {"container_id": "abc", "id": "abc", "exit_status": 3})),
-    ('2026-12-01 09:30:00 +0000 UTC k8s.io /images/update {"name":"x"}', (1796117400.0, "/images/update", {"name": "x"})),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '2026-12-01 09:30:00.123456789 +0000 UTC k8s.io /tasks/start {"container_id":"abc","pid":42}',
+            (1796117400.123456789, "/tasks/start", {"container_id": "abc", "pid": 42}),
+        ),
+        (
+            '2026-12-01 10:30:00.5 +0100 CET k8s.io /tasks/exit {"container_id":"abc","id":"abc","exit_status":3}',
+            (1796117400.5, "/tasks/exit", {"container_id": "abc", "id": "abc", "exit_status": 3}),
+        ),
+        (
+            '2026-12-01 09:30:00 +0000 UTC k8s.io /images/update {"name":"x"}',
+            (1796117400.0, "/images/update", {"name": "x"}),
+        ),
+    ],
+)
 def test_ctr_event_lines_are_read_with_their_full_precision(line: str, expected: tuple) -> None:
     found = taskevents.parse(line)
     assert found is not None
     assert found[0] == pytest.approx(expected[0], abs=1e-6) and found[1:] == expected[1:]
 
 
-@pytest.mark.parametrize("line", [
-    "", "garbage", '2026-12-01 09:30:00.1 +0000 UTC moby /tasks/start {"container_id":"abc"}',  # not the CRI's
-    "2026-12-01 09:30:00.1 +0000 UTC k8s.io /tasks/start {not json}",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "garbage",
+        '2026-12-01 09:30:00.1 +0000 UTC moby /tasks/start {"container_id":"abc"}',  # not the CRI's
+        "2026-12-01 09:30:00.1 +0000 UTC k8s.io /tasks/start {not json}",
+    ],
+)
 def test_other_lines_are_ignored(line: str) -> None:
     assert taskevents.parse(line) is None
 
@@ -44,19 +59,30 @@ def test_rfc3339_times_and_their_precision() -> None:
 
 
 def _task(name: str, image: str, started: float) -> taskevents.Task:
-    return taskevents.Task(taskevents.Container(f"id-{name}-{started}", "ns", "pod", name, image, False), started, started + 1)
+    return taskevents.Task(
+        taskevents.Container(f"id-{name}-{started}", "ns", "pod", name, image, False), started, started + 1
+    )
 
 
 def test_a_step_is_its_last_process_that_is_not_the_placeholder() -> None:
-    tasks = [_task("step-a", "docker.io/drone/placeholder:1", 1.0), _task("step-a", "docker.io/library/busybox:1.36", 5.0),
-             _task("step-b", "docker.io/drone/placeholder:1", 1.1)]
+    tasks = [
+        _task("step-a", "docker.io/drone/placeholder:1", 1.0),
+        _task("step-a", "docker.io/library/busybox:1.36", 5.0),
+        _task("step-b", "docker.io/drone/placeholder:1", 1.1),
+    ]
     found = taskevents.step_tasks(tasks, placeholders=(peer.PLACEHOLDER,))
     assert set(found) == {"step-a"} and found["step-a"].started == 5.0
 
 
 def _outcome(intervals: list[tuple[float, float]]) -> Outcome:
-    return Outcome("x", "p", 0.0, 10.0, "Succeeded",
-                   [Interval(f"c{i}", start, end) for i, (start, end) in enumerate(intervals)])
+    return Outcome(
+        "x",
+        "p",
+        0.0,
+        10.0,
+        "Succeeded",
+        [Interval(f"c{i}", start, end) for i, (start, end) in enumerate(intervals)],
+    )
 
 
 def test_handoffs_of_a_chain_in_start_order() -> None:
@@ -82,7 +108,10 @@ def test_the_floor_pod_chains_its_containers_on_files(tmp_path: pathlib.Path) ->
     assert "until [ -e /w/b ]" in containers["d"] and "until [ -e /w/c ]" in containers["d"]
     assert all(c["image"] == nodesystems.STEP_IMAGE for c in pod["spec"]["containers"])
     shell = nodesystems.floor_pod("f", nodesystems.echo_steps(3), shell=True)
-    assert len(shell["spec"]["containers"]) == 1 and shell["spec"]["containers"][0]["command"][2].count("echo step") == 3
+    assert (
+        len(shell["spec"]["containers"]) == 1
+        and shell["spec"]["containers"][0]["command"][2].count("echo step") == 3
+    )
 
 
 def test_the_floor_script_runs_in_a_shell(tmp_path: pathlib.Path) -> None:
@@ -90,29 +119,50 @@ def test_the_floor_script_runs_in_a_shell(tmp_path: pathlib.Path) -> None:
     pod = nodesystems.floor_pod("f", nodesystems.echo_steps(2), shell=False)
     first, second = (c["command"][2].replace("/w/", f"{tmp_path}/") for c in pod["spec"]["containers"])
     (tmp_path / "s01.up").touch()  # the second container is up: the first step may start
-    done = subprocess.run(["busybox", "sh", "-c", first], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        ["busybox", "sh", "-c", first], capture_output=True, text=True, timeout=30, check=True
+    )
     assert "step 0" in done.stdout and (tmp_path / "s00").exists()
     line = next(x for x in done.stdout.splitlines() if x.startswith("bench-times "))
     t0, t1 = (float(x) for x in line.split()[1:3])
     assert 0 <= t1 - t0 < 5 and abs(t0 - time.time()) < 60
-    done = subprocess.run(["busybox", "sh", "-c", second], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        ["busybox", "sh", "-c", second], capture_output=True, text=True, timeout=30, check=True
+    )
     assert "step 1" in done.stdout
 
 
 def _results() -> dict:
     raw = {"e2e": {}, "fanout": {}, "concurrent": {}}
-    for system, per_step in (("podline", 2.0), ("drone-runner-kube", 2.3), ("floor: chained containers", 0.1),
-                             ("floor: one shell", 0.0)):
+    for system, per_step in (
+        ("podline", 2.0),
+        ("drone-runner-kube", 2.3),
+        ("floor: chained containers", 0.1),
+        ("floor: one shell", 0.0),
+    ):
         for size in (1, 3):
             raw["e2e"].setdefault(system, {})[str(size)] = [
-                {"seconds": 1.0 + per_step * size + r * 0.1, "handoffs": [per_step] * (size - 1)} for r in range(2)]
+                {"seconds": 1.0 + per_step * size + r * 0.1, "handoffs": [per_step] * (size - 1)}
+                for r in range(2)
+            ]
         raw["fanout"][system] = [{"seconds": 1 + 3 * per_step, "handoffs": [per_step] * 3}]
         raw["concurrent"][system] = [{"total": 9.0, "each": [8.0, 9.0], "succeeded": 2}]
-    timeline = {"podline": {"seconds": 7.0, "steps": [{"name": "s00", "start": 1.0, "end": 1.01},
-                                                      {"name": "s01", "start": 3.0, "end": None}]}}
-    return {"mode": "quick", "date": "2026-12-01", "config": {"sizes": [1, 3], "concurrent": 2, "repeats": 2,
-            "timeline_size": 3}, "summary": nodebench.summarise(raw), "timeline": timeline, "machine": {},
-            "versions": {"drone-runner-kube": {"not run": "no source"}}, "seconds": 1.0}
+    timeline = {
+        "podline": {
+            "seconds": 7.0,
+            "steps": [{"name": "s00", "start": 1.0, "end": 1.01}, {"name": "s01", "start": 3.0, "end": None}],
+        }
+    }
+    return {
+        "mode": "quick",
+        "date": "2026-12-01",
+        "config": {"sizes": [1, 3], "concurrent": 2, "repeats": 2, "timeline_size": 3},
+        "summary": nodebench.summarise(raw),
+        "timeline": timeline,
+        "machine": {},
+        "versions": {"drone-runner-kube": {"not run": "no source"}},
+        "seconds": 1.0,
+    }
 
 
 def test_the_table_gives_medians_ranges_and_ratios() -> None:
@@ -132,9 +182,15 @@ def test_the_timeline_plot_is_written(tmp_path: pathlib.Path) -> None:
 
 
 def test_summaries_leave_out_runs_that_did_not_end() -> None:
-    summary = nodebench.summarise({"e2e": {"podline": {"1": [{"seconds": math.nan, "handoffs": []},
-                                                             {"seconds": 2.0, "handoffs": []}]}},
-                                   "fanout": {}, "concurrent": {}})
+    summary = nodebench.summarise(
+        {
+            "e2e": {
+                "podline": {"1": [{"seconds": math.nan, "handoffs": []}, {"seconds": 2.0, "handoffs": []}]}
+            },
+            "fanout": {},
+            "concurrent": {},
+        }
+    )
     assert summary["e2e"]["podline"]["1"]["median"] == 2.0 and summary["e2e"]["podline"]["1"]["repeats"] == 1
 
 

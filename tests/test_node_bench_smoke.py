@@ -22,14 +22,27 @@ pytestmark = pytest.mark.node
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
 
 
 @pytest.fixture(scope="module")
-def results(node_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], pathlib.Path]:
+def results(
+    node_cluster: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], pathlib.Path]:
     out = tmp_path_factory.mktemp("node-bench")
-    data = nodebench.run(nodebench.NodeConfig.quick(), "quick", nodebench.SCENARIOS, out, print, None, True,
-                         cluster=node_cluster, build_peer=False)
+    data = nodebench.run(
+        nodebench.NodeConfig.quick(),
+        "quick",
+        nodebench.SCENARIOS,
+        out,
+        print,
+        None,
+        True,
+        cluster=node_cluster,
+        build_peer=False,
+    )
     nodebench.write(data, out)
     return json.loads((out / "node-latest.json").read_text()), out
 
@@ -60,7 +73,10 @@ def test_hand_offs_come_from_containerd_and_are_finite(results: tuple[dict[str, 
         if system == "floor: one shell":
             continue  # one container: no hand-off
         handoff = data["summary"]["handoff"][system]["pooled_ms"]
-        assert handoff["n"] >= 1 and all(math.isfinite(handoff[q]) for q in ("p50", "p99", "max")), (system, handoff)
+        assert handoff["n"] >= 1 and all(math.isfinite(handoff[q]) for q in ("p50", "p99", "max")), (
+            system,
+            handoff,
+        )
     run = data["timeline"]["podline"]
     assert len(run["steps"]) == data["config"]["timeline_size"]
     assert all(0 < s["start"] <= s["end"] < run["seconds"] for s in run["steps"]), run

@@ -33,8 +33,12 @@ def _corpus_documents(path: pathlib.Path) -> list[dict[str, Any]] | None:
     if case.get("annotations"):
         meta["annotations"] = dict(case["annotations"])
     objects = yaml.safe_load(yaml.safe_dump(case.get("objects") or []).replace("$OTHER", "elsewhere"))
-    pipeline = {"apiVersion": conventions.API_VERSION, "kind": conventions.KIND, "metadata": meta,
-                "spec": case["pipeline"]}
+    pipeline = {
+        "apiVersion": conventions.API_VERSION,
+        "kind": conventions.KIND,
+        "metadata": meta,
+        "spec": case["pipeline"],
+    }
     return [*objects, pipeline]
 
 
@@ -52,8 +56,11 @@ CASES = [(p.name, docs) for p in CORPUS if (docs := _corpus_documents(p)) is not
 
 def _operator_view(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """What the operator makes of the same documents: the objects it creates, or its status message lines."""
-    secrets = {(d["metadata"].get("namespace", "default"), d["metadata"]["name"]): d for d in docs
-               if d.get("kind") == "Secret"}
+    secrets = {
+        (d["metadata"].get("namespace", "default"), d["metadata"]["name"]): d
+        for d in docs
+        if d.get("kind") == "Secret"
+    }
     created: list[dict[str, Any]] = []
     failures: list[str] = []
     for doc in docs:
@@ -68,11 +75,20 @@ def _operator_view(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
             namespace = body["metadata"]["namespace"]
             if plan.pull_secret_sources:
                 missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
-                credentials = errors.MissingSecret([errors.Problem("spec.image_pull_secrets", s) for s in missing]) \
-                    if missing else auths.convert([_source(secrets[(namespace, s)]) for s in plan.pull_secret_sources])
-            snap = scheduling.Snapshot(plan=plan, pod=None, now=cli._epoch(), generation=plan.generation,
-                                       run=plan.run, credentials=credentials,
-                                       image_configs={i: cli._FromImage(i) for i in plan.needs_image_config()})
+                credentials = (
+                    errors.MissingSecret([errors.Problem("spec.image_pull_secrets", s) for s in missing])
+                    if missing
+                    else auths.convert([_source(secrets[(namespace, s)]) for s in plan.pull_secret_sources])
+                )
+            snap = scheduling.Snapshot(
+                plan=plan,
+                pod=None,
+                now=cli._epoch(),
+                generation=plan.generation,
+                run=plan.run,
+                credentials=credentials,
+                image_configs={i: cli._FromImage(i) for i in plan.needs_image_config()},
+            )
             decision = scheduling.decide(snap)
             if decision.status.phase is statuses.Phase.FAILED:
                 message_lines = (decision.status.message or "").splitlines()
@@ -111,9 +127,12 @@ def test_render_and_the_operator_agree(name: str, docs: list[dict[str, Any]], tm
 
 
 def test_a_timeout_annotation_reaches_the_rendered_pod(tmp_path: pathlib.Path) -> None:
-    doc = {"apiVersion": conventions.API_VERSION, "kind": conventions.KIND,
-           "metadata": {"name": "t", "annotations": {conventions.ANNOTATION_TIMEOUT: "30m"}},
-           "spec": {"steps": [{"name": "a", "image": "busybox:1.36", "commands": ["true"]}]}}
+    doc = {
+        "apiVersion": conventions.API_VERSION,
+        "kind": conventions.KIND,
+        "metadata": {"name": "t", "annotations": {conventions.ANNOTATION_TIMEOUT: "30m"}},
+        "spec": {"steps": [{"name": "a", "image": "busybox:1.36", "commands": ["true"]}]},
+    }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     pod = next(d for d in yaml.safe_load_all(cli.render([str(path)])) if d and d["kind"] == "Pod")
@@ -121,13 +140,18 @@ def test_a_timeout_annotation_reaches_the_rendered_pod(tmp_path: pathlib.Path) -
 
 
 def test_a_garbage_timeout_annotation_is_refused_by_render_as_by_the_operator(tmp_path: pathlib.Path) -> None:
-    doc = {"apiVersion": conventions.API_VERSION, "kind": conventions.KIND,
-           "metadata": {"name": "t", "annotations": {conventions.ANNOTATION_TIMEOUT: "garbage"}},
-           "spec": {"steps": [{"name": "a", "image": "busybox:1.36", "commands": ["true"]}]}}
+    doc = {
+        "apiVersion": conventions.API_VERSION,
+        "kind": conventions.KIND,
+        "metadata": {"name": "t", "annotations": {conventions.ANNOTATION_TIMEOUT: "garbage"}},
+        "spec": {"steps": [{"name": "a", "image": "busybox:1.36", "commands": ["true"]}]},
+    }
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     with pytest.raises(cli.CliError) as raised:
         cli.render([str(path)])
-    expected = (f't: metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]: "garbage" is not a '
-                "duration like 90s, 30m or 2h")
+    expected = (
+        f't: metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]: "garbage" is not a '
+        "duration like 90s, 30m or 2h"
+    )
     assert raised.value.lines == [expected]

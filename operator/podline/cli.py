@@ -58,7 +58,9 @@ def _secret_source(doc: dict[str, Any], where: str) -> auths.SourceSecret:
         for key, value in (doc.get("data") or {}).items():
             data[key] = base64.b64decode(str(value), validate=True)
     except (ValueError, TypeError):
-        raise CliError([f'{where}: Secret "{doc["metadata"].get("name")}" has data that is not base64']) from None
+        raise CliError(
+            [f'{where}: Secret "{doc["metadata"].get("name")}" has data that is not base64']
+        ) from None
     for key, value in (doc.get("stringData") or {}).items():
         data[key] = str(value).encode()
     return auths.SourceSecret(name=doc["metadata"]["name"], type=doc.get("type", "Opaque"), data=data)
@@ -105,8 +107,14 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
                 missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
                 if missing:
                     raise errors.MissingSecret(
-                        [errors.Problem("spec.image_pull_secrets", f'Secret "{s}" not found in the given files '
-                                        f'(namespace "{namespace}")') for s in missing])
+                        [
+                            errors.Problem(
+                                "spec.image_pull_secrets",
+                                f'Secret "{s}" not found in the given files (namespace "{namespace}")',
+                            )
+                            for s in missing
+                        ]
+                    )
                 credentials = auths.convert([secrets[(namespace, s)] for s in plan.pull_secret_sources])
                 for warning in credentials.warnings:
                     print(f"{name}: warning: {warning}", file=sys.stderr)
@@ -115,10 +123,20 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
             configs = {image: _FromImage(image) for image in plan.needs_image_config()}
             for c in plan.steps:
                 if c.image in configs and c.command is None and not c.excluded:
-                    print(f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
-                          "reads from the registry when the run starts", file=sys.stderr)
-            snap = scheduling.Snapshot(plan=plan, pod=None, now=_epoch(), generation=plan.generation,
-                                       run=plan.run, credentials=credentials, image_configs=configs)
+                    print(
+                        f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
+                        "reads from the registry when the run starts",
+                        file=sys.stderr,
+                    )
+            snap = scheduling.Snapshot(
+                plan=plan,
+                pod=None,
+                now=_epoch(),
+                generation=plan.generation,
+                run=plan.run,
+                credentials=credentials,
+                image_configs=configs,
+            )
             decision = scheduling.decide(snap)
             out.extend(decision.create)
         except errors.PodlineError as exc:
@@ -148,11 +166,19 @@ def convert(paths: Sequence[str]) -> str:
         where = f"{path}[{index}]"
         if not isinstance(doc, dict) or doc.get("kind") != "pipeline":
             kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-            print(f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr)
+            print(
+                f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr
+            )
             continue
         name = conventions.dns1123_label(str(doc.get("name") or "default"))
-        out.append({"apiVersion": conventions.API_VERSION, "kind": conventions.KIND,
-                    "metadata": {"name": name}, "spec": doc})
+        out.append(
+            {
+                "apiVersion": conventions.API_VERSION,
+                "kind": conventions.KIND,
+                "metadata": {"name": name},
+                "spec": doc,
+            }
+        )
     if not out:
         raise CliError(["no kind: pipeline documents found"])
     return yaml.safe_dump_all(out, sort_keys=False)
@@ -162,7 +188,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podline", description="Run Drone pipelines on Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("render", help="print the pull Secret and pod the operator would create")
-    p.add_argument("files", nargs="+", help="YAML files with Pipelines (and the Secrets they name); - for stdin")
+    p.add_argument(
+        "files", nargs="+", help="YAML files with Pipelines (and the Secrets they name); - for stdin"
+    )
     p = sub.add_parser("convert", help="turn a .drone.yml into Pipeline resources")
     p.add_argument("files", nargs="+")
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")

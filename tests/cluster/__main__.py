@@ -88,9 +88,15 @@ COMMANDS: dict[str, tuple[Command, str, Callable[[argparse.ArgumentParser], None
     "up": (up, "start a tier (default: node) and leave it running", lambda p: _tier(p, default="node")),
     "down": (down, "stop a tier (default: all), keeping its logs", lambda p: _tier(p, default=None)),
     "status": (status, "show what runs", lambda p: _tier(p, default=None)),
-    "demo": (run_demo, "node tier + podline installed by Helm + an example Pipeline, logs printed",
-             lambda p: p.add_argument("--local", action="store_true",
-                                      help="run the operator as a local process instead (no image build)")),
+    "demo": (
+        run_demo,
+        "node tier + podline installed by Helm + an example Pipeline, logs printed",
+        lambda p: p.add_argument(
+            "--local",
+            action="store_true",
+            help="run the operator as a local process instead (no image build)",
+        ),
+    ),
 }
 
 

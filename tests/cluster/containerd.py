@@ -50,18 +50,28 @@ def write_hosts(directory: pathlib.Path, mirrors: dict[str, str]) -> None:
     for host, endpoint in mirrors.items():
         path = hosts_dir(directory) / host / "hosts.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# {host} is served by the node tier's registry at {endpoint}\n"
-                        f'server = "{endpoint}"\n\n[host]\n')
+        path.write_text(
+            f"# {host} is served by the node tier's registry at {endpoint}\n"
+            f'server = "{endpoint}"\n\n[host]\n'
+        )
 
 
 def write_cni_config(
-    conf_dir: pathlib.Path, ipam_dir: pathlib.Path, *, gateway: str | None = None, routes: tuple[str, ...] = ()
+    conf_dir: pathlib.Path,
+    ipam_dir: pathlib.Path,
+    *,
+    gateway: str | None = None,
+    routes: tuple[str, ...] = (),
 ) -> None:
     """A bridge network without a default gateway or masquerading: pods get IPs, but no route out of the
     node. With ``gateway`` (an address the host holds on the bridge), pods get a route via it to each of
     ``routes`` (CIDRs on this node: the service CIDR, the node IP) and nothing else."""
     conf_dir.mkdir(parents=True, exist_ok=True)
-    ipam: dict[str, object] = {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "dataDir": str(ipam_dir)}
+    ipam: dict[str, object] = {
+        "type": "host-local",
+        "ranges": [[{"subnet": POD_SUBNET}]],
+        "dataDir": str(ipam_dir),
+    }
     if gateway:
         ipam["ranges"] = [[{"subnet": POD_SUBNET, "gateway": gateway}]]
         ipam["routes"] = [{"dst": route, "gw": gateway} for route in routes]

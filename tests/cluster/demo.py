@@ -41,32 +41,67 @@ def say(message: str) -> None:
 def demo_objects(cluster: nodetier.NodeCluster) -> list[dict[str, object]]:
     registry = cluster.registry
     assert registry is not None
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-login"}, "type": "Opaque",
-              "stringData": {"config.json": registry.docker_config_json()}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "registry-login"},
+        "type": "Opaque",
+        "stringData": {"config.json": registry.docker_config_json()},
+    }
     spec = {
-        "kind": "pipeline", "type": "kubernetes", "name": "demo",
+        "kind": "pipeline",
+        "type": "kubernetes",
+        "name": "demo",
         "steps": [
-            {"name": "greet", "image": registry.busybox, "commands": [
-                'echo "hello from $DRONE_STEP_NAME, workspace $DRONE_WORKSPACE"', "echo built > artifact.txt"]},
-            {"name": "test", "image": registry.private_busybox, "commands": [
-                "cat artifact.txt", "echo this image came from the private registry"]},
-            {"name": "report-failure", "image": registry.busybox, "commands": ["echo a step failed"],
-             "when": {"status": ["failure"]}},
+            {
+                "name": "greet",
+                "image": registry.busybox,
+                "commands": [
+                    'echo "hello from $DRONE_STEP_NAME, workspace $DRONE_WORKSPACE"',
+                    "echo built > artifact.txt",
+                ],
+            },
+            {
+                "name": "test",
+                "image": registry.private_busybox,
+                "commands": ["cat artifact.txt", "echo this image came from the private registry"],
+            },
+            {
+                "name": "report-failure",
+                "image": registry.busybox,
+                "commands": ["echo a step failed"],
+                "when": {"status": ["failure"]},
+            },
         ],
         "image_pull_secrets": ["registry-login"],
     }
-    pipeline = {"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline", "metadata": {"name": "demo"},
-                "spec": spec}
+    pipeline = {
+        "apiVersion": "podline.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "demo"},
+        "spec": spec,
+    }
     return [secret, pipeline]
 
 
 def start_operator(cluster: apitier.ApiCluster, runner: str) -> int:
     stop_operator(cluster.directory)
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PODLINE_RUNNER_IMAGE": runner,
-           "PODLINE_METRICS_PORT": "0", "PODLINE_LIVENESS_PORT": "0"}
-    log = open(cluster.log_dir / "operator.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "podline", "operator"], stdout=log, stderr=subprocess.STDOUT,
-                               env=env, cwd=ROOT, start_new_session=True)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "PODLINE_RUNNER_IMAGE": runner,
+        "PODLINE_METRICS_PORT": "0",
+        "PODLINE_LIVENESS_PORT": "0",
+    }
+    with open(cluster.log_dir / "operator.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "podline", "operator"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
     (cluster.directory / OPERATOR_PID).write_text(str(process.pid))
     return process.pid
 
@@ -131,8 +166,15 @@ def run(cluster: nodetier.NodeCluster, *, local: bool = False) -> int:
         time.sleep(1)
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     print(cluster.kubectl("get", "pipelines", "-n", NAMESPACE).stdout, flush=True)
-    logs = subprocess.run([sys.executable, "-m", "podline", "logs", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    logs = subprocess.run(
+        [sys.executable, "-m", "podline", "logs", "demo", "-n", NAMESPACE],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     print(logs.stdout + logs.stderr, flush=True)
     summary = subprocess.run([sys.executable, "-m", "podline", "get", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip

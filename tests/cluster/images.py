@@ -75,8 +75,13 @@ def hub_repository(reference: str) -> str:
 
 
 # Which local image goes where: reference -> tag in the OCI layout.
-PUSHES = {BUSYBOX: "busybox", PRIVATE_BUSYBOX: "busybox-private", PLACEHOLDER: "placeholder", PAUSE: "pause",
-          **{hub_repository(reference): tag for reference, tag in DOCKER_HUB.items()}}
+PUSHES = {
+    BUSYBOX: "busybox",
+    PRIVATE_BUSYBOX: "busybox-private",
+    PLACEHOLDER: "placeholder",
+    PAUSE: "pause",
+    **{hub_repository(reference): tag for reference, tag in DOCKER_HUB.items()},
+}
 
 RUNNER = f"{PUBLIC_REGISTRY}/podline/runner:{entrypointbin.source_hash()}"
 PUSHES[RUNNER] = "runner"
@@ -207,7 +212,9 @@ def _redis_rootfs(root: pathlib.Path) -> None:
 def _golang_rootfs(root: pathlib.Path) -> None:
     """busybox, with a ``go`` on Go's usual PATH that says what it was asked and succeeds."""
     _busybox_rootfs(root)
-    _script(root / "usr/local/go/bin/go", 'echo "go $* (podline test image ${GOLANG_VERSION}: no Go toolchain)"')
+    _script(
+        root / "usr/local/go/bin/go", 'echo "go $* (podline test image ${GOLANG_VERSION}: no Go toolchain)"'
+    )
 
 
 def _script(path: pathlib.Path, body: str) -> None:

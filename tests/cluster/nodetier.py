@@ -109,7 +109,9 @@ class NodeCluster(apitier.ApiCluster):
         )
         pki.issue(ca, self.pki_dir, "kubelet-serving", common_name=NODE_NAME, client=False, server=True,
                   hosts=(NODE_IP, "127.0.0.1", NODE_NAME, "localhost"))  # fmt: skip
-        pki.issue(ca, self.pki_dir, "kube-proxy", common_name="system:kube-proxy")  # bound to system:node-proxier
+        pki.issue(
+            ca, self.pki_dir, "kube-proxy", common_name="system:kube-proxy"
+        )  # bound to system:node-proxier
         self._kubeconfig_for("scheduler", "system:kube-scheduler")
         self._kubeconfig_for("kube-proxy", "system:kube-proxy")
         self._kubeconfig_for("kubelet", f"system:node:{NODE_NAME}")
@@ -174,7 +176,12 @@ class NodeCluster(apitier.ApiCluster):
             "metricsBindAddress": f"127.0.0.1:{self.ports['kube-proxy-metrics']}",
             "enableProfiling": False,
             "oomScoreAdj": 0,
-            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
         }
         path = self.directory / "kube-proxy-config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -102,7 +102,9 @@ def context_files() -> list[pathlib.Path]:
     files = []
     for path in included:
         candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
-        files += [f for f in candidates if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"]
+        files += [
+            f for f in candidates if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"
+        ]
     return files
 
 
@@ -119,14 +121,18 @@ def base_key() -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def _run(what: str, argv: list[str], *, cwd: pathlib.Path | None = None, log: pathlib.Path | None = None) -> str:
+def _run(
+    what: str, argv: list[str], *, cwd: pathlib.Path | None = None, log: pathlib.Path | None = None
+) -> str:
     if log is not None:
         with log.open("wb") as out:
             result = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     check=False)  # fmt: skip
         text = log.read_text(errors="replace")
     else:
-        done = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
         result, text = done, done.stdout + done.stderr
     if result.returncode != 0:
         tail = "\n".join("  | " + line for line in text.splitlines()[-25:])
@@ -224,10 +230,16 @@ def _revision() -> str:
 def _layer_sizes(layout: pathlib.Path, tag: str) -> tuple[int, int]:
     """(uncompressed, compressed) bytes of the layers of the layout's image ``tag``."""
     index = json.loads((layout / "index.json").read_text())
-    [entry] = [m for m in index["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+    [entry] = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    ]
     digest = entry["digest"].split(":", 1)[1]
     manifest = json.loads((layout / "blobs" / "sha256" / digest).read_text())
-    config = json.loads((layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":", 1)[1]).read_text())
+    config = json.loads(
+        (layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":", 1)[1]).read_text()
+    )
     compressed = sum(int(layer["size"]) for layer in manifest["layers"])
     uncompressed = 0
     for layer in manifest["layers"]:
@@ -253,7 +265,9 @@ def _load(key: str) -> Image | None:
 def build(*, say: bool = False) -> Image:
     """The operator image for the working tree as it is now: from the cache, or built (a few minutes)."""
     if missing := missing_programs():
-        raise ImageBuildFailed(f"building the operator image needs {', '.join(missing)}: run tests/cluster/setup.sh node")
+        raise ImageBuildFailed(
+            f"building the operator image needs {', '.join(missing)}: run tests/cluster/setup.sh node"
+        )
     with _locked():
         base_reference = base()
         go_reference = go_base(base_reference)
@@ -282,7 +296,9 @@ def build(*, say: bool = False) -> Image:
         for built, tag in ((name, "podline"), (runner, "runner")):
             _run("buildah push (to an OCI layout)", _buildah("push", "--quiet", "--compression-format", "gzip",
                  built, f"oci:{tmp / 'oci'}:{tag}"))  # fmt: skip
-            subprocess.run(_buildah("rmi", built), capture_output=True, check=False)  # the layout is the record
+            subprocess.run(
+                _buildah("rmi", built), capture_output=True, check=False
+            )  # the layout is the record
         size, compressed = _layer_sizes(tmp / "oci", "podline")
         record = {"seconds": round(seconds, 1), "size": size, "compressed": compressed, "base": base_reference,
                   "runner_size": _layer_sizes(tmp / "oci", "runner")[0], "go": go_version(go_root()),

@@ -97,7 +97,9 @@ class _Container:
     exit_code: int = 0
     backoff_at: float | None = None  # monotonic time ErrImagePull turns into ImagePullBackOff
     pull_failed: bool = False  # its own image could not be pulled (so the runner image is a stand-in)
-    spec: Body = dataclasses.field(default_factory=dict)  # the container's spec the running instance started with
+    spec: Body = dataclasses.field(
+        default_factory=dict
+    )  # the container's spec the running instance started with
     args: stepping.StepArgs | None = None  # a step's entrypoint arguments
     stand_in: bool = False
     command: str = "none"  # a step's command: none (waiting for its turn), running, done
@@ -208,7 +210,9 @@ class ScriptedKubelet:
         message (as the OOM killer or a crash of the runtime would)."""
         self._events.put(("TERMINATE", {"key": (namespace, pod), "container": container, "exit": exit_code}))
 
-    def instances(self, namespace: str | None = None, pod: str | None = None, kind: str | None = None) -> list[Instance]:
+    def instances(
+        self, namespace: str | None = None, pod: str | None = None, kind: str | None = None
+    ) -> list[Instance]:
         """The ledger: every container instance and step command started so far, oldest first."""
         with self._lock:
             return [
@@ -335,7 +339,9 @@ class ScriptedKubelet:
         error = statuses.pull_error(image)
         if error is not None:
             container.pull_failed = True
-            container.status = statuses.waiting(container.name, image, "ErrImagePull", error, restarts, container.status)
+            container.status = statuses.waiting(
+                container.name, image, "ErrImagePull", error, restarts, container.status
+            )
             container.backoff_at = time.monotonic() + self.pull_backoff_after
             self._schedule(container.backoff_at, pod.key)
             return
@@ -350,9 +356,13 @@ class ScriptedKubelet:
         container.instances += 1
         container_id = f"scripted://{pod.uid}/{container.name}/{container.instances}"
         if container.role == "step" and not self._prepared(pod):
-            message = (f'failed to create containerd task: failed to create shim task: OCI runtime create failed: '
-                       f'exec: "{stepping.BINARY}": stat {stepping.BINARY}: no such file or directory')
-            created = statuses.running(container.name, image, container_id, container.instances - 1, container.status)
+            message = (
+                f"failed to create containerd task: failed to create shim task: OCI runtime create failed: "
+                f'exec: "{stepping.BINARY}": stat {stepping.BINARY}: no such file or directory'
+            )
+            created = statuses.running(
+                container.name, image, container_id, container.instances - 1, container.status
+            )
             container.status = statuses.start_error(created, container_id, message)
             self._ledger.append(Instance(pod.namespace, pod.name, container.name, image, container_id))
             return
@@ -463,20 +473,38 @@ class ScriptedKubelet:
     def _finish(self, pod: _Pod, container: _Container) -> None:
         """A step's command exited (or was killed at its timeout): record its result."""
         code = container.exit_code
-        state = stepping.ResultState.SUCCEEDED if code in (0, stepping.EXIT_EARLY) else stepping.ResultState.FAILED
+        state = (
+            stepping.ResultState.SUCCEEDED
+            if code in (0, stepping.EXIT_EARLY)
+            else stepping.ResultState.FAILED
+        )
         reason = message = None
         if container.timed_out:  # the binary's words (operator/entrypoint/result.go)
             state, reason = stepping.ResultState.FAILED, stepping.Why.STEP_TIMEOUT
-            message = (f"The step timed out after {container.args.timeout_seconds}s and was stopped; "  # type: ignore[union-attr]
-                       f"{_exit_phrase(code)}.")
+            message = (
+                f"The step timed out after {container.args.timeout_seconds}s and was stopped; "  # type: ignore[union-attr]
+                f"{_exit_phrase(code)}."
+            )
         elif code == stepping.EXIT_EARLY:
-            message = "The command exited with code 78: the run ends early and the steps after it are skipped."
+            message = (
+                "The command exited with code 78: the run ends early and the steps after it are skipped."
+            )
         elif code != 0:
             message = _exit_phrase(code).capitalize() + "."
         self._record(pod, container, state, code, container.command_started_ms, reason, message)
 
-    def _record(self, pod: _Pod, container: _Container, state: stepping.ResultState, code: int | None,
-                started_ms: int | None, reason: str | None, message: str | None, *, same_time: bool = False) -> None:
+    def _record(
+        self,
+        pod: _Pod,
+        container: _Container,
+        state: stepping.ResultState,
+        code: int | None,
+        started_ms: int | None,
+        reason: str | None,
+        message: str | None,
+        *,
+        same_time: bool = False,
+    ) -> None:
         """Write the result (its file, in ``pod.results``, and its compact form as the termination message, cut
         to ``--message-limit``) and let the container exit with the result's exit status."""
         assert container.args is not None
@@ -544,7 +572,9 @@ class ScriptedKubelet:
         if self._paused:
             return
         for pod in list(self._pods.values()):
-            status = statuses.pod_status(pod.start_time, [c.status for c in pod.containers.values()], pod.failure)
+            status = statuses.pod_status(
+                pod.start_time, [c.status for c in pod.containers.values()], pod.failure
+            )
             hook = self._hooks.get(pod.key)
             if hook is not None:
                 edited = hook(copy.deepcopy(status))  # the hook may edit in place; the model stays as is
@@ -562,7 +592,9 @@ class ScriptedKubelet:
                     self._pods.pop(pod.key, None)
                 continue  # e.g. the apiserver is restarting: the next tick (≤ 1s) tries again
             except Exception as error:  # noqa: BLE001 - connection errors while the apiserver is away
-                logger.debug("writing the status of %s/%s failed, will retry: %s", pod.namespace, pod.name, error)
+                logger.debug(
+                    "writing the status of %s/%s failed, will retry: %s", pod.namespace, pod.name, error
+                )
                 continue
             pod.written = status
 

@@ -61,14 +61,18 @@ def pull_error(image: str) -> str | None:
     treats as permanent); ``unreachable``: the registry cannot be reached (transient)."""
     ref = normalise(image)
     if "notfound" in image:
-        return (f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": failed to resolve '
-                f'reference "{ref}": {ref}: not found')
+        return (
+            f'rpc error: code = NotFound desc = failed to pull and unpack image "{ref}": failed to resolve '
+            f'reference "{ref}": {ref}: not found'
+        )
     if "unreachable" in image:
         host, _, rest = ref.partition("/")
         repo, _, tag = rest.rpartition(":")
-        return (f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed to resolve '
-                f'reference "{ref}": failed to do request: Head "https://{host}/v2/{repo}/manifests/{tag}": '
-                "dial tcp 127.0.0.1:1: connect: connection refused")
+        return (
+            f'rpc error: code = Unknown desc = failed to pull and unpack image "{ref}": failed to resolve '
+            f'reference "{ref}": failed to do request: Head "https://{host}/v2/{repo}/manifests/{tag}": '
+            "dial tcp 127.0.0.1:1: connect: connection refused"
+        )
     return None
 
 
@@ -143,7 +147,13 @@ def start_error(status: Body, container_id: str, message: str) -> Body:
     """A container the runtime created but could not start (its command does not exist in it)."""
     ended = {"containerID": container_id, "exitCode": 128, "reason": "StartError", "message": message,
              "startedAt": "1970-01-01T00:00:00Z", "finishedAt": now()}  # fmt: skip
-    return {**status, "containerID": container_id, "state": {"terminated": ended}, "ready": False, "started": False}
+    return {
+        **status,
+        "containerID": container_id,
+        "state": {"terminated": ended},
+        "ready": False,
+        "started": False,
+    }
 
 
 def never_started(status: Body) -> Body:

@@ -57,7 +57,9 @@ EXPECTED = {"registry.example.com": entry()}
         pytest.param(keyed({"config.json": doc(CONFIG)}), id="opaque-config.json"),
         pytest.param(secret(dockerconfig=doc(CONFIG)), id="opaque-dockerconfig"),
         pytest.param(secret(whatever=doc(CONFIG)), id="opaque-only-key"),
-        pytest.param(secret(dockerconfig=doc(CONFIG), README=b"not json"), id="opaque-candidate-beside-others"),
+        pytest.param(
+            secret(dockerconfig=doc(CONFIG), README=b"not json"), id="opaque-candidate-beside-others"
+        ),
         pytest.param(keyed({".dockercfg": doc(CONFIG["auths"])}, DOCKERCFG), id="dockercfg-legacy"),
         pytest.param(keyed({".dockercfg": doc(CONFIG["auths"])}), id="opaque-.dockercfg-legacy"),
         pytest.param(secret(dockerconfig=doc(CONFIG["auths"])), id="opaque-bare-legacy-map"),
@@ -132,6 +134,7 @@ def test_no_secrets_give_empty_credentials() -> None:
 
 # ---- output -------------------------------------------------------------------------------------------
 
+
 def test_the_document_is_compact_sorted_json() -> None:
     credentials = auths.convert([opaque({"auths": {"r.io": {"username": "u", "password": "p"}}})])
     assert credentials.to_json_bytes() == b'{"auths":{"r.io":{"auth":"dTpw","password":"p","username":"u"}}}'
@@ -140,7 +143,9 @@ def test_the_document_is_compact_sorted_json() -> None:
 def test_the_document_does_not_depend_on_input_order() -> None:
     forward = {"auths": {"a.io": {"auth": b64("a:1")}, "b.io": {"username": "b", "password": "2"}}}
     backward = {"auths": {"b.io": {"password": "2", "username": "b"}, "a.io": {"auth": b64("a:1")}}}
-    assert auths.convert([opaque(forward)]).to_json_bytes() == auths.convert([opaque(backward)]).to_json_bytes()
+    assert (
+        auths.convert([opaque(forward)]).to_json_bytes() == auths.convert([opaque(backward)]).to_json_bytes()
+    )
 
 
 def test_the_document_is_what_the_kubelet_reads() -> None:
@@ -152,6 +157,7 @@ def test_the_document_is_what_the_kubelet_reads() -> None:
 
 
 # ---- merging and warnings -----------------------------------------------------------------------------
+
 
 def test_secrets_merge_in_order_and_the_later_one_wins_a_clash() -> None:
     first = opaque({"auths": {"docker.io": {"auth": b64("a:1")}, "a.io": {"auth": b64("a:2")}}}, name="a")
@@ -170,7 +176,9 @@ def test_the_same_credential_in_two_secrets_is_no_clash() -> None:
 
 
 def test_two_spellings_of_one_registry_in_one_secret() -> None:
-    config = {"auths": {"https://index.docker.io/v1/": {"auth": b64("a:1")}, "docker.io": {"auth": b64("b:2")}}}
+    config = {
+        "auths": {"https://index.docker.io/v1/": {"auth": b64("a:1")}, "docker.io": {"auth": b64("b:2")}}
+    }
     credentials = auths.convert([opaque(config)])
     assert auths_of(credentials) == {"docker.io": entry("b", "2")}
     assert credentials.warnings == (
@@ -182,7 +190,9 @@ def test_two_spellings_of_one_registry_in_one_secret() -> None:
 
 
 def test_two_equal_spellings_of_one_registry_are_quiet() -> None:
-    config = {"auths": {"https://index.docker.io/v1/": {"auth": b64("a:1")}, "docker.io": {"auth": b64("a:1")}}}
+    config = {
+        "auths": {"https://index.docker.io/v1/": {"auth": b64("a:1")}, "docker.io": {"auth": b64("a:1")}}
+    }
     assert auths.convert([opaque(config)]).warnings == ()
 
 
@@ -227,7 +237,12 @@ def test_auth_wins_over_disagreeing_username_and_password() -> None:
 
 @pytest.mark.parametrize(
     ("store", "shown"),
-    [("osxkeychain", ' "osxkeychain"'), ("ecr-login", ' "ecr-login"'), ("my-helper", ""), ("some thing/odd", "")],
+    [
+        ("osxkeychain", ' "osxkeychain"'),
+        ("ecr-login", ' "ecr-login"'),
+        ("my-helper", ""),
+        ("some thing/odd", ""),
+    ],
 )
 def test_only_well_known_credential_helpers_are_named(store: str, shown: str) -> None:
     config = {"auths": {"r.io": {"auth": b64("u:p")}}, "credsStore": store}
@@ -252,7 +267,10 @@ MALFORMED = [
     (secret(dockerconfig=b"[]"), 'key "dockerconfig" holds JSON an array, not an object'),
     (secret(dockerconfig=b'"text"'), 'key "dockerconfig" holds JSON a string, not an object'),
     (secret(dockerconfig=b"null"), 'key "dockerconfig" holds JSON null, not an object'),
-    (secret(dockerconfig=b"{}"), 'key "dockerconfig" has no "auths" object and is not a legacy .dockercfg map'),
+    (
+        secret(dockerconfig=b"{}"),
+        'key "dockerconfig" has no "auths" object and is not a legacy .dockercfg map',
+    ),
     (secret(dockerconfig=doc({"auth": "x"})), 'has no "auths" object'),
     (secret(dockerconfig=doc({"psFormat": "table"})), 'has no "auths" object'),
     (secret(dockerconfig=doc({"HttpHeaders": {"A": "b"}})), 'has no "auths" object'),
@@ -261,34 +279,63 @@ MALFORMED = [
     (opaque({"auths": {"r.io": "x"}}), 'registry "r.io": entry holds JSON a string, not an object'),
     (opaque({"auths": {"r.io": {"auth": "not base64!"}}}), 'registry "r.io": "auth" is not valid base64'),
     (opaque({"auths": {"r.io": {"auth": "abcde"}}}), 'registry "r.io": "auth" is not valid base64'),
-    (opaque({"auths": {"r.io": {"auth": b64("nocolon")}}}), 'registry "r.io": "auth" does not decode to "user:pa'),
-    (opaque({"auths": {"r.io": {"auth": b64(":pass")}}}), 'registry "r.io": "auth" decodes to an empty user name'),
+    (
+        opaque({"auths": {"r.io": {"auth": b64("nocolon")}}}),
+        'registry "r.io": "auth" does not decode to "user:pa',
+    ),
+    (
+        opaque({"auths": {"r.io": {"auth": b64(":pass")}}}),
+        'registry "r.io": "auth" decodes to an empty user name',
+    ),
     (opaque({"auths": {"r.io": {"auth": base64.b64encode(b"\xffu:p").decode()}}}), "does not decode to text"),
     (opaque({"auths": {"r.io": {"auth": 5}}}), 'registry "r.io": "auth" holds JSON a number, not a string'),
     (opaque({"auths": {"r.io": {"username": ["u"]}}}), '"username" holds JSON an array, not a string'),
     (opaque({"auths": {"r.io": {"username": "u"}}}), 'registry "r.io": has "username" but no "password"'),
     (opaque({"auths": {"r.io": {"password": "p"}}}), 'registry "r.io": has "password" but no "username"'),
     (opaque({"auths": {"r.io": {"username": "u:x", "password": "p"}}}), '"username" contains ":"'),
-    (opaque({"auths": {"r.io": {"email": "me@example.com"}}}), 'registry "r.io": has no credential; give "auth"'),
+    (
+        opaque({"auths": {"r.io": {"email": "me@example.com"}}}),
+        'registry "r.io": has no credential; give "auth"',
+    ),
     (opaque({"auths": {"r.io": {"auth": ""}}}), 'registry "r.io": has no credential'),
-    (opaque({"auths": {"r.io": {"identitytoken": "t"}}}),
-     'registry "r.io": has only "identitytoken", which the kubelet ignores in pull secrets'),
-    (opaque({"auths": {"r.io": {"identitytoken": "t", "registrytoken": "t"}}}),
-     'has only "identitytoken" and "registrytoken"'),
+    (
+        opaque({"auths": {"r.io": {"identitytoken": "t"}}}),
+        'registry "r.io": has only "identitytoken", which the kubelet ignores in pull secrets',
+    ),
+    (
+        opaque({"auths": {"r.io": {"identitytoken": "t", "registrytoken": "t"}}}),
+        'has only "identitytoken" and "registrytoken"',
+    ),
     (opaque({"auths": {"": {"auth": b64("u:p")}}}), 'registry key "" has no host'),
     (opaque({"auths": {"https:///v2/": {"auth": b64("u:p")}}}), 'registry key "https:///v2/" has no host'),
     (opaque({"auths": {"r.io?x": {"auth": b64("u:p")}}}), 'registry key "r.io?x" is not a registry host'),
-    (opaque({"auths": {"my registry": {"auth": b64("u:p")}}}), 'registry key "my registry" is not a registry host'),
-    (opaque({"auths": {"r[a-z].io": {"auth": b64("u:p")}}}), "brackets are only allowed around an IPv6 address"),
-    (secret(type_=DOCKERCONFIGJSON, dockerconfig=doc(CONFIG)),
-     'secret of type "kubernetes.io/dockerconfigjson" has no key ".dockerconfigjson"'),
-    (secret(type_=DOCKERCFG, dockerconfig=doc(CONFIG)), 'secret of type "kubernetes.io/dockercfg" has no key ".dockercfg"'),
-    (keyed({".dockerconfigjson": doc(CONFIG), "config.json": doc(CONFIG)}),
-     'several keys could hold the Docker config (".dockerconfigjson", "config.json"); keep only one'),
-    (secret(username=b"u", password=b"p"), (
-        'no key named ".dockerconfigjson", "config.json", "dockerconfig" or ".dockercfg", and several other keys '
-        '("password", "username"); cannot tell which holds the Docker config'
-    )),
+    (
+        opaque({"auths": {"my registry": {"auth": b64("u:p")}}}),
+        'registry key "my registry" is not a registry host',
+    ),
+    (
+        opaque({"auths": {"r[a-z].io": {"auth": b64("u:p")}}}),
+        "brackets are only allowed around an IPv6 address",
+    ),
+    (
+        secret(type_=DOCKERCONFIGJSON, dockerconfig=doc(CONFIG)),
+        'secret of type "kubernetes.io/dockerconfigjson" has no key ".dockerconfigjson"',
+    ),
+    (
+        secret(type_=DOCKERCFG, dockerconfig=doc(CONFIG)),
+        'secret of type "kubernetes.io/dockercfg" has no key ".dockercfg"',
+    ),
+    (
+        keyed({".dockerconfigjson": doc(CONFIG), "config.json": doc(CONFIG)}),
+        'several keys could hold the Docker config (".dockerconfigjson", "config.json"); keep only one',
+    ),
+    (
+        secret(username=b"u", password=b"p"),
+        (
+            'no key named ".dockerconfigjson", "config.json", "dockerconfig" or ".dockercfg", and several other keys '
+            '("password", "username"); cannot tell which holds the Docker config'
+        ),
+    ),
 ]
 
 
@@ -306,7 +353,8 @@ def test_malformed_secrets_are_reported_by_secret_registry_and_reason(
 def test_every_finding_is_its_own_problem() -> None:
     good = opaque({"auths": {"ok.io": {"auth": b64("u:p")}}}, name="good")
     bad = opaque(
-        {"auths": {"a.io": {"auth": "!!"}, "b.io": {"username": "u"}, "c.io": {"auth": b64("u:p")}}}, name="bad"
+        {"auths": {"a.io": {"auth": "!!"}, "b.io": {"username": "u"}, "c.io": {"auth": b64("u:p")}}},
+        name="bad",
     )
     with pytest.raises(errors.BadRegistryAuth) as caught:
         auths.convert([good, bad, secret(name="empty")])

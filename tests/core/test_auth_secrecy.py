@@ -44,9 +44,16 @@ CASES = [
     opaque({"auths": {"r.io": {"username": USER, "password": PASSWORD, "email": f"{MARK}@example.com"}}}),
     opaque({"auths": {"r.io": {"auth": AUTH, "identitytoken": TOKEN, "registrytoken": TOKEN}}}),
     opaque({"auths": {"r.io": {"auth": AUTH, "username": "someone-else", "password": PASSWORD}}}),
-    opaque({"auths": {"r.io": {"auth": AUTH}, "docker.io": {}}, "credsStore": "desktop",
-            "credHelpers": {"gcr.io": "gcloud"}}),
-    opaque({"auths": {"https://index.docker.io/v1/": {"auth": AUTH}, "docker.io": {"auth": b64(f"x:{TOKEN}")}}}),
+    opaque(
+        {
+            "auths": {"r.io": {"auth": AUTH}, "docker.io": {}},
+            "credsStore": "desktop",
+            "credHelpers": {"gcr.io": "gcloud"},
+        }
+    ),
+    opaque(
+        {"auths": {"https://index.docker.io/v1/": {"auth": AUTH}, "docker.io": {"auth": b64(f"x:{TOKEN}")}}}
+    ),
     opaque({"r.io": {"auth": AUTH, "email": MARK}}),
     # Conversions that fail, each with a canary where the bad value is.
     opaque({"auths": {"r.io": {"auth": TOKEN}}}),  # not base64
@@ -75,8 +82,12 @@ CASES = [
     raw(b64(json.dumps(GOOD)).encode()),  # base64 twice
     raw(json.dumps(GOOD).encode() + b"\n" + b64(PASSWORD).encode()),
     auths.SourceSecret("dockerconfig", "Opaque", {"a": AUTH.encode(), "b": PASSWORD.encode()}),
-    auths.SourceSecret("dockerconfig", "Opaque", {"config.json": AUTH.encode(), "dockerconfig": AUTH.encode()}),
-    auths.SourceSecret("dockerconfig", "kubernetes.io/dockerconfigjson", {"other": json.dumps(GOOD).encode()}),
+    auths.SourceSecret(
+        "dockerconfig", "Opaque", {"config.json": AUTH.encode(), "dockerconfig": AUTH.encode()}
+    ),
+    auths.SourceSecret(
+        "dockerconfig", "kubernetes.io/dockerconfigjson", {"other": json.dumps(GOOD).encode()}
+    ),
 ]
 
 
@@ -125,19 +136,46 @@ def test_a_key_with_user_information_is_named_by_its_host_alone() -> None:
 # ---- properties ---------------------------------------------------------------------------------------
 
 _values = st.one_of(
-    st.sampled_from([USER, PASSWORD, TOKEN, AUTH, AUTH.rstrip("="), b64(f"{USER}:{PASSWORD}"), b64(PASSWORD),
-                     b64(f":{PASSWORD}"), "", None, 7, True]),
+    st.sampled_from(
+        [
+            USER,
+            PASSWORD,
+            TOKEN,
+            AUTH,
+            AUTH.rstrip("="),
+            b64(f"{USER}:{PASSWORD}"),
+            b64(PASSWORD),
+            b64(f":{PASSWORD}"),
+            "",
+            None,
+            7,
+            True,
+        ]
+    ),
     st.lists(st.sampled_from([USER, PASSWORD]), max_size=2),
 )
 _fields = st.sampled_from(["auth", "username", "password", "identitytoken", "registrytoken", "email", "x"])
 _entries = st.one_of(st.dictionaries(_fields, _values, max_size=4), _values)
-_keys = st.sampled_from(["docker.io", "https://index.docker.io/v1/", "r.io", "r.io/team", "localhost:5000", "",
-                         "bad key", f"{USER}:{PASSWORD}@r.io"])
+_keys = st.sampled_from(
+    [
+        "docker.io",
+        "https://index.docker.io/v1/",
+        "r.io",
+        "r.io/team",
+        "localhost:5000",
+        "",
+        "bad key",
+        f"{USER}:{PASSWORD}@r.io",
+    ]
+)
 _documents = st.one_of(
     st.builds(lambda a: {"auths": a}, st.dictionaries(_keys, _entries, max_size=4)),
     st.dictionaries(_keys, _entries, max_size=3),
-    st.builds(lambda a, s: {"auths": a, "credsStore": s}, st.dictionaries(_keys, _entries, max_size=2),
-              st.sampled_from(["desktop", PASSWORD])),
+    st.builds(
+        lambda a, s: {"auths": a, "credsStore": s},
+        st.dictionaries(_keys, _entries, max_size=2),
+        st.sampled_from(["desktop", PASSWORD]),
+    ),
     _values,
 )
 

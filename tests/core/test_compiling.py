@@ -24,8 +24,13 @@ def step(name: str = "build", image: str = "alpine:3.19", **fields: Any) -> dict
     return {"name": name, "image": image, **fields}
 
 
-def compile_(*steps: dict[str, Any], build: dict[str, Any] | None = None, policy: policies.Policy = POLICY,
-             context: compiling.RunContext = CONTEXT, **fields: Any) -> plans.RunPlan:
+def compile_(
+    *steps: dict[str, Any],
+    build: dict[str, Any] | None = None,
+    policy: policies.Policy = POLICY,
+    context: compiling.RunContext = CONTEXT,
+    **fields: Any,
+) -> plans.RunPlan:
     raw = {"steps": list(steps) or [step()], **fields}
     ctx = dataclasses.replace(context, build=models.BuildInfo(**build) if build is not None else None)
     return compiling.compile_spec(raw, ctx, policy)
@@ -62,10 +67,19 @@ def test_services_come_first_and_wait_for_nothing() -> None:
 
 
 def test_depends_on_makes_a_dag_of_container_names() -> None:
-    plan = compile_(step("a"), step("b", depends_on=["a"]), step("C", depends_on=["a"]), step("d", depends_on=["b", "C"]),
-                    step("free"))
+    plan = compile_(
+        step("a"),
+        step("b", depends_on=["a"]),
+        step("C", depends_on=["a"]),
+        step("d", depends_on=["b", "C"]),
+        step("free"),
+    )
     assert {c.step: c.depends_on for c in plan.steps} == {
-        "a": (), "b": ("step-a",), "C": ("step-a",), "d": ("step-b", "step-c"), "free": (),
+        "a": (),
+        "b": ("step-a",),
+        "C": ("step-a",),
+        "d": ("step-b", "step-c"),
+        "free": (),
     }
 
 
@@ -98,8 +112,17 @@ def test_failure_ignore_is_carried() -> None:
     assert [c.ignore_failure for c in plan.steps] == [True, False, False]
 
 
-BUILD = {"branch": "main", "event": "push", "ref": "refs/heads/main", "repo": "octo/app", "commit": "abc123",
-         "number": 42, "remote": "https://git.example.com/octo/app.git", "message": "fix it", "author": "octo"}
+BUILD = {
+    "branch": "main",
+    "event": "push",
+    "ref": "refs/heads/main",
+    "repo": "octo/app",
+    "commit": "abc123",
+    "number": 42,
+    "remote": "https://git.example.com/octo/app.git",
+    "message": "fix it",
+    "author": "octo",
+}
 
 
 @pytest.mark.parametrize(
@@ -114,10 +137,14 @@ BUILD = {"branch": "main", "event": "push", "ref": "refs/heads/main", "repo": "o
         pytest.param({"repo": "octo/*"}, BUILD, False, id="repo-glob"),
         pytest.param({"branch": "release/*"}, None, False, id="no-build-metadata-runs-everything"),
         pytest.param({"target": "production"}, BUILD, False, id="field-missing-from-build-is-not-evaluated"),
-        pytest.param({"status": "failure", "branch": "main"}, BUILD, False, id="status-is-not-build-metadata"),
+        pytest.param(
+            {"status": "failure", "branch": "main"}, BUILD, False, id="status-is-not-build-metadata"
+        ),
     ],
 )
-def test_when_on_build_metadata_excludes_steps(when: dict[str, Any], build: dict[str, Any] | None, excluded: bool) -> None:
+def test_when_on_build_metadata_excludes_steps(
+    when: dict[str, Any], build: dict[str, Any] | None, excluded: bool
+) -> None:
     (c,) = compile_(step(when=when), build=build, clone={"disable": True}).steps
     assert c.excluded is excluded
 
@@ -133,7 +160,9 @@ def test_when_on_build_metadata_excludes_steps(when: dict[str, Any], build: dict
         pytest.param({"status": "failure"}, BUILD, True, id="status-is-not-build-metadata"),
     ],
 )
-def test_trigger_decides_whether_the_run_is_triggered(trigger: dict[str, Any], build: Any, triggered: bool) -> None:
+def test_trigger_decides_whether_the_run_is_triggered(
+    trigger: dict[str, Any], build: Any, triggered: bool
+) -> None:
     assert compile_(step(), trigger=trigger, build=build).triggered is triggered
 
 
@@ -160,13 +189,20 @@ def test_clone_runs_first_when_the_build_names_a_remote() -> None:
 def test_clone_is_a_root_of_the_dag() -> None:
     plan = compile_(step("a"), step("b", depends_on=["a"]), step("c"), build=BUILD)
     assert {c.step: c.depends_on for c in plan.steps} == {
-        "clone": (), "a": ("step-clone",), "b": ("step-a",), "c": ("step-clone",),
+        "clone": (),
+        "a": ("step-clone",),
+        "b": ("step-a",),
+        "c": ("step-clone",),
     }
 
 
 def test_clone_settings_become_plugin_variables() -> None:
-    plan = compile_(step(), build=BUILD, clone={"depth": 50, "skip_verify": True},
-                    policy=dataclasses.replace(POLICY, clone_image="registry.local/git:2"))
+    plan = compile_(
+        step(),
+        build=BUILD,
+        clone={"depth": 50, "skip_verify": True},
+        policy=dataclasses.replace(POLICY, clone_image="registry.local/git:2"),
+    )
     clone = plan.container("step-clone")
     assert clone.image == "registry.local/git:2"
     assert clone.pull_policy is pulling.PullPolicy.IF_NOT_PRESENT
@@ -181,7 +217,9 @@ def test_clone_settings_become_plugin_variables() -> None:
         pytest.param({"branch": "main"}, {}, [step()], id="build-without-remote"),
         pytest.param(BUILD, {"clone": {"disable": True}}, [step()], id="clone-disabled"),
         pytest.param(BUILD, {}, [step("clone", "alpine/git"), step()], id="pipeline-clones-itself"),
-        pytest.param(BUILD, {}, [step("Clone", "alpine/git"), step()], id="a-step-that-maps-to-the-clone-container"),
+        pytest.param(
+            BUILD, {}, [step("Clone", "alpine/git"), step()], id="a-step-that-maps-to-the-clone-container"
+        ),
     ],
 )
 def test_no_implicit_clone(build: Any, fields: dict[str, Any], steps: list[dict[str, Any]]) -> None:
@@ -253,7 +291,13 @@ def test_pipeline_environment_then_step_environment() -> None:
         environment={"SHARED": "pipeline", "GOFLAGS": "-mod=vendor", "CI": "overridden"},
     )
     a, b = (env_of(c) for c in plan.steps)
-    assert (a["SHARED"], a["ONLY_STEP"], a["FLAG"], a["EMPTY"], a["GOFLAGS"]) == ("step", "1", "false", "", "-mod=vendor")
+    assert (a["SHARED"], a["ONLY_STEP"], a["FLAG"], a["EMPTY"], a["GOFLAGS"]) == (
+        "step",
+        "1",
+        "false",
+        "",
+        "-mod=vendor",
+    )
     assert (b["SHARED"], b.get("ONLY_STEP"), b["GOFLAGS"]) == ("pipeline", None, "-mod=vendor")
     assert a["CI"] == b["CI"] == "overridden"
 
@@ -274,14 +318,24 @@ def test_step_environment_can_replace_a_plain_value_with_a_secret_and_back() -> 
     ("ref", "policy", "expected"),
     [
         pytest.param("docker/password", POLICY, plans.SecretRef("docker", "password"), id="secret-slash-key"),
-        pytest.param("password", POLICY, plans.SecretRef("podline-secrets", "password"), id="bare-key-default-store"),
-        pytest.param("password", dataclasses.replace(POLICY, secret_store="ci-secrets"),
-                     plans.SecretRef("ci-secrets", "password"), id="bare-key-configured-store"),
+        pytest.param(
+            "password", POLICY, plans.SecretRef("podline-secrets", "password"), id="bare-key-default-store"
+        ),
+        pytest.param(
+            "password",
+            dataclasses.replace(POLICY, secret_store="ci-secrets"),
+            plans.SecretRef("ci-secrets", "password"),
+            id="bare-key-configured-store",
+        ),
         pytest.param("a/b.c_d-e", POLICY, plans.SecretRef("a", "b.c_d-e"), id="dotted-key"),
     ],
 )
-def test_from_secret_names_a_secret_and_key(ref: str, policy: policies.Policy, expected: plans.SecretRef) -> None:
-    plan = compile_(step(environment={"E": {"from_secret": ref}}, settings={"s": {"from_secret": ref}}), policy=policy)
+def test_from_secret_names_a_secret_and_key(
+    ref: str, policy: policies.Policy, expected: plans.SecretRef
+) -> None:
+    plan = compile_(
+        step(environment={"E": {"from_secret": ref}}, settings={"s": {"from_secret": ref}}), policy=policy
+    )
     env = env_of(plan.steps[0])
     assert env["E"] == env["PLUGIN_S"] == expected
 
@@ -309,10 +363,16 @@ def test_settings_become_plugin_variables(value: Any, expected: str) -> None:
 
 
 def test_setting_names_are_upper_cased_with_underscores() -> None:
-    (c,) = compile_(step(settings={"auto_tag": True, "build-args": ["A=1"], "dry.run": "x", "Repo": "r"})).steps
+    (c,) = compile_(
+        step(settings={"auto_tag": True, "build-args": ["A=1"], "dry.run": "x", "Repo": "r"})
+    ).steps
     env = env_of(c)
     assert (env["PLUGIN_AUTO_TAG"], env["PLUGIN_BUILD_ARGS"], env["PLUGIN_DRY_RUN"], env["PLUGIN_REPO"]) == (
-        "true", "A=1", "x", "r")
+        "true",
+        "A=1",
+        "x",
+        "r",
+    )
 
 
 def test_settings_win_over_environment_of_the_same_name() -> None:
@@ -321,8 +381,11 @@ def test_settings_win_over_environment_of_the_same_name() -> None:
 
 
 def test_services_get_the_environment_too() -> None:
-    plan = compile_(step(), services=[step("db", "postgres:16", environment={"POSTGRES_PASSWORD": "x"})],
-                    environment={"TZ": "UTC"})
+    plan = compile_(
+        step(),
+        services=[step("db", "postgres:16", environment={"POSTGRES_PASSWORD": "x"})],
+        environment={"TZ": "UTC"},
+    )
     env = env_of(plan.container("svc-db"))
     assert (env["POSTGRES_PASSWORD"], env["TZ"], env["DRONE_STEP_NAME"]) == ("x", "UTC", "db")
 
@@ -332,7 +395,9 @@ def test_services_get_the_environment_too() -> None:
 
 def test_commands_become_one_sh_script() -> None:
     (c,) = compile_(step(commands=["go build", "go test ./..."])).steps
-    script = "set -e\nprintf '%s\\n' '+ go build'\ngo build\nprintf '%s\\n' '+ go test ./...'\ngo test ./...\n"
+    script = (
+        "set -e\nprintf '%s\\n' '+ go build'\ngo build\nprintf '%s\\n' '+ go test ./...'\ngo test ./...\n"
+    )
     assert c.command == ("/bin/sh", "-c", script)
     assert c.args is None
     assert c.working_dir == "/drone/src"
@@ -359,20 +424,25 @@ def sandbox(tmp_path: Path) -> dict[str, Any]:
 def run_container(c: plans.ContainerPlan, sandbox: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     assert c.command is not None
     argv = list(c.command) + list(c.args or ())
-    return subprocess.run(argv, cwd=sandbox["cwd"], env=sandbox["env"], capture_output=True, text=True, timeout=30,
-                          check=False)
+    return subprocess.run(
+        argv, cwd=sandbox["cwd"], env=sandbox["env"], capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 TRICKY_COMMANDS = [
     ("plain", "echo hello", "hello\n"),
     ("single-quotes", "echo 'it''s' \"it's\"", "its it's\n"),
-    ("double-quotes-and-dollar", 'X=1; echo "x=$X" \'$X\'', "x=1 $X\n"),
+    ("double-quotes-and-dollar", "X=1; echo \"x=$X\" '$X'", "x=1 $X\n"),
     ("command-substitution-runs-once", "printf '%s\\n' \"$(printf ran)\"", "ran\n"),
     ("backslashes", "printf '%s\\n' 'a\\b' \"c\\\\d\"", "a\\b c\\d\n".replace(" ", "\n")),
     ("unicode", "echo 'héllo ✓ 日本語'", "héllo ✓ 日本語\n"),
     ("glob-and-semicolon", "echo '*'; echo ';'", "*\n;\n"),
-    ("pipes-and-redirects", "echo abc > f && read x < f && echo \"[$x]\" | { read y; echo \"$y$y\"; }", "[abc][abc]\n"),
-    ("multi-line", "for i in 1 2\ndo echo \"n$i\"\ndone", "n1\nn2\n"),
+    (
+        "pipes-and-redirects",
+        'echo abc > f && read x < f && echo "[$x]" | { read y; echo "$y$y"; }',
+        "[abc][abc]\n",
+    ),
+    ("multi-line", 'for i in 1 2\ndo echo "n$i"\ndone', "n1\nn2\n"),
     ("percent-signs", "printf '%s%%\\n' 50", "50%\n"),
     ("leading-dash", "-x 2>/dev/null || echo dash", "dash\n"),
     ("trailing-spaces", "echo spaced   ", "spaced\n"),
@@ -380,7 +450,9 @@ TRICKY_COMMANDS = [
 
 
 @pytest.mark.parametrize(("command", "output"), [pytest.param(c, o, id=i) for i, c, o in TRICKY_COMMANDS])
-def test_script_echoes_each_command_then_runs_it_verbatim(command: str, output: str, sandbox: dict[str, Any]) -> None:
+def test_script_echoes_each_command_then_runs_it_verbatim(
+    command: str, output: str, sandbox: dict[str, Any]
+) -> None:
     (c,) = compile_(step(commands=[command])).steps
     done = run_container(c, sandbox)
     assert done.returncode == 0, done.stderr
@@ -389,15 +461,24 @@ def test_script_echoes_each_command_then_runs_it_verbatim(command: str, output: 
 
 
 def test_script_runs_commands_in_order_with_echo_lines(sandbox: dict[str, Any]) -> None:
-    commands = ["echo one", "echo 'two  spaces'", "cd /", "echo \"$PWD\""]
+    commands = ["echo one", "echo 'two  spaces'", "cd /", 'echo "$PWD"']
     (c,) = compile_(step(commands=commands)).steps
     done = run_container(c, sandbox)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["+ echo one", "one", "+ echo 'two  spaces'", "two  spaces", "+ cd /", '+ echo "$PWD"',
-                                        "/"]
+    assert done.stdout.splitlines() == [
+        "+ echo one",
+        "one",
+        "+ echo 'two  spaces'",
+        "two  spaces",
+        "+ cd /",
+        '+ echo "$PWD"',
+        "/",
+    ]
 
 
-def test_a_dangerous_looking_command_is_echoed_literally_and_run_exactly_once(sandbox: dict[str, Any]) -> None:
+def test_a_dangerous_looking_command_is_echoed_literally_and_run_exactly_once(
+    sandbox: dict[str, Any],
+) -> None:
     (c,) = compile_(step(commands=["echo $(rm -rf /)", "echo `rm -rf ~`"])).steps
     done = run_container(c, sandbox)
     assert done.returncode == 0, done.stderr
@@ -426,7 +507,7 @@ def test_a_command_with_an_unbalanced_quote_cannot_eat_the_next_echo(sandbox: di
 
 
 def test_a_custom_shell_runs_the_script_itself(sandbox: dict[str, Any]) -> None:
-    (c,) = compile_(step(commands=["echo \"$0\""], shell="/bin/dash")).steps
+    (c,) = compile_(step(commands=['echo "$0"'], shell="/bin/dash")).steps
     assert (c.command, c.args) == (("/bin/dash", "-c", compiling.script(['echo "$0"'])), None)
     done = run_container(c, sandbox)
     assert (done.returncode, done.stdout) == (0, '+ echo "$0"\n/bin/dash\n')
@@ -443,8 +524,12 @@ def test_commands_run_as_one_script_through_sh(fields: dict[str, Any]) -> None:
 
 
 def test_entrypoint_is_the_command_and_command_its_arguments_verbatim(sandbox: dict[str, Any]) -> None:
-    (c,) = compile_(step(entrypoint=["/bin/sh", "-c", 'printf "[%s]" "$@"', "zero"],
-                         command=["a b", "$(rm -rf /)", "c'd", "", "é"])).steps
+    (c,) = compile_(
+        step(
+            entrypoint=["/bin/sh", "-c", 'printf "[%s]" "$@"', "zero"],
+            command=["a b", "$(rm -rf /)", "c'd", "", "é"],
+        )
+    ).steps
     assert c.command == ("/bin/sh", "-c", 'printf "[%s]" "$@"', "zero")
     assert c.args == ("a b", "$(rm -rf /)", "c'd", "", "é")
     done = run_container(c, sandbox)
@@ -455,18 +540,27 @@ def test_entrypoint_is_the_command_and_command_its_arguments_verbatim(sandbox: d
 @pytest.mark.parametrize(
     ("fields", "want"),
     [
-        pytest.param({"commands": ["make"]}, (("/bin/sh", "-c", compiling.script(["make"])), None), id="commands"),
-        pytest.param({"commands": ["make"], "shell": "/bin/bash"}, (("/bin/bash", "-c", compiling.script(["make"])), None),
-                     id="commands-with-a-shell"),
-        pytest.param({"entrypoint": ["/bin/tool"], "command": ["x", "y"]}, (("/bin/tool",), ("x", "y")),
-                     id="entrypoint-and-command"),
+        pytest.param(
+            {"commands": ["make"]}, (("/bin/sh", "-c", compiling.script(["make"])), None), id="commands"
+        ),
+        pytest.param(
+            {"commands": ["make"], "shell": "/bin/bash"},
+            (("/bin/bash", "-c", compiling.script(["make"])), None),
+            id="commands-with-a-shell",
+        ),
+        pytest.param(
+            {"entrypoint": ["/bin/tool"], "command": ["x", "y"]},
+            (("/bin/tool",), ("x", "y")),
+            id="entrypoint-and-command",
+        ),
         pytest.param({"entrypoint": ["/bin/tool"]}, (("/bin/tool",), None), id="entrypoint-alone"),
         pytest.param({"command": ["x"]}, (None, ("x",)), id="command-alone-replaces-cmd"),
         pytest.param({}, (None, None), id="nothing-the-image-decides"),
     ],
 )
-def test_kubernetes_command_and_args_of_a_step_and_a_service(fields: dict[str, Any],
-                                                             want: tuple[tuple[str, ...] | None, ...]) -> None:
+def test_kubernetes_command_and_args_of_a_step_and_a_service(
+    fields: dict[str, Any], want: tuple[tuple[str, ...] | None, ...]
+) -> None:
     plan = compile_(step(**fields), services=[step("db", "postgres:16", **fields)])
     assert [(c.command, c.args) for c in plan.containers] == [want, want]
 
@@ -508,14 +602,18 @@ def test_the_largest_request_stays_and_other_limited_steps_request_zero() -> Non
 
 
 def test_requests_are_compared_by_amount_not_text() -> None:
-    plan = compile_(step("a", resources={"requests": {"memory": "900Mi", "cpu": 1500}}),
-                    step("b", resources={"requests": {"memory": "1G", "cpu": "1"}}))
+    plan = compile_(
+        step("a", resources={"requests": {"memory": "900Mi", "cpu": 1500}}),
+        step("b", resources={"requests": {"memory": "1G", "cpu": "1"}}),
+    )
     got = {c.step: dict(c.requests) for c in plan.steps}
     assert got == {"a": {"cpu": "1500m", "memory": "0"}, "b": {"cpu": "0", "memory": "1G"}}
 
 
 def test_equal_requests_stay_on_the_first_step() -> None:
-    plan = compile_(step("a", resources={"requests": {"cpu": "1"}}), step("b", resources={"requests": {"cpu": 1000}}))
+    plan = compile_(
+        step("a", resources={"requests": {"cpu": "1"}}), step("b", resources={"requests": {"cpu": 1000}})
+    )
     assert [dict(c.requests) for c in plan.steps] == [{"cpu": "1"}, {"cpu": "0"}]
 
 
@@ -551,7 +649,11 @@ def test_drone_units_become_kubernetes_quantities(resource: str, value: Any, qua
     [
         pytest.param(None, "/drone/src", id="default"),
         pytest.param({"path": "/go/src/app"}, "/go/src/app", id="absolute-path"),
-        pytest.param({"base": "/go", "path": "src/github.com/octo/app"}, "/go/src/github.com/octo/app", id="base-and-path"),
+        pytest.param(
+            {"base": "/go", "path": "src/github.com/octo/app"},
+            "/go/src/github.com/octo/app",
+            id="base-and-path",
+        ),
         pytest.param({"base": "/go"}, "/go", id="base-only"),
         pytest.param({"path": "/go/src/../app/"}, "/go/app", id="normalised"),
     ],
@@ -567,7 +669,10 @@ def test_workspace_is_the_working_directory_of_every_step(workspace: Any, path: 
 def test_volumes_map_to_pod_volumes_and_mounts() -> None:
     policy = dataclasses.replace(POLICY, allow_host_volumes=True)
     plan = compile_(
-        step("a", volumes=[{"name": "Cache", "path": "/cache"}, {"name": "sock", "path": "/var/run/docker.sock"}]),
+        step(
+            "a",
+            volumes=[{"name": "Cache", "path": "/cache"}, {"name": "sock", "path": "/var/run/docker.sock"}],
+        ),
         step("b", volumes=[{"name": "data", "path": "/data"}, {"name": "cfg", "path": "/etc/app"}]),
         volumes=[
             {"name": "Cache", "temp": {"medium": "memory", "size_limit": "1GiB"}},
@@ -592,23 +697,33 @@ def test_volumes_map_to_pod_volumes_and_mounts() -> None:
 
 
 def test_pod_level_fields() -> None:
-    policy = dataclasses.replace(POLICY, allowed_service_accounts=frozenset({"builder"}), run_timeout_seconds=900,
-                                 step_timeout_seconds=120, pull_timeout_seconds=60, automount_service_account_token=True)
+    policy = dataclasses.replace(
+        POLICY,
+        allowed_service_accounts=frozenset({"builder"}),
+        run_timeout_seconds=900,
+        step_timeout_seconds=120,
+        pull_timeout_seconds=60,
+        automount_service_account_token=True,
+    )
     plan = compile_(
         step(user=1000, group="2000", privileged=False),
         node_selector={"zone": "b", "arch": "amd64"},
-        tolerations=[{"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
-                     {"operator": "Exists", "toleration_seconds": 30, "effect": "NoExecute"},
-                     {"operator": "Exists", "effect": ""}],
+        tolerations=[
+            {"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
+            {"operator": "Exists", "toleration_seconds": 30, "effect": "NoExecute"},
+            {"operator": "Exists", "effect": ""},
+        ],
         service_account_name="builder",
         metadata={"labels": {"team": "x", "app": "y"}, "annotations": {"note": "n"}},
         image_pull_secrets=["dockerconfig", "other"],
         policy=policy,
     )
     assert plan.node_selector == (("arch", "amd64"), ("zone", "b"))
-    assert plan.tolerations == ({"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
-                                {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
-                                {"operator": "Exists"})
+    assert plan.tolerations == (
+        {"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
+        {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
+        {"operator": "Exists"},
+    )
     assert plan.service_account == "builder"
     assert plan.automount_token is True
     assert plan.pod_labels == (("app", "y"), ("team", "x"))
@@ -617,7 +732,13 @@ def test_pod_level_fields() -> None:
     assert (plan.pull_secret_name, plan.pull_secret_sources) == ("demo-g3-pull", ("dockerconfig", "other"))
     assert (plan.steps[0].user, plan.steps[0].group) == (1000, 2000)
     assert (plan.namespace, plan.pipeline, plan.pipeline_uid, plan.generation, plan.run, plan.pod_name) == (
-        "ci", "demo", "uid-1", 3, "g3", "demo-g3")
+        "ci",
+        "demo",
+        "uid-1",
+        3,
+        "g3",
+        "demo-g3",
+    )
 
 
 def test_defaults_without_pull_secrets_or_service_account() -> None:
@@ -645,7 +766,9 @@ def test_default_service_account_and_run_timeout_from_context() -> None:
         ("golang:1.12", "default", pulling.PullPolicy.IF_NOT_PRESENT),
     ],
 )
-def test_each_container_gets_its_pull_policy(image: str, pull: str | None, policy: pulling.PullPolicy) -> None:
+def test_each_container_gets_its_pull_policy(
+    image: str, pull: str | None, policy: pulling.PullPolicy
+) -> None:
     fields = {"pull": pull} if pull is not None else {}
     plan = compile_(step(image=image, **fields), services=[step("db", image=image, **fields)])
     assert [c.pull_policy for c in plan.containers] == [policy, policy]
@@ -653,6 +776,8 @@ def test_each_container_gets_its_pull_policy(image: str, pull: str | None, polic
 
 
 def test_the_plan_holds_no_secret_values() -> None:
-    plan = compile_(step(environment={"T": {"from_secret": "tokens/ci"}}, settings={"p": {"from_secret": "pw"}}))
+    plan = compile_(
+        step(environment={"T": {"from_secret": "tokens/ci"}}, settings={"p": {"from_secret": "pw"}})
+    )
     secret_vars = [e for e in plan.steps[0].env if e.secret is not None]
     assert [(e.name, e.value) for e in secret_vars] == [("T", None), ("PLUGIN_P", None)]

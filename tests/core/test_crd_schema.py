@@ -54,8 +54,21 @@ TYPES = {"object", "array", "string", "integer", "number", "boolean"}
 
 @pytest.mark.parametrize(("path", "node"), ALL, ids=IDS)
 def test_every_node_is_structural(path: str, node: dict[str, Any]) -> None:
-    forbidden = {"$ref", "$defs", "definitions", "anyOf", "oneOf", "allOf", "not", "uniqueItems", "title", "default",
-                 "const", "examples", "discriminator"} & set(node)
+    forbidden = {
+        "$ref",
+        "$defs",
+        "definitions",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "not",
+        "uniqueItems",
+        "title",
+        "default",
+        "const",
+        "examples",
+        "discriminator",
+    } & set(node)
     assert not forbidden, f"{path}: {forbidden}"
     if node.get("x-kubernetes-int-or-string"):
         assert "type" not in node, path
@@ -78,18 +91,42 @@ def test_every_node_is_structural(path: str, node: dict[str, Any]) -> None:
 
 
 STRUCTURAL_KEYS = {
-    "type", "description", "properties", "items", "additionalProperties", "required", "enum", "nullable",
-    "format", "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "pattern",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "x-kubernetes-list-type",
+    "type",
+    "description",
+    "properties",
+    "items",
+    "additionalProperties",
+    "required",
+    "enum",
+    "nullable",
+    "format",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "pattern",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
 }
 
 
 def test_the_walk_sees_the_whole_schema() -> None:
     paths = set(IDS)
-    for expected in (".spec.steps[].name", ".spec.steps[].when.status", ".spec.steps[].resources.limits.cpu",
-                     ".spec.services[].environment", ".spec.volumes[].temp.size_limit", ".spec.tolerations[].effect",
-                     ".status.steps[].exitCode", ".status.conditions[].lastTransitionTime", ".status.history[]"):
+    for expected in (
+        ".spec.steps[].name",
+        ".spec.steps[].when.status",
+        ".spec.steps[].resources.limits.cpu",
+        ".spec.services[].environment",
+        ".spec.volumes[].temp.size_limit",
+        ".spec.tolerations[].effect",
+        ".status.steps[].exitCode",
+        ".status.conditions[].lastTransitionTime",
+        ".status.history[]",
+    ):
         assert expected in paths
     assert len(ALL) > 150
 
@@ -124,10 +161,40 @@ def test_steps_and_services_are_maps_keyed_by_name(field: str) -> None:
 
 def test_the_spec_uses_drone_field_names() -> None:
     step = SPEC["properties"]["steps"]["items"]["properties"]
-    assert {"name", "image", "pull", "commands", "entrypoint", "command", "environment", "settings", "depends_on",
-            "when", "failure", "detach", "privileged", "user", "working_dir", "volumes", "resources"} <= set(step)
-    assert {"type", "steps", "services", "image_pull_secrets", "environment", "workspace", "clone", "volumes",
-            "node_selector", "tolerations", "service_account_name", "platform", "trigger"} <= set(SPEC["properties"])
+    assert {
+        "name",
+        "image",
+        "pull",
+        "commands",
+        "entrypoint",
+        "command",
+        "environment",
+        "settings",
+        "depends_on",
+        "when",
+        "failure",
+        "detach",
+        "privileged",
+        "user",
+        "working_dir",
+        "volumes",
+        "resources",
+    } <= set(step)
+    assert {
+        "type",
+        "steps",
+        "services",
+        "image_pull_secrets",
+        "environment",
+        "workspace",
+        "clone",
+        "volumes",
+        "node_selector",
+        "tolerations",
+        "service_account_name",
+        "platform",
+        "trigger",
+    } <= set(SPEC["properties"])
     assert set(SPEC["properties"]) == set(models.PipelineSpec.model_fields)
     assert set(step) == set(models.Step.model_fields)
 
@@ -138,16 +205,28 @@ def test_free_form_and_int_or_string_values() -> None:
     assert step["settings"]["additionalProperties"]["x-kubernetes-preserve-unknown-fields"] is True
     assert step["when"]["properties"]["status"]["x-kubernetes-preserve-unknown-fields"] is True
     assert step["user"]["x-kubernetes-int-or-string"] is True
-    assert step["resources"]["properties"]["limits"]["properties"]["memory"]["x-kubernetes-int-or-string"] is True
+    assert (
+        step["resources"]["properties"]["limits"]["properties"]["memory"]["x-kubernetes-int-or-string"]
+        is True
+    )
     assert step["pull"]["enum"] == ["always", "if-not-exists", "never", "default", ""]
     assert step["pull"]["nullable"] is True
 
 
 def test_status_uses_camel_case() -> None:
-    assert {"phase", "observedGeneration", "podName", "currentStep", "startTime", "completionTime", "conditions",
-            "steps"} <= set(STATUS["properties"])
+    assert {
+        "phase",
+        "observedGeneration",
+        "podName",
+        "currentStep",
+        "startTime",
+        "completionTime",
+        "conditions",
+        "steps",
+    } <= set(STATUS["properties"])
     assert {"name", "state", "exitCode", "startedAt", "finishedAt", "reason", "message"} <= set(
-        STATUS["properties"]["steps"]["items"]["properties"])
+        STATUS["properties"]["steps"]["items"]["properties"]
+    )
 
 
 def test_resource_names_and_printer_columns() -> None:
@@ -170,14 +249,28 @@ def test_resource_names_and_printer_columns() -> None:
 
 def test_an_example_pipeline_validates_against_the_generated_schema() -> None:
     """A tiny structural validator over the generated schema: the seed's pipeline fits it."""
-    spec = {"kind": "pipeline", "type": "docker", "name": "default",
-            "steps": [{"name": "build", "image": "golang:1.12", "commands": ["go build", "go test"],
-                       "environment": {"A": 1, "S": {"from_secret": "x"}}, "when": {"status": ["failure"]},
-                       "user": "1000", "resources": {"limits": {"cpu": 1000, "memory": "512MiB"}}}],
-            "image_pull_secrets": ["dockerconfig"], "trigger": {"branch": "main"}}
+    spec = {
+        "kind": "pipeline",
+        "type": "docker",
+        "name": "default",
+        "steps": [
+            {
+                "name": "build",
+                "image": "golang:1.12",
+                "commands": ["go build", "go test"],
+                "environment": {"A": 1, "S": {"from_secret": "x"}},
+                "when": {"status": ["failure"]},
+                "user": "1000",
+                "resources": {"limits": {"cpu": 1000, "memory": "512MiB"}},
+            }
+        ],
+        "image_pull_secrets": ["dockerconfig"],
+        "trigger": {"branch": "main"},
+    }
     assert list(violations(SPEC, spec)) == []
     assert list(violations(SPEC, {"steps": [{"name": "x", "image": "y", "pull": "sometimes"}]})) == [
-        ".steps[0].pull: 'sometimes' not in enum"]
+        ".steps[0].pull: 'sometimes' not in enum"
+    ]
     assert list(violations(SPEC, {"steps": [{"image": "y"}]})) == [".steps[0]: missing name"]
 
 
@@ -193,7 +286,14 @@ def violations(node: dict[str, Any], value: Any, path: str = "") -> Iterator[str
             yield f"{path}: null"
         return
     kind = node["type"]
-    python = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool, "number": (int, float)}
+    python = {
+        "object": dict,
+        "array": list,
+        "string": str,
+        "integer": int,
+        "boolean": bool,
+        "number": (int, float),
+    }
     if not isinstance(value, python[kind]):
         yield f"{path}: not {kind}"
         return

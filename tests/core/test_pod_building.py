@@ -25,8 +25,10 @@ from tests.core.podstates import Config
 
 TESTDATA = Path(__file__).parent / "testdata"
 CASES = sorted(p.name.removesuffix(".pipeline.yaml") for p in TESTDATA.glob("*.pipeline.yaml"))
-IMAGE_CONFIGS = {image: Config(tuple(c.get("entrypoint") or ()), tuple(c.get("cmd") or ()))
-                 for image, c in yaml.safe_load((TESTDATA / "image-configs.yaml").read_text()).items()}
+IMAGE_CONFIGS = {
+    image: Config(tuple(c.get("entrypoint") or ()), tuple(c.get("cmd") or ()))
+    for image, c in yaml.safe_load((TESTDATA / "image-configs.yaml").read_text()).items()
+}
 UID = "6f1c2b7e-0d3a-4c55-9a61-2f0e8d9b1c44"
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 POLICY = policies.Policy()
@@ -47,14 +49,28 @@ def render(case: str) -> dict[str, dict[str, Any]]:
     notes = meta.get("annotations") or {}
     build = notes.get(conventions.ANNOTATION_BUILD)
     context = compiling.RunContext(
-        namespace=meta["namespace"], pipeline=meta["name"], uid=UID, generation=meta.get("generation", 1),
+        namespace=meta["namespace"],
+        pipeline=meta["name"],
+        uid=UID,
+        generation=meta.get("generation", 1),
         build=models.BuildInfo.model_validate_json(build) if build else None,
     )
     plan = compiling.compile_spec(pipeline["spec"], context, POLICY)
-    credentials = auths.convert([secrets[s] for s in plan.pull_secret_sources]) if plan.pull_secret_sources else None
+    credentials = (
+        auths.convert([secrets[s] for s in plan.pull_secret_sources]) if plan.pull_secret_sources else None
+    )
     configs = {image: IMAGE_CONFIGS[image] for image in plan.needs_image_config()}
-    decision = scheduling.decide(scheduling.Snapshot(plan=plan, pod=None, now=NOW, generation=context.generation,
-                                                     run=context.run, credentials=credentials, image_configs=configs))
+    decision = scheduling.decide(
+        scheduling.Snapshot(
+            plan=plan,
+            pod=None,
+            now=NOW,
+            generation=context.generation,
+            run=context.run,
+            credentials=credentials,
+            image_configs=configs,
+        )
+    )
     return {obj["kind"].lower(): obj for obj in decision.create}
 
 
@@ -96,7 +112,10 @@ def test_rendered_pods_follow_the_in_pod_contract(case: str) -> None:
             assert not tools and c.get("command") != [stepping.BINARY] and "terminationMessagePolicy" not in c
             continue
         assert tools and c["command"] == [stepping.BINARY]
-        assert (c["terminationMessagePath"], c["terminationMessagePolicy"]) == (stepping.TERMINATION_LOG, "File")
+        assert (c["terminationMessagePath"], c["terminationMessagePolicy"]) == (
+            stepping.TERMINATION_LOG,
+            "File",
+        )
         args = stepping.parse_args(c["args"])
         assert args.name == c["name"]
         if args.excluded:  # skipped in its turn, on the runner image: nothing to run
@@ -158,9 +177,14 @@ def containers(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_container_runs_its_own_image_after_the_prepare_container() -> None:
-    spec = {"steps": [step("a"), step("b", "alpine:3.20", pull="never"),
-                      step("c", "busybox:1.36", pull="always", when={"branch": "release/*"})],
-            "services": [{"name": "db", "image": "postgres:16"}]}
+    spec = {
+        "steps": [
+            step("a"),
+            step("b", "alpine:3.20", pull="never"),
+            step("c", "busybox:1.36", pull="always", when={"branch": "release/*"}),
+        ],
+        "services": [{"name": "db", "image": "postgres:16"}],
+    }
     context = dataclasses.replace(CONTEXT, build=models.BuildInfo(branch="main"))
     plan = compiling.compile_spec(spec, context, POLICY)
     got = containers(pods.build_pod(plan))
@@ -184,14 +208,21 @@ def test_the_prepare_container_installs_the_entrypoint_from_its_post_start_hook(
         "command": ["/podline-entrypoint", "prepare", "/podline"],
         "lifecycle": {"postStart": {"exec": {"command": ["/podline-entrypoint", "install", "/podline"]}}},
         "volumeMounts": [{"name": "podline-tools", "mountPath": "/podline"}],
-        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
 
 
 @pytest.mark.parametrize(
     ("runner", "policy"),
-    [("podline/podline:0.1.0", "IfNotPresent"), ("localhost:5101/podline:latest", "Always"),
-     ("registry.local/podline@sha256:" + "a" * 64, "IfNotPresent")],
+    [
+        ("podline/podline:0.1.0", "IfNotPresent"),
+        ("localhost:5101/podline:latest", "Always"),
+        ("registry.local/podline@sha256:" + "a" * 64, "IfNotPresent"),
+    ],
 )
 def test_the_runner_image_gets_the_default_pull_policy(runner: str, policy: str) -> None:
     plan = plan_of(step(), policy=dataclasses.replace(POLICY, runner_image=runner))
@@ -203,15 +234,30 @@ def test_a_step_is_wrapped_by_the_entrypoint_with_its_turn_and_its_command() -> 
     plan = plan_of(step("a"), step("b", depends_on=["a"], failure="ignore"))
     b = containers(pods.build_pod(plan))["step-b"]
     assert b["command"] == [stepping.BINARY]
-    assert b["args"] == ["run", "--name=step-b", "--after=step-a", "--on=success", "--ignore-failure",
-                         "--message-limit=4096", "--", "/bin/sh", "-c", compiling.script(["go build"])]
+    assert b["args"] == [
+        "run",
+        "--name=step-b",
+        "--after=step-a",
+        "--on=success",
+        "--ignore-failure",
+        "--message-limit=4096",
+        "--",
+        "/bin/sh",
+        "-c",
+        compiling.script(["go build"]),
+    ]
     assert (b["terminationMessagePath"], b["terminationMessagePolicy"]) == ("/dev/termination-log", "File")
     assert {"name": "podline-tools", "mountPath": "/podline"} in b["volumeMounts"]
 
 
 def test_a_service_runs_as_it_is() -> None:
-    plan = plan_of(step(), services=[{"name": "db", "image": "postgres:16", "command": ["-c", "fsync=off"]},
-                                     {"name": "cache", "image": "redis:7", "entrypoint": ["redis-server"]}])
+    plan = plan_of(
+        step(),
+        services=[
+            {"name": "db", "image": "postgres:16", "command": ["-c", "fsync=off"]},
+            {"name": "cache", "image": "redis:7", "entrypoint": ["redis-server"]},
+        ],
+    )
     got = containers(pods.build_pod(plan))
     db, cache = got["svc-db"], got["svc-cache"]
     assert ("command" not in db, db["args"]) == (True, ["-c", "fsync=off"])
@@ -224,14 +270,26 @@ def test_a_service_runs_as_it_is() -> None:
 @pytest.mark.parametrize(
     ("desc", "fields", "config", "want"),
     [
-        ("plugin-runs-entrypoint-and-cmd", {}, Config(("/bin/drone-docker",), ("--daemon",)),
-         ["/bin/drone-docker", "--daemon"]),
-        ("command-alone-replaces-the-cmd", {"command": ["--tls=false"]}, Config(("dockerd-entrypoint.sh",), ("dockerd",)),
-         ["dockerd-entrypoint.sh", "--tls=false"]),
+        (
+            "plugin-runs-entrypoint-and-cmd",
+            {},
+            Config(("/bin/drone-docker",), ("--daemon",)),
+            ["/bin/drone-docker", "--daemon"],
+        ),
+        (
+            "command-alone-replaces-the-cmd",
+            {"command": ["--tls=false"]},
+            Config(("dockerd-entrypoint.sh",), ("dockerd",)),
+            ["dockerd-entrypoint.sh", "--tls=false"],
+        ),
         ("cmd-only-image", {}, Config((), ("/bin/run", "x")), ["/bin/run", "x"]),
         ("entrypoint-needs-no-config", {"entrypoint": ["/bin/x"], "command": ["y"]}, None, ["/bin/x", "y"]),
-        ("commands-need-no-config", {"commands": ["true"], "image": "docker:dind"}, None,
-         ["/bin/sh", "-c", compiling.script(["true"])]),
+        (
+            "commands-need-no-config",
+            {"commands": ["true"], "image": "docker:dind"},
+            None,
+            ["/bin/sh", "-c", compiling.script(["true"])],
+        ),
     ],
 )
 def test_what_a_step_runs(desc: str, fields: dict[str, Any], config: Config | None, want: list[str]) -> None:
@@ -239,7 +297,7 @@ def test_what_a_step_runs(desc: str, fields: dict[str, Any], config: Config | No
     configs = {"docker:dind": config} if config else {}
     assert plan.needs_image_config() == (("docker:dind",) if config else ())
     args = containers(pods.build_pod(plan, image_configs=configs))["step-p"]["args"]
-    assert args[args.index("--") + 1:] == want
+    assert args[args.index("--") + 1 :] == want
 
 
 def test_a_step_without_a_command_needs_its_image_config() -> None:
@@ -257,8 +315,14 @@ def test_each_step_is_told_its_share_of_the_termination_messages(steps: int, lim
 
 def test_pod_spec_fields() -> None:
     policy = dataclasses.replace(POLICY, allowed_service_accounts=frozenset({"*"}), run_timeout_seconds=1800)
-    plan = plan_of(step(), image_pull_secrets=["dockerconfig"], service_account_name="builder",
-                   node_selector={"pool": "ci"}, tolerations=[{"operator": "Exists"}], policy=policy)
+    plan = plan_of(
+        step(),
+        image_pull_secrets=["dockerconfig"],
+        service_account_name="builder",
+        node_selector={"pool": "ci"},
+        tolerations=[{"operator": "Exists"}],
+        policy=policy,
+    )
     spec = pods.build_pod(plan)["spec"]
     assert {k: v for k, v in spec.items() if k not in ("containers", "volumes")} == {
         "restartPolicy": "Never",
@@ -271,7 +335,10 @@ def test_pod_spec_fields() -> None:
         "nodeSelector": {"pool": "ci"},
         "tolerations": [{"operator": "Exists"}],
     }
-    assert spec["volumes"] == [{"name": "podline-workspace", "emptyDir": {}}, {"name": "podline-tools", "emptyDir": {}}]
+    assert spec["volumes"] == [
+        {"name": "podline-workspace", "emptyDir": {}},
+        {"name": "podline-tools", "emptyDir": {}},
+    ]
 
 
 def test_optional_pod_fields_are_left_out() -> None:
@@ -280,8 +347,13 @@ def test_optional_pod_fields_are_left_out() -> None:
 
 
 def test_metadata_links_the_pod_to_its_pipeline() -> None:
-    plan = plan_of(step(), metadata={"labels": {"team": "x", "app.kubernetes.io/managed-by": "me"},
-                                     "annotations": {"note": "n"}})
+    plan = plan_of(
+        step(),
+        metadata={
+            "labels": {"team": "x", "app.kubernetes.io/managed-by": "me"},
+            "annotations": {"note": "n"},
+        },
+    )
     meta = pods.build_pod(plan)["metadata"]
     assert meta == {
         "name": "demo-g2",
@@ -296,7 +368,13 @@ def test_metadata_links_the_pod_to_its_pipeline() -> None:
         },
         "annotations": {"podline.dev/pipeline-name": "demo", "note": "n", "podline.dev/generation": "2"},
         "ownerReferences": [
-            {"apiVersion": "podline.dev/v1alpha1", "kind": "Pipeline", "name": "demo", "uid": "uid-1", "controller": True}
+            {
+                "apiVersion": "podline.dev/v1alpha1",
+                "kind": "Pipeline",
+                "name": "demo",
+                "uid": "uid-1",
+                "controller": True,
+            }
         ],
     }
 
@@ -312,30 +390,44 @@ def test_a_long_pipeline_name_is_shortened_in_the_label_and_kept_in_the_annotati
 def test_container_fields() -> None:
     policy = dataclasses.replace(POLICY, allow_privileged=True)
     plan = plan_of(
-        step("a", commands=["make"], user=1000, group=1000, environment={"T": {"from_secret": "tok/ci"}, "P": "v"},
-             resources={"limits": {"memory": "1GiB"}, "requests": {"memory": "512MiB"}},
-             volumes=[{"name": "cache", "path": "/cache"}]),
+        step(
+            "a",
+            commands=["make"],
+            user=1000,
+            group=1000,
+            environment={"T": {"from_secret": "tok/ci"}, "P": "v"},
+            resources={"limits": {"memory": "1GiB"}, "requests": {"memory": "512MiB"}},
+            volumes=[{"name": "cache", "path": "/cache"}],
+        ),
         {"name": "b", "image": "docker:dind", "privileged": True, "command": ["--tls=false"]},
         volumes=[{"name": "cache", "temp": {}}],
         policy=policy,
     )
-    pod = pods.build_pod(plan, image_configs={"docker:dind": Config(("dockerd-entrypoint.sh",), ("dockerd",))})
+    pod = pods.build_pod(
+        plan, image_configs={"docker:dind": Config(("dockerd-entrypoint.sh",), ("dockerd",))}
+    )
     a, b = containers(pod)["step-a"], containers(pod)["step-b"]
     assert a["command"] == [stepping.BINARY]
-    assert a["args"][a["args"].index("--") + 1:] == ["/bin/sh", "-c", compiling.script(["make"])]
+    assert a["args"][a["args"].index("--") + 1 :] == ["/bin/sh", "-c", compiling.script(["make"])]
     assert [e for e in a["env"] if e["name"] in ("T", "P")] == [
         {"name": "T", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "ci"}}},
         {"name": "P", "value": "v"},
     ]
     assert a["workingDir"] == "/drone/src"
-    assert a["volumeMounts"] == [{"name": "podline-workspace", "mountPath": "/drone/src"},
-                                 {"name": "podline-tools", "mountPath": "/podline"},
-                                 {"name": "v-cache", "mountPath": "/cache"}]
+    assert a["volumeMounts"] == [
+        {"name": "podline-workspace", "mountPath": "/drone/src"},
+        {"name": "podline-tools", "mountPath": "/podline"},
+        {"name": "v-cache", "mountPath": "/cache"},
+    ]
     assert a["resources"] == {"limits": {"memory": "1Gi"}, "requests": {"memory": "512Mi"}}
-    assert a["securityContext"] == {"privileged": False, "allowPrivilegeEscalation": False, "runAsUser": 1000,
-                                    "runAsGroup": 1000}
+    assert a["securityContext"] == {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+    }
     assert b["command"] == [stepping.BINARY]
-    assert b["args"][b["args"].index("--") + 1:] == ["dockerd-entrypoint.sh", "--tls=false"]
+    assert b["args"][b["args"].index("--") + 1 :] == ["dockerd-entrypoint.sh", "--tls=false"]
     assert "resources" not in b
     assert b["securityContext"] == {"privileged": True}
 
@@ -389,13 +481,18 @@ def test_a_stand_in_patch_records_why_and_gives_the_runner_image() -> None:
     plan = plan_of(step("a"), step("b"))
     notes = {"step-a": pods.failure_note("ErrImagePull", "not found"), "step-b": "ErrImageNeverPull"}
     assert pods.stand_in_patch(plan, notes, swap=["step-a", "step-b"]) == {
-        "metadata": {"annotations": {"killed.podline.dev/step-a": '{"message":"not found","reason":"ErrImagePull"}',
-                                     "killed.podline.dev/step-b": "ErrImageNeverPull"}},
+        "metadata": {
+            "annotations": {
+                "killed.podline.dev/step-a": '{"message":"not found","reason":"ErrImagePull"}',
+                "killed.podline.dev/step-b": "ErrImageNeverPull",
+            }
+        },
         "spec": {"containers": [{"name": "step-a", "image": RUNNER}, {"name": "step-b", "image": RUNNER}]},
     }
     # Recording a failure without a stand-in (a missing Secret: no image would help) touches no container.
     assert pods.stand_in_patch(plan, {"step-a": "CreateContainerConfigError"}, swap=()) == {
-        "metadata": {"annotations": {"killed.podline.dev/step-a": "CreateContainerConfigError"}}}
+        "metadata": {"annotations": {"killed.podline.dev/step-a": "CreateContainerConfigError"}}
+    }
 
 
 @pytest.mark.parametrize(
@@ -419,14 +516,22 @@ def test_stop_patch_ends_the_pod_and_keeps_it() -> None:
 
 
 def test_merge_patches_merges_annotations_and_containers_by_name() -> None:
-    merged = pods.merge_patches([
-        {"metadata": {"annotations": {"a": "1"}}, "spec": {"containers": [{"name": "x", "image": "i1"}]}},
-        {"metadata": {"annotations": {"b": "2"}, "resourceVersion": "5"}, "spec": {"activeDeadlineSeconds": 1}},
-        {"spec": {"containers": [{"name": "x", "image": "i2"}, {"name": "y", "image": "j"}]}},
-    ])
+    merged = pods.merge_patches(
+        [
+            {"metadata": {"annotations": {"a": "1"}}, "spec": {"containers": [{"name": "x", "image": "i1"}]}},
+            {
+                "metadata": {"annotations": {"b": "2"}, "resourceVersion": "5"},
+                "spec": {"activeDeadlineSeconds": 1},
+            },
+            {"spec": {"containers": [{"name": "x", "image": "i2"}, {"name": "y", "image": "j"}]}},
+        ]
+    )
     assert merged == {
         "metadata": {"annotations": {"a": "1", "b": "2"}, "resourceVersion": "5"},
-        "spec": {"activeDeadlineSeconds": 1, "containers": [{"name": "x", "image": "i2"}, {"name": "y", "image": "j"}]},
+        "spec": {
+            "activeDeadlineSeconds": 1,
+            "containers": [{"name": "x", "image": "i2"}, {"name": "y", "image": "j"}],
+        },
     }
     assert pods.merge_patches([]) is None
     assert pods.merge_patches([{}]) is None

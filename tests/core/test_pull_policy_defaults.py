@@ -111,7 +111,9 @@ def test_an_explicit_pull_value_always_wins(image: str, pull: pulling.Pull) -> N
 @settings(deadline=None)
 @given(
     st.sampled_from(["golang", "registry.example.com/team/x", "localhost:5000/x"]),
-    st.one_of(st.just(""), st.just(":latest"), st.from_regex(r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)),
+    st.one_of(
+        st.just(""), st.just(":latest"), st.from_regex(r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+    ),
     st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
 )
 def test_pinning_a_digest_stops_the_default_from_pulling_always(name: str, tag: str, hexdigest: str) -> None:
@@ -121,7 +123,9 @@ def test_pinning_a_digest_stops_the_default_from_pulling_always(name: str, tag: 
 
 @settings(deadline=None)
 @given(st.sampled_from([None, *Pull]), _images)
-def test_the_policy_is_a_function_of_pull_value_and_normalised_image(pull: pulling.Pull | None, image: str) -> None:
+def test_the_policy_is_a_function_of_pull_value_and_normalised_image(
+    pull: pulling.Pull | None, image: str
+) -> None:
     ref = images.parse(image)
     assert pulling.pull_policy(pull, images.parse(ref.normalized)) is pulling.pull_policy(pull, ref)
     assert pulling.pull_policy(pull, images.parse(ref.familiar)) is pulling.pull_policy(pull, ref)

@@ -73,7 +73,9 @@ MATCHES = [
 ]
 
 
-@pytest.mark.parametrize(("raw", "value", "expected"), [pytest.param(r, v, e, id=i) for i, r, v, e in MATCHES])
+@pytest.mark.parametrize(
+    ("raw", "value", "expected"), [pytest.param(r, v, e, id=i) for i, r, v, e in MATCHES]
+)
 def test_condition_matching(raw: Any, value: str | None, expected: bool) -> None:
     assert conditions.matches(cond(raw), value) is expected
 

@@ -58,7 +58,11 @@ def test_registry_keys_are_normalised(raw: str, key: str) -> None:
 
 
 @settings(deadline=None)
-@given(st.from_regex(r"(https?://)?[a-z0-9.-]{1,20}(:[0-9]{1,5})?(/v[12])?(/[a-z0-9]{1,8}){0,2}/?", fullmatch=True))
+@given(
+    st.from_regex(
+        r"(https?://)?[a-z0-9.-]{1,20}(:[0-9]{1,5})?(/v[12])?(/[a-z0-9]{1,8}){0,2}/?", fullmatch=True
+    )
+)
 def test_normalising_a_key_twice_changes_nothing(raw: str) -> None:
     once = auths.registry_key(raw)
     assert auths.registry_key(once) == once
@@ -98,7 +102,11 @@ MATCHES = [
     (["10.0.0.1:5000"], "10.0.0.1:5000/team/app:1", True),
     (["[::1]:5000"], "[::1]:5000/x", True),
     (["registry.example.com/team"], "registry.example.com/team/app", True),
-    (["registry.example.com/team"], "registry.example.com/teams/app", True),  # a string prefix, as the kubelet
+    (
+        ["registry.example.com/team"],
+        "registry.example.com/teams/app",
+        True,
+    ),  # a string prefix, as the kubelet
     (["registry.example.com/team"], "registry.example.com/other/app", False),
     (["registry.example.com/team/app"], "registry.example.com/team/app:1", True),
     (["*.example.com"], "registry.example.com/x", True),
@@ -115,4 +123,3 @@ MATCHES = [
 @pytest.mark.parametrize(("keys", "image", "expected"), MATCHES)
 def test_has_credentials_for_follows_the_kubelet_keyring(keys: list[str], image: str, expected: bool) -> None:
     assert bool(credentials(*keys).keys_for(images.parse(image).name)) is expected
-

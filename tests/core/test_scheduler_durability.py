@@ -28,19 +28,25 @@ def plan_of(spec: dict[str, Any]) -> plans.RunPlan:
     return compiling.compile_spec(spec, context, POLICY)
 
 
-def decide(plan: plans.RunPlan, pod: dict[str, Any] | None, now: float, status: dict[str, Any]) -> scheduling.Decision:
-    return scheduling.decide(scheduling.Snapshot(plan=plan, pod=pod, now=ps.at(now), generation=1, run=plan.run,
-                                                 status=status))
+def decide(
+    plan: plans.RunPlan, pod: dict[str, Any] | None, now: float, status: dict[str, Any]
+) -> scheduling.Decision:
+    return scheduling.decide(
+        scheduling.Snapshot(plan=plan, pod=pod, now=ps.at(now), generation=1, run=plan.run, status=status)
+    )
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs(), st.data())
-def test_a_run_the_operator_was_away_for_reads_as_one_it_watched(run: tuple[dict[str, Any], dict[str, Fate]],
-                                                                 data: st.DataObject) -> None:
+def test_a_run_the_operator_was_away_for_reads_as_one_it_watched(
+    run: tuple[dict[str, Any], dict[str, Fate]], data: st.DataObject
+) -> None:
     """With every image there, the pod needs the operator only to be stopped at the end: it runs to its end
     unwatched, and the operator that comes back reads what an operator that watched every move read."""
     spec, fates = run
-    fates = {name: Fate(code=f.code) for name, f in fates.items()}  # every image pulls, every container starts
+    fates = {
+        name: Fate(code=f.code) for name, f in fates.items()
+    }  # every image pulls, every container starts
     plan = plan_of(spec)
     created = decide(plan, None, 0, {})
     pod = ModelPod(plan, created.create[0], fates)
@@ -54,7 +60,9 @@ def test_a_run_the_operator_was_away_for_reads_as_one_it_watched(run: tuple[dict
         if data.draw(st.booleans(), label="the watching operator looks"):
             decision = decide(plan, pod.view(), now, watched)
             looks += 1
-            assert decision.pod_patch is None or statuses.Phase(decision.status.phase or "Running").is_terminal
+            assert (
+                decision.pod_patch is None or statuses.Phase(decision.status.phase or "Running").is_terminal
+            )
             if decision.pod_patch is not None:
                 break  # the run is over; the stop comes next
             watched = decision.status.to_patch()
@@ -67,18 +75,24 @@ def test_a_run_the_operator_was_away_for_reads_as_one_it_watched(run: tuple[dict
     assert reasons[-1] == str(back.status.phase) and reasons.count(str(back.status.phase)) == 1
     ran = any(x.state in ("succeeded", "failed") for x in back.status.steps)
     assert reasons.count("Started") == int(ran) and (not ran or reasons[0] == "Started")
-    if back.pod_patch is not None:  # something still runs (services, detached steps): stopped, then read again
+    if (
+        back.pod_patch is not None
+    ):  # something still runs (services, detached steps): stopped, then read again
         pod.apply(back.pod_patch)
         while pod.moves():
             pod.move(pod.moves()[0])
         after = decide(plan, pod.view(), now + 2, back.status.to_patch())
-        assert outline(after.status) == outline(back.status) and after.events == () and after.pod_patch is None
+        assert (
+            outline(after.status) == outline(back.status) and after.events == () and after.pod_patch is None
+        )
 
 
 ABSENT = "localhost:5101/busybox:absent"
 SPEC: dict[str, Any] = {
-    "steps": [{"name": "s", "image": ABSENT, "pull": "never", "commands": ["true"]},
-              {"name": "after", "image": "busybox", "commands": ["true"], "when": {"status": ["failure"]}}],
+    "steps": [
+        {"name": "s", "image": ABSENT, "pull": "never", "commands": ["true"]},
+        {"name": "after", "image": "busybox", "commands": ["true"], "when": {"status": ["failure"]}},
+    ],
     "services": [{"name": "db", "image": "postgres:16"}],
 }
 
@@ -90,42 +104,90 @@ def test_a_stand_in_for_an_image_never_present_reads_the_same_after_the_pod_is_s
     plan = plan_of(SPEC)
     s, after = "step-s", "step-after"
     image = ABSENT
-    pulling = ps.pod(plan, ps.service_running("svc-db", "postgres:16"),
-                     ps.waiting(s, image, "ErrImageNeverPull", f'Container image "{image}" is not present with pull '
-                                "policy of Never"), ps.entry(after, "busybox"))
+    pulling = ps.pod(
+        plan,
+        ps.service_running("svc-db", "postgres:16"),
+        ps.waiting(
+            s,
+            image,
+            "ErrImageNeverPull",
+            f'Container image "{image}" is not present with pull policy of Never',
+        ),
+        ps.entry(after, "busybox"),
+    )
     first = decide(plan, pulling, 1, {})
     assert first.status.phase == "Running"
     notes = ps.apply_patch(pulling, first.pod_patch)["metadata"]["annotations"]
     assert pods.parse_failure_note(notes[conventions.ANNOTATION_KILLED_PREFIX + s])[0] == "ErrImageNeverPull"
-    ran = ps.pod(plan, ps.service_running("svc-db", "postgres:16"), ps.stand_in_result(s, at_=2),
-                 ps.succeeded(after, "busybox", started=2, finished=3), notes=notes)
+    ran = ps.pod(
+        plan,
+        ps.service_running("svc-db", "postgres:16"),
+        ps.stand_in_result(s, at_=2),
+        ps.succeeded(after, "busybox", started=2, finished=3),
+        notes=notes,
+    )
     ended = decide(plan, ran, 4, first.status.to_patch())
     assert (ended.status.phase, ended.status.reason) == ("Failed", "StepFailed")
-    assert [(x.state, x.reason) for x in ended.status.steps] == [("failed", "ErrImageNeverPull"), ("succeeded", None)]
-    stopped = ps.pod(plan, ps.service_exited("svc-db", "postgres:16", 143), ps.stand_in_result(s, at_=2),
-                     ps.succeeded(after, "busybox", started=2, finished=3),
-                     notes=ps.apply_patch(ran, ended.pod_patch)["metadata"]["annotations"], phase="Failed",
-                     reason="DeadlineExceeded")
+    assert [(x.state, x.reason) for x in ended.status.steps] == [
+        ("failed", "ErrImageNeverPull"),
+        ("succeeded", None),
+    ]
+    stopped = ps.pod(
+        plan,
+        ps.service_exited("svc-db", "postgres:16", 143),
+        ps.stand_in_result(s, at_=2),
+        ps.succeeded(after, "busybox", started=2, finished=3),
+        notes=ps.apply_patch(ran, ended.pod_patch)["metadata"]["annotations"],
+        phase="Failed",
+        reason="DeadlineExceeded",
+    )
     later = decide(plan, stopped, 9, ended.status.to_patch())
     assert later.status == ended.status.model_copy(update={"services": later.status.services})
     assert later.events == () and later.pod_patch is None
 
 
 def test_a_missing_secret_reads_the_same_after_the_pod_is_stopped() -> None:
-    plan = plan_of({"steps": [{"name": "s", "image": "busybox", "commands": ["true"],
-                               "environment": {"T": {"from_secret": "tok/x"}}},
-                              {"name": "t", "image": "busybox", "commands": ["true"]}]})
-    waiting = ps.pod(plan, ps.waiting("step-s", "busybox", "CreateContainerConfigError", 'secret "tok" not found'),
-                     ps.entry("step-t", "busybox"))
+    plan = plan_of(
+        {
+            "steps": [
+                {
+                    "name": "s",
+                    "image": "busybox",
+                    "commands": ["true"],
+                    "environment": {"T": {"from_secret": "tok/x"}},
+                },
+                {"name": "t", "image": "busybox", "commands": ["true"]},
+            ]
+        }
+    )
+    waiting = ps.pod(
+        plan,
+        ps.waiting("step-s", "busybox", "CreateContainerConfigError", 'secret "tok" not found'),
+        ps.entry("step-t", "busybox"),
+    )
     first = decide(plan, waiting, 1, {})
     assert (first.status.phase, first.status.message) == (
-        "Failed", 'step "s" cannot start: secret "tok" not found; check the Secrets named by from_secret')
+        "Failed",
+        'step "s" cannot start: secret "tok" not found; check the Secrets named by from_secret',
+    )
     notes = ps.apply_patch(waiting, first.pod_patch)["metadata"]["annotations"]
     # Before the kubelet has acted on the stop, and after: the same run.
-    for pod in (ps.pod(plan, ps.waiting("step-s", "busybox", "CreateContainerConfigError", 'secret "tok" not found'),
-                       ps.entry("step-t", "busybox"), notes=notes),
-                ps.pod(plan, ps.lost("step-s", "busybox"), ps.stopped_waiting("step-t", "busybox"), notes=notes,
-                       phase="Failed", reason="DeadlineExceeded")):
+    for pod in (
+        ps.pod(
+            plan,
+            ps.waiting("step-s", "busybox", "CreateContainerConfigError", 'secret "tok" not found'),
+            ps.entry("step-t", "busybox"),
+            notes=notes,
+        ),
+        ps.pod(
+            plan,
+            ps.lost("step-s", "busybox"),
+            ps.stopped_waiting("step-t", "busybox"),
+            notes=notes,
+            phase="Failed",
+            reason="DeadlineExceeded",
+        ),
+    ):
         again = decide(plan, pod, 5, first.status.to_patch())
         assert (again.status.phase, again.status.message) == (first.status.phase, first.status.message)
         assert [x.state for x in again.status.steps] == ["failed", "skipped"]

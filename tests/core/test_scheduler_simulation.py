@@ -43,8 +43,11 @@ CONTEXT = compiling.RunContext(namespace="ci", pipeline="sim", uid="uid-sim", ge
 IMAGES = ["alpine:3.20", "busybox:1.36", "golang:1.22", "python:3.12"]
 CODES = [0, 0, 0, 1, 2, 78, 137]
 PULLS = ["ok", "ok", "ok", "ok", "not-found", "never", "unreachable"]
-PULL_ERRORS = {"not-found": ("ErrImagePull", ps.NOT_FOUND), "never": ("ErrImageNeverPull", ps.NEVER_PULL),
-               "unreachable": ("ErrImagePull", ps.REFUSED)}
+PULL_ERRORS = {
+    "not-found": ("ErrImagePull", ps.NOT_FOUND),
+    "never": ("ErrImageNeverPull", ps.NEVER_PULL),
+    "unreachable": ("ErrImagePull", ps.REFUSED),
+}
 TERMINATED = {"done", "crashed", "lost", "exited"}
 
 
@@ -74,7 +77,9 @@ class ModelPod:
     manifest: dict[str, Any]
     fates: dict[str, Fate]
     images: dict[str, str] = field(default_factory=dict)
-    state: dict[str, str] = field(default_factory=dict)  # absent, pull-error, entry, command, done, crashed, lost,
+    state: dict[str, str] = field(
+        default_factory=dict
+    )  # absent, pull-error, entry, command, done, crashed, lost,
     # running (services, the prepare container), exited
     results: dict[str, Result] = field(default_factory=dict)  # the run directory
     started: set[str] = field(default_factory=set)
@@ -89,8 +94,11 @@ class ModelPod:
 
     def __post_init__(self) -> None:
         self.images = {c["name"]: c["image"] for c in self.manifest["spec"]["containers"]}
-        self.args = {c["name"]: stepping.parse_args(c["args"]) for c in self.manifest["spec"]["containers"]
-                     if c.get("command") == [stepping.BINARY]}
+        self.args = {
+            c["name"]: stepping.parse_args(c["args"])
+            for c in self.manifest["spec"]["containers"]
+            if c.get("command") == [stepping.BINARY]
+        }
         self.state = {name: "absent" for name in self.images}
         self.notes = dict(self.manifest["metadata"]["annotations"])
 
@@ -111,7 +119,13 @@ class ModelPod:
                     out.append(name)
             elif self.state[stepping.PREPARE_CONTAINER] == "absent":
                 continue  # the kubelet starts nothing more until the prepare container's hook has run
-            elif state == "absent" or (state == "pull-error" and self.images[name] == RUNNER) or state == "entry" and self._decision(name).action is not Action.WAIT or state == "command":
+            elif (
+                state == "absent"
+                or (state == "pull-error" and self.images[name] == RUNNER)
+                or state == "entry"
+                and self._decision(name).action is not Action.WAIT
+                or state == "command"
+            ):
                 out.append(name)
         return out
 
@@ -133,8 +147,17 @@ class ModelPod:
         elif self.state[name] == "command":
             code = self.fates[name].code
             state = ResultState.SUCCEEDED if code in (0, stepping.EXIT_EARLY) else ResultState.FAILED
-            self._record(name, Result(name, state, code, self._started_ms(name), ps.ms(self.clock),
-                                      failing=stepping.is_failing(self.args[name], state)))
+            self._record(
+                name,
+                Result(
+                    name,
+                    state,
+                    code,
+                    self._started_ms(name),
+                    ps.ms(self.clock),
+                    failing=stepping.is_failing(self.args[name], state),
+                ),
+            )
         self._end_by_itself()
 
     def _create(self, name: str) -> None:
@@ -150,15 +173,26 @@ class ModelPod:
         decision = self._decision(name)
         self.turns[name] = Turn(decision.action, decision.reason, dict(self.results))
         if decision.action is Action.SKIP:
-            self._record(name, Result(name, ResultState.SKIPPED, finished_at=ps.ms(self.clock), reason=decision.reason))
+            self._record(
+                name, Result(name, ResultState.SKIPPED, finished_at=ps.ms(self.clock), reason=decision.reason)
+            )
             return
         self.started.add(name)
         self.start_ms = getattr(self, "start_ms", {})
         self.start_ms[name] = ps.ms(self.clock)
         if self.images[name] == RUNNER:  # standing in for an image that cannot be pulled
-            self._record(name, Result(name, ResultState.FAILED, 1, ps.ms(self.clock), ps.ms(self.clock),
-                                      reason=stepping.Why.IMAGE_PULL_FAILED,
-                                      failing=stepping.is_failing(self.args[name], ResultState.FAILED)))
+            self._record(
+                name,
+                Result(
+                    name,
+                    ResultState.FAILED,
+                    1,
+                    ps.ms(self.clock),
+                    ps.ms(self.clock),
+                    reason=stepping.Why.IMAGE_PULL_FAILED,
+                    failing=stepping.is_failing(self.args[name], ResultState.FAILED),
+                ),
+            )
         else:
             self.state[name] = "command"
 
@@ -174,13 +208,26 @@ class ModelPod:
         """The deadline passed: the kubelet sends SIGTERM to every container and ends the pod."""
         for name, state in self.state.items():
             if state == "entry":
-                self._record(name, Result(name, ResultState.SKIPPED, finished_at=ps.ms(self.clock),
-                                          reason=stepping.Why.STOPPED))
+                self._record(
+                    name,
+                    Result(
+                        name, ResultState.SKIPPED, finished_at=ps.ms(self.clock), reason=stepping.Why.STOPPED
+                    ),
+                )
             elif state == "command":
                 self.stopped_mid_run.add(name)
-                self._record(name, Result(name, ResultState.FAILED, 143, self._started_ms(name), ps.ms(self.clock),
-                                          reason=stepping.Why.STOPPED,
-                                          failing=stepping.is_failing(self.args[name], ResultState.FAILED)))
+                self._record(
+                    name,
+                    Result(
+                        name,
+                        ResultState.FAILED,
+                        143,
+                        self._started_ms(name),
+                        ps.ms(self.clock),
+                        reason=stepping.Why.STOPPED,
+                        failing=stepping.is_failing(self.args[name], ResultState.FAILED),
+                    ),
+                )
             elif state == "running":
                 self.state[name] = "exited"
             elif state in ("absent", "pull-error"):
@@ -197,7 +244,13 @@ class ModelPod:
         if state == "done":
             r = self.results[name]
             return r.exit_code if r.exit_code is not None else (1 if r.state is ResultState.FAILED else 0)
-        return 0 if state == "exited" and name == stepping.PREPARE_CONTAINER else 137 if state != "exited" else 143
+        return (
+            0
+            if state == "exited" and name == stepping.PREPARE_CONTAINER
+            else 137
+            if state != "exited"
+            else 143
+        )
 
     # --- what the API shows, and what the operator does to it ----------------------------------------------------
 
@@ -206,8 +259,13 @@ class ModelPod:
         for name, state in self.state.items():
             image = self.images[name]
             if name == stepping.PREPARE_CONTAINER:
-                out.append({"absent": ps.prepare_waiting("ContainerCreating"), "running": ps.prepare_running(),
-                            "exited": ps.prepare_done()}.get(state, ps.prepare_done()))
+                out.append(
+                    {
+                        "absent": ps.prepare_waiting("ContainerCreating"),
+                        "running": ps.prepare_running(),
+                        "exited": ps.prepare_done(),
+                    }.get(state, ps.prepare_done())
+                )
             elif state == "absent":
                 out.append(ps.waiting(name, image))
             elif state == "pull-error":
@@ -225,16 +283,32 @@ class ModelPod:
                 out.append(ps.service_exited(name, image, 143))
             else:
                 r = self.results[name]
-                term = {"exitCode": self._exit_code(name), "reason": "Completed" if self._exit_code(name) == 0 else "Error",
-                        "message": r.to_message(self.args[name].message_limit), "containerID": ps.cid(name),
-                        "startedAt": ps.ts(0), "finishedAt": ps.ts(self.clock)}
-                out.append({"name": name, "image": ps.kubelet_image(image), "containerID": ps.cid(name),
-                            "state": {"terminated": term}, "restartCount": 0})
+                term = {
+                    "exitCode": self._exit_code(name),
+                    "reason": "Completed" if self._exit_code(name) == 0 else "Error",
+                    "message": r.to_message(self.args[name].message_limit),
+                    "containerID": ps.cid(name),
+                    "startedAt": ps.ts(0),
+                    "finishedAt": ps.ts(self.clock),
+                }
+                out.append(
+                    {
+                        "name": name,
+                        "image": ps.kubelet_image(image),
+                        "containerID": ps.cid(name),
+                        "state": {"terminated": term},
+                        "restartCount": 0,
+                    }
+                )
         status: dict[str, Any] = {"phase": self.phase, "startTime": ps.ts(0), "containerStatuses": out}
         if self.reason:
             status["reason"] = self.reason
-        metadata = {**copy.deepcopy(self.manifest["metadata"]), "annotations": dict(self.notes),
-                    "resourceVersion": str(self.rv), "creationTimestamp": ps.ts(0)}
+        metadata = {
+            **copy.deepcopy(self.manifest["metadata"]),
+            "annotations": dict(self.notes),
+            "resourceVersion": str(self.rv),
+            "creationTimestamp": ps.ts(0),
+        }
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "status": status}
 
     def apply(self, patch: Mapping[str, Any] | None) -> None:
@@ -264,9 +338,15 @@ def runs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Fate]]:
     dag = draw(st.booleans())
     steps: list[dict[str, Any]] = []
     for index in range(count):
-        step: dict[str, Any] = {"name": f"s{index}", "image": draw(st.sampled_from(IMAGES)), "commands": ["true"]}
+        step: dict[str, Any] = {
+            "name": f"s{index}",
+            "image": draw(st.sampled_from(IMAGES)),
+            "commands": ["true"],
+        }
         if dag and index:
-            step["depends_on"] = draw(st.lists(st.sampled_from([f"s{i}" for i in range(index)]), max_size=2, unique=True))
+            step["depends_on"] = draw(
+                st.lists(st.sampled_from([f"s{i}" for i in range(index)]), max_size=2, unique=True)
+            )
         when = draw(st.sampled_from([None, None, ["failure"], ["success", "failure"]]))
         if when:
             step["when"] = {"status": when}
@@ -281,19 +361,28 @@ def runs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Fate]]:
     fates = {}
     for s in steps:
         crash = not s.get("detach") and draw(st.integers(0, 12)) == 0
-        fates[conventions.step_container(s["name"])] = Fate(draw(st.sampled_from(CODES)), draw(st.sampled_from(PULLS)),
-                                                            crash)
+        fates[conventions.step_container(s["name"])] = Fate(
+            draw(st.sampled_from(CODES)), draw(st.sampled_from(PULLS)), crash
+        )
     return spec, fates
 
 
 def outline(status: statuses.PipelineStatus) -> Any:
-    return (status.phase, status.reason, status.message, status.current_step,
-            [(s.name, s.state, s.exit_code, s.reason) for s in status.steps])
+    return (
+        status.phase,
+        status.reason,
+        status.message,
+        status.current_step,
+        [(s.name, s.state, s.exit_code, s.reason) for s in status.steps],
+    )
 
 
-def decide(plan: plans.RunPlan, pod: dict[str, Any] | None, now: float, status: Mapping[str, Any]) -> scheduling.Decision:
-    return scheduling.decide(scheduling.Snapshot(plan=plan, pod=pod, now=ps.at(now), generation=1, run=plan.run,
-                                                 status=status))
+def decide(
+    plan: plans.RunPlan, pod: dict[str, Any] | None, now: float, status: Mapping[str, Any]
+) -> scheduling.Decision:
+    return scheduling.decide(
+        scheduling.Snapshot(plan=plan, pod=pod, now=ps.at(now), generation=1, run=plan.run, status=status)
+    )
 
 
 # --- the reference: Drone's rules -------------------------------------------------------------------------------------
@@ -303,7 +392,9 @@ def fails_the_run(c: plans.ContainerPlan) -> bool:
     return not c.ignore_failure and not c.detach
 
 
-def reference(plan: plans.RunPlan, fates: Mapping[str, Fate], pod: ModelPod) -> dict[str, tuple[str, int | None]]:
+def reference(
+    plan: plans.RunPlan, fates: Mapping[str, Fate], pod: ModelPod
+) -> dict[str, tuple[str, int | None]]:
     """Each step's (state, exit code) by Drone's rules, over the order in which steps got their turn in the pod."""
     out: dict[str, tuple[str, int | None]] = {}
     for c in plan.steps:
@@ -315,7 +406,9 @@ def reference(plan: plans.RunPlan, fates: Mapping[str, Fate], pod: ModelPod) -> 
         seen = {n: plan.container(n) for n in turn.seen}
         early = any(r.exit_code == stepping.EXIT_EARLY for r in turn.seen.values())
         failing = any(r.state is ResultState.FAILED and fails_the_run(seen[n]) for n, r in turn.seen.items())
-        deps_done = all(d in turn.seen or (plan.container(d).detach and d in pod.started) for d in c.depends_on)
+        deps_done = all(
+            d in turn.seen or (plan.container(d).detach and d in pod.started) for d in c.depends_on
+        )
         runs_ = not early and not c.excluded and (c.run_on_failure if failing else c.run_on_success)
         assert deps_done or early, f"{c.name} had its turn before its dependencies were done"
         assert (turn.action is Action.RUN) == runs_, (c.name, turn)
@@ -356,10 +449,13 @@ def sequential(plan: plans.RunPlan, fates: Mapping[str, Fate]) -> list[tuple[str
 # --- the property ---------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], report_multiple_bugs=False)
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], report_multiple_bugs=False
+)
 @given(runs(), st.data())
-def test_any_interleaving_runs_to_the_end_drone_would_reach(run: tuple[dict[str, Any], dict[str, Fate]],
-                                                             data: st.DataObject) -> None:
+def test_any_interleaving_runs_to_the_end_drone_would_reach(
+    run: tuple[dict[str, Any], dict[str, Fate]], data: st.DataObject
+) -> None:
     spec, fates = run
     plan = compiling.compile_spec(spec, CONTEXT, POLICY)
     created = decide(plan, None, 0, {})
@@ -403,11 +499,15 @@ def test_any_interleaving_runs_to_the_end_drone_would_reach(run: tuple[dict[str,
     last = decide(plan, pod.view(), now + 60, status)
     assert outline(last.status) == outline(final) and last.events == () and last.pod_patch is None
 
-    for what, happened in [("a stand-in recorded a failure", any(i == RUNNER for n, i in pod.images.items()
-                                                                  if n in pod.started)),
-                           ("the pod was stopped", pod.reason == "DeadlineExceeded"),
-                           ("a container could not start", "crashed" in pod.state.values()),
-                           ("an early exit", any(r.exit_code == stepping.EXIT_EARLY for r in pod.results.values()))]:
+    for what, happened in [
+        (
+            "a stand-in recorded a failure",
+            any(i == RUNNER for n, i in pod.images.items() if n in pod.started),
+        ),
+        ("the pod was stopped", pod.reason == "DeadlineExceeded"),
+        ("a container could not start", "crashed" in pod.state.values()),
+        ("an early exit", any(r.exit_code == stepping.EXIT_EARLY for r in pod.results.values())),
+    ]:
         if happened:
             event(what)
     event(f"ended {final.phase} {final.reason}")
@@ -417,8 +517,11 @@ def test_any_interleaving_runs_to_the_end_drone_would_reach(run: tuple[dict[str,
     for c in plan.steps:
         s = by_name[c.name]
         state, code = want[c.name]
-        if c.detach and (c.name in pod.stopped_mid_run or c.name not in pod.turns) and (
-                s.state, s.reason) == ("succeeded", "Detached"):
+        if (
+            c.detach
+            and (c.name in pod.stopped_mid_run or c.name not in pod.turns)
+            and (s.state, s.reason) == ("succeeded", "Detached")
+        ):
             continue  # running at the end (its entrypoint perhaps still deciding): stopped with the pod, no failure
         assert (s.state, s.exit_code) == (state, code), (c.name, s, pod.turns.get(c.name))
         if pod.images[c.name] == RUNNER and state == "failed":
@@ -426,7 +529,12 @@ def test_any_interleaving_runs_to_the_end_drone_would_reach(run: tuple[dict[str,
     # A pipeline of steps one after the other, without detached steps: Drone's outcome follows from the plan alone.
     one_by_one = all(c.depends_on == (p.name,) for p, c in zip(plan.steps, plan.steps[1:], strict=False))
     expected = sequential(plan, fates)
-    if one_by_one and not plan.steps[0].depends_on and not any(c.detach for c in plan.steps) and expected is not None:
+    if (
+        one_by_one
+        and not plan.steps[0].depends_on
+        and not any(c.detach for c in plan.steps)
+        and expected is not None
+    ):
         assert [(by_name[c.name].state, by_name[c.name].exit_code) for c in plan.steps] == expected
     # A step that could not start holds up the steps after it for ever: the operator stops the run.
     crashed = {c.name for c in plan.steps if pod.state[c.name] == "crashed"}

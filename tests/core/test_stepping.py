@@ -12,7 +12,9 @@ SKIPPED = ResultState.SKIPPED
 
 
 def result(name: str, state: ResultState = OK, code: int | None = 0, failing: bool | None = None) -> Result:
-    return Result(name=name, state=state, exit_code=code, failing=state is FAILED if failing is None else failing)
+    return Result(
+        name=name, state=state, exit_code=code, failing=state is FAILED if failing is None else failing
+    )
 
 
 @pytest.mark.parametrize(
@@ -25,13 +27,21 @@ def result(name: str, state: ResultState = OK, code: int | None = 0, failing: bo
         # a failing run: success-only steps skip, failure steps run
         (StepArgs("b", after=("a",)), {"a": result("a", FAILED, 1)}, (), (Action.SKIP, "Skipped")),
         (StepArgs("b", after=("a",), on_failure=True), {"a": result("a", FAILED, 1)}, (), (Action.RUN, None)),
-        (StepArgs("b", after=("a",), on_success=False, on_failure=True), {"a": result("a")}, (),
-         (Action.SKIP, "Skipped")),
+        (
+            StepArgs("b", after=("a",), on_success=False, on_failure=True),
+            {"a": result("a")},
+            (),
+            (Action.SKIP, "Skipped"),
+        ),
         # an ignored failure is not failing
         (StepArgs("b", after=("a",)), {"a": result("a", FAILED, 1, failing=False)}, (), (Action.RUN, None)),
         # failing counts every result present, not only the dependencies
-        (StepArgs("c", after=("b",)), {"a": result("a", FAILED, 2), "b": result("b")}, (),
-         (Action.SKIP, "Skipped")),
+        (
+            StepArgs("c", after=("b",)),
+            {"a": result("a", FAILED, 2), "b": result("b")},
+            (),
+            (Action.SKIP, "Skipped"),
+        ),
         # exit 78 anywhere ends the run early, even for a step still waiting
         (StepArgs("c", after=("b",)), {"a": result("a", OK, 78)}, (), (Action.SKIP, "EarlyExit")),
         (StepArgs("b", after=("a",), excluded=True), {"a": result("a")}, (), (Action.SKIP, "Skipped")),
@@ -39,10 +49,17 @@ def result(name: str, state: ResultState = OK, code: int | None = 0, failing: bo
         # a detached dependency counts once it has started
         (StepArgs("b", after=("a",), detached=("a",)), {}, ("a",), (Action.RUN, None)),
         (StepArgs("b", after=("a",)), {}, ("a",), (Action.WAIT, None)),
-        (StepArgs("b", after=("a",), detached=("a",)), {"a": result("a", SKIPPED, None)}, (), (Action.RUN, None)),
+        (
+            StepArgs("b", after=("a",), detached=("a",)),
+            {"a": result("a", SKIPPED, None)},
+            (),
+            (Action.RUN, None),
+        ),
     ],
 )
-def test_decide(step: StepArgs, results: dict[str, Result], started: tuple[str, ...], want: tuple[Action, str | None]) -> None:
+def test_decide(
+    step: StepArgs, results: dict[str, Result], started: tuple[str, ...], want: tuple[Action, str | None]
+) -> None:
     decision = stepping.decide(step, results, started)
     assert (decision.action, decision.reason) == want
 
@@ -53,24 +70,50 @@ def _plan(spec: dict[str, object], **policy: object) -> plans.RunPlan:
 
 
 def test_args_round_trip_every_flag() -> None:
-    plan = _plan({"steps": [
-        {"name": "a", "image": "busybox", "commands": ["true"], "detach": True},
-        {"name": "b", "image": "busybox", "commands": ["false"], "failure": "ignore", "depends_on": ["a"]},
-        {"name": "c", "image": "busybox", "commands": ["true"], "depends_on": ["a", "b"],
-         "when": {"status": ["failure"], "branch": ["nope"]}},
-    ]}, step_timeout_seconds=30)
+    plan = _plan(
+        {
+            "steps": [
+                {"name": "a", "image": "busybox", "commands": ["true"], "detach": True},
+                {
+                    "name": "b",
+                    "image": "busybox",
+                    "commands": ["false"],
+                    "failure": "ignore",
+                    "depends_on": ["a"],
+                },
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "commands": ["true"],
+                    "depends_on": ["a", "b"],
+                    "when": {"status": ["failure"], "branch": ["nope"]},
+                },
+            ]
+        },
+        step_timeout_seconds=30,
+    )
     c = plan.container("step-c")
     args = stepping.args_for(plan, c, ["/bin/sh", "-c", "echo -- hi"])
     parsed = stepping.parse_args(args)
-    assert parsed == StepArgs(name="step-c", after=("step-a", "step-b"), detached=("step-a",), on_success=False,
-                              on_failure=True, excluded=c.excluded, timeout_seconds=30, message_limit=12288 // 4,
-                              command=("/bin/sh", "-c", "echo -- hi"))
+    assert parsed == StepArgs(
+        name="step-c",
+        after=("step-a", "step-b"),
+        detached=("step-a",),
+        on_success=False,
+        on_failure=True,
+        excluded=c.excluded,
+        timeout_seconds=30,
+        message_limit=12288 // 4,
+        command=("/bin/sh", "-c", "echo -- hi"),
+    )
     b = stepping.parse_args(stepping.args_for(plan, plan.container("step-b"), ["x"]))
     assert b.ignore_failure and b.after == ("step-a",) and b.on_success and not b.on_failure
     assert stepping.parse_args(stepping.args_for(plan, plan.container("step-a"), ["x"])).detach
 
 
-@pytest.mark.parametrize("argv", [[], ["wait"], ["run"], ["run", "--name=a", "--on=sometimes"], ["run", "--bogus"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["wait"], ["run"], ["run", "--name=a", "--on=sometimes"], ["run", "--bogus"]]
+)
 def test_bad_args_are_refused(argv: list[str]) -> None:
     with pytest.raises(stepping.BadArgs):
         stepping.parse_args(argv)
@@ -79,10 +122,22 @@ def test_bad_args_are_refused(argv: list[str]) -> None:
 @pytest.mark.parametrize(
     ("text", "want"),
     [
-        (('{"name":"a","state":"succeeded","exitCode":0,"startedAt":1,"finishedAt":2,"reason":null,'
-          '"message":null,"failing":false}'), Result("a", OK, 0, 1, 2)),
-        ('{"name":"a","state":"skipped","exitCode":null,"reason":"EarlyExit"}', Result("a", SKIPPED, reason="EarlyExit")),
-        ("", None), (None, None), ("exit status 1", None), ("{not json", None), ('{"name":"a","state":"odd"}', None),
+        (
+            (
+                '{"name":"a","state":"succeeded","exitCode":0,"startedAt":1,"finishedAt":2,"reason":null,'
+                '"message":null,"failing":false}'
+            ),
+            Result("a", OK, 0, 1, 2),
+        ),
+        (
+            '{"name":"a","state":"skipped","exitCode":null,"reason":"EarlyExit"}',
+            Result("a", SKIPPED, reason="EarlyExit"),
+        ),
+        ("", None),
+        (None, None),
+        ("exit status 1", None),
+        ("{not json", None),
+        ('{"name":"a","state":"odd"}', None),
         ('{"state":"failed"}', None),
     ],
 )
@@ -99,12 +154,26 @@ def test_result_json_round_trip() -> None:
 def test_a_termination_message_fits_what_the_kubelet_keeps_and_reads_back(containers: int) -> None:
     limit = stepping.message_limit(containers)
     assert limit == min(4096, 12288 // containers)
-    r = Result("step-a", FAILED, 137, 1764579600123, 1764579605126, "StepTimeout", "the step exceeded its timeout", True)
+    r = Result(
+        "step-a",
+        FAILED,
+        137,
+        1764579600123,
+        1764579605126,
+        "StepTimeout",
+        "the step exceeded its timeout",
+        True,
+    )
     text = r.to_message(limit)
     assert len(text.encode()) <= max(limit, 61)
     back = stepping.parse_message("step-a", text)
     assert back is not None
-    assert (back.state, back.exit_code, back.started_at, back.finished_at) == (FAILED, 137, r.started_at, r.finished_at)
+    assert (back.state, back.exit_code, back.started_at, back.finished_at) == (
+        FAILED,
+        137,
+        r.started_at,
+        r.finished_at,
+    )
     if limit >= 4096:
         assert (back.reason, back.message) == (r.reason, r.message)
 
@@ -112,7 +181,9 @@ def test_a_termination_message_fits_what_the_kubelet_keeps_and_reads_back(contai
 def test_a_termination_message_cut_short_is_no_result() -> None:
     text = Result("step-a", OK, 0, 1764579600123, 1764579600200).to_message()
     assert stepping.parse_message("step-a", text[:20]) is None
-    assert stepping.parse_message("step-a", Result("step-a", OK, 0, 1, 2).to_json()) == Result("step-a", OK, 0, 1, 2)
+    assert stepping.parse_message("step-a", Result("step-a", OK, 0, 1, 2).to_json()) == Result(
+        "step-a", OK, 0, 1, 2
+    )
 
 
 def test_the_message_limit_reaches_the_entrypoint() -> None:

@@ -47,8 +47,14 @@ def argv_of(step: StepArgs) -> list[str]:
         args.append("--after=" + ",".join(step.after))
     if step.detached:
         args.append("--detached=" + ",".join(step.detached))
-    args.append("--on=" + ",".join(w for w, on in (("success", step.on_success), ("failure", step.on_failure)) if on))
-    for flag, on in (("--ignore-failure", step.ignore_failure), ("--detach", step.detach), ("--excluded", step.excluded)):
+    args.append(
+        "--on=" + ",".join(w for w, on in (("success", step.on_success), ("failure", step.on_failure)) if on)
+    )
+    for flag, on in (
+        ("--ignore-failure", step.ignore_failure),
+        ("--detach", step.detach),
+        ("--excluded", step.excluded),
+    ):
         if on:
             args.append(flag)
     if step.timeout_seconds:
@@ -66,16 +72,26 @@ def binary_decides(
         "started": sorted(started),
     }
     done = subprocess.run(
-        [str(binary), "decide"], input=json.dumps(case), capture_output=True, text=True, timeout=60, check=False
+        [str(binary), "decide"],
+        input=json.dumps(case),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, f"decide failed on {case}: {done.stderr}"
     answer: dict[str, object] = json.loads(done.stdout)
     return answer
 
 
-def core_decides(step: StepArgs, results: Mapping[str, Result], started: Collection[str]) -> dict[str, object]:
+def core_decides(
+    step: StepArgs, results: Mapping[str, Result], started: Collection[str]
+) -> dict[str, object]:
     decision = stepping.decide(step, results, started)
-    return {"action": str(decision.action), "reason": None if decision.reason is None else str(decision.reason)}
+    return {
+        "action": str(decision.action),
+        "reason": None if decision.reason is None else str(decision.reason),
+    }
 
 
 @st.composite
@@ -105,7 +121,9 @@ def results_of(draw: st.DrawFn) -> Result:
     if state is ResultState.SKIPPED:
         code, reason = None, draw(st.sampled_from(("Skipped", "EarlyExit", "Stopped")))
     else:
-        code = draw(st.sampled_from((0, 78) if state is ResultState.SUCCEEDED else (1, 2, 78, 126, 127, 137, 143)))
+        code = draw(
+            st.sampled_from((0, 78) if state is ResultState.SUCCEEDED else (1, 2, 78, 126, 127, 137, 143))
+        )
         reason = draw(st.sampled_from((None, "StepTimeout", "ImagePullFailed", "Stopped")))
     return Result(
         name="?",
@@ -199,7 +217,12 @@ def any_results(draw: st.DrawFn) -> Result:
 def test_binary_and_core_write_results_alike(binary: pathlib.Path, result: Result, limit: int) -> None:
     case = {"result": json.loads(result.to_json()), "limit": limit}
     done = subprocess.run(
-        [str(binary), "encode"], input=json.dumps(case), capture_output=True, text=True, timeout=60, check=False
+        [str(binary), "encode"],
+        input=json.dumps(case),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == [result.to_json(), result.to_message(limit), ""]

@@ -17,7 +17,9 @@ def private_cluster(api_cluster: Any, tmp_path_factory: pytest.TempPathFactory, 
     for tests whose operator must be the only one acting (RBAC, chaos, secret hygiene)."""
     from tests.cluster import apitier
 
-    private = apitier.ApiCluster(tmp_path_factory.mktemp(f"{name}-cluster"), api_cluster.programs, owner="pytest")
+    private = apitier.ApiCluster(
+        tmp_path_factory.mktemp(f"{name}-cluster"), api_cluster.programs, owner="pytest"
+    )
     private.start()
     try:
         install_crd(private)

@@ -162,7 +162,9 @@ class Env:
     def items(self, kind: str, selector: str) -> list[dict[str, Any]]:
         core = kubernetes.client.CoreV1Api(self.api)
         lister: Any = core.list_namespaced_pod if kind == "pods" else core.list_namespaced_secret
-        return list(json.loads(lister(self.namespace, label_selector=selector, _preload_content=False).data)["items"])
+        return list(
+            json.loads(lister(self.namespace, label_selector=selector, _preload_content=False).data)["items"]
+        )
 
     def fail(self, message: str) -> None:
         raise AssertionError(f"{message}\noperator log tail:\n{self.operator.log()[-3000:]}")
@@ -287,7 +289,10 @@ def check_complete_pod(case: Case, body: Mapping[str, Any], pod: Mapping[str, An
     assert shape(pod) == shape(wanted), f"{case.name}: the pod differs from the compiled plan"
     images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
     for c in plan.containers:  # each its own image from the start (a step excluded by `when`: the runner's)
-        assert images[c.name] == (plan.runner_image if c.is_step and c.excluded else c.image), (c.name, images[c.name])
+        assert images[c.name] == (plan.runner_image if c.is_step and c.excluded else c.image), (
+            c.name,
+            images[c.name],
+        )
 
 
 def check_verbatim(
@@ -300,12 +305,13 @@ def check_verbatim(
         script = compiling.script(step["commands"])
         assert container["command"] == [stepping.BINARY], f"{case.name}: {container['command']!r}"
         args = container["args"]
-        assert args[args.index("--") + 1:] == ["/bin/sh", "-c", script], f"{case.name}: {args!r}"
+        assert args[args.index("--") + 1 :] == ["/bin/sh", "-c", script], f"{case.name}: {args!r}"
         container["args"] = [*args[: args.index("--") + 1], "(checked)"]
         needles += [c for c in step["commands"] if len(c) > 8]
     assert needles, "a verbatim case needs commands to look for"
     events = [
-        e for e in json.loads(env.kubectl("get", "events", "-n", env.namespace, "-o", "json").stdout)["items"]
+        e
+        for e in json.loads(env.kubectl("get", "events", "-n", env.namespace, "-o", "json").stdout)["items"]
         if e["involvedObject"]["name"] == case.name
     ]
     places = {
@@ -339,4 +345,6 @@ def test_the_operator_still_serves_after_the_corpus(env: Env) -> None:
     status = wait_for_run(env, name)
     assert status["phase"] == "Succeeded", status
     assert not env.crashed, f"the operator died after {env.crashed}"
-    assert env.operator.alive() and env.operator.starts == env.starts, "the same operator process served throughout"
+    assert env.operator.alive() and env.operator.starts == env.starts, (
+        "the same operator process served throughout"
+    )

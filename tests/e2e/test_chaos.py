@@ -31,7 +31,9 @@ pytestmark = pytest.mark.api
 
 
 @pytest.fixture(scope="module")
-def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
+def cluster(
+    api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[apitier.ApiCluster]:
     """An api-tier cluster of this module alone (the shared one's binaries)."""
     yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "chaos")
 
@@ -181,7 +183,9 @@ def test_runs_go_on_while_the_operator_is_stopped_and_their_status_is_written_on
     kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
     op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-away")
     rng = random.Random(5)
-    kinds = [k for k in chaos.KINDS if k != "unpullable"]  # a stand-in is the operator's to give: not while away
+    kinds = [
+        k for k in chaos.KINDS if k != "unpullable"
+    ]  # a stand-in is the operator's to give: not while away
     planned = chaos.plan(len(kinds), rng, prefix="away", kinds=kinds)
     slow = {"steps": [{"name": "first", "image": chaos.BUSYBOX, "commands": ["true"]},
                       {"name": "wait", "image": chaos.BUSYBOX, "commands": ["sleep 600"]},
@@ -208,12 +212,16 @@ def test_runs_go_on_while_the_operator_is_stopped_and_their_status_is_written_on
 
         def steps_over(pod: dict[str, object]) -> bool:
             found = (pod.get("status") or {}).get("containerStatuses") or []  # type: ignore[attr-defined]
-            return bool(found) and all("terminated" in c["state"] for c in found if c["name"].startswith("step-"))
+            return bool(found) and all(
+                "terminated" in c["state"] for c in found if c["name"].startswith("step-")
+            )
 
         operating.wait_for(lambda: all(steps_over(p) for p in chaos.listing(api, "pods", namespace)),
                            timeout=90, what="every step to end in its pod, with the operator away")  # fmt: skip
         pods = {p["metadata"]["name"]: p for p in chaos.listing(api, "pods", namespace)}
-        assert pods["away-timeout-g1"]["status"].get("reason") == "DeadlineExceeded", "the kubelet kept the timeout"
+        assert pods["away-timeout-g1"]["status"].get("reason") == "DeadlineExceeded", (
+            "the kubelet kept the timeout"
+        )
         for p in planned:  # every pod without services ended by itself; the others run their services on
             phase = pods[f"{p.name}-g1"]["status"]["phase"]
             wanted = ("Running",) if p.kind == "services" else ("Succeeded", "Failed")
@@ -235,7 +243,8 @@ def test_runs_go_on_while_the_operator_is_stopped_and_their_status_is_written_on
         services = [p for p in planned if p.kind == "services"]
         assert services and all(
             operating.get(cluster, namespace, "pod", f"{p.name}-g1")["spec"]["activeDeadlineSeconds"] == 1
-            for p in services), "once back, the operator stopped the pods whose services still ran"
+            for p in services
+        ), "once back, the operator stopped the pods whose services still ran"
     finally:
         op.stop()
         kubelet.stop()

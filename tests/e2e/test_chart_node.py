@@ -76,7 +76,9 @@ class InCluster:
         return conditions.get("Available") == "True"
 
     def restarts(self) -> int:
-        return sum(s.get("restartCount", 0) for p in self.pods() for s in p["status"].get("containerStatuses", []))
+        return sum(
+            s.get("restartCount", 0) for p in self.pods() for s in p["status"].get("containerStatuses", [])
+        )
 
 
 def install(helm: charts.Helm, cluster: nodetier.NodeCluster, image: operator_image.Image, home: str,
@@ -102,7 +104,9 @@ def operator_fixture(mode: str) -> Any:
 
     @pytest.fixture(scope="module")
     def operator(
-        node_cluster: nodetier.NodeCluster, image: operator_image.Image, tmp_path_factory: pytest.TempPathFactory
+        node_cluster: nodetier.NodeCluster,
+        image: operator_image.Image,
+        tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[InCluster]:
         conftest.install_crd(node_cluster)
         helm = charts.Helm(node_cluster, tmp_path_factory.mktemp("helm"))
@@ -127,7 +131,9 @@ def workspace(node_cluster: nodetier.NodeCluster, operator: InCluster) -> Iterat
     """Where a test's Pipelines go: a fresh namespace (cluster mode) or a watched one (namespaces mode)."""
     if operator.mode == "namespaces":
         yield operator.watched[0]
-        node_cluster.kubectl("delete", "pipelines.podline.dev", "--all", "-n", operator.watched[0], check=False)
+        node_cluster.kubectl(
+            "delete", "pipelines.podline.dev", "--all", "-n", operator.watched[0], check=False
+        )
         return
     name = node_cluster.new_namespace()
     yield name
@@ -147,11 +153,14 @@ def _probe_successes(cluster: nodetier.NodeCluster, pod: str) -> int:
 
 def _metrics(cluster: nodetier.NodeCluster, operator: InCluster) -> str:
     """/metrics of the operator pod, through its Service (the apiserver's service proxy)."""
-    path = f"/api/v1/namespaces/{operator.namespace}/services/{operator.fullname}-metrics:metrics/proxy/metrics"
+    path = (
+        f"/api/v1/namespaces/{operator.namespace}/services/{operator.fullname}-metrics:metrics/proxy/metrics"
+    )
     return cluster.kubectl("get", "--raw", path).stdout
 
 
 # ---- installed, healthy, observable -------------------------------------------------------------------
+
 
 def test_installed_operator_is_available_healthy_and_serves_metrics(
     node_cluster: nodetier.NodeCluster, operator: InCluster, workspace: str
@@ -258,7 +267,9 @@ def open_gate(cluster: nodetier.NodeCluster, namespace: str, name: str) -> None:
                     'touch "$DRONE_WORKSPACE/gate"')  # fmt: skip
 
 
-def _check_ledgers(cluster: nodetier.NodeCluster, namespace: str, names: list[str], operator: InCluster) -> None:
+def _check_ledgers(
+    cluster: nodetier.NodeCluster, namespace: str, names: list[str], operator: InCluster
+) -> None:
     for name in names:
         assert operating.status(cluster, namespace, name).get("phase") == "Running", name
         open_gate(cluster, namespace, name)
@@ -283,6 +294,7 @@ def test_helm_upgrade_rolls_the_operator_while_pipelines_run(
     upgraded = operator.helm("upgrade", operator.release, str(CHART), "--namespace", operator.namespace,
                              "--reuse-values", "--set", "logging.level=DEBUG", "--wait", "--timeout", "150s")  # fmt: skip
     assert "REVISION: 2" in upgraded.stdout, upgraded.stdout + upgraded.stderr
+
     def running() -> list[str]:
         return [p["metadata"]["name"] for p in operator.pods()]
 

@@ -23,7 +23,9 @@ operator = incluster.operator_fixture("namespaces")
 def test_installed_operator_is_available_healthy_and_serves_metrics(
     node_cluster: nodetier.NodeCluster, operator: incluster.InCluster, workspace: str
 ) -> None:
-    incluster.test_installed_operator_is_available_healthy_and_serves_metrics(node_cluster, operator, workspace)
+    incluster.test_installed_operator_is_available_healthy_and_serves_metrics(
+        node_cluster, operator, workspace
+    )
 
 
 def test_private_image_through_image_pull_secrets_in_a_watched_namespace(
@@ -44,7 +46,9 @@ def test_pipelines_outside_the_watched_namespaces_are_left_alone(
         operating.apply(node_cluster, watched, operating.pipeline("served", spec))
         done = operating.wait_for_phase(node_cluster, watched, "served", timeout=180, operator=operator)
         assert done["phase"] == "Succeeded", done
-        assert operating.status(node_cluster, other, "ignored") == {}, "the operator acted outside its namespaces"
+        assert operating.status(node_cluster, other, "ignored") == {}, (
+            "the operator acted outside its namespaces"
+        )
         assert "Forbidden" not in operator.log(), operator.log()[-3000:]
     finally:
         node_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)

@@ -75,7 +75,10 @@ def test_busybox_runs_real_commands_with_exit_code_and_logs(node_cluster: nodeti
     assert terminated(status)["exitCode"] == 3  # type: ignore[index]
     assert status["phase"] == "Failed"
     logs = node_cluster.kubectl("logs", "shell", "-n", node_namespace).stdout
-    assert sorted(logs.splitlines()) == ["answer 42", "to-stderr"]  # stdout and stderr may interleave either way
+    assert sorted(logs.splitlines()) == [
+        "answer 42",
+        "to-stderr",
+    ]  # stdout and stderr may interleave either way
 
     run_pod(
         node_cluster,

@@ -65,16 +65,22 @@ class Pods:
         self.patch(pod, {"spec": {"containers": [{"name": container_name, "image": image}]}})
 
     def get(self, pod: str) -> dict[str, Any]:
-        return dict(json.loads(self.cluster.kubectl("get", "pod", pod, "-n", self.namespace, "-o", "json").stdout))
+        return dict(
+            json.loads(self.cluster.kubectl("get", "pod", pod, "-n", self.namespace, "-o", "json").stdout)
+        )
 
-    def wait(self, pod: str, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 20) -> dict[str, Any]:
+    def wait(
+        self, pod: str, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 20
+    ) -> dict[str, Any]:
         seen: dict[str, Any] = {}
 
         def done() -> bool:
             seen.update(self.get(pod))
             return check(seen)
 
-        assert components.poll(done, timeout=timeout), f"{pod}: not {what} after {timeout}s: {seen.get('status')}"
+        assert components.poll(done, timeout=timeout), (
+            f"{pod}: not {what} after {timeout}s: {seen.get('status')}"
+        )
         return seen
 
     def wait_phase(self, pod: str, phase: str, timeout: float = 20) -> dict[str, Any]:
@@ -108,7 +114,9 @@ def pods(api_cluster: apitier.ApiCluster, api_namespace: str) -> Pods:
 
 
 @pytest.fixture
-def make_kubelet(api_cluster: apitier.ApiCluster, api_namespace: str) -> Iterator[Callable[..., scripted.ScriptedKubelet]]:
+def make_kubelet(
+    api_cluster: apitier.ApiCluster, api_namespace: str
+) -> Iterator[Callable[..., scripted.ScriptedKubelet]]:
     """Start a scripted kubelet for this test's namespace with the given options."""
     started: list[scripted.ScriptedKubelet] = []
     client = api_cluster.api_client()
@@ -171,7 +179,12 @@ def test_steps_run_in_turn_and_end_with_their_results(make_kubelet, pods: Pods, 
                          step("notify", "true", after=["three"], on="failure")))  # fmt: skip
     pod = pods.wait_phase("p", "Failed")
     one, flaky, two, three = (result_of(pod, n) for n in ("one", "flaky", "two", "three"))
-    assert (one.state, one.exit_code, one.reason, one.message) == (stepping.ResultState.SUCCEEDED, 0, None, None)
+    assert (one.state, one.exit_code, one.reason, one.message) == (
+        stepping.ResultState.SUCCEEDED,
+        0,
+        None,
+        None,
+    )
     assert (flaky.state, flaky.exit_code) == (stepping.ResultState.FAILED, 1)
     assert (two.state, two.exit_code, two.message) == (stepping.ResultState.FAILED, 3,
                                                        "The command exited with code 3.")  # fmt: skip
@@ -180,16 +193,30 @@ def test_steps_run_in_turn_and_end_with_their_results(make_kubelet, pods: Pods, 
     assert two.finished_at - two.started_at >= 100, "it ran for its sleep"
     # --ignore-failure: flaky's failure did not make the run fail, so two ran; two's did, so three is skipped
     assert (three.state, three.exit_code, three.reason, three.started_at) == (
-        stepping.ResultState.SKIPPED, None, stepping.Why.SKIPPED, None)
+        stepping.ResultState.SKIPPED,
+        None,
+        stepping.Why.SKIPPED,
+        None,
+    )
     assert three.message == "Skipped: the run is failing (step-two failed) and the step runs only on success."
     assert three.finished_at, "a skip records when"
-    assert result_of(pod, "notify").state is stepping.ResultState.SUCCEEDED, "a failure step runs once failing"
+    assert result_of(pod, "notify").state is stepping.ResultState.SUCCEEDED, (
+        "a failure step runs once failing"
+    )
     codes = {n: terminated(pod, f"step-{n}")["exitCode"] for n in ("one", "flaky", "two", "three", "notify")}
     assert codes == {"one": 0, "flaky": 1, "two": 3, "three": 0, "notify": 0}
-    assert terminated(pod, "step-two")["reason"] == "Error" and terminated(pod, "step-three")["reason"] == "Completed"
+    assert (
+        terminated(pod, "step-two")["reason"] == "Error"
+        and terminated(pod, "step-three")["reason"] == "Completed"
+    )
     message = json.loads(terminated(pod, "step-two")["message"])
-    assert message == {"s": "failed", "x": 3, "a": two.started_at, "d": two.finished_at - two.started_at,
-                       "m": "The command exited with code 3."}, "the compact form (docs/in-pod.md)"
+    assert message == {
+        "s": "failed",
+        "x": 3,
+        "a": two.started_at,
+        "d": two.finished_at - two.started_at,
+        "m": "The command exited with code 3.",
+    }, "the compact form (docs/in-pod.md)"
     assert kubelet.commands(api_namespace, "p") == ["step-one", "step-flaky", "step-two", "step-notify"]
 
 
@@ -240,7 +267,11 @@ def test_a_step_timeout_kills_the_command(make_kubelet, pods: Pods) -> None:  # 
     pods.create(make_pod("p", step("slow", "sleep 600", "--timeout=1"), step("next", after=["slow"])))
     pod = pods.wait_phase("p", "Failed")
     slow = result_of(pod, "slow")
-    assert (slow.state, slow.exit_code, slow.reason) == (stepping.ResultState.FAILED, 143, stepping.Why.STEP_TIMEOUT)
+    assert (slow.state, slow.exit_code, slow.reason) == (
+        stepping.ResultState.FAILED,
+        143,
+        stepping.Why.STEP_TIMEOUT,
+    )
     assert slow.started_at and slow.finished_at and slow.finished_at - slow.started_at >= 1000
     assert terminated(pod, "step-slow")["exitCode"] == 143
     assert result_of(pod, "next").state is stepping.ResultState.SKIPPED
@@ -264,9 +295,15 @@ def test_image_pull_failures_wait_with_the_kubelets_reasons(make_kubelet, pods: 
     missing = state_of(pod, "step-missing")["state"]["waiting"]["message"]
     assert missing.startswith('Back-off pulling image "example.com/team/notfound:1": ErrImagePull: ')
     assert missing.endswith("example.com/team/notfound:1: not found"), missing
-    assert "dial tcp 127.0.0.1:1: connect: connection refused" in state_of(pod, "step-away")["state"]["waiting"]["message"]
+    assert (
+        "dial tcp 127.0.0.1:1: connect: connection refused"
+        in state_of(pod, "step-away")["state"]["waiting"]["message"]
+    )
     assert waiting("step-never", "ErrImageNeverPull")(pod)
-    assert 'Container image "alpine:3" is not present' in state_of(pod, "step-never")["state"]["waiting"]["message"]
+    assert (
+        'Container image "alpine:3" is not present'
+        in state_of(pod, "step-never")["state"]["waiting"]["message"]
+    )
     assert "running" in state_of(pod, "step-present")["state"]
     assert pod["status"]["phase"] == "Pending"  # containers that never started keep the pod pending
 
@@ -277,12 +314,16 @@ def test_the_first_pull_error_is_errimagepull_with_containerds_words(make_kubele
     pod = pods.wait("p", lambda p: "waiting" in state_of(p, "step-missing")["state"], "waiting for its image")
     waiting = state_of(pod, "step-missing")["state"]["waiting"]
     assert waiting["reason"] == "ErrImagePull"
-    assert waiting["message"] == ('rpc error: code = NotFound desc = failed to pull and unpack image '
-                                  '"docker.io/library/notfound:1": failed to resolve reference '
-                                  '"docker.io/library/notfound:1": docker.io/library/notfound:1: not found')
+    assert waiting["message"] == (
+        "rpc error: code = NotFound desc = failed to pull and unpack image "
+        '"docker.io/library/notfound:1": failed to resolve reference '
+        '"docker.io/library/notfound:1": docker.io/library/notfound:1: not found'
+    )
 
 
-def test_the_runner_image_stands_in_for_an_unpullable_step(make_kubelet, pods: Pods, api_namespace: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_runner_image_stands_in_for_an_unpullable_step(
+    make_kubelet, pods: Pods, api_namespace: str
+) -> None:  # type: ignore[no-untyped-def]
     kubelet = make_kubelet(pull_backoff_after=0.1)
     pods.create(make_pod("p", step("first", "sleep 0.5"), step("build", after=["first"], image="notfound:1"),
                          step("notify", after=["build"], on="failure")))  # fmt: skip
@@ -292,11 +333,15 @@ def test_the_runner_image_stands_in_for_an_unpullable_step(make_kubelet, pods: P
     build = result_of(pod, "build")
     assert (build.state, build.exit_code, build.reason) == (stepping.ResultState.FAILED, 1,
                                                             stepping.Why.IMAGE_PULL_FAILED)  # fmt: skip
-    assert build.started_at is not None and build.started_at >= result_of(pod, "first").finished_at, "in its turn"
+    assert build.started_at is not None and build.started_at >= result_of(pod, "first").finished_at, (
+        "in its turn"
+    )
     assert build.finished_at == build.started_at
     assert result_of(pod, "notify").state is stepping.ResultState.SUCCEEDED
     assert state_of(pod, "step-build")["image"] == statuses.normalise(RUNNER)
-    assert kubelet.commands(api_namespace, "p") == ["step-first", "step-notify"], "the stand-in runs no command"
+    assert kubelet.commands(api_namespace, "p") == ["step-first", "step-notify"], (
+        "the stand-in runs no command"
+    )
     assert pod["status"]["phase"] == "Failed"
 
 
@@ -335,7 +380,9 @@ def test_a_terminated_container_is_never_restarted(make_kubelet, pods: Pods, api
     assert kubelet.wait_idle()
     status = state_of(pods.get("p"), "step-a")
     assert status["image"] == "docker.io/library/busybox:1.36" and "terminated" in status["state"]
-    assert len(kubelet.instances(api_namespace, "p", kind="container")) == 3  # prepare, step-a, svc-x: once each
+    assert (
+        len(kubelet.instances(api_namespace, "p", kind="container")) == 3
+    )  # prepare, step-a, svc-x: once each
     assert kubelet.commands(api_namespace, "p") == ["step-a"]
     assert "running" in state_of(pods.get("p"), "svc-x")["state"]  # a service runs until killed
 
@@ -346,8 +393,9 @@ def test_pause_withholds_statuses_until_resume(make_kubelet, pods: Pods, api_nam
     pods.create(make_pod("p", step("a", "exit 5"), step("b", after=["a"], on="failure")))
     assert kubelet.wait_idle()
     assert "containerStatuses" not in pods.get("p")["status"]
-    assert components.poll(lambda: kubelet.commands(api_namespace, "p") == ["step-a", "step-b"], timeout=10), (
-        "the steps ran while paused")
+    assert components.poll(
+        lambda: kubelet.commands(api_namespace, "p") == ["step-a", "step-b"], timeout=10
+    ), "the steps ran while paused"
     kubelet.resume()
     pod = pods.wait_phase("p", "Failed")  # resume reports where it is now
     assert result_of(pod, "a").exit_code == 5 and result_of(pod, "b").state is stepping.ResultState.SUCCEEDED
@@ -375,7 +423,9 @@ def test_overrides_hooks_and_terminate_make_races_deterministic(make_kubelet, po
     kubelet.terminate(api_namespace, "p", "step-b", exit_code=137)  # killed before its entrypoint could write
     pod = pods.wait("p", ended("step-b"), "step-b ended")
     ended_b = terminated(pod, "step-b")
-    assert ended_b["exitCode"] == 137 and "message" not in ended_b, "no result: the entrypoint never wrote one"
+    assert ended_b["exitCode"] == 137 and "message" not in ended_b, (
+        "no result: the entrypoint never wrote one"
+    )
     assert ended_b["reason"] == "OOMKilled"  # as edited by the hook
     assert kubelet.wait_idle()
     assert "running" in state_of(pods.get("p"), "step-c")["state"], "c waits for a result that never comes"
@@ -388,6 +438,8 @@ def test_a_step_container_starts_without_its_entrypoint_if_prepare_cannot(make_k
     pod["spec"]["containers"][0]["image"] = "notfound/runner:1"
     pods.create(pod)
     pod = pods.wait("p", ended("step-a"), "step-a failed to start")
-    assert terminated(pod, "step-a")["reason"] == "StartError" and terminated(pod, "step-a")["exitCode"] == 128
+    assert (
+        terminated(pod, "step-a")["reason"] == "StartError" and terminated(pod, "step-a")["exitCode"] == 128
+    )
     assert stepping.BINARY in terminated(pod, "step-a")["message"]
     assert state_of(pod, stepping.PREPARE_CONTAINER)["state"]["waiting"]["reason"] == "ErrImagePull"

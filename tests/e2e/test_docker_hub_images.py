@@ -32,9 +32,16 @@ GOLANG = ("docker.io/library/golang:latest", "docker.io/library/golang:1.7")
 @pytest.fixture(scope="module")
 def hub_operator(node_cluster: Any) -> Iterator[operating.OperatorProcess]:
     conftest.install_crd(node_cluster)
-    op = operating.OperatorProcess(node_cluster.kubeconfig, node_cluster.log_dir, name="operator-hub",
-                                   env={"PODLINE_PULL_TIMEOUT": "15", "PODLINE_RUNNER_IMAGE": node_cluster.registry.runner,
-                                        "PODLINE_REGISTRY_MIRRORS": images.operator_mirrors()})
+    op = operating.OperatorProcess(
+        node_cluster.kubeconfig,
+        node_cluster.log_dir,
+        name="operator-hub",
+        env={
+            "PODLINE_PULL_TIMEOUT": "15",
+            "PODLINE_RUNNER_IMAGE": node_cluster.registry.runner,
+            "PODLINE_REGISTRY_MIRRORS": images.operator_mirrors(),
+        },
+    )
     op.start()
     yield op
     op.stop()
@@ -57,23 +64,39 @@ def pulls(cluster: Any, since: int) -> collections.Counter[str]:
 
 
 def logs(cluster: Any, namespace: str, name: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "podline", "logs", name, "-n", namespace],
-                          env={"KUBECONFIG": str(cluster.kubeconfig), "PATH": "/usr/bin:/bin"}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "podline", "logs", name, "-n", namespace],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return done.stdout + done.stderr
 
 
 def test_the_examples_run_unchanged(env) -> None:
     cluster, ns, op = env
-    for reference in ("docker.io/library/busybox:1.36", "docker.io/library/redis:7", "docker.io/library/golang:1.12"):
+    for reference in (
+        "docker.io/library/busybox:1.36",
+        "docker.io/library/redis:7",
+        "docker.io/library/golang:1.12",
+    ):
         cluster.remove_node_image(reference)
     public, private = cluster.registry.public.offset(), cluster.registry.private.offset()
     runtime_log = cluster.log_dir / "containerd.log"
     runtime_offset = runtime_log.stat().st_size
 
     cluster.kubectl("apply", "-n", ns, "-f", str(EXAMPLES / "hello.pipeline.yaml"))
-    converted = subprocess.run([sys.executable, "-m", "podline", "convert", str(EXAMPLES / "seed-go.drone.yml")],
-                               cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
+    converted = subprocess.run(
+        [sys.executable, "-m", "podline", "convert", str(EXAMPLES / "seed-go.drone.yml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=converted)
     cluster.kubectl("apply", "-n", ns, "-f", str(EXAMPLES / "private.pipeline.yaml"))
 
@@ -96,18 +119,30 @@ def test_the_examples_run_unchanged(env) -> None:
 
     pulled = pulls(cluster, public)
     for repository in ("library/busybox:1.36", "library/redis:7", "library/golang:1.12"):
-        assert pulled[repository] >= 1, f"{repository} was not pulled from the docker.io mirror: {dict(pulled)}"
-    refused = [r for r in cluster.registry.private.requests(private) if r.path.startswith("/v2/golang/manifests/")]
-    assert refused and all(r.status == 401 for r in refused), \
+        assert pulled[repository] >= 1, (
+            f"{repository} was not pulled from the docker.io mirror: {dict(pulled)}"
+        )
+    refused = [
+        r for r in cluster.registry.private.requests(private) if r.path.startswith("/v2/golang/manifests/")
+    ]
+    assert refused and all(r.status == 401 for r in refused), (
         f"the example's fake credentials reach the registry that answers for its host, and are refused: {refused}"
+    )
     with runtime_log.open("rb") as log:
         log.seek(runtime_offset)
         said = log.read().decode(errors="replace")
-    for outside in ("registry-1.docker.io", "registry.internal.company.com/v2", "trying next host", "hosts.toml"):
+    for outside in (
+        "registry-1.docker.io",
+        "registry.internal.company.com/v2",
+        "trying next host",
+        "hosts.toml",
+    ):
         assert outside not in said, f"containerd went past the local registries ({outside!r} in its log)"
 
 
-def _run(cluster: Any, ns: str, op: Any, name: str, pull: str | None) -> tuple[dict[str, Any], collections.Counter[str]]:
+def _run(
+    cluster: Any, ns: str, op: Any, name: str, pull: str | None
+) -> tuple[dict[str, Any], collections.Counter[str]]:
     spec_steps = []
     for i, form in enumerate(SEED_FORMS):
         step: dict[str, Any] = {"name": f"form-{i}", "image": form, "commands": ["go version"]}
@@ -151,7 +186,9 @@ def test_every_seed_image_form_with_every_pull_value(env) -> None:
     for name in ("unset-1", "unset-2"):
         st, pulled = _run(cluster, ns, op, name, None)
         assert st["phase"] == "Succeeded", st
-        assert pulled == {latest: 2}, f"{name}: unset pulls untagged (:latest) forms always, tagged ones if absent"
+        assert pulled == {latest: 2}, (
+            f"{name}: unset pulls untagged (:latest) forms always, tagged ones if absent"
+        )
     out = logs(cluster, ns, "unset-2")
     assert "go version (podline test image latest" in out and "go version (podline test image 1.7" in out
 

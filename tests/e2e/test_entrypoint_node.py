@@ -36,7 +36,9 @@ def step(name: str, image: str, script: str, *flags: str, user: int = 0) -> dict
     }
 
 
-def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluster, node_namespace: str) -> None:
+def test_steps_hand_off_through_the_entrypoint(
+    node_cluster: nodetier.NodeCluster, node_namespace: str
+) -> None:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -51,15 +53,30 @@ def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluste
                     "name": "podline-prepare",
                     "image": images.RUNNER,
                     "command": ["/podline-entrypoint", "prepare", "/podline"],
-                    "lifecycle": {"postStart": {"exec": {"command": ["/podline-entrypoint", "install", "/podline"]}}},
+                    "lifecycle": {
+                        "postStart": {"exec": {"command": ["/podline-entrypoint", "install", "/podline"]}}
+                    },
                     "volumeMounts": [TOOLS],
                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                 },
                 step("step-a", images.BUSYBOX, "echo one", "--on=success"),
-                step("step-b", images.BUSYBOX, "echo oops >&2; echo again >&2; exit 3", "--after=step-a", "--on=success"),
+                step(
+                    "step-b",
+                    images.BUSYBOX,
+                    "echo oops >&2; echo again >&2; exit 3",
+                    "--after=step-a",
+                    "--on=success",
+                ),
                 step("step-c", images.BUSYBOX, "echo never", "--after=step-b", "--on=success"),
                 step("step-d", images.BUSYBOX, "id -u", "--after=step-c", "--on=failure", user=65534),
-                step("step-e", images.RUNNER, "echo never", "--after=step-d", "--on=failure", "--ignore-failure"),
+                step(
+                    "step-e",
+                    images.RUNNER,
+                    "echo never",
+                    "--after=step-d",
+                    "--on=failure",
+                    "--ignore-failure",
+                ),
             ],
         },
     }
@@ -68,7 +85,11 @@ def test_steps_hand_off_through_the_entrypoint(node_cluster: nodetier.NodeCluste
 
     def done() -> bool:
         seen.clear()
-        seen.update(json.loads(node_cluster.kubectl("get", "pod", "in-pod", "-n", node_namespace, "-o", "json").stdout))
+        seen.update(
+            json.loads(
+                node_cluster.kubectl("get", "pod", "in-pod", "-n", node_namespace, "-o", "json").stdout
+            )
+        )
         return seen.get("status", {}).get("phase") in ("Succeeded", "Failed")
 
     assert components.poll(done, timeout=120, interval=0.5), f"the pod did not finish: {seen.get('status')}"

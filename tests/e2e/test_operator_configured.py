@@ -27,7 +27,9 @@ def seconds(timestamp: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
+def cluster(
+    api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[apitier.ApiCluster]:
     yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "configured")
 
 
@@ -38,7 +40,9 @@ def run_with(cluster: apitier.ApiCluster) -> Iterator[object]:
 
     def start(env: dict[str, str]) -> tuple[str, operating.OperatorProcess, scripted_kubelet.ScriptedKubelet]:
         namespace = cluster.new_namespace("configured")
-        kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace, pull_backoff_after=0.2)
+        kubelet = scripted_kubelet.ScriptedKubelet(
+            cluster.api_client(), namespace=namespace, pull_backoff_after=0.2
+        )
         op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name=f"operator-{namespace}",
                                        env={"PODLINE_NAMESPACES": namespace, **env})  # fmt: skip
         kubelet.start()
@@ -62,8 +66,14 @@ def test_an_image_that_may_yet_come_gets_the_pull_timeout_then_a_stand_in(cluste
     st = wait_for_phase(cluster, ns, "away", operator=op, timeout=60)
     by = steps(st)
     assert st["phase"] == "Failed", st
-    assert by["build"]["state"] == "failed" and by["build"]["reason"] in ("ErrImagePull", "ImagePullBackOff"), by
-    assert "could not be pulled in 3s" in by["build"]["message"] and "connection refused" in by["build"]["message"]
+    assert by["build"]["state"] == "failed" and by["build"]["reason"] in (
+        "ErrImagePull",
+        "ImagePullBackOff",
+    ), by
+    assert (
+        "could not be pulled in 3s" in by["build"]["message"]
+        and "connection refused" in by["build"]["message"]
+    )
     assert by["notify"]["state"] == "succeeded"
     # a transient error is waited for from the step's turn (first's end), not from the pod's start
     waited = seconds(by["build"]["startedAt"]) - seconds(by["first"]["finishedAt"])
@@ -79,7 +89,11 @@ def test_the_step_timeout_is_kept_in_the_pod(cluster, run_with) -> None:  # type
     st = wait_for_phase(cluster, ns, "slow", operator=op, timeout=60)
     by = steps(st)
     assert st["phase"] == "Failed" and st["reason"] == "StepFailed", st
-    assert by["slow"]["state"] == "failed" and by["slow"]["reason"] == "StepTimeout" and by["slow"]["exitCode"] == 143
+    assert (
+        by["slow"]["state"] == "failed"
+        and by["slow"]["reason"] == "StepTimeout"
+        and by["slow"]["exitCode"] == 143
+    )
     assert by["next"]["state"] == "skipped"
     pod = operating.get(cluster, ns, "pod", "slow-g1")
     assert "--timeout=1" in next(c for c in pod["spec"]["containers"] if c["name"] == "step-slow")["args"]
@@ -91,5 +105,7 @@ def test_a_runner_image_that_cannot_be_pulled_ends_the_run_saying_so(cluster, ru
     operating.apply(cluster, ns, pipeline("norunner", spec))
     st = wait_for_phase(cluster, ns, "norunner", operator=op, timeout=60)
     assert st["phase"] == "Error" and st["reason"] == "RunnerUnavailable", st
-    assert "registry.example.com/podline/notfound:1" in st["message"] and "PODLINE_RUNNER_IMAGE" in st["message"]
+    assert (
+        "registry.example.com/podline/notfound:1" in st["message"] and "PODLINE_RUNNER_IMAGE" in st["message"]
+    )
     assert kubelet.commands(ns, "norunner-g1") == []

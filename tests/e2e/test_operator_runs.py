@@ -286,7 +286,10 @@ def test_a_step_whose_image_cannot_be_pulled_fails_in_its_turn(api_env) -> None:
     by = steps(st)
     assert st["phase"] == "Failed" and 'step "build" failed' in st["message"], st
     assert by["first"]["state"] == "succeeded"
-    assert by["build"]["state"] == "failed" and by["build"]["reason"] in ("ErrImagePull", "ImagePullBackOff"), by
+    assert by["build"]["state"] == "failed" and by["build"]["reason"] in (
+        "ErrImagePull",
+        "ImagePullBackOff",
+    ), by
     assert "not found" in by["build"]["message"] and "image_pull_secrets" in by["build"]["message"]
     assert by["build"]["startedAt"] >= by["first"]["finishedAt"], "it failed in its turn, not before"
     assert by["test"]["state"] == "skipped" and by["notify"]["state"] == "succeeded"

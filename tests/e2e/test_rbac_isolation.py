@@ -43,14 +43,18 @@ from tests.e2e import test_operator_runs as e2e_suite
 pytestmark = pytest.mark.api
 CHART = operating.ROOT / "charts" / "podline"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
-SUITE = sorted((name, test) for name, test in vars(e2e_suite).items() if name.startswith("test_") and callable(test))
+SUITE = sorted(
+    (name, test) for name, test in vars(e2e_suite).items() if name.startswith("test_") and callable(test)
+)
 PARALLEL = 4  # e2e tests at once: each polls kubectl, and CI machines have two cores
 REQUEST = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/[^ ?"]*)[^"]* HTTP/1\.1" (\d{3})')
 BUSYBOX = "busybox:1.36"
 
 
 @pytest.fixture(scope="module")
-def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
+def cluster(
+    api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[apitier.ApiCluster]:
     yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "rbac")
 
 
@@ -67,7 +71,10 @@ class Chart:
 
     def __init__(self, cluster: apitier.ApiCluster, home: Path) -> None:
         self.cluster = cluster
-        self.env = {**os.environ, **{f"HELM_{d}_HOME": str(home / d.lower()) for d in ("CACHE", "CONFIG", "DATA")}}
+        self.env = {
+            **os.environ,
+            **{f"HELM_{d}_HOME": str(home / d.lower()) for d in ("CACHE", "CONFIG", "DATA")},
+        }
         version = json.loads(cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
         self.kube_version = version
 
@@ -107,7 +114,9 @@ class Operators:
         if op is None:
             env = {**env, "PODLINE_LOG_LEVEL": "DEBUG", "PODLINE_METRICS_PORT": "0", "PODLINE_LIVENESS_PORT": "0",
                    "POD_ID": f"rbac-{name}"}  # fmt: skip
-            op = self.made[name] = operating.OperatorProcess(kubeconfig, self.cluster.log_dir, env=env, name=name)
+            op = self.made[name] = operating.OperatorProcess(
+                kubeconfig, self.cluster.log_dir, env=env, name=name
+            )
         if self.running is not op:
             self.stop()
             op.start()
@@ -185,7 +194,10 @@ def run_suite(
         try:
             test((cluster, namespaces[name], op, kubelet))
         except BaseException as error:  # noqa: BLE001 - collected and reported together below
-            return f"{name} (namespace {namespaces[name]}):\n" + "".join(traceback.format_exception(error))[-3000:]
+            return (
+                f"{name} (namespace {namespaces[name]}):\n"
+                + "".join(traceback.format_exception(error))[-3000:]
+            )
         return None
 
     with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
@@ -220,7 +232,9 @@ def can_i(cluster: apitier.ApiCluster, kubeconfig: Path, *args: str) -> bool:
 
 
 def check_can_i(cluster: apitier.ApiCluster, kubeconfig: Path, expected: dict[tuple[str, ...], bool]) -> None:
-    wrong = {" ".join(args): want for args, want in expected.items() if can_i(cluster, kubeconfig, *args) != want}
+    wrong = {
+        " ".join(args): want for args, want in expected.items() if can_i(cluster, kubeconfig, *args) != want
+    }
     assert not wrong, f"permissions differ from what they must be (command: expected answer): {wrong}"
 
 
@@ -266,12 +280,17 @@ def test_namespaced_operator_cannot_reach_outside_its_namespaces(
     operating.apply(cluster, inside, *reaching)
     assert operating.wait_for_phase(cluster, inside, "pod-elsewhere", operator=op)["phase"] == "Succeeded"
     secret_elsewhere = operating.wait_for_phase(cluster, inside, "secret-elsewhere", operator=op)
-    assert secret_elsewhere["reason"] == "Invalid" and "spec.image_pull_secrets[0]" in secret_elsewhere["message"]
+    assert (
+        secret_elsewhere["reason"] == "Invalid"
+        and "spec.image_pull_secrets[0]" in secret_elsewhere["message"]
+    )
     pod = operating.get(cluster, inside, "pod", "pod-elsewhere-g1")
     assert pod["metadata"]["namespace"] == inside
     time.sleep(6)  # more than a resync period (5 s): time enough to act on it, if it ever would
     assert not operating.status(cluster, outside, "outsider"), "the Pipeline outside was never touched"
-    leftovers = cluster.kubectl("get", "pods,secrets", "-n", outside, "-l", chaos.MANAGED, "-o", "name").stdout
+    leftovers = cluster.kubectl(
+        "get", "pods,secrets", "-n", outside, "-l", chaos.MANAGED, "-o", "name"
+    ).stdout
     assert not leftovers.strip(), f"objects made outside: {leftovers}"
     log = op.log()[log_before:]
     assert not [r for r in requests_made(log) if f"/namespaces/{outside}/" in r[1]], "no request names it"
@@ -334,7 +353,10 @@ def test_pipeline_author_gets_nothing_the_operator_does_not_allow(
     for ask, (_, field) in ASKS.items():
         status = operating.wait_for_phase(cluster, inside, f"ask-{ask}", operator=op)
         assert status["phase"] == "Failed" and status["reason"] == "Invalid", status
-        assert f"{field}:" in status["message"] and "not allowed by the operator configuration" in status["message"]
+        assert (
+            f"{field}:" in status["message"]
+            and "not allowed by the operator configuration" in status["message"]
+        )
     pods = cluster.kubectl("get", "pods", "-n", inside, "-o", "name").stdout
     assert "ask-" not in pods, f"no pod for what was refused: {pods}"
 
@@ -353,23 +375,42 @@ def test_what_the_operator_allows_an_author_gets_and_pod_security_still_applies(
                 cluster.kubectl("apply", "-n", ns, "-f", "-", kubeconfig=kubeconfig,
                                 input=yaml.safe_dump(operating.pipeline(f"allowed-{ask}", spec)))  # fmt: skip
         for ask in ASKS:
-            assert operating.wait_for_phase(cluster, inside, f"allowed-{ask}", operator=op)["phase"] == "Succeeded"
+            assert (
+                operating.wait_for_phase(cluster, inside, f"allowed-{ask}", operator=op)["phase"]
+                == "Succeeded"
+            )
         pod = {ask: operating.get(cluster, inside, "pod", f"allowed-{ask}-g1")["spec"] for ask in ASKS}
-        security = {ask: {c["name"]: c["securityContext"] for c in spec["containers"]} for ask, spec in pod.items()}
+        security = {
+            ask: {c["name"]: c["securityContext"] for c in spec["containers"]} for ask, spec in pod.items()
+        }
         assert security["privileged"]["step-dind"]["privileged"] is True
         assert {name: sc["privileged"] for name, sc in security["privileged-service"].items()} == {
-            "podline-prepare": False, "svc-docker": True, "step-a": False}
-        assert {"path": "/var/run", "type": "DirectoryOrCreate"} in [v.get("hostPath") for v in pod["host-mount"]["volumes"]]
+            "podline-prepare": False,
+            "svc-docker": True,
+            "step-a": False,
+        }
+        assert {"path": "/var/run", "type": "DirectoryOrCreate"} in [
+            v.get("hostPath") for v in pod["host-mount"]["volumes"]
+        ]
         assert pod["service-account"]["serviceAccountName"] == "builder"
         assert security["apparmor-unconfined"]["step-a"]["appArmorProfile"] == {"type": "Unconfined"}
         # The namespace enforces the baseline Pod Security Standard: the pod is refused, and the run says so.
-        refused = {"privileged": "privileged", "privileged-service": "privileged", "host-mount": "hostPath",
-                   "apparmor-unconfined": "AppArmor"}
+        refused = {
+            "privileged": "privileged",
+            "privileged-service": "privileged",
+            "host-mount": "hostPath",
+            "apparmor-unconfined": "AppArmor",
+        }
         for ask, word in refused.items():
             status = operating.wait_for_phase(cluster, psa, f"allowed-{ask}", operator=op)
             assert status["phase"] == "Failed" and status["reason"] == "Invalid", status
-            assert "violates PodSecurity" in status["message"] and word in status["message"], status["message"]
-        assert operating.wait_for_phase(cluster, psa, "allowed-service-account", operator=op)["phase"] == "Succeeded"
+            assert "violates PodSecurity" in status["message"] and word in status["message"], status[
+                "message"
+            ]
+        assert (
+            operating.wait_for_phase(cluster, psa, "allowed-service-account", operator=op)["phase"]
+            == "Succeeded"
+        )
         assert op.alive()
     finally:
         operators.stop()

@@ -98,7 +98,13 @@ def hits(where: str, text: str) -> list[str]:
 
 
 def secret(name: str, data: dict[str, str], type_: str = "Opaque") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": type_, "stringData": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "type": type_,
+        "stringData": data,
+    }
 
 
 def config(entries: dict[str, Any]) -> str:
@@ -139,19 +145,30 @@ def pipelines() -> list[dict[str, Any]]:
     # the same plugin as users write it: its command must come from its registry, which has no such image
     # (a loopback one), so the run fails before any pod (ImageConfigUnavailable), and that message must not
     # carry the setting's value either
-    plugin = {"image_pull_secrets": ["robot"],
-              "steps": [{"name": "publish", "image": f"{EMPTY_REGISTRY.host}/team/plugin:1",
-                         "settings": {"username": "ci", "password": {"from_secret": "app-secrets/plugin"}}}]}
+    plugin = {
+        "image_pull_secrets": ["robot"],
+        "steps": [
+            {
+                "name": "publish",
+                "image": f"{EMPTY_REGISTRY.host}/team/plugin:1",
+                "settings": {"username": "ci", "password": {"from_secret": "app-secrets/plugin"}},
+            }
+        ],
+    }
     out = [operating.pipeline("every-path", every_path), operating.pipeline("plugin-image-config", plugin)]
     for name in ("not-json", "bad-base64", "no-colon", "key-creds", "twice"):
-        spec = {"image_pull_secrets": [name],
-                "steps": [{"name": "a", "image": "registry.example.com/team/app:1", "commands": ["true"]}]}
+        spec = {
+            "image_pull_secrets": [name],
+            "steps": [{"name": "a", "image": "registry.example.com/team/app:1", "commands": ["true"]}],
+        }
         out.append(operating.pipeline(f"malformed-{name}", spec))
     return out
 
 
 @pytest.fixture(scope="module")
-def cluster(api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[apitier.ApiCluster]:
+def cluster(
+    api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[apitier.ApiCluster]:
     yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "hygiene")
 
 
@@ -168,7 +185,9 @@ def test_no_secret_value_outside_secrets(cluster: apitier.ApiCluster, tmp_path: 
     namespace = cluster.new_namespace("hygiene")
     metrics_port = probes.free_port()
     env = {"PODLINE_LOG_LEVEL": "DEBUG", "PODLINE_METRICS_PORT": str(metrics_port)}
-    operator = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, env=env, name="operator-hygiene")
+    operator = operating.OperatorProcess(
+        cluster.kubeconfig, cluster.log_dir, env=env, name="operator-hygiene"
+    )
     kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
     kubelet.start()
     operator.start()
@@ -179,7 +198,9 @@ def test_no_secret_value_outside_secrets(cluster: apitier.ApiCluster, tmp_path: 
                                                                  operator=operator)
                  for p in pipelines()}  # fmt: skip
         assert ended["every-path"]["phase"] == "Succeeded", ended["every-path"]
-        assert ended["plugin-image-config"]["reason"] == "ImageConfigUnavailable", ended["plugin-image-config"]
+        assert ended["plugin-image-config"]["reason"] == "ImageConfigUnavailable", ended[
+            "plugin-image-config"
+        ]
         failed = {name: st["reason"] for name, st in ended.items() if name.startswith("malformed-")}
         assert set(failed.values()) == {"PullSecretError"}, failed
         metrics = probes.http_get(f"http://127.0.0.1:{metrics_port}/metrics")
@@ -189,9 +210,9 @@ def test_no_secret_value_outside_secrets(cluster: apitier.ApiCluster, tmp_path: 
     finally:
         operator.stop()
         kubelet.stop()
-    assert "DEBUG" in places["the operator log (DEBUG)"] or "is invoked" in places["the operator log (DEBUG)"], (
-        "the operator really logged at debug level"
-    )
+    assert (
+        "DEBUG" in places["the operator log (DEBUG)"] or "is invoked" in places["the operator log (DEBUG)"]
+    ), "the operator really logged at debug level"
     found = [hit for where, text in places.items() for hit in hits(where, text)]
     assert not found, f"secret values outside Secrets: {found}"
 

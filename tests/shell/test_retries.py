@@ -46,9 +46,11 @@ def test_delays_double_per_pipeline_up_to_the_cap_and_reset_after_a_success() ->
 def test_a_failing_reconcile_schedules_its_retry_instead_of_raising() -> None:
     api = DownApi()
     r = reconciling.Reconciler(api, settings_.Settings())  # type: ignore[arg-type]
-    r.caches.pipelines[KEY] = {"metadata": {"namespace": "ci", "name": "hello", "uid": "u1", "generation": 1},
-                               "spec": {"steps": [{"name": "a", "image": "alpine:3.20", "commands": ["true"]}]},
-                               "status": {"run": "g1", "podName": "hello-g1", "phase": "Running"}}
+    r.caches.pipelines[KEY] = {
+        "metadata": {"namespace": "ci", "name": "hello", "uid": "u1", "generation": 1},
+        "spec": {"steps": [{"name": "a", "image": "alpine:3.20", "commands": ["true"]}]},
+        "status": {"run": "g1", "podName": "hello-g1", "phase": "Running"},
+    }
 
     async def go() -> None:
         r.kick(KEY)

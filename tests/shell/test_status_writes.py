@@ -27,11 +27,14 @@ class FakeApi:
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         if self.gone:
-            raise reconciling.kube.NotFound("pipelines.podline.dev \"hello\" not found")
+            raise reconciling.kube.NotFound('pipelines.podline.dev "hello" not found')
         self.writes.append(status)
         self.status = {k: v for k, v in {**self.status, **status}.items() if v is not None}
-        return {**body(), "metadata": {**body()["metadata"], "resourceVersion": str(len(self.writes))},
-                "status": self.status}
+        return {
+            **body(),
+            "metadata": {**body()["metadata"], "resourceVersion": str(len(self.writes))},
+            "status": self.status,
+        }
 
 
 class Clock:
@@ -50,13 +53,20 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def body(status: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"metadata": {"namespace": "ci", "name": "hello", "uid": "u1", "generation": 1},
-            "spec": {"steps": []}, **({"status": status} if status is not None else {})}
+    return {
+        "metadata": {"namespace": "ci", "name": "hello", "uid": "u1", "generation": 1},
+        "spec": {"steps": []},
+        **({"status": status} if status is not None else {}),
+    }
 
 
 def status(phase: str, step: str = "waiting", run: str = "g1") -> dict[str, Any]:
-    return {"phase": phase, "run": run, "podName": f"hello-{run}",
-            "steps": [{"name": "build", "container": "step-build", "state": step}]}
+    return {
+        "phase": phase,
+        "run": run,
+        "podName": f"hello-{run}",
+        "steps": [{"name": "build", "container": "step-build", "state": step}],
+    }
 
 
 def reconciler(interval_ms: int) -> tuple[reconciling.Reconciler, FakeApi]:
@@ -67,11 +77,13 @@ def reconciler(interval_ms: int) -> tuple[reconciling.Reconciler, FakeApi]:
 
 def write(r: reconciling.Reconciler, new: dict[str, Any]) -> None:
     """One reconcile's status step, against what the cache says the server has."""
+
     async def go() -> None:
         r.caches.pipelines.setdefault(KEY, body())
         await r.statuses.write(KEY, r.caches.pipelines[KEY], new)
         for handle in list(r.statuses._flushes.values()):
             handle.cancel()  # the test plays the timer itself (see flush)
+
     asyncio.run(go())
 
 

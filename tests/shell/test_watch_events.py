@@ -21,10 +21,16 @@ class Recorder(reconciling.Reconciler):
 
 
 def pod(name: str, version: str, uid: str = "uid-a", pipeline: str = "a") -> dict[str, Any]:
-    return {"metadata": {"namespace": "ci", "name": name, "resourceVersion": version,
-                         "labels": {conventions.LABEL_PIPELINE_UID: uid},
-                         "annotations": {conventions.ANNOTATION_PIPELINE_NAME: pipeline},
-                         "managedFields": [{"manager": "kubelet"}]}}
+    return {
+        "metadata": {
+            "namespace": "ci",
+            "name": name,
+            "resourceVersion": version,
+            "labels": {conventions.LABEL_PIPELINE_UID: uid},
+            "annotations": {conventions.ANNOTATION_PIPELINE_NAME: pipeline},
+            "managedFields": [{"manager": "kubelet"}],
+        }
+    }
 
 
 def deliver(r: Recorder, kind: str, obj: dict[str, Any], handler: Any = handlers.pod_event) -> None:
@@ -47,7 +53,12 @@ def test_the_echo_of_a_status_write_does_not_wake_the_pipeline() -> None:
     body = {"metadata": {"namespace": "ci", "name": "a", "resourceVersion": "7"}, "spec": {}}
     deliver(r, "ADDED", body, handlers.pipeline_event)
     r.caches.pipelines[("ci", "a")] = {**body, "metadata": {**body["metadata"], "resourceVersion": "8"}}
-    deliver(r, "MODIFIED", {**body, "metadata": {**body["metadata"], "resourceVersion": "8"}}, handlers.pipeline_event)
+    deliver(
+        r,
+        "MODIFIED",
+        {**body, "metadata": {**body["metadata"], "resourceVersion": "8"}},
+        handlers.pipeline_event,
+    )
     assert r.kicked == [("ci", "a")]
 
 

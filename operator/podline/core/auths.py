@@ -48,17 +48,42 @@ _KUBELET_DEFAULT_HOST = "index.docker.io"  # the host-only fallback key of the k
 # Registries that only serve public images: a missing credential for them is no reason to warn.
 
 # Top-level fields of a config.json that are not registries, so a map holding them is no legacy map.
-_CONFIG_JSON_FIELDS = frozenset({
-    "auths", "credsStore", "credHelpers", "HttpHeaders", "psFormat", "imagesFormat", "detachKeys", "proxies",
-    "experimental", "stackOrchestrator", "kubernetes", "currentContext", "plugins", "aliases", "features",
-})
+_CONFIG_JSON_FIELDS = frozenset(
+    {
+        "auths",
+        "credsStore",
+        "credHelpers",
+        "HttpHeaders",
+        "psFormat",
+        "imagesFormat",
+        "detachKeys",
+        "proxies",
+        "experimental",
+        "stackOrchestrator",
+        "kubernetes",
+        "currentContext",
+        "plugins",
+        "aliases",
+        "features",
+    }
+)
 _TOKEN_FIELDS = ("identitytoken", "registrytoken")
 # The kubelet reads a key as a URL: "?" and "#" would end its host, "@" would end user information.
 _URL_SPECIALS = "?#@%\\"
 _IPV6_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
 # Credential helpers messages may name; any other credsStore value is not repeated, in case it is no name.
 KNOWN_HELPERS = frozenset(
-    {"desktop", "desktop.exe", "osxkeychain", "wincred", "pass", "secretservice", "ecr-login", "gcloud", "gcr"}
+    {
+        "desktop",
+        "desktop.exe",
+        "osxkeychain",
+        "wincred",
+        "pass",
+        "secretservice",
+        "ecr-login",
+        "gcloud",
+        "gcr",
+    }
 )
 _NOTHING_USABLE = (
     "none of the secrets holds a credential the kubelet can use; create one with "
@@ -264,11 +289,15 @@ def _raw_entries(key: str, document: Mapping[str, Any], findings: _Findings) -> 
         shown = f" {_quote(store)}" if isinstance(store, str) and store in KNOWN_HELPERS else ""
         findings.notes.append(f"credsStore{shown} cannot be used on Kubernetes; ignored")
     if isinstance(helpers, dict) and helpers:
-        findings.notes.append(f"credHelpers for {_names(sorted(helpers))} cannot be used on Kubernetes; ignored")
+        findings.notes.append(
+            f"credHelpers for {_names(sorted(helpers))} cannot be used on Kubernetes; ignored"
+        )
     if "auths" in document:
         auths = document["auths"]
         if not isinstance(auths, dict):
-            findings.problems.append(f'key {_quote(key)}: "auths" holds JSON {_json_kind(auths)}, not an object')
+            findings.problems.append(
+                f'key {_quote(key)}: "auths" holds JSON {_json_kind(auths)}, not an object'
+            )
             return {}
         return auths
     if store or helpers:
@@ -289,7 +318,9 @@ def _entry(raw_key: str, raw: Any, findings: _Findings) -> dict[str, str] | None
         findings.problems.append(f"{where}: entry holds JSON {_json_kind(raw)}, not an object")
         return None
     if not raw:
-        findings.notes.append(f"{where} has an empty entry (its credential lives in a credential store); ignored")
+        findings.notes.append(
+            f"{where} has an empty entry (its credential lives in a credential store); ignored"
+        )
         return None
     for name in ("auth", "username", "password"):
         if raw.get(name) is not None and not isinstance(raw[name], str):
@@ -316,7 +347,8 @@ def _entry(raw_key: str, raw: Any, findings: _Findings) -> dict[str, str] | None
         tokens = [name for name in _TOKEN_FIELDS if raw.get(name)]
         reason = (
             f"has only {_names(tokens, ' and ')}, which the kubelet ignores in pull secrets"
-            if tokens else "has no credential"
+            if tokens
+            else "has no credential"
         )
         findings.problems.append(f'{where}: {reason}; give "auth", or "username" and "password"')
         return None
@@ -349,7 +381,9 @@ def _key_problem(raw_key: str, key: str) -> str | None:
     if not host:
         return f"registry key {_shown_key(raw_key)} has no host"
     if any(c.isspace() or not c.isprintable() or c in _URL_SPECIALS for c in key):
-        return f"registry key {_shown_key(raw_key)} is not a registry host (no spaces or any of {_URL_SPECIALS})"
+        return (
+            f"registry key {_shown_key(raw_key)} is not a registry host (no spaces or any of {_URL_SPECIALS})"
+        )
     if ("[" in host or "]" in host) and not _IPV6_HOST.fullmatch(host):
         return f"registry key {_shown_key(raw_key)}: brackets are only allowed around an IPv6 address"
     return None

@@ -49,7 +49,9 @@ class RunContext:
         return conventions.run_id(self.generation, self.rerun)
 
 
-def compile_spec(raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy) -> plans.RunPlan:
+def compile_spec(
+    raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy
+) -> plans.RunPlan:
     """Parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem."""
     spec = validation.parse(raw)
     warnings = validation.check(spec, policy)
@@ -228,8 +230,10 @@ def _container(
     context: RunContext,
     depends_on: tuple[str, ...],
 ) -> plans.ContainerPlan:
-    name = conventions.service_container(step.name) if kind is plans.Kind.SERVICE else conventions.step_container(
-        step.name
+    name = (
+        conventions.service_container(step.name)
+        if kind is plans.Kind.SERVICE
+        else conventions.step_container(step.name)
     )
     env = {
         **base_env,
@@ -331,7 +335,10 @@ def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[dict[s
             out.append({"name": name, "hostPath": {"path": v.host.path, "type": "DirectoryOrCreate"}})
         elif v.claim is not None:
             out.append(
-                {"name": name, "persistentVolumeClaim": {"claimName": v.claim.name, "readOnly": v.claim.read_only}}
+                {
+                    "name": name,
+                    "persistentVolumeClaim": {"claimName": v.claim.name, "readOnly": v.claim.read_only},
+                }
             )
         elif v.config_map is not None:
             cm: dict[str, Any] = {"name": v.config_map.name, "optional": v.config_map.optional}

@@ -20,24 +20,24 @@ SHORT_NAMES = ("pl",)
 # Labels on every object podline creates.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "podline"
-LABEL_PIPELINE = f"{GROUP}/pipeline"          # the Pipeline's name
+LABEL_PIPELINE = f"{GROUP}/pipeline"  # the Pipeline's name
 LABEL_PIPELINE_UID = f"{GROUP}/pipeline-uid"  # the Pipeline's uid
-LABEL_RUN = f"{GROUP}/run"                    # the run id (see run_id)
-LABEL_COMPONENT = f"{GROUP}/component"        # "run-pod" or "pull-secret"
+LABEL_RUN = f"{GROUP}/run"  # the run id (see run_id)
+LABEL_COMPONENT = f"{GROUP}/component"  # "run-pod" or "pull-secret"
 
 # Annotations on the Pipeline, set by users.
-ANNOTATION_RERUN = f"{GROUP}/rerun"      # any new value starts a new run of the same spec
-ANNOTATION_CANCEL = f"{GROUP}/cancel"    # "true" cancels the current run
+ANNOTATION_RERUN = f"{GROUP}/rerun"  # any new value starts a new run of the same spec
+ANNOTATION_CANCEL = f"{GROUP}/cancel"  # "true" cancels the current run
 ANNOTATION_TIMEOUT = f"{GROUP}/timeout"  # run timeout, e.g. "30m", overrides the operator default
-ANNOTATION_BUILD = f"{GROUP}/build"      # JSON build metadata: branch, event, ref, commit, number, repo
+ANNOTATION_BUILD = f"{GROUP}/build"  # JSON build metadata: branch, event, ref, commit, number, repo
 
 # Annotations on the pod, written by the operator together with the image swap in one request,
 # so the pod itself records which steps were started (see scheduling).
-ANNOTATION_KILLED_PREFIX = f"killed.{GROUP}/"    # + container name → reason a started step was stopped
-ANNOTATION_STOPPED = f"{GROUP}/stopped"          # why the operator ended the pod (Completed, Cancelled, …)
-ANNOTATION_GENERATION = f"{GROUP}/generation"    # the Pipeline generation the pod was built from
+ANNOTATION_KILLED_PREFIX = f"killed.{GROUP}/"  # + container name → reason a started step was stopped
+ANNOTATION_STOPPED = f"{GROUP}/stopped"  # why the operator ended the pod (Completed, Cancelled, …)
+ANNOTATION_GENERATION = f"{GROUP}/generation"  # the Pipeline generation the pod was built from
 ANNOTATION_PIPELINE_NAME = f"{GROUP}/pipeline-name"  # the Pipeline's full name (the label may be shortened)
-ANNOTATION_SOURCES = f"{GROUP}/sources"          # on the pull Secret: the Secrets it was made from
+ANNOTATION_SOURCES = f"{GROUP}/sources"  # on the pull Secret: the Secrets it was made from
 
 CONTAINER_STEP_PREFIX = "step-"
 CONTAINER_SERVICE_PREFIX = "svc-"
@@ -61,7 +61,9 @@ def dns1123_label(name: str, *, max_length: int = _DNS1123_LABEL_MAX) -> str:
 
 
 def step_container(step_name: str) -> str:
-    return CONTAINER_STEP_PREFIX + dns1123_label(step_name, max_length=_DNS1123_LABEL_MAX - len(CONTAINER_STEP_PREFIX))
+    return CONTAINER_STEP_PREFIX + dns1123_label(
+        step_name, max_length=_DNS1123_LABEL_MAX - len(CONTAINER_STEP_PREFIX)
+    )
 
 
 def service_container(service_name: str) -> str:

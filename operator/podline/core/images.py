@@ -75,8 +75,10 @@ class ImageRef:
             short = rest if namespace == OFFICIAL_NAMESPACE and rest and "/" not in rest else self.path
             if _is_registry_host(short.partition("/")[0]) and "/" in short:
                 short = self.name
-        return short + (f":{self.tag}" if self.tag is not None else "") + (
-            f"@{self.digest}" if self.digest else ""
+        return (
+            short
+            + (f":{self.tag}" if self.tag is not None else "")
+            + (f"@{self.digest}" if self.digest else "")
         )
 
     def __str__(self) -> str:

@@ -32,8 +32,10 @@ def label_key_problem(key: str) -> str | None:
 
 def label_value_problem(value: str) -> str | None:
     if value and (len(value) > LABEL_NAME_MAX or not _LABEL_NAME.match(value)):
-        return (f'value "{value[:80]}" must be empty or up to 63 letters, digits, \'-\', \'_\' or \'.\', starting and '
-                "ending with a letter or digit")
+        return (
+            f"value \"{value[:80]}\" must be empty or up to 63 letters, digits, '-', '_' or '.', starting and "
+            "ending with a letter or digit"
+        )
     return None
 
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-
 def _int_or_string(value: Any) -> Any:
     """One clear message instead of one per union member; a boolean is no number (``user: true``)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -91,8 +90,12 @@ class Conditions(Model):
         description="Run on the pipeline's state so far: success, failure. Default: success only.",
     )
     branch: ConditionField = Field(default_factory=Condition, description="Git branch globs.")
-    event: ConditionField = Field(default_factory=Condition, description="Build event: push, pull_request, tag, …")
-    ref: ConditionField = Field(default_factory=Condition, description="Git reference globs, e.g. refs/tags/*.")
+    event: ConditionField = Field(
+        default_factory=Condition, description="Build event: push, pull_request, tag, …"
+    )
+    ref: ConditionField = Field(
+        default_factory=Condition, description="Git reference globs, e.g. refs/tags/*."
+    )
     repo: ConditionField = Field(default_factory=Condition, description="Repository name globs (owner/name).")
     target: ConditionField = Field(default_factory=Condition, description="Deployment target globs.")
     cron: ConditionField = Field(default_factory=Condition, description="Cron job name globs.")
@@ -159,7 +162,8 @@ class ResourceList(Model):
         default=None, description="CPU: an integer is millicores (Drone), a string a Kubernetes quantity."
     )
     memory: IntOrString | None = Field(
-        default=None, description='Memory: an integer is bytes, a string a quantity ("512Mi", or Drone\'s "512MiB").'
+        default=None,
+        description='Memory: an integer is bytes, a string a quantity ("512Mi", or Drone\'s "512MiB").',
     )
 
 
@@ -179,14 +183,17 @@ class Step(Model):
     """One step (or service): a container of the run's pod."""
 
     name: str = Field(min_length=1, description="Unique step name; the container is named after it.")
-    image: str = Field(min_length=1, description="Image reference, e.g. golang:1.22 or registry:5000/team/app@sha256:….")
+    image: str = Field(
+        min_length=1, description="Image reference, e.g. golang:1.22 or registry:5000/team/app@sha256:…."
+    )
     pull: Literal["always", "if-not-exists", "never", "default", ""] | None = Field(
         default=None,
         description="Image pull: always, if-not-exists, never. Unset: always for :latest or untagged images, "
         "otherwise if-not-exists.",
     )
     commands: list[str] | None = Field(
-        default=None, description="Shell commands run in order by /bin/sh with set -e, each echoed as '+ cmd'."
+        default=None,
+        description="Shell commands run in order by /bin/sh with set -e, each echoed as '+ cmd'.",
     )
     entrypoint: list[str] | None = Field(default=None, description="Overrides the image's entrypoint.")
     command: list[str] | None = Field(default=None, description="Overrides the image's arguments (CMD).")
@@ -203,7 +210,9 @@ class Step(Model):
         default=None, description='"ignore": a failure of this step does not fail the pipeline.'
     )
     detach: bool = Field(default=False, description="Run in the background; later steps do not wait for it.")
-    privileged: bool = Field(default=False, description="Privileged container (only if the operator allows it).")
+    privileged: bool = Field(
+        default=False, description="Privileged container (only if the operator allows it)."
+    )
     user: IntOrString | None = Field(default=None, description="Numeric user id to run as.")
     group: IntOrString | None = Field(default=None, description="Numeric group id to run as.")
     working_dir: str | None = Field(default=None, description="Working directory; default: the workspace.")
@@ -295,12 +304,18 @@ class Toleration(Model):
 
 class PodMetadata(Model):
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the run's pod.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on the run's pod.")
-    namespace: str | None = Field(default=None, description="Ignored: the pod runs in the Pipeline's namespace.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations on the run's pod."
+    )
+    namespace: str | None = Field(
+        default=None, description="Ignored: the pod runs in the Pipeline's namespace."
+    )
 
 
 class Concurrency(Model):
-    limit: int | None = Field(default=None, description="Drone server setting; recorded, not enforced per Pipeline.")
+    limit: int | None = Field(
+        default=None, description="Drone server setting; recorded, not enforced per Pipeline."
+    )
 
 
 class PipelineSpec(Model):
@@ -311,7 +326,9 @@ class PipelineSpec(Model):
         default=None, description="Drone runner type: docker or kubernetes (informational)."
     )
     name: str | None = Field(default=None, description="Drone pipeline name (informational).")
-    steps: list[Step] = Field(min_length=1, description="The steps, run in order (or as a DAG with depends_on).")
+    steps: list[Step] = Field(
+        min_length=1, description="The steps, run in order (or as a DAG with depends_on)."
+    )
     services: list[Step] = Field(default_factory=list, description="Background services, started first.")
     image_pull_secrets: list[str] = Field(
         default_factory=list, description="Secrets in this namespace holding a Docker config.json."
@@ -326,7 +343,9 @@ class PipelineSpec(Model):
         default=None, description="ServiceAccount of the pod (only if the operator allows it)."
     )
     platform: Platform | None = Field(default=None, description="Target platform (informational).")
-    trigger: Conditions = Field(default_factory=Conditions, description="Conditions under which the pipeline runs.")
+    trigger: Conditions = Field(
+        default_factory=Conditions, description="Conditions under which the pipeline runs."
+    )
     depends_on: list[str] | None = Field(default=None, description="Other Drone pipelines (informational).")
     node: dict[str, str] = Field(default_factory=dict, description="Drone runner labels (informational).")
     metadata: PodMetadata | None = Field(default=None, description="Labels and annotations of the run's pod.")

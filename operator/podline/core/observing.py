@@ -22,14 +22,17 @@ from typing import Any
 
 from podline.core import conventions, plans, pods, statuses, stepping
 
-PULL_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"})
+PULL_ERRORS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable"}
+)
 # Waiting reasons no retry can heal (CreateContainerConfigError: a missing Secret or key, which a stand-in
 # would not fix either: the environment stays).
 PERMANENT_PULL_ERRORS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError"})
 # What registries answer for an image that is not there or not theirs to give (containerd's wording).
-_REFUSED = re.compile(r"\bnot found\b|manifest unknown|\b40[134]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b",
-                      re.IGNORECASE)
+_REFUSED = re.compile(
+    r"\bnot found\b|manifest unknown|\b40[134]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b", re.IGNORECASE
+)
 EXIT_EARLY = stepping.EXIT_EARLY
 
 
@@ -97,9 +100,16 @@ def _counts_done(dep: plans.ContainerPlan, view: StepView) -> bool:
     return view.state.is_done or (dep.detach and view.state is statuses.StepState.RUNNING)
 
 
-def _view_step(c: plans.ContainerPlan, cs: Mapping[str, Any] | None, notes: Mapping[str, str],
-               deps: list[tuple[plans.ContainerPlan, StepView]], pod_started: str | None) -> StepView:
-    killed, killed_message = pods.parse_failure_note(notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name, ""))
+def _view_step(
+    c: plans.ContainerPlan,
+    cs: Mapping[str, Any] | None,
+    notes: Mapping[str, str],
+    deps: list[tuple[plans.ContainerPlan, StepView]],
+    pod_started: str | None,
+) -> StepView:
+    killed, killed_message = pods.parse_failure_note(
+        notes.get(conventions.ANNOTATION_KILLED_PREFIX + c.name, "")
+    )
     if killed in CONFIG_ERRORS:  # the operator failed the step: it could not start, whatever its image
         return StepView(statuses.StepState.FAILED, reason=killed, message=killed_message, no_result=True)
     state = (cs or {}).get("state") or {}
@@ -114,11 +124,17 @@ def _view_step(c: plans.ContainerPlan, cs: Mapping[str, Any] | None, notes: Mapp
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason")
     if killed:  # the stand-in will record the failure in the step's turn
-        return StepView(statuses.StepState.WAITING, reason=killed, message=killed_message, turn_since=since,
-                        stand_in=True)
+        return StepView(
+            statuses.StepState.WAITING, reason=killed, message=killed_message, turn_since=since, stand_in=True
+        )
     if reason in PULL_ERRORS or reason in CONFIG_ERRORS:
-        return StepView(statuses.StepState.WAITING, reason=reason, message=_short(waiting.get("message")),
-                        turn_since=since, pull_error=reason)
+        return StepView(
+            statuses.StepState.WAITING,
+            reason=reason,
+            message=_short(waiting.get("message")),
+            turn_since=since,
+            pull_error=reason,
+        )
     return StepView(statuses.StepState.WAITING, turn_since=since)
 
 
@@ -128,10 +144,13 @@ def _ended(name: str, terminated: Mapping[str, Any], killed: str, killed_message
     if result is None:  # the entrypoint never ran, or was killed before it could write
         code = terminated.get("exitCode")
         return StepView(
-            statuses.StepState.FAILED, exit_code=int(code) if code is not None else None,
-            started_at=terminated.get("startedAt"), finished_at=terminated.get("finishedAt"),
+            statuses.StepState.FAILED,
+            exit_code=int(code) if code is not None else None,
+            started_at=terminated.get("startedAt"),
+            finished_at=terminated.get("finishedAt"),
             reason=killed or (kubelet_reason if kubelet_reason not in (None, "Completed") else "Error"),
-            message=killed_message or _short(terminated.get("message")), no_result=True,
+            message=killed_message or _short(terminated.get("message")),
+            no_result=True,
         )
     state = statuses.StepState(str(result.state))
     reason, message = result.reason, result.message
@@ -139,8 +158,14 @@ def _ended(name: str, terminated: Mapping[str, Any], killed: str, killed_message
         reason, message = killed, killed_message or message  # the operator knows why better than the stand-in
     elif kubelet_reason == "OOMKilled":
         reason, message = "OOMKilled", "the step ran out of memory (its memory limit)"
-    return StepView(state, exit_code=result.exit_code, started_at=ms_time(result.started_at),
-                    finished_at=ms_time(result.finished_at), reason=reason, message=message)
+    return StepView(
+        state,
+        exit_code=result.exit_code,
+        started_at=ms_time(result.started_at),
+        finished_at=ms_time(result.finished_at),
+        reason=reason,
+        message=message,
+    )
 
 
 def pull_failure(view: StepView) -> str | None:
@@ -161,14 +186,22 @@ def view_prepare(pod: Mapping[str, Any] | None) -> StepView:
     if state.get("terminated"):
         t = state["terminated"]
         code = int(t.get("exitCode", 1))
-        return StepView(statuses.StepState.SUCCEEDED if code == 0 else statuses.StepState.FAILED, exit_code=code,
-                        reason=t.get("reason"), message=_short(t.get("message")))
+        return StepView(
+            statuses.StepState.SUCCEEDED if code == 0 else statuses.StepState.FAILED,
+            exit_code=code,
+            reason=t.get("reason"),
+            message=_short(t.get("message")),
+        )
     if state.get("running"):
         return StepView(statuses.StepState.RUNNING)
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason")
-    return StepView(statuses.StepState.WAITING, reason=reason, message=_short(waiting.get("message")),
-                    pull_error=reason if reason in PULL_ERRORS else None)
+    return StepView(
+        statuses.StepState.WAITING,
+        reason=reason,
+        message=_short(waiting.get("message")),
+        pull_error=reason if reason in PULL_ERRORS else None,
+    )
 
 
 def view_service(c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepView:
@@ -187,7 +220,9 @@ def view_service(c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepV
             reason=t.get("reason") if t.get("reason") not in ("Completed", "Error") else None,
         )
     waiting = state.get("waiting") or {}
-    return StepView(state=statuses.StepState.WAITING, reason=waiting.get("reason"), message=_short(waiting.get("message")))
+    return StepView(
+        state=statuses.StepState.WAITING, reason=waiting.get("reason"), message=_short(waiting.get("message"))
+    )
 
 
 def still_running(pod: Mapping[str, Any] | None, names: set[str]) -> bool:
@@ -212,7 +247,10 @@ def pod_reason(pod: Mapping[str, Any] | None) -> str | None:
 
 
 def pod_start(pod: Mapping[str, Any] | None) -> str | None:
-    return _text((pod or {}).get("status", {}).get("startTime") or (pod or {}).get("metadata", {}).get("creationTimestamp"))
+    return _text(
+        (pod or {}).get("status", {}).get("startTime")
+        or (pod or {}).get("metadata", {}).get("creationTimestamp")
+    )
 
 
 def _text(value: Any) -> str | None:

@@ -43,7 +43,9 @@ def labels(plan: plans.RunPlan, component: str) -> dict[str, str]:
     }
 
 
-def _metadata(plan: plans.RunPlan, name: str, component: str, extra_labels: Iterable[tuple[str, str]] = ()) -> Manifest:
+def _metadata(
+    plan: plans.RunPlan, name: str, component: str, extra_labels: Iterable[tuple[str, str]] = ()
+) -> Manifest:
     return {
         "name": name,
         "namespace": plan.namespace,
@@ -64,14 +66,19 @@ def to_env(env: Iterable[plans.EnvVar]) -> list[Manifest]:
     return out
 
 
-def to_container(plan: plans.RunPlan, c: plans.ContainerPlan, *, command: Sequence[str] | None = None) -> Manifest:
+def to_container(
+    plan: plans.RunPlan, c: plans.ContainerPlan, *, command: Sequence[str] | None = None
+) -> Manifest:
     """A service as it is; a step (``command``: what it runs) wrapped by the entrypoint (see ``stepping``).
 
     A step excluded by ``when`` never runs, so its container runs the runner image, which is on the node
     already (the prepare container pulled it), instead of pulling an image nothing uses."""
     wrapped = c.is_step
-    image, policy = (plan.runner_image, _runner_pull_policy(plan)) if c.is_step and c.excluded else (
-        c.image, c.pull_policy)
+    image, policy = (
+        (plan.runner_image, _runner_pull_policy(plan))
+        if c.is_step and c.excluded
+        else (c.image, c.pull_policy)
+    )
     container: Manifest = {"name": c.name, "image": image, "imagePullPolicy": str(policy)}
     if wrapped:
         container["command"] = [stepping.BINARY]
@@ -120,13 +127,21 @@ def prepare_container(plan: plans.RunPlan) -> Manifest:
         "image": plan.runner_image,
         "imagePullPolicy": str(_runner_pull_policy(plan)),
         "command": [stepping.RUNNER_BINARY, "prepare", stepping.TOOLS_DIR],
-        "lifecycle": {"postStart": {"exec": {"command": [stepping.RUNNER_BINARY, "install", stepping.TOOLS_DIR]}}},
+        "lifecycle": {
+            "postStart": {"exec": {"command": [stepping.RUNNER_BINARY, "install", stepping.TOOLS_DIR]}}
+        },
         "volumeMounts": [{"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR}],
-        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
 
 
-def step_commands(plan: plans.RunPlan, configs: Mapping[str, stepping.ImageCommand]) -> dict[str, tuple[str, ...]]:
+def step_commands(
+    plan: plans.RunPlan, configs: Mapping[str, stepping.ImageCommand]
+) -> dict[str, tuple[str, ...]]:
     """What each step runs, with the image configs read for ``plan.needs_image_config()``."""
     return {c.name: () if c.excluded else stepping.command_of(c, configs.get(c.image)) for c in plan.steps}
 
@@ -206,7 +221,9 @@ def stand_in_patch(plan: plans.RunPlan, notes: Mapping[str, str], *, swap: Itera
         "annotations": {conventions.ANNOTATION_KILLED_PREFIX + name: note for name, note in notes.items()}
     }
     containers = [{"name": name, "image": plan.runner_image} for name in swap]
-    return {"metadata": metadata, "spec": {"containers": containers}} if containers else {"metadata": metadata}
+    return (
+        {"metadata": metadata, "spec": {"containers": containers}} if containers else {"metadata": metadata}
+    )
 
 
 def stop_patch(reason: str) -> Manifest:

@@ -26,7 +26,17 @@ _SUFFIX = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
-_DRONE_UNITS = {"KiB": "Ki", "MiB": "Mi", "GiB": "Gi", "TiB": "Ti", "KB": "k", "MB": "M", "GB": "G", "TB": "T", "B": ""}
+_DRONE_UNITS = {
+    "KiB": "Ki",
+    "MiB": "Mi",
+    "GiB": "Gi",
+    "TiB": "Ti",
+    "KB": "k",
+    "MB": "M",
+    "GB": "G",
+    "TB": "T",
+    "B": "",
+}
 _QUANTITY = re.compile(r"^([+]?[0-9.]+)(e[+-]?[0-9]+|[a-zA-Z]*)$")
 
 

@@ -33,14 +33,21 @@ def context_of(body: Mapping[str, Any]) -> compiling.RunContext:
         except ValueError:
             raise errors.InvalidPipeline.at(
                 f"metadata.annotations[{conventions.ANNOTATION_BUILD}]",
-                "must be a JSON object (number, event, branch, ref, commit, repo, remote)") from None
+                "must be a JSON object (number, event, branch, ref, commit, repo, remote)",
+            ) from None
     try:
         timeout = conventions.parse_timeout(notes.get(conventions.ANNOTATION_TIMEOUT))
     except ValueError as exc:
-        raise errors.InvalidPipeline.at(f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]", str(exc)) from None
+        raise errors.InvalidPipeline.at(
+            f"metadata.annotations[{conventions.ANNOTATION_TIMEOUT}]", str(exc)
+        ) from None
     return compiling.RunContext(
-        namespace=meta.get("namespace") or "default", pipeline=meta.get("name", ""), uid=meta.get("uid", ""),
-        generation=int(meta.get("generation") or 1), rerun=notes.get(conventions.ANNOTATION_RERUN), build=build,
+        namespace=meta.get("namespace") or "default",
+        pipeline=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 1),
+        rerun=notes.get(conventions.ANNOTATION_RERUN),
+        build=build,
         timeout_seconds=timeout,
     )
 

@@ -83,47 +83,105 @@ def decide(snap: Snapshot) -> Decision:
     history = _history(previous, snap)
     others, deletes = _old_pods(snap)
     if isinstance(snap.plan, errors.PodlineError):
-        reason = Reason.PULL_SECRET if isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret)) else Reason.INVALID
+        reason = (
+            Reason.PULL_SECRET
+            if isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret))
+            else Reason.INVALID
+        )
         status = _final(snap, previous, Phase.FAILED, reason, "\n".join(snap.plan.lines()), [], [], history)
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     plan = snap.plan
     if not plan.triggered:
-        steps = [_status_of(c, observing.StepView(State.SKIPPED, reason=Reason.NOT_TRIGGERED)) for c in plan.steps]
-        status = _final(snap, previous, Phase.SUCCEEDED, Reason.NOT_TRIGGERED, "trigger does not match the build", steps, [], history)
+        steps = [
+            _status_of(c, observing.StepView(State.SKIPPED, reason=Reason.NOT_TRIGGERED)) for c in plan.steps
+        ]
+        status = _final(
+            snap,
+            previous,
+            Phase.SUCCEEDED,
+            Reason.NOT_TRIGGERED,
+            "trigger does not match the build",
+            steps,
+            [],
+            history,
+        )
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     if snap.pod is None:
         return _no_pod(snap, plan, previous, history, others, deletes)
     return _running(snap, plan, previous, history, others, deletes)
 
 
-def _no_pod(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStatus, history: list[dict[str, Any]],
-            others: tuple[tuple[str, Manifest], ...], deletes: tuple[str, ...]) -> Decision:
+def _no_pod(
+    snap: Snapshot,
+    plan: plans.RunPlan,
+    previous: statuses.PipelineStatus,
+    history: list[dict[str, Any]],
+    others: tuple[tuple[str, Manifest], ...],
+    deletes: tuple[str, ...],
+) -> Decision:
     same_run = previous.run == snap.run
     if same_run and previous.phase is not None and previous.phase.is_terminal:
-        return _decision(previous, previous, other_patches=others, delete_pods=deletes)  # pod removed after the end
+        return _decision(
+            previous, previous, other_patches=others, delete_pods=deletes
+        )  # pod removed after the end
     # The status says Creating only once the pod was created (the shell writes it after the create), so a
     # pod missing then was deleted: making it again would run its first steps twice.
-    created = previous.phase is Phase.RUNNING or (previous.phase is Phase.PENDING and previous.reason == Reason.CREATING)
+    created = previous.phase is Phase.RUNNING or (
+        previous.phase is Phase.PENDING and previous.reason == Reason.CREATING
+    )
     if same_run and previous.pod_name == plan.pod_name and created:
         steps = [_status_of(c, _gone(observing.StepView(State.WAITING))) for c in plan.steps]
-        status = _final(snap, previous, Phase.ERROR, Reason.POD_GONE,
-                        f'pod "{plan.pod_name}" was deleted or evicted before the run finished', steps, [], history)
+        status = _final(
+            snap,
+            previous,
+            Phase.ERROR,
+            Reason.POD_GONE,
+            f'pod "{plan.pod_name}" was deleted or evicted before the run finished',
+            steps,
+            [],
+            history,
+        )
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     if snap.cancel:
-        steps = [_status_of(c, observing.StepView(State.SKIPPED, reason=Reason.CANCELLED)) for c in plan.steps]
-        status = _final(snap, previous, Phase.CANCELLED, Reason.CANCELLED, "cancelled before it started", steps, [], history)
+        steps = [
+            _status_of(c, observing.StepView(State.SKIPPED, reason=Reason.CANCELLED)) for c in plan.steps
+        ]
+        status = _final(
+            snap,
+            previous,
+            Phase.CANCELLED,
+            Reason.CANCELLED,
+            "cancelled before it started",
+            steps,
+            [],
+            history,
+        )
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
     base = _base(snap, plan, previous, history)
     if not snap.may_start:
-        status = base.model_copy(update={"phase": Phase.PENDING, "reason": Reason.QUEUED, "steps": waiting,
-                                         "message": "waiting for a free run slot (operator concurrency limit)"})
+        status = base.model_copy(
+            update={
+                "phase": Phase.PENDING,
+                "reason": Reason.QUEUED,
+                "steps": waiting,
+                "message": "waiting for a free run slot (operator concurrency limit)",
+            }
+        )
         return _decision(previous, _conditions(status, snap), other_patches=others, delete_pods=deletes)
     create: list[Manifest] = []
     if plan.pull_secret_name:
         if isinstance(snap.credentials, errors.PodlineError):
-            status = _final(snap, previous, Phase.FAILED, Reason.PULL_SECRET,
-                            "\n".join(snap.credentials.lines()), waiting, [], history)
+            status = _final(
+                snap,
+                previous,
+                Phase.FAILED,
+                Reason.PULL_SECRET,
+                "\n".join(snap.credentials.lines()),
+                waiting,
+                [],
+                history,
+            )
             return _decision(previous, status, other_patches=others, delete_pods=deletes)
         if snap.credentials is None:
             raise ValueError("credentials are needed to create the pull Secret")
@@ -134,9 +192,18 @@ def _no_pod(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStat
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     create.append(pods.build_pod(plan, image_configs=snap.image_configs))
     warnings = list(plan.warnings) + list(getattr(snap.credentials, "warnings", ()))
-    status = base.model_copy(update={"phase": Phase.PENDING, "reason": Reason.CREATING, "steps": waiting,
-                                     "warnings": warnings, "message": f'creating pod "{plan.pod_name}"'})
-    return _decision(previous, _conditions(status, snap), create=tuple(create), other_patches=others, delete_pods=deletes)
+    status = base.model_copy(
+        update={
+            "phase": Phase.PENDING,
+            "reason": Reason.CREATING,
+            "steps": waiting,
+            "warnings": warnings,
+            "message": f'creating pod "{plan.pod_name}"',
+        }
+    )
+    return _decision(
+        previous, _conditions(status, snap), create=tuple(create), other_patches=others, delete_pods=deletes
+    )
 
 
 def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str | None:
@@ -155,13 +222,21 @@ def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str |
             why = f"image {c.image} names no ENTRYPOINT or CMD"
         else:
             continue
-        problems.append(f'step "{c.step}": its command comes from its image, and {why}; '
-                        f"set commands: or entrypoint: on the step")
+        problems.append(
+            f'step "{c.step}": its command comes from its image, and {why}; '
+            f"set commands: or entrypoint: on the step"
+        )
     return "\n".join(problems) or None
 
 
-def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStatus, history: list[dict[str, Any]],
-             others: tuple[tuple[str, Manifest], ...], deletes: tuple[str, ...]) -> Decision:
+def _running(
+    snap: Snapshot,
+    plan: plans.RunPlan,
+    previous: statuses.PipelineStatus,
+    history: list[dict[str, Any]],
+    others: tuple[tuple[str, Manifest], ...],
+    deletes: tuple[str, ...],
+) -> Decision:
     pod = snap.pod
     assert pod is not None
     notes = observing.annotations(pod)
@@ -236,15 +311,21 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
                 view = views[c.name]
                 why = f"{view.message or view.pull_error}; check the Secrets named by from_secret"
                 # Recorded in the pod, so the failure reads the same once the stopped pod no longer shows it.
-                patches.append(pods.stand_in_patch(plan, {c.name: pods.failure_note(view.pull_error or "", why)},
-                                                   swap=()))
-                views[c.name] = observing.StepView(State.FAILED, reason=view.pull_error, message=why, no_result=True)
+                patches.append(
+                    pods.stand_in_patch(
+                        plan, {c.name: pods.failure_note(view.pull_error or "", why)}, swap=()
+                    )
+                )
+                views[c.name] = observing.StepView(
+                    State.FAILED, reason=view.pull_error, message=why, no_result=True
+                )
             elif notes_:
                 patches.append(pods.stand_in_patch(plan, notes_, swap=notes_))
                 for name, note in notes_.items():
                     reason, message = pods.parse_failure_note(note)
-                    views[name] = dataclasses.replace(views[name], reason=reason, message=message, stand_in=True,
-                                                      pull_error=None)
+                    views[name] = dataclasses.replace(
+                        views[name], reason=reason, message=message, stand_in=True, pull_error=None
+                    )
             # 4. A step that ended without a result holds up the steps after it forever (their entrypoints wait
             # for its result file): the run cannot go on.
             if _held_up(plan, views):
@@ -255,12 +336,25 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     done = all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps)
     if end is None and done:
         early = any(views[c.name].exit_code == observing.EXIT_EARLY for c in plan.steps)
-        end = (Phase.FAILED, Reason.FAILED, _failure_message(plan, views)) if failing else (
-            Phase.SUCCEEDED, Reason.EARLY_EXIT if early else Reason.SUCCEEDED,
-            "ended early by exit code 78" if early else "all steps finished")
+        end = (
+            (Phase.FAILED, Reason.FAILED, _failure_message(plan, views))
+            if failing
+            else (
+                Phase.SUCCEEDED,
+                Reason.EARLY_EXIT if early else Reason.SUCCEEDED,
+                "ended early by exit code 78" if early else "all steps finished",
+            )
+        )
         # Detached steps still running are stopped with the pod, as they should be: not a failure.
-        detached = [c.name for c in plan.steps if c.detach and (views[c.name].state is State.RUNNING or (
-            stopped == "Completed" and views[c.name].reason == stepping.Why.STOPPED))]
+        detached = [
+            c.name
+            for c in plan.steps
+            if c.detach
+            and (
+                views[c.name].state is State.RUNNING
+                or (stopped == "Completed" and views[c.name].reason == stepping.Why.STOPPED)
+            )
+        ]
         for name in detached:
             views[name] = _detached(views[name])
         alive = {c.name for c in plan.services} | set(detached)
@@ -278,22 +372,43 @@ def _running(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineSta
     else:
         running = [c.step for c in plan.steps if views[c.name].state is State.RUNNING]
         base = _base(snap, plan, previous, history, pod=pod)
-        status = _conditions(base.model_copy(update={
-            "phase": Phase.RUNNING, "reason": Reason.RUNNING, "steps": steps, "services": services,
-            "current_step": ", ".join(running) or None,
-            "message": f"running {', '.join(running)}" if running else "starting the next step",
-        }), snap)
-    return _decision(previous, status, pod_patch=patch, other_patches=others, delete_pods=deletes,
-                     requeue_after=max(0.0, min(requeue)) if requeue and end is None else None)
+        status = _conditions(
+            base.model_copy(
+                update={
+                    "phase": Phase.RUNNING,
+                    "reason": Reason.RUNNING,
+                    "steps": steps,
+                    "services": services,
+                    "current_step": ", ".join(running) or None,
+                    "message": f"running {', '.join(running)}" if running else "starting the next step",
+                }
+            ),
+            snap,
+        )
+    return _decision(
+        previous,
+        status,
+        pod_patch=patch,
+        other_patches=others,
+        delete_pods=deletes,
+        requeue_after=max(0.0, min(requeue)) if requeue and end is None else None,
+    )
 
 
-def _prepare_failure(plan: plans.RunPlan, prepare: observing.StepView, pod: Mapping[str, Any], now: datetime,
-                     requeue: list[float]) -> str | None:
+def _prepare_failure(
+    plan: plans.RunPlan,
+    prepare: observing.StepView,
+    pod: Mapping[str, Any],
+    now: datetime,
+    requeue: list[float],
+) -> str | None:
     """Why no step can run (the runner image cannot be pulled, or its prepare container failed), or None."""
     hint = "check the operator's runner image (PODLINE_RUNNER_IMAGE) and that the nodes can pull it"
     if prepare.state is State.FAILED:
-        return (f"the runner image {plan.runner_image} did not install the entrypoint (exit code "
-                f"{prepare.exit_code}{', ' + prepare.reason if prepare.reason else ''}); {hint}")
+        return (
+            f"the runner image {plan.runner_image} did not install the entrypoint (exit code "
+            f"{prepare.exit_code}{', ' + prepare.reason if prepare.reason else ''}); {hint}"
+        )
     if prepare.pull_error is None:
         return None
     permanent = observing.pull_failure(prepare) == "permanent"
@@ -304,8 +419,9 @@ def _prepare_failure(plan: plans.RunPlan, prepare: observing.StepView, pod: Mapp
     return None
 
 
-def _pull_deadline(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView,
-                   now: datetime) -> tuple[str | None, float | None]:
+def _pull_deadline(
+    plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.StepView, now: datetime
+) -> tuple[str | None, float | None]:
     """(failure note if the step's image is given up on now, seconds until it would be) for one step.
 
     A permanent error is given up on at once; a transient one once the step has waited for its image for
@@ -314,41 +430,57 @@ def _pull_deadline(plan: plans.RunPlan, c: plans.ContainerPlan, view: observing.
     if kind is None or view.pull_error in observing.CONFIG_ERRORS:
         return None, None
     if kind == "permanent":
-        return pods.failure_note(view.pull_error or "ErrImagePull", f"{view.message or view.pull_error}; {_pull_hint(c)}"), None
+        return pods.failure_note(
+            view.pull_error or "ErrImagePull", f"{view.message or view.pull_error}; {_pull_hint(c)}"
+        ), None
     if view.turn_since is None:
         return None, None  # not its turn yet: the kubelet keeps retrying meanwhile
     waited = observing.seconds_since(view.turn_since, now) or 0.0
     if waited >= plan.pull_timeout_seconds:
-        message = (f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.pull_error}: "
-                   f"{view.message or 'no details'}); {_pull_hint(c)}")
+        message = (
+            f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.pull_error}: "
+            f"{view.message or 'no details'}); {_pull_hint(c)}"
+        )
         return pods.failure_note(view.pull_error or "ErrImagePull", message), None
     return None, plan.pull_timeout_seconds - waited
 
 
 def _failing(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
-    return any(views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach for c in plan.steps)
+    return any(
+        views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach for c in plan.steps
+    )
 
 
 def _pull_hint(c: plans.ContainerPlan) -> str:
-    return (f"check the image name, the step's pull setting (imagePullPolicy {c.pull_policy}) and the "
-            "Pipeline's image_pull_secrets")
+    return (
+        f"check the image name, the step's pull setting (imagePullPolicy {c.pull_policy}) and the "
+        "Pipeline's image_pull_secrets"
+    )
 
 
 def _detached(view: observing.StepView) -> observing.StepView:
     """A detached step that was still running when the run ended: stopped with the pod, not failed."""
     return observing.StepView(
-        state=State.SUCCEEDED, started_at=view.started_at,  # the same before and after the pod is stopped
-        reason=Reason.DETACHED, message="detached: still running when the run ended, and stopped with the pod",
+        state=State.SUCCEEDED,
+        started_at=view.started_at,  # the same before and after the pod is stopped
+        reason=Reason.DETACHED,
+        message="detached: still running when the run ended, and stopped with the pod",
     )
 
 
 def _finalise(view: observing.StepView) -> observing.StepView:
     """When the run has ended, what never started is skipped and what was still running failed."""
     if view.state is State.WAITING:
-        return observing.StepView(State.SKIPPED, reason=view.reason if view.reason in (Reason.CANCELLED,) else None)
+        return observing.StepView(
+            State.SKIPPED, reason=view.reason if view.reason in (Reason.CANCELLED,) else None
+        )
     if view.state is State.RUNNING:
-        return observing.StepView(State.FAILED, started_at=view.started_at, reason="Stopped",
-                                  message="the run ended while the step was running")
+        return observing.StepView(
+            State.FAILED,
+            started_at=view.started_at,
+            reason="Stopped",
+            message="the run ended while the step was running",
+        )
     return view
 
 
@@ -363,7 +495,9 @@ def _timeout_message(plan: plans.RunPlan) -> str:
 def _held_up(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
     """Whether a step still to come can never have its turn: it comes after a step that ended without a result
     (unless an exit code 78 ends the run early: the waiting steps then skip themselves)."""
-    if any(views[c.name].exit_code == observing.EXIT_EARLY and not views[c.name].no_result for c in plan.steps):
+    if any(
+        views[c.name].exit_code == observing.EXIT_EARLY and not views[c.name].no_result for c in plan.steps
+    ):
         return False
     held: set[str] = set()
     grew = True
@@ -381,16 +515,26 @@ def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> 
             return Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}'
     # Steps that failed only because the stop ended them say nothing about why the run stopped: the words
     # must be the same before the stop shows and after.
-    views = {n: observing.StepView(State.SKIPPED) if v.reason == stepping.Why.STOPPED else v for n, v in views.items()}
+    views = {
+        n: observing.StepView(State.SKIPPED) if v.reason == stepping.Why.STOPPED else v
+        for n, v in views.items()
+    }
     stuck = next((c for c in plan.steps if views[c.name].no_result), None)
     if _failing(plan, views) or stuck is None:
         return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
-    return Phase.FAILED, Reason.FAILED, (f'step "{stuck.step}" ended without a result '
-                                         f"({views[stuck.name].reason}): the steps after it cannot have their turn")
+    return (
+        Phase.FAILED,
+        Reason.FAILED,
+        (
+            f'step "{stuck.step}" ended without a result '
+            f"({views[stuck.name].reason}): the steps after it cannot have their turn"
+        ),
+    )
 
 
-def _stopped_end(plan: plans.RunPlan, stopped: str,
-                 views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str] | None:
+def _stopped_end(
+    plan: plans.RunPlan, stopped: str, views: Mapping[str, observing.StepView]
+) -> tuple[Phase, str, str] | None:
     """The end the pod records; the same words as the decision that stopped it."""
     if stopped == Reason.FAILED:
         return _stuck_end(plan, views)
@@ -401,12 +545,18 @@ def _stopped_end(plan: plans.RunPlan, stopped: str,
     if stopped == Reason.SUPERSEDED:
         return Phase.CANCELLED, Reason.SUPERSEDED, "replaced by a newer run"
     if stopped == Reason.RUNNER:
-        return Phase.ERROR, Reason.RUNNER, f"the runner image {plan.runner_image} could not run; see the pod's events"
+        return (
+            Phase.ERROR,
+            Reason.RUNNER,
+            f"the runner image {plan.runner_image} could not run; see the pod's events",
+        )
     return None  # "Completed": the outcome is read from the steps, as before the stop
 
 
 def _failure_message(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> str:
-    failed = [c for c in plan.steps if views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach]
+    failed = [
+        c for c in plan.steps if views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach
+    ]
     parts = []
     for c in failed:
         v = views[c.name]
@@ -417,45 +567,82 @@ def _failure_message(plan: plans.RunPlan, views: Mapping[str, observing.StepView
 
 def _status_of(c: plans.ContainerPlan, view: observing.StepView) -> statuses.StepStatus:
     return statuses.StepStatus(
-        name=c.step, container=c.name, state=view.state, exit_code=view.exit_code, started_at=view.started_at,
-        finished_at=view.finished_at, reason=str(view.reason) if view.reason else None, message=view.message,
+        name=c.step,
+        container=c.name,
+        state=view.state,
+        exit_code=view.exit_code,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+        reason=str(view.reason) if view.reason else None,
+        message=view.message,
     )
 
 
 def _run_start(pod: Mapping[str, Any], previous: statuses.PipelineStatus) -> str | None:
-    return (pod.get("status", {}).get("startTime") or pod.get("metadata", {}).get("creationTimestamp")
-            or previous.start_time)
+    return (
+        pod.get("status", {}).get("startTime")
+        or pod.get("metadata", {}).get("creationTimestamp")
+        or previous.start_time
+    )
 
 
 def _stamp(now: datetime) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _base(snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStatus, history: list[dict[str, Any]],
-          pod: Mapping[str, Any] | None = None) -> statuses.PipelineStatus:
+def _base(
+    snap: Snapshot,
+    plan: plans.RunPlan,
+    previous: statuses.PipelineStatus,
+    history: list[dict[str, Any]],
+    pod: Mapping[str, Any] | None = None,
+) -> statuses.PipelineStatus:
     same = previous.run == snap.run
-    start = (_run_start(pod, previous) if pod else None) or (previous.start_time if same else None) or _stamp(snap.now)
+    start = (
+        (_run_start(pod, previous) if pod else None)
+        or (previous.start_time if same else None)
+        or _stamp(snap.now)
+    )
     return statuses.PipelineStatus(
-        observed_generation=snap.generation, run=snap.run, pod_name=plan.pod_name, start_time=start,
-        warnings=list(plan.warnings) + [w for w in (previous.warnings if same else []) if w not in plan.warnings],
-        history=history, phase=previous.phase if same else None,
+        observed_generation=snap.generation,
+        run=snap.run,
+        pod_name=plan.pod_name,
+        start_time=start,
+        warnings=list(plan.warnings)
+        + [w for w in (previous.warnings if same else []) if w not in plan.warnings],
+        history=history,
+        phase=previous.phase if same else None,
         conditions=previous.conditions if same else [],
     )
 
 
-def _final(snap: Snapshot, previous: statuses.PipelineStatus, phase: Phase, reason: str, message: str,
-           steps: list[statuses.StepStatus], services: list[statuses.StepStatus], history: list[dict[str, Any]],
-           pod: Mapping[str, Any] | None = None) -> statuses.PipelineStatus:
+def _final(
+    snap: Snapshot,
+    previous: statuses.PipelineStatus,
+    phase: Phase,
+    reason: str,
+    message: str,
+    steps: list[statuses.StepStatus],
+    services: list[statuses.StepStatus],
+    history: list[dict[str, Any]],
+    pod: Mapping[str, Any] | None = None,
+) -> statuses.PipelineStatus:
     same = previous.run == snap.run
     plan = snap.plan if isinstance(snap.plan, plans.RunPlan) else None
     done_before = same and previous.phase is not None and previous.phase.is_terminal
     status = statuses.PipelineStatus(
-        phase=phase, observed_generation=snap.generation, run=snap.run,
+        phase=phase,
+        observed_generation=snap.generation,
+        run=snap.run,
         pod_name=plan.pod_name if plan and pod is not None else (previous.pod_name if same else None),
         start_time=(_run_start(pod, previous) if pod else None) or (previous.start_time if same else None),
         completion_time=(previous.completion_time if done_before else None) or _stamp(snap.now),
-        reason=reason, message=message, steps=steps, services=services,
-        warnings=list(plan.warnings) if plan else [], history=history,
+        reason=reason,
+        message=message,
+        steps=steps,
+        services=services,
+        warnings=list(plan.warnings) if plan else [],
+        history=history,
         conditions=previous.conditions if same else [],
     )
     return _conditions(status, snap)
@@ -468,7 +655,11 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
     ok = phase is Phase.SUCCEEDED
     wanted = {
         "Ready": ("True" if ok else "False", status.reason or "", status.message or ""),
-        "Succeeded": ("True" if ok else ("False" if terminal else "Unknown"), status.reason or "", status.message or ""),
+        "Succeeded": (
+            "True" if ok else ("False" if terminal else "Unknown"),
+            status.reason or "",
+            status.message or "",
+        ),
         "Reconciling": ("False" if terminal else "True", status.reason or "", status.message or ""),
         "Stalled": ("True" if terminal and not ok else "False", status.reason or "", status.message or ""),
     }
@@ -477,8 +668,16 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
     for kind, (value, reason, message) in wanted.items():
         prev = old.get(kind)
         since = prev.last_transition_time if prev and prev.status == value else _stamp(snap.now)
-        out.append(statuses.Condition(type=kind, status=value, reason=str(reason), message=message,
-                                      last_transition_time=since, observed_generation=snap.generation))
+        out.append(
+            statuses.Condition(
+                type=kind,
+                status=value,
+                reason=str(reason),
+                message=message,
+                last_transition_time=since,
+                observed_generation=snap.generation,
+            )
+        )
     return status.model_copy(update={"conditions": out})
 
 
@@ -486,8 +685,12 @@ def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str
     history = list(previous.history)
     if previous.run and previous.run != snap.run:
         ended = previous.phase is not None and previous.phase.is_terminal
-        entry = {"run": previous.run, "phase": str(previous.phase if ended else Reason.SUPERSEDED),
-                 "podName": previous.pod_name, "completionTime": previous.completion_time or _stamp(snap.now)}
+        entry = {
+            "run": previous.run,
+            "phase": str(previous.phase if ended else Reason.SUPERSEDED),
+            "podName": previous.pod_name,
+            "completionTime": previous.completion_time or _stamp(snap.now),
+        }
         history = [entry] + [h for h in history if h.get("run") != previous.run]
     return history[:HISTORY_LIMIT]
 
@@ -495,13 +698,16 @@ def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str
 def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[str, ...]]:
     """Stop earlier runs' pods that still run (superseded); delete the oldest beyond the history limit."""
     patches = []
-    by_age = sorted(snap.other_pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True)
+    by_age = sorted(
+        snap.other_pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True
+    )
     for pod in by_age:
         name = pod["metadata"]["name"]
         if observing.pod_phase(pod) not in ("Failed", "Succeeded") and not observing.annotations(pod).get(
-                conventions.ANNOTATION_STOPPED):
+            conventions.ANNOTATION_STOPPED
+        ):
             patches.append((name, pods.stop_patch(Reason.SUPERSEDED)))
-    deletes = tuple(p["metadata"]["name"] for p in by_age[snap.history_limit:])
+    deletes = tuple(p["metadata"]["name"] for p in by_age[snap.history_limit :])
     return tuple(patches), deletes
 
 
@@ -522,9 +728,13 @@ def _events(previous: statuses.PipelineStatus, status: statuses.PipelineStatus) 
     before = {s.name: s.state for s in ([] if new_run else previous.steps)}
     for step in status.steps:
         if step.state is State.FAILED and before.get(step.name) is not State.FAILED:
-            detail = f"exit code {step.exit_code}" if step.exit_code is not None else (step.reason or "failed")
+            detail = (
+                f"exit code {step.exit_code}" if step.exit_code is not None else (step.reason or "failed")
+            )
             out.append(Event("Warning", "StepFailed", f'step "{step.name}" failed ({detail})'))
     if status.phase is not None and status.phase.is_terminal and was != status.phase:
         kind = "Normal" if status.phase is Phase.SUCCEEDED else "Warning"
-        out.append(Event(kind, str(status.phase), f"run {status.run} {str(status.phase).lower()}: {status.message}"))
+        out.append(
+            Event(kind, str(status.phase), f"run {status.run} {str(status.phase).lower()}: {status.message}")
+        )
     return out

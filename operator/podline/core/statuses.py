@@ -57,7 +57,9 @@ class Reason(StrEnum):
     SUPERSEDED = "Superseded"  # the spec changed: the run was replaced by a new one
     NOT_TRIGGERED = "NotTriggered"  # trigger conditions do not match the build
     IMAGE_PULL = "ImagePullFailed"
-    IMAGE_CONFIG = "ImageConfigUnavailable"  # a step's command comes from its image, whose config could not be read
+    IMAGE_CONFIG = (
+        "ImageConfigUnavailable"  # a step's command comes from its image, whose config could not be read
+    )
     RUNNER = "RunnerUnavailable"  # the runner image (the entrypoint binary) could not be pulled or run
     SKIPPED = "Skipped"
     DETACHED = "Detached"  # a detached step still running when the run ended: stopped with the pod
@@ -88,11 +90,15 @@ class StepStatus(_Model):
 
 
 class PipelineStatus(_Model):
-    phase: Phase | None = Field(default=None, description="Pending, Running, Succeeded, Failed, Error, Cancelled.")
+    phase: Phase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed, Error, Cancelled."
+    )
     observed_generation: int | None = Field(default=None, description="The spec generation of this run.")
     run: str | None = Field(default=None, description="Run id: generation plus rerun token.")
     pod_name: str | None = Field(default=None, description="The run's pod.")
-    current_step: str | None = Field(default=None, description="The step running now (comma-separated if several).")
+    current_step: str | None = Field(
+        default=None, description="The step running now (comma-separated if several)."
+    )
     start_time: str | None = Field(default=None, description="When the run started.")
     completion_time: str | None = Field(default=None, description="When the run finished.")
     reason: str | None = Field(default=None, description="Why the run is in this phase.")

@@ -107,10 +107,19 @@ class Result:
         return json.dumps(compact, separators=(",", ":"))
 
     def to_json(self) -> str:
-        return json.dumps({
-            "name": self.name, "state": str(self.state), "exitCode": self.exit_code, "startedAt": self.started_at,
-            "finishedAt": self.finished_at, "reason": self.reason, "message": self.message, "failing": self.failing,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "name": self.name,
+                "state": str(self.state),
+                "exitCode": self.exit_code,
+                "startedAt": self.started_at,
+                "finishedAt": self.finished_at,
+                "reason": self.reason,
+                "message": self.message,
+                "failing": self.failing,
+            },
+            separators=(",", ":"),
+        )
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,7 @@ def parse_args(argv: Sequence[str]) -> StepArgs:
     command: tuple[str, ...] = ()
     if "--" in rest:
         cut = rest.index("--")
-        rest, command = rest[:cut], tuple(rest[cut + 1:])
+        rest, command = rest[:cut], tuple(rest[cut + 1 :])
     for arg in rest:
         key, _, value = arg.partition("=")
         if key == "--name":
@@ -237,10 +246,19 @@ def parse_message(name: str, text: str | None) -> Result | None:
             return parse_result(text)
         started = _int_or_none(data.get("a"))
         duration = _int_or_none(data.get("d"))
-        finished = started + duration if started is not None and duration is not None else _int_or_none(data.get("f"))
+        finished = (
+            started + duration
+            if started is not None and duration is not None
+            else _int_or_none(data.get("f"))
+        )
         return Result(
-            name=name, state=ResultState(data["s"]), exit_code=_int_or_none(data.get("x")), started_at=started,
-            finished_at=finished, reason=_str_or_none(data.get("r")), message=_str_or_none(data.get("m")),
+            name=name,
+            state=ResultState(data["s"]),
+            exit_code=_int_or_none(data.get("x")),
+            started_at=started,
+            finished_at=finished,
+            reason=_str_or_none(data.get("r")),
+            message=_str_or_none(data.get("m")),
             failing=False,
         )
     except (ValueError, KeyError, TypeError):
@@ -254,10 +272,14 @@ def parse_result(text: str | None) -> Result | None:
     try:
         data = json.loads(text)
         return Result(
-            name=str(data["name"]), state=ResultState(data["state"]),
-            exit_code=_int_or_none(data.get("exitCode")), started_at=_int_or_none(data.get("startedAt")),
-            finished_at=_int_or_none(data.get("finishedAt")), reason=_str_or_none(data.get("reason")),
-            message=_str_or_none(data.get("message")), failing=bool(data.get("failing", False)),
+            name=str(data["name"]),
+            state=ResultState(data["state"]),
+            exit_code=_int_or_none(data.get("exitCode")),
+            started_at=_int_or_none(data.get("startedAt")),
+            finished_at=_int_or_none(data.get("finishedAt")),
+            reason=_str_or_none(data.get("reason")),
+            message=_str_or_none(data.get("message")),
+            failing=bool(data.get("failing", False)),
         )
     except (ValueError, KeyError, TypeError):
         return None

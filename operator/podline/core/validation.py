@@ -82,8 +82,10 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
             )
         )
     if problems:
-        raise errors.PolicyViolation(problems) if all(_is_policy(p) for p in problems) else errors.InvalidPipeline(
-            problems
+        raise (
+            errors.PolicyViolation(problems)
+            if all(_is_policy(p) for p in problems)
+            else errors.InvalidPipeline(problems)
         )
     return _warnings(spec, root)
 
@@ -97,7 +99,8 @@ def _names(spec: models.PipelineSpec, root: str) -> _Problems:
     for index, step in enumerate(spec.steps):
         if step.name in services:  # as in Drone: depends_on could not tell which one it means
             yield errors.Problem(
-                f"{root}.steps[{index}].name", f'"{step.name}" is also the name of a service (services[{services[step.name]}])'
+                f"{root}.steps[{index}].name",
+                f'"{step.name}" is also the name of a service (services[{services[step.name]}])',
             )
     for field, items, to_container in (
         ("steps", spec.steps, conventions.step_container),
@@ -131,10 +134,14 @@ def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
             if dep == step.name:
                 yield errors.Problem(path, f'step "{step.name}" depends on itself')
             elif dep in services and dep not in steps:
-                yield errors.Problem(path, f'"{dep}" is a service; services start first and are not waited for')
+                yield errors.Problem(
+                    path, f'"{dep}" is a service; services start first and are not waited for'
+                )
             elif dep not in steps:
                 yield errors.Problem(path, f'unknown step "{dep}"')
-    cycle = _find_cycle({s.name: [d for d in s.depends_on or () if d in steps and d != s.name] for s in spec.steps})
+    cycle = _find_cycle(
+        {s.name: [d for d in s.depends_on or () if d in steps and d != s.name] for s in spec.steps}
+    )
     if cycle:
         first = steps[cycle[0]]
         yield errors.Problem(f"{root}.steps[{first}].depends_on", "dependency cycle: " + " -> ".join(cycle))
@@ -176,11 +183,15 @@ def _containers(spec: models.PipelineSpec, policy: policies.Policy, root: str) -
                     f"{path}.entrypoint", "cannot be combined with commands: commands run through the shell"
                 )
             if item.commands is not None and item.command:
-                yield errors.Problem(f"{path}.command", "cannot be combined with commands; use one or the other")
+                yield errors.Problem(
+                    f"{path}.command", "cannot be combined with commands; use one or the other"
+                )
             if item.commands is not None and not item.commands:
                 yield errors.Problem(f"{path}.commands", "is empty; remove it or add a command")
             if item.privileged and not policy.allow_privileged:
-                yield errors.Problem(f"{path}.privileged", "privileged steps are not allowed by the operator configuration")
+                yield errors.Problem(
+                    f"{path}.privileged", "privileged steps are not allowed by the operator configuration"
+                )
             for attr in ("user", "group"):
                 value = getattr(item, attr)
                 reason = kubenames.id_problem(value) if value is not None else None
@@ -212,13 +223,19 @@ def _resources(resources: models.Resources, path: str) -> _Problems:
                 yield errors.Problem(f"{path}.{kind}.{resource}", str(exc))
     for resource in ("cpu", "memory"):
         request, limit = parsed.get(("requests", resource)), parsed.get(("limits", resource))
-        if request is not None and limit is not None and quantities.amount(request) > quantities.amount(limit):
+        if (
+            request is not None
+            and limit is not None
+            and quantities.amount(request) > quantities.amount(limit)
+        ):
             # The apiserver rejects such a pod; say so before a run is started.
             yield errors.Problem(f"{path}.requests.{resource}", f"{request} is more than the limit {limit}")
 
 
 def _env_name(name: str, path: str) -> _Problems:
-    reason = kubenames.env_name_problem(name) or (None if name.strip() else "is not a valid environment variable name")
+    reason = kubenames.env_name_problem(name) or (
+        None if name.strip() else "is not a valid environment variable name"
+    )
     if reason:
         yield errors.Problem(f"{path}.{name}", reason)
 
@@ -252,7 +269,9 @@ def _secret_values(spec: models.PipelineSpec, root: str) -> Iterator[tuple[str, 
 def _secrets(spec: models.PipelineSpec, root: str) -> _Problems:
     for index, name in enumerate(spec.image_pull_secrets):
         if not _valid_secret_name(name):
-            yield errors.Problem(f"{root}.image_pull_secrets[{index}]", f'"{name}" is not a valid Secret name')
+            yield errors.Problem(
+                f"{root}.image_pull_secrets[{index}]", f'"{name}" is not a valid Secret name'
+            )
     if len(set(spec.image_pull_secrets)) != len(spec.image_pull_secrets):
         yield errors.Problem(f"{root}.image_pull_secrets", "lists a Secret more than once")
     for path, ref in _secret_values(spec, root):
@@ -302,7 +321,9 @@ def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _
             yield errors.Problem(path, "must have exactly one of temp, host, claim, config_map")
         if volume.host is not None:
             if not policy.allow_host_volumes:
-                yield errors.Problem(f"{path}.host", "host volumes are not allowed by the operator configuration")
+                yield errors.Problem(
+                    f"{path}.host", "host volumes are not allowed by the operator configuration"
+                )
             elif not volume.host.path.startswith("/"):
                 yield errors.Problem(f"{path}.host.path", "must be an absolute path")
         if volume.temp is not None and volume.temp.size_limit is not None:
@@ -313,10 +334,14 @@ def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _
         for kind in ("claim", "config_map"):
             source = getattr(volume, kind)
             if source is not None and not kubenames.is_dns1123_subdomain(source.name):
-                yield errors.Problem(f"{path}.{kind}.name", f'"{source.name}" is not a valid {_KINDS[kind]} name')
+                yield errors.Problem(
+                    f"{path}.{kind}.name", f'"{source.name}" is not a valid {_KINDS[kind]} name'
+                )
         mode = volume.config_map.default_mode if volume.config_map is not None else None
         if mode is not None and not 0 <= mode <= 0o777:
-            yield errors.Problem(f"{path}.config_map.default_mode", "must be a file mode between 0 and 0777 (511)")
+            yield errors.Problem(
+                f"{path}.config_map.default_mode", "must be a file mode between 0 and 0777 (511)"
+            )
     workspace = workspace_path(spec)
     for field, items in (("services", spec.services), ("steps", spec.steps)):
         for index, item in enumerate(items):
@@ -331,9 +356,13 @@ def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _
                 # The apiserver rejects a container with two mounts at one path; the workspace is one.
                 target = posixpath.normpath(mount.path)
                 if target == workspace:
-                    yield errors.Problem(f"{path}.path", f'"{target}" is the workspace; mount the volume elsewhere')
+                    yield errors.Problem(
+                        f"{path}.path", f'"{target}" is the workspace; mount the volume elsewhere'
+                    )
                 elif target in mounted:
-                    yield errors.Problem(f"{path}.path", f'"{target}" is mounted twice (also volumes[{mounted[target]}])')
+                    yield errors.Problem(
+                        f"{path}.path", f'"{target}" is mounted twice (also volumes[{mounted[target]}])'
+                    )
                 mounted.setdefault(target, mount_index)
     ws = spec.workspace
     if ws and ws.base is not None and not ws.base.startswith("/"):
@@ -346,11 +375,14 @@ def _limits(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _P
     count = len(spec.steps) + len(spec.services)
     if count > policy.max_steps:
         yield errors.Problem(
-            f"{root}.steps", f"{count} steps and services exceed the limit of {policy.max_steps} (one pod holds them all)"
+            f"{root}.steps",
+            f"{count} steps and services exceed the limit of {policy.max_steps} (one pod holds them all)",
         )
         return
     shared = _env_size(spec.environment)
-    total = sum(shared + _env_size(item.environment) + _env_size(item.settings) for item in spec.all_containers)
+    total = sum(
+        shared + _env_size(item.environment) + _env_size(item.settings) for item in spec.all_containers
+    )
     if total > policy.max_env_bytes:
         yield errors.Problem(
             f"{root}.environment",
@@ -405,8 +437,10 @@ def _unconfined(spec: models.PipelineSpec, policy: policies.Policy, root: str) -
         return
     for key, value in spec.metadata.annotations.items():
         if key.startswith(_PROFILE_ANNOTATIONS) and value.strip().lower() == "unconfined":
-            yield errors.Problem(f"{root}.metadata.annotations.{key}",
-                                 "unconfined profiles are not allowed by the operator configuration (as privileged steps)")
+            yield errors.Problem(
+                f"{root}.metadata.annotations.{key}",
+                "unconfined profiles are not allowed by the operator configuration (as privileged steps)",
+            )
 
 
 def _placement(spec: models.PipelineSpec, root: str) -> _Problems:
@@ -419,7 +453,9 @@ def _placement(spec: models.PipelineSpec, root: str) -> _Problems:
         if t.key and (reason := kubenames.label_key_problem(t.key)):
             yield errors.Problem(f"{path}.key", reason)
         if not t.key and t.operator != "Exists":
-            yield errors.Problem(f"{path}.operator", 'must be "Exists" when key is empty (to tolerate every taint)')
+            yield errors.Problem(
+                f"{path}.operator", 'must be "Exists" when key is empty (to tolerate every taint)'
+            )
         if t.operator == "Exists" and t.value:
             yield errors.Problem(f"{path}.value", 'must be empty when operator is "Exists"')
         if t.toleration_seconds is not None and t.effect != "NoExecute":

@@ -54,8 +54,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # kopf keeps an "essence" of every object (two deep copies per event) to detect changes for
     # on.create/update/field handlers; podline has only on.event handlers, which need none.
     settings.persistence.diffbase_storage = NoEssence()
-    api = kube.Kube(functools.partial(kube.login, settings=settings, logger=log), connections=config.api_workers,
-                    timeout=settings.networking.request_timeout or 60)
+    api = kube.Kube(
+        functools.partial(kube.login, settings=settings, logger=log),
+        connections=config.api_workers,
+        timeout=settings.networking.request_timeout or 60,
+    )
     images = imageconfigs.ImageConfigs(mirrors=config.registry_mirrors)
     reconciler = reconciling.Reconciler(api, config, images=images)
     memo["reconciler"] = reconciler
@@ -136,7 +139,9 @@ def run(config: settings_.Settings) -> None:
     )
     logging.getLogger("podline").setLevel(config.log_level)
     # kopf logs "Handler 'pod_event' succeeded." at INFO for every watch event: noise, and CPU on the hot path.
-    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(
+        logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING
+    )
     liveness = f"http://0.0.0.0:{config.liveness_port}/healthz" if config.liveness_port else None
     kopf.run(
         standalone=True,

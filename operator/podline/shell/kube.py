@@ -70,13 +70,16 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo:
     if info is None or not (info.token or info.certificate_path or info.certificate_data or info.username):
         info = kopf.login_via_client(**kwargs)
     if info is None:
-        raise kopf.LoginError("no Kubernetes credentials: not in a pod with a service account, and no kubeconfig")
+        raise kopf.LoginError(
+            "no Kubernetes credentials: not in a pod with a service account, and no kubeconfig"
+        )
     return info
 
 
 class Kube:
-    def __init__(self, connect: Callable[[], kopf.ConnectionInfo], *, connections: int = 8,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, connect: Callable[[], kopf.ConnectionInfo], *, connections: int = 8, timeout: float = 60.0
+    ) -> None:
         """``connect`` gives the credentials; it is called again after a 401 (a rotated token)."""
         self._connect = connect
         self._connections = connections
@@ -101,7 +104,9 @@ class Kube:
         if session is not None:
             await session.close()
 
-    async def _request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Manifest:
+    async def _request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Manifest:
         session = self._session or self._open()
         headers = {"Content-Type": content_type} if body is not None else None
         data = json.dumps(body) if body is not None else None
@@ -134,7 +139,9 @@ class Kube:
         kinds = {"Pod": "pods", "Secret": "secrets"}
         if manifest["kind"] not in kinds:
             raise ValueError(f"cannot create {manifest['kind']}")
-        return await self._request("POST", _core(manifest["metadata"]["namespace"], kinds[manifest["kind"]]), manifest)
+        return await self._request(
+            "POST", _core(manifest["metadata"]["namespace"], kinds[manifest["kind"]]), manifest
+        )
 
     async def patch_pod(self, namespace: str, name: str, patch: Manifest) -> Manifest:
         return await self._request("PATCH", _core(namespace, "pods", name), patch, STRATEGIC_MERGE)
@@ -148,8 +155,10 @@ class Kube:
         return auths.SourceSecret(name=name, type=raw.get("type", "Opaque"), data=data)
 
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> Manifest:
-        path = (f"/apis/{conventions.GROUP}/{conventions.VERSION}/namespaces/{_q(namespace)}/"
-                f"{conventions.PLURAL}/{_q(name)}/status")
+        path = (
+            f"/apis/{conventions.GROUP}/{conventions.VERSION}/namespaces/{_q(namespace)}/"
+            f"{conventions.PLURAL}/{_q(name)}/status"
+        )
         return await self._request("PATCH", path, {"status": status}, MERGE)
 
     async def event(
@@ -164,8 +173,11 @@ class Kube:
             "kind": "Event",
             "metadata": {**naming, "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": conventions.API_VERSION, "kind": conventions.KIND, "name": meta["name"],
-                "namespace": meta["namespace"], "uid": meta.get("uid"),
+                "apiVersion": conventions.API_VERSION,
+                "kind": conventions.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
                 "resourceVersion": meta.get("resourceVersion"),
             },
             "type": type_,

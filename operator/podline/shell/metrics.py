@@ -16,10 +16,14 @@ import prometheus_client as prom
 
 RUNS = prom.Counter("podline_runs_total", "Runs that reached a terminal phase.", ["phase"])
 RUNS_STARTED = prom.Counter("podline_runs_started_total", "Run pods created.")
-PATCH = prom.Histogram("podline_pod_patch_seconds", "Duration of pod patches.",
-                       buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
+PATCH = prom.Histogram(
+    "podline_pod_patch_seconds",
+    "Duration of pod patches.",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)
 QUEUE = prom.Gauge("podline_queue_length", "Pipelines waiting for a run slot.")
 CONFLICTS = prom.Counter("podline_conflicts_total", "Conflicts (409) answered by reading again.")
+
 
 def note_created(manifest: Mapping[str, Any]) -> None:
     RUNS_STARTED.inc()
@@ -31,7 +35,9 @@ def note_patch(pod: Mapping[str, Any], patch: Mapping[str, Any], seconds: float)
 
 def note_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
     terminal = ("Succeeded", "Failed", "Error", "Cancelled")
-    if new.get("phase") in terminal and (old.get("phase") != new.get("phase") or old.get("run") != new.get("run")):
+    if new.get("phase") in terminal and (
+        old.get("phase") != new.get("phase") or old.get("run") != new.get("run")
+    ):
         RUNS.labels(phase=new["phase"]).inc()
     if new.get("reason") == "Queued" and old.get("reason") != "Queued":
         QUEUE.inc()

@@ -58,10 +58,17 @@ class WorkQueue:
                 await self.work(key)
                 self._failures.pop(key, None)
             except kube.Transient as exc:
-                log.warning("reconcile %s/%s: API error, retrying in %.0fs: %s", key[0], key[1],
-                            self.retry_later(key, 2.0), exc)
+                log.warning(
+                    "reconcile %s/%s: API error, retrying in %.0fs: %s",
+                    key[0],
+                    key[1],
+                    self.retry_later(key, 2.0),
+                    exc,
+                )
             except Exception:  # a bug must not stop the operator serving other Pipelines
-                log.exception("reconcile %s/%s failed; retrying in %.0fs", key[0], key[1], self.retry_later(key, 5.0))
+                log.exception(
+                    "reconcile %s/%s failed; retrying in %.0fs", key[0], key[1], self.retry_later(key, 5.0)
+                )
             if key not in self._dirty:
                 if not self.wanted(key):
                     self._tasks.pop(key, None)

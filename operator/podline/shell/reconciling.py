@@ -38,8 +38,14 @@ class ImageConfigSource(Protocol):
 
 
 class Reconciler:
-    def __init__(self, api: kube.Kube, config: settings_.Settings, *, clock: Callable[[], datetime.datetime] | None = None,
-                 images: ImageConfigSource | None = None):
+    def __init__(
+        self,
+        api: kube.Kube,
+        config: settings_.Settings,
+        *,
+        clock: Callable[[], datetime.datetime] | None = None,
+        images: ImageConfigSource | None = None,
+    ):
         self.api = api
         self.settings = config
         self.images = images
@@ -74,7 +80,9 @@ class Reconciler:
         must not leave a step running forever."""
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
-            if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get("run") != runs.run_of(body):
+            if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get(
+                "run"
+            ) != runs.run_of(body):
                 self._fresh.add(key)
                 self.kick(key)
 
@@ -121,17 +129,29 @@ class Reconciler:
         others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
         may_start = pod is not None or self._may_start(key)
         configs: Mapping[str, Any] = {}
-        if pod is None and may_start and not isinstance(plan, errors.PodlineError) and not (
-                status.get("run") == run and status.get("phase") in _TERMINAL):
+        if (
+            pod is None
+            and may_start
+            and not isinstance(plan, errors.PodlineError)
+            and not (status.get("run") == run and status.get("phase") in _TERMINAL)
+        ):
             read = await self._image_configs(key, plan, credentials)
             if read is None:
                 return  # a registry that may answer soon: asked again later
             configs = read
         snap = scheduling.Snapshot(
-            plan=plan, pod=pod, now=self.clock(), generation=generation, run=run, status=status,
+            plan=plan,
+            pod=pod,
+            now=self.clock(),
+            generation=generation,
+            run=run,
+            status=status,
             cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
-            may_start=may_start, credentials=credentials, other_pods=others,
-            history_limit=self.settings.history_limit, image_configs=configs,
+            may_start=may_start,
+            credentials=credentials,
+            other_pods=others,
+            history_limit=self.settings.history_limit,
+            image_configs=configs,
         )
         decision = scheduling.decide(snap)
         try:
@@ -141,7 +161,9 @@ class Reconciler:
                 raise
             # The apiserver refuses what the run needs (Pod Security admission, or a rule validation does not
             # know): sending it again cannot succeed, so the run fails, saying why, instead of waiting forever.
-            log.warning("%s/%s: the apiserver refused the run's objects: %s", namespace, meta.get("name"), exc)
+            log.warning(
+                "%s/%s: the apiserver refused the run's objects: %s", namespace, meta.get("name"), exc
+            )
             refused = errors.InvalidPipeline.at("", f"the apiserver refused what the run needs: {exc}")
             self._plans[_plan_key(body, run, notes)] = refused
             await self._apply(key, body, pod, scheduling.decide(dataclasses.replace(snap, plan=refused)))
@@ -164,15 +186,21 @@ class Reconciler:
         creds = credentials if isinstance(credentials, auths.Credentials) else None
         for image in plan.needs_image_config():
             if self.images is None:
-                out[image] = errors.ImageConfigUnavailable.at("", f"image {image}: no registry access is configured")
+                out[image] = errors.ImageConfigUnavailable.at(
+                    "", f"image {image}: no registry access is configured"
+                )
                 continue
             try:
                 out[image] = await self.images.config(image, creds)
             except errors.PodlineError as exc:
                 first = self._config_waits.setdefault((key, image), time.monotonic())
                 if getattr(exc, "transient", False) and time.monotonic() - first < plan.pull_timeout_seconds:
-                    log.info("%s/%s: image config of %s not read yet, asking again: %s", *key, image,
-                             "; ".join(exc.lines()))
+                    log.info(
+                        "%s/%s: image config of %s not read yet, asking again: %s",
+                        *key,
+                        image,
+                        "; ".join(exc.lines()),
+                    )
                     self.kick_later(key, CONFIG_RETRY_SECONDS)
                     return None
                 out[image] = exc
@@ -188,15 +216,21 @@ class Reconciler:
         self.caches.put_pod((namespace, name), pod)
         return pod
 
-    async def _credentials(self, namespace: str, names: tuple[str, ...]) -> auths.Credentials | errors.PodlineError:
+    async def _credentials(
+        self, namespace: str, names: tuple[str, ...]
+    ) -> auths.Credentials | errors.PodlineError:
         sources = []
         missing = []
         for index, secret in enumerate(names):
             try:
                 sources.append(await self.api.read_secret(namespace, secret))
             except kube.NotFound:
-                missing.append(errors.Problem(f"spec.image_pull_secrets[{index}]",
-                                              f'Secret "{secret}" not found in namespace "{namespace}"'))
+                missing.append(
+                    errors.Problem(
+                        f"spec.image_pull_secrets[{index}]",
+                        f'Secret "{secret}" not found in namespace "{namespace}"',
+                    )
+                )
         if missing:
             return errors.MissingSecret(missing)
         try:
@@ -213,7 +247,8 @@ class Reconciler:
         if slots <= 0:
             return False
         waiting = sorted(
-            (b["metadata"].get("creationTimestamp", ""), k) for k, b in self.caches.pipelines.items()
+            (b["metadata"].get("creationTimestamp", ""), k)
+            for k, b in self.caches.pipelines.items()
             if (b.get("status") or {}).get("phase") in (None, "Pending") and not self._has_pod(k, b)
         )
         return key in [k for _, k in waiting[:slots]]
@@ -222,8 +257,9 @@ class Reconciler:
         status = body.get("status") or {}
         return bool(status.get("podName")) and (key[0], status["podName"]) in self.caches.pods
 
-    async def _apply(self, key: Key, body: Mapping[str, Any], pod: Mapping[str, Any] | None,
-                     decision: scheduling.Decision) -> None:
+    async def _apply(
+        self, key: Key, body: Mapping[str, Any], pod: Mapping[str, Any] | None, decision: scheduling.Decision
+    ) -> None:
         namespace, name = key
         for manifest in decision.create:
             try:
@@ -252,8 +288,13 @@ class Reconciler:
         # change again and records its Event again, under the same name (409), so it is neither lost nor doubled.
         for event in decision.events:
             try:
-                await self.api.event(body, event.type, event.reason, event.message,
-                                     name=_event_name(body, decision.status.run or "", event))
+                await self.api.event(
+                    body,
+                    event.type,
+                    event.reason,
+                    event.message,
+                    name=_event_name(body, decision.status.run or "", event),
+                )
             except kube.Conflict:
                 pass  # recorded already, by another replica that saw the same change
             except (kube.Transient, kube.NotFound) as exc:
@@ -276,7 +317,11 @@ def _event_name(body: Mapping[str, Any], run: str, event: scheduling.Event) -> s
 def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tuple[str, str, str]:
     """What a run's plan depends on besides its spec (the spec is fixed for a run)."""
     uid = body["metadata"].get("uid", "")
-    return uid, run, notes.get(conventions.ANNOTATION_BUILD, "") + "|" + notes.get(conventions.ANNOTATION_TIMEOUT, "")
+    return (
+        uid,
+        run,
+        notes.get(conventions.ANNOTATION_BUILD, "") + "|" + notes.get(conventions.ANNOTATION_TIMEOUT, ""),
+    )
 
 
 def _active(pod: Mapping[str, Any]) -> bool:

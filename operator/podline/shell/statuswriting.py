@@ -21,7 +21,9 @@ Key = tuple[str, str]  # (namespace, name)
 
 
 class StatusWriter:
-    def __init__(self, api: kube.Kube, caches: caches_.Caches, interval_ms: int, wake: Callable[[Key], None]) -> None:
+    def __init__(
+        self, api: kube.Kube, caches: caches_.Caches, interval_ms: int, wake: Callable[[Key], None]
+    ) -> None:
         self.api = api
         self.caches = caches
         self.interval_ms = interval_ms

@@ -39,8 +39,11 @@ def _namespace(args: argparse.Namespace) -> str:
 
 def _pipeline(custom: Any, namespace: str, name: str) -> dict[str, Any]:
     try:
-        return dict(custom.get_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
-                                                        conventions.PLURAL, name))
+        return dict(
+            custom.get_namespaced_custom_object(
+                conventions.GROUP, conventions.VERSION, namespace, conventions.PLURAL, name
+            )
+        )
     except kubernetes.client.ApiException as exc:
         if exc.status == 404:
             raise SystemExit(f'podline: Pipeline "{name}" not found in namespace "{namespace}"') from None
@@ -75,7 +78,7 @@ def logs(args: argparse.Namespace) -> int:
                 text = core.read_namespaced_pod_log(pod, namespace, container=step["container"]) or ""
             except kubernetes.client.ApiException as exc:
                 text = "" if args.follow else f"(no logs: {exc.reason})\n"
-            new = text[printed[step["name"]]:]
+            new = text[printed[step["name"]] :]
             if new:
                 print(new, end="" if new.endswith("\n") else "\n", flush=True)
             printed[step["name"]] = len(text)
@@ -123,14 +126,18 @@ def summary(body: dict[str, Any], now: datetime.datetime) -> list[str]:
     status = body.get("status") or {}
     phase = status.get("phase", "Pending")
     run_took = took(status.get("startTime"), status.get("completionTime"), now, running=phase not in TERMINAL)
-    lines = [f"{body['metadata']['name']}  {phase}  run={status.get('run', '-')}  pod={status.get('podName', '-')}"
-             + ("" if run_took == "-" else f"  took {run_took}")]
+    lines = [
+        f"{body['metadata']['name']}  {phase}  run={status.get('run', '-')}  pod={status.get('podName', '-')}"
+        + ("" if run_took == "-" else f"  took {run_took}")
+    ]
     for step in status.get("steps") or []:
         exit_code = step.get("exitCode")
         state = step.get("state", "")
         step_took = took(step.get("startedAt"), step.get("finishedAt"), now, running=state == "running")
-        lines.append(f"  {step['name']:<24} {state:<10} {step_took:>12}  "
-                     f"{'' if exit_code is None else 'exit ' + str(exit_code)} {step.get('reason') or ''}".rstrip())
+        lines.append(
+            f"  {step['name']:<24} {state:<10} {step_took:>12}  "
+            f"{'' if exit_code is None else 'exit ' + str(exit_code)} {step.get('reason') or ''}".rstrip()
+        )
     if status.get("message") and phase not in ("Running",):
         lines.append(f"  {status['message']}")
     return lines
@@ -143,8 +150,9 @@ def get(args: argparse.Namespace) -> int:
     if args.pipeline:
         items = [_pipeline(custom, namespace, args.pipeline)]
     else:
-        listed = custom.list_namespaced_custom_object(conventions.GROUP, conventions.VERSION, namespace,
-                                                      conventions.PLURAL)
+        listed = custom.list_namespaced_custom_object(
+            conventions.GROUP, conventions.VERSION, namespace, conventions.PLURAL
+        )
         items = dict(listed).get("items", []) if isinstance(listed, dict) else []
     now = datetime.datetime.now(datetime.UTC)
     for body in items:
