@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The developer entry point (README's two commands use it; .ci/run calls `tests/dev.sh test`).
 #   tests/dev.sh demo     set up, bring up a local node-tier cluster, run podline and an example Pipeline
-#   tests/dev.sh test     set up, then run every test tier (unit, api, node); extra args go to pytest
+#   tests/dev.sh test     set up, lint, then run every test tier (unit, api, node); extra args go to pytest
 #   tests/dev.sh setup    only set up: Python venv (.venv) + Debian packages + cluster binaries
+#   tests/dev.sh lint     ruff check, ruff format --check and mypy strict (the venv only)
 #   tests/dev.sh down     tear the demo cluster down
 # PODLINE_TIERS=unit skips installing/building the cluster (the cluster tiers then skip, outside CI).
 set -euo pipefail
@@ -33,16 +34,29 @@ cluster_setup() {
   tests/cluster/setup.sh "${PODLINE_TIERS:-node}"
 }
 
+lint() {
+  phase "ruff check, ruff format --check, mypy (strict)"
+  local failed=0
+  .venv/bin/python -m ruff check . || failed=1
+  .venv/bin/python -m ruff format --check . || failed=1
+  .venv/bin/python -m mypy || failed=1
+  return "$failed"
+}
+
 cmd=${1:-test}
 shift || true
 case "$cmd" in
   setup) python_env; cluster_setup ;;
   test)
     python_env
+    linted=0
+    lint || linted=$?
     cluster_setup
     phase "running the tests"
-    .venv/bin/python -m pytest "$@"
-    phase "tests done"
+    tested=0
+    .venv/bin/python -m pytest "$@" || tested=$?
+    phase "tests done (pytest status $tested, lint status $linted)"
+    [ "$tested" -eq 0 ] && [ "$linted" -eq 0 ]
     ;;
   demo)
     python_env
@@ -50,6 +64,7 @@ case "$cmd" in
     phase "starting the demo"
     .venv/bin/python -m tests.cluster demo "$@"
     ;;
+  lint) python_env; lint ;;
   down) .venv/bin/python -m tests.cluster down ;;
-  *) echo "usage: tests/dev.sh {demo|test|setup|down} [args]" >&2; exit 2 ;;
+  *) echo "usage: tests/dev.sh {demo|test|setup|lint|down} [args]" >&2; exit 2 ;;
 esac
