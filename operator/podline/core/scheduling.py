@@ -92,9 +92,7 @@ def decide(snap: Snapshot) -> Decision:
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     plan = snap.plan
     if not plan.triggered:
-        steps = [
-            _status_of(c, observing.StepView(State.SKIPPED, reason=Reason.NOT_TRIGGERED)) for c in plan.steps
-        ]
+        steps = _all_skipped(plan, Reason.NOT_TRIGGERED)
         status = _final(
             snap,
             previous,
@@ -143,9 +141,7 @@ def _no_pod(
         )
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
     if snap.cancel:
-        steps = [
-            _status_of(c, observing.StepView(State.SKIPPED, reason=Reason.CANCELLED)) for c in plan.steps
-        ]
+        steps = _all_skipped(plan, Reason.CANCELLED)
         status = _final(
             snap,
             previous,
@@ -482,6 +478,11 @@ def _finalise(view: observing.StepView) -> observing.StepView:
             message="the run ended while the step was running",
         )
     return view
+
+
+def _all_skipped(plan: plans.RunPlan, reason: str) -> list[statuses.StepStatus]:
+    """Every step skipped, for a run that ends before its pod exists."""
+    return [_status_of(c, observing.StepView(State.SKIPPED, reason=reason)) for c in plan.steps]
 
 
 def _gone(view: observing.StepView) -> observing.StepView:
