@@ -27,6 +27,9 @@ class Phase(StrEnum):
         return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR, Phase.CANCELLED)
 
 
+TERMINAL_PHASES = frozenset(str(p) for p in Phase if p.is_terminal)  # as the status spells them
+
+
 class StepState(StrEnum):
     WAITING = "waiting"
     RUNNING = "running"

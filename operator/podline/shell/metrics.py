@@ -14,6 +14,8 @@ from typing import Any
 
 import prometheus_client as prom
 
+from podline.core import statuses
+
 RUNS = prom.Counter("podline_runs_total", "Runs that reached a terminal phase.", ["phase"])
 RUNS_STARTED = prom.Counter("podline_runs_started_total", "Run pods created.")
 PATCH = prom.Histogram(
@@ -34,7 +36,7 @@ def note_patch(pod: Mapping[str, Any], patch: Mapping[str, Any], seconds: float)
 
 
 def note_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    terminal = ("Succeeded", "Failed", "Error", "Cancelled")
+    terminal = statuses.TERMINAL_PHASES
     if new.get("phase") in terminal and (
         old.get("phase") != new.get("phase") or old.get("run") != new.get("run")
     ):

@@ -19,14 +19,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from podline.core import auths, conventions, errors, plans, runs, scheduling, stepping
+from podline.core import auths, conventions, errors, plans, runs, scheduling, statuses, stepping
 from podline.shell import caches as caches_
 from podline.shell import kube, metrics, queueing, statuswriting
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 Key = tuple[str, str]  # (namespace, name)
-_TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
 MAX_CONFLICT_RETRIES = 5
 CONFIG_RETRY_SECONDS = 5.0
 
@@ -80,9 +79,9 @@ class Reconciler:
         must not leave a step running forever."""
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
-            if phase not in ("Succeeded", "Failed", "Error", "Cancelled") or (body.get("status") or {}).get(
-                "run"
-            ) != runs.run_of(body):
+            if phase not in statuses.TERMINAL_PHASES or (body.get("status") or {}).get("run") != runs.run_of(
+                body
+            ):
                 self._fresh.add(key)
                 self.kick(key)
 
@@ -133,7 +132,7 @@ class Reconciler:
             pod is None
             and may_start
             and not isinstance(plan, errors.PodlineError)
-            and not (status.get("run") == run and status.get("phase") in _TERMINAL)
+            and not (status.get("run") == run and status.get("phase") in statuses.TERMINAL_PHASES)
         ):
             read = await self._image_configs(key, plan, credentials)
             if read is None:
