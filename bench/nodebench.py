@@ -370,7 +370,10 @@ def write(results: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
     from bench import run as api_run
 
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(api_run._clean(results), indent=1) + "\n"
+    # The table and plot are drawn from the numbers the JSON keeps (rounded), so a table rendered later from
+    # the JSON is the same text: formatting 4-place-rounded values again may round differently.
+    results = api_run._clean(results)
+    text = json.dumps(results, indent=1) + "\n"
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     paths = [out / "node-latest.json", out / f"{stamp}-node-{results['mode']}.json"]
     for path in paths:

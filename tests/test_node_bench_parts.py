@@ -3,6 +3,7 @@ timeline plot. No cluster: the node-tier smoke run (`test_node_bench_smoke`) dri
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import subprocess
@@ -174,6 +175,18 @@ def test_the_table_gives_medians_ranges_and_ratios() -> None:
     handoff = rows["| 2. step hand-off p50 (end of step → start of the next, containerd)"]
     assert "2000 ms" in handoff and "2300 ms" in handoff
     assert "no source" in nodereport.header(_results())
+
+
+def test_the_written_table_is_the_one_its_json_renders(tmp_path: pathlib.Path) -> None:
+    # 1.234951 formats as 1.23, but the JSON keeps 1.235, which formats as 1.24: the file must show the
+    # JSON's figure, or README tables regenerated from the JSON would disagree with the bench's own table.
+    results = _results()
+    results["summary"]["e2e"]["podline"]["1"]["median"] = 1.234951
+    nodebench.write(results, tmp_path)
+    kept = json.loads((tmp_path / "node-latest.json").read_text())
+    written = (tmp_path / "node-table.md").read_text()
+    assert nodereport.table(kept) in written
+    assert "| 1.24 s [" in written
 
 
 def test_the_timeline_plot_is_written(tmp_path: pathlib.Path) -> None:
