@@ -385,12 +385,13 @@ ROWS = [
             message='step "a" failed (exit code 1)',
         ),
     ),
-    # b's turn has come: it shows running until its result says it skipped itself (milliseconds later).
+    # b's turn has come and its entrypoint is skipping it (a failed): until its skipped result shows (the
+    # kubelet's next relist), it reads waiting, never running.
     Row(
         "first-fails-the-next-has-not-recorded-its-skip",
         "seq",
         lambda p: ps.pod(p, bad(A, 2), up(B), up(C)),
-        Want("Running", steps=seq("failed", "running", "waiting"), events=["StepFailed"]),
+        Want("Running", steps=seq("failed", "waiting", "waiting"), events=["StepFailed"]),
     ),
     Row(
         "first-fails-the-others-skipped-themselves",
@@ -409,7 +410,7 @@ ROWS = [
         "exit-78-the-others-not-yet-skipped",
         "seq",
         lambda p: ps.pod(p, ok(A, code=78), up(B), up(C)),
-        Want("Running", steps=seq("succeeded", "running", "waiting")),
+        Want("Running", steps=seq("succeeded", "waiting", "waiting")),
     ),
     Row(
         "exit-78-ends-early-as-success",
@@ -573,7 +574,7 @@ ROWS = [
         ),
         Want(
             "Running",
-            steps=seq("failed", "running", "waiting"),
+            steps=seq("failed", "waiting", "waiting"),
             events=["StepFailed"],
             step_reasons={"a": "StepTimeout"},
         ),
@@ -646,12 +647,12 @@ ROWS = [
         lambda p: ps.pod(p, ok(A), up(B), skip(C), up(D)),
         Want("Running", steps=seq("succeeded", "running", "skipped", "waiting")),
     ),
-    # A step whose turn came shows running until its result says it skipped itself (milliseconds later).
+    # c's turn came with a successful: its entrypoint skips it (on failure only), so it never reads running.
     Row(
-        "dag-c-in-its-turn-shows-running-until-its-skip-shows",
+        "dag-c-in-its-turn-skipping-itself-reads-waiting",
         "dag",
         lambda p: ps.pod(p, ok(A), up(B), up(C), up(D)),
-        Want("Running", steps=seq("succeeded", "running", "running", "waiting"), message="running b, c"),
+        Want("Running", steps=seq("succeeded", "running", "waiting", "waiting"), message="running b"),
     ),
     Row(
         "dag-b-fails-later-c-stays-skipped",
@@ -681,6 +682,20 @@ ROWS = [
         "parallel",
         lambda p: ps.pod(p, ok(A), ok(B), up(C), up(D)),
         Want("Running", steps=seq("succeeded", "succeeded", "running", "running")),
+    ),
+    # d decided when a ended (9 s), before b failed (20 s): it runs, though the run is failing now; c decided
+    # when b failed: it skips itself. What a step reads is what its entrypoint saw when it decided.
+    Row(
+        "parallel-a-later-failure-does-not-unmake-a-step-that-decided-before-it",
+        "parallel",
+        lambda p: ps.pod(p, ok(A, finished=9), bad(B, finished=20), up(C), up(D)),
+        Want("Running", steps=seq("succeeded", "failed", "waiting", "running"), events=["StepFailed"]),
+    ),
+    Row(
+        "excluded-step-in-its-turn-reads-waiting-until-its-skip-shows",
+        "excluded",
+        lambda p: ps.pod(p, ok(A), up(B), up(C)),
+        Want("Running", steps=seq("succeeded", "waiting", "waiting"), message=None),
     ),
     Row(
         "parallel-failure-waits-for-the-running-step",
@@ -933,7 +948,7 @@ ROWS = [
         lambda p: ps.pod(p, ps.stand_in_result(A), up(B), up(C), notes=note(A)),
         Want(
             "Running",
-            steps=seq("failed", "running", "waiting"),
+            steps=seq("failed", "waiting", "waiting"),
             events=["StepFailed"],
             step_reasons={"a": "ErrImagePull"},
         ),
@@ -2232,7 +2247,7 @@ def test_story_dag_a_ok_b_fails_later_c_on_failure_stays_skipped() -> None:
     assert seen == [
         {"a": "running", "b": "waiting", "c": "waiting", "d": "waiting"},
         {"a": "succeeded", "b": "running", "c": "skipped", "d": "waiting"},
-        {"a": "succeeded", "b": "failed", "c": "skipped", "d": "running"},
+        {"a": "succeeded", "b": "failed", "c": "skipped", "d": "waiting"},  # d is skipping itself
         {"a": "succeeded", "b": "failed", "c": "skipped", "d": "skipped"},
     ]
     final = statuses.PipelineStatus.model_validate(status)
@@ -2243,13 +2258,19 @@ def test_story_dag_a_ok_b_fails_later_c_on_failure_stays_skipped() -> None:
     )
 
 
-def test_a_stop_that_catches_a_step_the_moment_its_turn_came_reads_it_skipped_afterwards() -> None:
-    """A known limit of reading steps from container states: a step container running in its turn is a running
-    step until its result shows, though its entrypoint may be about to skip it. A stop at that moment tells it
-    failed (Stopped); once the pod has stopped, its entrypoint's result (a skip) is what the status shows."""
+def test_a_stop_that_catches_a_step_skipping_itself_reads_it_skipped_like_the_waiting_ones() -> None:
+    """b's turn came after a failed, so its entrypoint is skipping it, but its container still runs: a stop at
+    that moment reads it skipped, as the steps still waiting, never failed (Stopped) as a running step would;
+    once the pod has stopped, the status says why (Stopped)."""
     plan = PLANS["seq"]
     cancelled = scheduling.decide(snapshot(plan, ps.pod(plan, bad(A), up(B), up(C)), cancel=True))
-    assert (step_status(cancelled, "b").state, step_status(cancelled, "b").reason) == ("failed", "Stopped")
+    assert [(s.state, s.reason) for s in cancelled.status.steps] == [
+        ("failed", None),
+        ("skipped", None),
+        ("skipped", None),
+    ]
+    running = scheduling.decide(snapshot(plan, ps.pod(plan, ok(A), up(B), up(C)), cancel=True))
+    assert (step_status(running, "b").state, step_status(running, "b").reason) == ("failed", "Stopped")
     notes = ps.apply_patch(ps.pod(plan), cancelled.pod_patch)["metadata"]["annotations"]
     after = ps.pod(
         plan, bad(A), ps.stopped_waiting(B, IMG[B]), ps.stopped_waiting(C, IMG[C]), notes=notes, **DEADLINE

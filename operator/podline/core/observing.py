@@ -7,7 +7,10 @@ is not yet a running step. What the pod tells, and how it is read:
   * a terminated container without one never got as far as its entrypoint (it could not start, it was
     killed first): a failure, with the kubelet's reason;
   * a running container is a running step once every step it comes after is done (a detached one: started);
-    before that it waits;
+    before that it waits. When its turn comes its entrypoint decides run or skip over the results then
+    present (``stepping.decide``); the pod shows no difference until the skipped result arrives (the
+    kubelet's next relist, about a second later), so the same decision is made here, over the results that
+    had ended by the end of its last dependency: a step that is skipping itself shows waiting, never running;
   * a container waiting with a pull error is a step whose image is not there: the scheduler decides when it
     gets the runner image as a stand-in (``pull_failure``), recorded in ``killed.podline.dev/<container>``.
 Everything is read from the pod's current state (level-triggered), so a missed watch event only delays a
@@ -16,7 +19,7 @@ decision until the next event or resync.
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,16 +84,58 @@ def view_steps(plan: plans.RunPlan, pod: Mapping[str, Any] | None) -> dict[str, 
     notes = annotations(pod)
     start = pod_start(pod)
     views: dict[str, StepView] = {}
+    results = _results(plan, statuses_)
 
     def view(c: plans.ContainerPlan) -> StepView:
         if c.name not in views:
             deps = [(plan.container(d), view(plan.container(d))) for d in c.depends_on]
-            views[c.name] = _view_step(c, statuses_.get(c.name), notes, deps, start)
+            seen = _view_step(c, statuses_.get(c.name), notes, deps, start)
+            if seen.state is statuses.StepState.RUNNING and _skips_itself(plan, c, results):
+                seen = StepView(statuses.StepState.WAITING, turn_since=seen.started_at)
+            views[c.name] = seen
         return views[c.name]
 
     for c in plan.steps:
         view(c)
     return {c.name: views[c.name] for c in plan.steps}
+
+
+def _results(plan: plans.RunPlan, statuses_: Mapping[str, Mapping[str, Any]]) -> dict[str, stepping.Result]:
+    """The results the steps' entrypoints recorded, as the run directory holds them (with ``failing``)."""
+    found: dict[str, stepping.Result] = {}
+    for c in plan.steps:
+        terminated = ((statuses_.get(c.name) or {}).get("state") or {}).get("terminated")
+        result = stepping.parse_message(c.name, terminated.get("message")) if terminated else None
+        if result is not None:
+            found[c.name] = replace(result, failing=stepping.is_failing(c, result.state))
+    return found
+
+
+def _skips_itself(
+    plan: plans.RunPlan, c: plans.ContainerPlan, results: Mapping[str, stepping.Result]
+) -> bool:
+    """Whether step ``c``, whose turn has come, is being skipped by its entrypoint: ``stepping.decide`` over
+    the results that had ended when its last dependency did (the moment it decided). Without the times to
+    tell, it is taken to run."""
+    if any(r.exit_code == EXIT_EARLY for r in results.values()):
+        return True  # every step still waiting skips itself: early exit
+    ends = [results[d].finished_at for d in c.depends_on if d in results]
+    moment = max((end for end in ends if end is not None), default=None)
+    present = {
+        name: r
+        for name, r in results.items()
+        if moment is not None and r.finished_at is not None and r.finished_at <= moment
+    }
+    detached = tuple(d for d in c.depends_on if plan.container(d).detach)
+    args = stepping.StepArgs(
+        name=c.name,
+        after=c.depends_on,
+        detached=detached,
+        on_success=c.run_on_success,
+        on_failure=c.run_on_failure,
+        excluded=c.excluded,
+    )
+    return stepping.decide(args, present, started=detached).action is stepping.Action.SKIP
 
 
 def _counts_done(dep: plans.ContainerPlan, view: StepView) -> bool:
