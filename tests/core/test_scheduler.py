@@ -31,6 +31,7 @@ from podline.core import (
     plans,
     pods,
     policies,
+    registries,
     scheduling,
     statuses,
     stepping,
@@ -1781,6 +1782,19 @@ def test_a_step_without_a_command_of_its_own_needs_its_image_config() -> None:
             (
                 'step "publish": its command comes from its image, and image plugins/docker: 401 Unauthorized; '
                 "set commands: or entrypoint: on the step"
+            ),
+        ),
+        (
+            "the-registrys-certificate-is-not-trusted",
+            registries.untrusted(
+                "plugins/docker", "registry.corp:5000", 20, "unable to get local issuer certificate"
+            ),
+            (
+                'step "publish": its command comes from its image, and cannot read the config of image '
+                '"plugins/docker": untrusted TLS certificate: registry.corp:5000: its certificate is not signed by '
+                "a CA the operator trusts (unable to get local issuer certificate); if the registry uses a private "
+                "CA, give the operator that CA's certificate in PODLINE_REGISTRY_CA_FILE (a PEM file; Helm: "
+                "operator.registryCA); set commands: or entrypoint: on the step"
             ),
         ),
         (

@@ -69,6 +69,7 @@ class RegistryReason(enum.StrEnum):
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "not found"
     UNREACHABLE = "unreachable"
+    UNTRUSTED = "untrusted TLS certificate"
     BAD_RESPONSE = "bad response"
     NO_PLATFORM = "no manifest for the platform"
 

@@ -295,5 +295,33 @@ def refusal(
     )
 
 
+# OpenSSL's verify codes that mean "signed by no CA this client trusts": a CA added to the trust cures them.
+# (2 unable to get issuer certificate, 18 self-signed certificate, 19 self-signed certificate in chain,
+# 20 unable to get local issuer certificate, 21 unable to verify the first certificate.)
+UNKNOWN_ISSUER_CODES = frozenset({2, 18, 19, 20, 21})
+CA_SETTING = "PODLINE_REGISTRY_CA_FILE"
+
+
+def untrusted(
+    image: str, host: str, code: int | None, why: str, *, ca_file: str = ""
+) -> errors.ImageConfigUnavailable:
+    """The error for a registry (or mirror, or token service) at ``host`` whose TLS certificate failed
+    verification with OpenSSL's verify ``code`` and message ``why``; ``ca_file``: the operator's
+    ``PODLINE_REGISTRY_CA_FILE``, if set. Not transient: the operator's trust is fixed until it restarts."""
+    why = why.strip().rstrip(".") or "verification failed"
+    if code is None or code in UNKNOWN_ISSUER_CODES:
+        if ca_file:
+            advice = (f"add the CA that signed it to the bundle in {CA_SETTING} ({json.dumps(ca_file)}), "
+                      "which the operator trusts besides the system's CAs, and restart the operator")  # fmt: skip
+        else:
+            advice = (f"if the registry uses a private CA, give the operator that CA's certificate "
+                      f"in {CA_SETTING} (a PEM file; Helm: operator.registryCA)")  # fmt: skip
+        detail = f"{host}: its certificate is not signed by a CA the operator trusts ({why}); {advice}"
+    else:
+        detail = (f"{host}: its certificate failed verification ({why}); the registry's certificate must "
+                  f"be fixed ({CA_SETTING} adds trusted CAs, it cannot cure this)")  # fmt: skip
+    return errors.ImageConfigUnavailable.because(image, Reason.UNTRUSTED, detail)
+
+
 def _shown(text: str, limit: int = 100) -> str:
     return json.dumps(text[:limit]) + ("…" if len(text) > limit else "")

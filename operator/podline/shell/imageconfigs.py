@@ -57,7 +57,8 @@ class ImageConfigs:
 
     ``mirrors``: from ``PODLINE_REGISTRY_MIRRORS``. ``platform``: the default of ``resolve``. ``timeout``:
     seconds one ``resolve`` may take in all. ``cache_size``: configs kept. ``ssl``: an SSL context for
-    registries with private CAs (default: the system's). Use it from one event loop; ``close()`` at shutdown.
+    registries with private CAs (default: the system's); ``ca_file``: where its extra CAs came from
+    (``PODLINE_REGISTRY_CA_FILE``), for messages only. Use it from one event loop; ``close()`` at shutdown.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class ImageConfigs:
         cache_size: int = 1024,
         connections: int = 8,
         ssl: ssl_.SSLContext | None = None,
+        ca_file: str = "",
     ) -> None:
         self.mirrors = tuple(mirrors)
         self.platform = core.parse_platform(platform)
@@ -79,6 +81,7 @@ class ImageConfigs:
         self.proxies = urllib.request.getproxies_environment()  # HTTPS_PROXY, NO_PROXY, … as containerd reads
         self._connections = connections
         self._ssl = ssl
+        self.ca_file = ca_file
         self._cache: collections.OrderedDict[tuple[str, str], core.ImageConfig] = collections.OrderedDict()
         # (registry base, repository, credential fingerprint) -> (Authorization value, monotonic expiry)
         self._auth: collections.OrderedDict[tuple[str, str, str], tuple[str, float]] = (
@@ -368,8 +371,8 @@ class _Reader:
                         b"" if method == "HEAD" else await self._read(response, limit if status < 300 else 0)
                     )
                     return status, multidict.CIMultiDict(response.headers), body  # any case
-            except aiohttp.ClientConnectorCertificateError:
-                raise self._unreachable(url, "its TLS certificate is not trusted") from None
+            except aiohttp.ClientConnectorCertificateError as exc:
+                raise self._untrusted(url, exc.certificate_error) from None
             except aiohttp.ClientSSLError:
                 raise self._unreachable(url, "the TLS handshake failed") from None
             except aiohttp.ClientConnectorError:
@@ -396,6 +399,14 @@ class _Reader:
                     raise self.bad(f"it answered with more than the {_size(limit)} allowed")
                 break
         return b"".join(chunks)[:cap]
+
+    def _untrusted(self, url: str, cause: Exception) -> errors.ImageConfigUnavailable:
+        host = urllib.parse.urlsplit(url).netloc
+        code = getattr(cause, "verify_code", None)
+        why = getattr(cause, "verify_message", None) or str(cause)
+        return registries.untrusted(
+            self.image, host, code if isinstance(code, int) else None, str(why), ca_file=self.owner.ca_file
+        )
 
     def _unreachable(self, url: str, why: str) -> errors.ImageConfigUnavailable:
         host = urllib.parse.urlsplit(url).netloc

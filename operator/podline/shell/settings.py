@@ -6,7 +6,10 @@ Every option is one ``PODLINE_*`` variable; README's configuration reference lis
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -56,6 +59,17 @@ class Settings:
     registry_mirrors: tuple[registries.Mirror, ...] = ()
     """PODLINE_REGISTRY_MIRRORS: registry=url pairs; image configs of that registry are read at the mirror."""
 
+    registry_ca_file: str = ""
+    """PODLINE_REGISTRY_CA_FILE: a PEM bundle of CA certificates trusted, on top of the system's, for registries,
+    mirrors and their token services; empty: the system's alone."""
+
+    registry_ca: str = field(default="", repr=False)
+    """The certificates of ``registry_ca_file`` as read (and checked) at start: the file is read once."""
+
+    def registry_ssl(self) -> ssl.SSLContext | None:
+        """The TLS context for registries: the system's trust plus ``registry_ca``; None: the system's alone."""
+        return registry_context(self.registry_ca) if self.registry_ca else None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -96,6 +110,16 @@ class Settings:
                 problems.append(f"{name}: {error}")
                 return ()
 
+        def ca_bundle(name: str) -> tuple[str, str]:
+            path = env.get(name, "").strip()
+            if not path:
+                return "", ""
+            try:
+                return path, read_ca_bundle(path)
+            except ValueError as error:
+                problems.append(f"{name}: {error}")
+                return path, ""
+
         step_timeout = number("PODLINE_STEP_TIMEOUT", 0)
         policy = policies.Policy(
             runner_image=text("PODLINE_RUNNER_IMAGE", policies.DEFAULT_RUNNER_IMAGE),
@@ -117,6 +141,7 @@ class Settings:
         log_level = text("PODLINE_LOG_LEVEL", "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"PODLINE_LOG_LEVEL: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+        ca_file, ca = ca_bundle("PODLINE_REGISTRY_CA_FILE")
         settings = cls(
             namespaces=names("PODLINE_NAMESPACES"),
             policy=policy,
@@ -130,7 +155,56 @@ class Settings:
             liveness_port=number("PODLINE_LIVENESS_PORT", 8080),
             api_workers=number("PODLINE_API_WORKERS", 8, 1),
             registry_mirrors=mirrors("PODLINE_REGISTRY_MIRRORS"),
+            registry_ca_file=ca_file,
+            registry_ca=ca,
         )
         if problems:
             raise SettingsError("; ".join(problems))
         return settings
+
+
+_PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+CA_BUNDLE_LIMIT = 4 * 1024 * 1024  # far more than any CA bundle (the system's is about 200 kB)
+
+
+def read_ca_bundle(path: str) -> str:
+    """The PEM certificates in the file at ``path``, checked to load. Raises ValueError saying what is wrong
+    (missing, unreadable, not PEM, a private key inside), never with the file's content."""
+    shown = json.dumps(path)
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(CA_BUNDLE_LIMIT + 1)
+    except FileNotFoundError:
+        raise ValueError(f"{shown} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{shown} is a directory, not a PEM file") from None
+    except PermissionError:
+        raise ValueError(f"{shown} cannot be read (permission denied for uid {os.getuid()})") from None
+    except OSError as error:
+        raise ValueError(f"{shown} cannot be read: {error.strerror or type(error).__name__}") from None
+    if len(raw) > CA_BUNDLE_LIMIT:
+        raise ValueError(f"{shown} is larger than {CA_BUNDLE_LIMIT // (1024 * 1024)} MiB; it is no CA bundle")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{shown} is not a PEM file (binary content: a DER certificate? "
+            "convert it with `openssl x509 -inform der -in FILE -out FILE.pem`)"
+        ) from None
+    if _PEM_PRIVATE_KEY.search(text):
+        raise ValueError(f"{shown} holds a private key: give only the CA certificates")
+    if _PEM_CERTIFICATE not in text:
+        raise ValueError(f"{shown} holds no PEM certificate (no {_PEM_CERTIFICATE} line)")
+    try:
+        registry_context(text)
+    except ssl.SSLError as error:
+        raise ValueError(f"{shown} is not a valid PEM certificate bundle ({error.reason or error})") from None
+    return text
+
+
+def registry_context(certificates: str) -> ssl.SSLContext:
+    """A client TLS context trusting the system's CAs and the PEM ``certificates`` (verifying host names)."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=certificates)
+    return context
