@@ -296,6 +296,32 @@ def test_values_reach_the_operator(helm: str, values: list[str], expected: dict[
     settings_.Settings.from_env(variables)
 
 
+def test_the_registry_ca_configmap_is_mounted_read_only_and_named_to_the_operator(helm: str) -> None:
+    docs = render(helm, "--set", "operator.registryCA.configMap.name=corp-ca",
+                  "--set", "operator.registryCA.configMap.key=bundle.pem")  # fmt: skip
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all(set(v) <= {"name", "emptyDir", "configMap"} for v in volumes.values()), volumes
+    [mount] = [m for m in container(docs)["volumeMounts"] if "configMap" in volumes[m["name"]]]
+    source = volumes[mount["name"]]["configMap"]
+    assert source["name"] == "corp-ca" and "optional" not in source, (
+        "a missing ConfigMap must not go unnoticed"
+    )
+    [item] = source["items"]
+    assert item["key"] == "bundle.pem"
+    assert mount["readOnly"] is True
+    assert env(docs)["PODLINE_REGISTRY_CA_FILE"] == f"{mount['mountPath']}/{item['path']}"
+    assert container(docs)["securityContext"]["readOnlyRootFilesystem"] is True
+    assert item["path"] and "/" not in item["path"]
+    lint = run_helm(
+        helm, "lint", "--strict", str(CHART), "--set", "operator.registryCA.configMap.name=corp-ca"
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    default = render(helm)
+    assert env(default)["PODLINE_REGISTRY_CA_FILE"] == ""
+    assert [m["mountPath"] for m in container(default)["volumeMounts"]] == ["/tmp"]
+
+
 def test_metrics_service_and_service_monitor(helm: str) -> None:
     docs = render(
         helm,
@@ -419,6 +445,9 @@ def test_pod_meets_the_restricted_pod_security_standard(helm: str, mode: str) ->
     (["--set", "metrics.port=70000"], "at '/metrics/port'"),
     (["--set", "rbac.scope=namespaces", "--set", "watchNamespaces={team-*}"], "at '/watchNamespaces/0'"),
     (["--set", "image.digest=latest"], "at '/image/digest'"),
+    (["--set", "operator.registryCA.configMap.name=Corp_CA"], "at '/operator/registryCA/configMap/name'"),
+    (["--set", "operator.registryCA.configMap.key=certs/ca.crt"], "at '/operator/registryCA/configMap/key'"),
+    (["--set", "operator.registryCA.secret=corp-ca"], "additional properties 'secret' not allowed"),
     # cross-field rules, from templates/_helpers.tpl
     (["--set", "rbac.scope=namespaces"], "watchNamespaces is empty"),
     (["--set", "watchNamespaces={ci}"], 'rbac.scope is "cluster"'),

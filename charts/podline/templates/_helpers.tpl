@@ -58,6 +58,11 @@ app.kubernetes.io/part-of: podline
 {{/*
 Cross-field rules values.schema.json cannot state clearly; each failure says what to change.
 */}}
+{{/* Where operator.registryCA's ConfigMap key is mounted, read-only; PODLINE_REGISTRY_CA_FILE names the file. */}}
+{{- define "podline.registryCADir" -}}/etc/podline/registry-ca{{- end }}
+{{- define "podline.registryCAName" -}}ca.pem{{- end }}
+{{- define "podline.registryCAFile" -}}{{ include "podline.registryCADir" . }}/{{ include "podline.registryCAName" . }}{{- end }}
+
 {{- define "podline.validate" -}}
 {{- if and (eq .Values.rbac.scope "namespaces") (not .Values.watchNamespaces) }}
 {{- fail "rbac.scope is \"namespaces\" but watchNamespaces is empty: list the namespaces the operator serves, e.g. --set 'watchNamespaces={ci,team-a}'" }}
