@@ -1,4 +1,5 @@
-"""The node tier's two image registries (Debian's ``docker-registry``), plain HTTP on loopback.
+"""The node tier's two image registries (Debian's ``docker-registry``), plain HTTP on loopback (tests may start
+more, also over HTTPS).
 
 The public one needs no credentials; the private one requires htpasswd (bcrypt) basic auth, so tests can
 prove that ``imagePullSecrets`` reach the real kubelet and containerd. Every request lands in the
@@ -16,7 +17,7 @@ import subprocess
 
 import yaml
 
-from tests.cluster import components, images, probes
+from tests.cluster import components, images, pki, probes
 
 USERNAME = "podline"
 PASSWORD = "podline-test-password"
@@ -85,21 +86,23 @@ def describe(name: str, host: str, log_dir: pathlib.Path, *, authenticated: bool
 
 def define(
     name: str, registry: Registry, directory: pathlib.Path, run_dir: pathlib.Path, *, program: str,
-    htpasswd: str | None,
+    htpasswd: str | None, tls: tuple[pki.KeyPair, pki.KeyPair] | None = None,
 ) -> components.Component:  # fmt: skip
     """Write the registry's config (and htpasswd file, if ``htpasswd`` names that program); return its
-    not yet started component."""
+    not yet started component. ``tls``: (CA, server certificate): it serves HTTPS with that certificate (and
+    is probed trusting that CA) instead of plain HTTP."""
     address = registry.address
     directory.mkdir(parents=True, exist_ok=True)
+    http: dict[str, object] = {
+        "addr": address,
+        "secret": "podline-test",
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+    }
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
         "storage": {"filesystem": {"rootdirectory": str(directory / "storage")}, "delete": {"enabled": True}},
-        "http": {
-            "addr": address,
-            "secret": "podline-test",
-            "headers": {"X-Content-Type-Options": ["nosniff"]},
-        },
+        "http": http,
     }
     if htpasswd is not None:
         password_file = directory / "htpasswd"
@@ -108,10 +111,16 @@ def define(
         )
         password_file.write_text(entry.stdout.strip() + "\n")
         config["auth"] = {"htpasswd": {"realm": "podline-test", "path": str(password_file)}}
+    context = None
+    if tls is not None:
+        ca, server = tls
+        http["tls"] = {"certificate": str(server.cert), "key": str(server.key)}
+        context = probes.tls_context(ca)
     config_file = directory / "config.yml"
     config_file.write_text(yaml.safe_dump(config))
     expected = 401 if htpasswd is not None else 200
+    url = f"{'https' if tls else 'http'}://{address}/v2/"
     return components.Component(
         name, [program, "serve", str(config_file)], registry.log.parent, run_dir,
-        ready=lambda: probes.http_status(f"http://{address}/v2/") == expected, ready_timeout=30,
+        ready=lambda: probes.http_status(url, context) == expected, ready_timeout=30,
     )  # fmt: skip

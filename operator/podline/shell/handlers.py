@@ -59,9 +59,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         connections=config.api_workers,
         timeout=settings.networking.request_timeout or 60,
     )
-    images = imageconfigs.ImageConfigs(
-        mirrors=config.registry_mirrors, ssl=config.registry_ssl(), ca_file=config.registry_ca_file
-    )
+    images = imageconfigs.ImageConfigs.from_settings(config)
     reconciler = reconciling.Reconciler(api, config, images=images)
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))

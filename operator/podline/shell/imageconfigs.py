@@ -35,12 +35,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiohttp
 import multidict
 
 from podline.core import auths, errors, images, registries
 from podline.core import imageconfigs as core
+from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
 Reason = errors.RegistryReason
@@ -91,6 +93,12 @@ class ImageConfigs:
         self._basic: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pending: dict[tuple[str, str], asyncio.Future[core.ImageConfig]] = {}
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, config: settings_.Settings, **options: Any) -> ImageConfigs:
+        """The operator's reader: its mirrors and registry CAs (``PODLINE_REGISTRY_*``); ``options``: the rest."""
+        return cls(mirrors=config.registry_mirrors, ssl=config.registry_ssl(), ca_file=config.registry_ca_file,
+                   **options)  # fmt: skip
 
     async def resolve(
         self,

@@ -1,0 +1,138 @@
+"""A real registry behind a private CA: Debian's docker-registry serving HTTPS on a free loopback port with a
+certificate of a throw-away CA (``tests.cluster.pki``), started here without the rest of the node tier.
+
+Loopback registries are spoken to over plain HTTP, so the reader reaches this one as the https:// mirror of an
+in-house registry name (``PODLINE_REGISTRY_MIRRORS``), the way a registry elsewhere would be reached; the
+reader is built from the settings as the operator builds it (``ImageConfigs.from_settings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+from podline.core import errors
+from podline.core import imageconfigs as core
+from podline.shell import imageconfigs
+from podline.shell import settings as settings_
+
+from tests.cluster import binaries, fixtures, images, pki, probes
+from tests.cluster import registry as cluster_registry
+
+pytestmark = pytest.mark.node  # needs the node tier's Debian packages (registry, skopeo, umoci, busybox)
+PROGRAMS = ("docker-registry", "skopeo", "openssl")
+IN_HOUSE = "registry.corp.example"  # the name Pipelines use; never resolved, always read at the mirror
+IMAGE = f"{IN_HOUSE}/podline/busybox:1"
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsRegistry:
+    registry: cluster_registry.Registry
+    ca: pki.KeyPair
+    other_ca: pki.KeyPair
+    layout: pathlib.Path
+
+    def env(self, ca_file: pathlib.Path | None) -> dict[str, str]:
+        env = {"PODLINE_REGISTRY_MIRRORS": f"{IN_HOUSE}=https://{self.registry.host}"}
+        if ca_file is not None:
+            env["PODLINE_REGISTRY_CA_FILE"] = str(ca_file)
+        return env
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
+    found = {name: binaries.locate(name) for name in PROGRAMS}
+    missing = [name for name, path in found.items() if path is None]
+    missing += [] if binaries.BUSYBOX.is_file() else [str(binaries.BUSYBOX)]
+    if missing:
+        message = f"registry tests need {', '.join(missing)}; run `tests/cluster/setup.sh node` once"
+        if fixtures.in_ci():
+            pytest.fail(message + " (CI=true: must not skip)", pytrace=False)
+        pytest.skip(message)
+    directory = tmp_path_factory.mktemp("tls-registry")
+    ca = pki.make_ca(directory / "ca", "private-ca")
+    server = pki.issue(ca, directory / "ca", "registry", common_name="registry",
+                       hosts=("localhost", "127.0.0.1"), client=False, server=True)  # fmt: skip
+    other_ca = pki.make_ca(directory / "other", "other-ca")
+    registry = cluster_registry.describe("registry-tls", f"localhost:{probes.free_port()}", directory / "logs",
+                                         authenticated=False)  # fmt: skip
+    component = cluster_registry.define("registry-tls", registry, directory / "registry-tls", directory / "run",
+                                        program=str(found["docker-registry"]), htpasswd=None,
+                                        tls=(ca, server))  # fmt: skip
+    component.start()
+    try:
+        component.wait_ready()
+        layout = images.layout_dir()
+        images.push(layout, "busybox", f"{registry.host}/podline/busybox:1")  # skopeo: TLS, unverified
+        yield TlsRegistry(registry, ca, other_ca, layout)
+    finally:
+        component.stop()
+
+
+def resolve(env: dict[str, str]) -> core.ImageConfig:
+    """Read ``IMAGE`` with the operator's reader for the settings ``env``."""
+
+    async def main() -> core.ImageConfig:
+        reader = imageconfigs.ImageConfigs.from_settings(settings_.Settings.from_env(env))
+        try:
+            return await reader.resolve(IMAGE, None)
+        finally:
+            await reader.close()
+
+    return asyncio.run(main())
+
+
+def refused(env: dict[str, str]) -> errors.ImageConfigUnavailable:
+    with pytest.raises(errors.ImageConfigUnavailable) as caught:
+        resolve(env)
+    return caught.value
+
+
+def busybox_digest(layout: pathlib.Path) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    return next(
+        m["digest"]
+        for m in index["manifests"]
+        if m["annotations"]["org.opencontainers.image.ref.name"] == "busybox"
+    )
+
+
+def test_without_the_ca_the_read_fails_saying_the_certificate_is_not_trusted(
+    tls_registry: TlsRegistry,
+) -> None:
+    since = tls_registry.registry.offset()
+    error = refused(tls_registry.env(None))
+    assert error.reason is errors.RegistryReason.UNTRUSTED and not error.transient
+    message = str(error)
+    assert f'cannot read the config of image "{IMAGE}": untrusted TLS certificate' in message
+    assert (
+        f"{tls_registry.registry.host}: its certificate is not signed by a CA the operator trusts" in message
+    )
+    assert "give the operator that CA's certificate in PODLINE_REGISTRY_CA_FILE" in message
+    assert tls_registry.registry.requests(since) == [], "no request got past the TLS handshake"
+
+
+def test_with_the_ca_file_the_entrypoint_and_cmd_are_read(tls_registry: TlsRegistry) -> None:
+    since = tls_registry.registry.offset()
+    config = resolve(tls_registry.env(tls_registry.ca.cert))
+    assert (config.entrypoint, config.cmd) == ((), ("sh",))
+    assert config.digest == busybox_digest(tls_registry.layout)
+    assert tls_registry.registry.manifest_requests("podline/busybox", since), "read at the TLS registry"
+
+
+def test_a_bundle_with_other_cas_besides_it_works_and_one_without_it_says_to_add_it(
+    tls_registry: TlsRegistry, tmp_path: pathlib.Path
+) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(tls_registry.other_ca.cert.read_text() + tls_registry.ca.cert.read_text())
+    assert resolve(tls_registry.env(bundle)).cmd == ("sh",)
+    error = refused(tls_registry.env(tls_registry.other_ca.cert))
+    assert error.reason is errors.RegistryReason.UNTRUSTED
+    assert (
+        f'add the CA that signed it to the bundle in PODLINE_REGISTRY_CA_FILE ("{tls_registry.other_ca.cert}")'
+        in str(error)
+    )
