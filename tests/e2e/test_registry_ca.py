@@ -1,5 +1,6 @@
 """A real registry behind a private CA: Debian's docker-registry serving HTTPS on a free loopback port with a
-certificate of a throw-away CA (``tests.cluster.pki``), started here without the rest of the node tier.
+certificate of a throw-away CA (``tests.cluster.pki``), started here without the rest of the node tier; read
+by the reader alone, and by the operator process on a private api-tier cluster (a plugin step's command).
 
 Loopback registries are spoken to over plain HTTP, so the reader reaches this one as the https:// mirror of an
 in-house registry name (``PODLINE_REGISTRY_MIRRORS``), the way a registry elsewhere would be reached; the
@@ -20,8 +21,10 @@ from podline.core import imageconfigs as core
 from podline.shell import imageconfigs
 from podline.shell import settings as settings_
 
-from tests.cluster import binaries, fixtures, images, pki, probes
+from tests.cluster import apitier, binaries, fixtures, images, pki, probes, scripted_kubelet
 from tests.cluster import registry as cluster_registry
+from tests.e2e import conftest as e2e_conftest
+from tests.e2e import operating
 
 pytestmark = pytest.mark.node  # needs the node tier's Debian packages (registry, skopeo, umoci, busybox)
 PROGRAMS = ("docker-registry", "skopeo", "openssl")
@@ -136,3 +139,57 @@ def test_a_bundle_with_other_cas_besides_it_works_and_one_without_it_says_to_add
         f'add the CA that signed it to the bundle in PODLINE_REGISTRY_CA_FILE ("{tls_registry.other_ca.cert}")'
         in str(error)
     )
+
+
+# ---- the operator: a plugin step whose image is in the TLS registry -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    api_cluster: apitier.ApiCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[apitier.ApiCluster]:
+    yield from e2e_conftest.private_cluster(api_cluster, tmp_path_factory, "registry-ca")
+
+
+def run_plugin(cluster: apitier.ApiCluster, env: dict[str, str]) -> tuple[dict[str, object], str, str]:
+    """Run a Pipeline with one plugin step of ``IMAGE`` under an operator with ``env`` (its own namespace);
+    its final status, the namespace and the operator's log."""
+    namespace = cluster.new_namespace("registry-ca")
+    kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client(), namespace=namespace)
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name=f"operator-{namespace}",
+                                   env={"PODLINE_NAMESPACES": namespace, **env})  # fmt: skip
+    kubelet.start()
+    op.start()
+    try:
+        spec = {"steps": [{"name": "publish", "image": IMAGE, "settings": {"repo": "team/app"}}]}
+        operating.apply(cluster, namespace, operating.pipeline("plugin", spec))
+        st = operating.wait_for_phase(cluster, namespace, "plugin", operator=op)
+        return st, namespace, op.log()
+    finally:
+        op.stop()
+        kubelet.stop()
+
+
+def test_the_operator_without_the_ca_fails_the_step_naming_the_setting(
+    tls_registry: TlsRegistry, cluster: apitier.ApiCluster
+) -> None:
+    st, namespace, log = run_plugin(cluster, tls_registry.env(None))
+    assert (st["phase"], st["reason"]) == ("Failed", "ImageConfigUnavailable"), st
+    message = str(st["message"])
+    assert 'step "publish": its command comes from its image, and cannot read the config of image' in message
+    assert "untrusted TLS certificate" in message and "PODLINE_REGISTRY_CA_FILE" in message
+    assert "set commands: or entrypoint: on the step" in message
+    pods = cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout
+    assert "plugin-g1" not in pods, "no pod for a run whose command is unknown"
+    assert "Traceback" not in log
+
+
+def test_the_operator_with_the_ca_file_runs_the_images_cmd(
+    tls_registry: TlsRegistry, cluster: apitier.ApiCluster
+) -> None:
+    st, namespace, _ = run_plugin(cluster, tls_registry.env(tls_registry.ca.cert))
+    assert st["phase"] == "Succeeded", st
+    pod = operating.get(cluster, namespace, "pod", "plugin-g1")
+    [publish] = [c for c in pod["spec"]["containers"] if c["name"] == "step-publish"]
+    assert publish["image"] == IMAGE
+    assert publish["args"][-2:] == ["--", "sh"], "busybox's CMD, read from the TLS registry"

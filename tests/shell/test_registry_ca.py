@@ -186,14 +186,18 @@ def test_it_is_reported_with_the_other_bad_settings(tmp_path: pathlib.Path) -> N
     assert "PODLINE_MAX_STEPS" in str(caught.value) and f"{VARIABLE}: " in str(caught.value)
 
 
-def test_the_command_line_names_the_variable_not_a_traceback(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("command", ["operator", "render"])
+def test_the_operator_does_not_start_naming_the_variable_not_a_traceback(
+    tmp_path: pathlib.Path, command: str
+) -> None:
     example = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "hello.pipeline.yaml"
+    argv = [sys.executable, "-m", "podline", command] + ([str(example)] if command == "render" else [])
     result = subprocess.run(
-        [sys.executable, "-m", "podline", "render", str(example)], capture_output=True, text=True, timeout=60,
-        check=False, env={"PATH": "/usr/bin:/bin", VARIABLE: str(tmp_path / "missing.pem")},
+        argv, capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(tmp_path / "none"), VARIABLE: str(tmp_path / "ca.pem")},
     )  # fmt: skip
     assert result.returncode == 1
-    assert f"{VARIABLE}: " in result.stderr and "does not exist" in result.stderr
+    assert f'{VARIABLE}: "{tmp_path / "ca.pem"}" does not exist' in result.stderr
     assert "Traceback" not in result.stderr
 
 
