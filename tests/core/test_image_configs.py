@@ -703,6 +703,32 @@ def test_refusals_say_what_happened(
     assert CANARY not in str(error) + repr(error) + repr(error.problems)
 
 
+@pytest.mark.parametrize(
+    ("code", "why", "ca_file", "message"),
+    [
+        (20, "unable to get local issuer certificate", "",
+         ("registry.example.com: its certificate is not signed by a CA the operator trusts (unable to get local "
+          "issuer certificate); if the registry uses a private CA, give the operator that CA's certificate in "
+          "PODLINE_REGISTRY_CA_FILE (a PEM file; Helm: operator.registryCA)")),
+        (19, "self-signed certificate in certificate chain", "/etc/podline/registry-ca/ca.pem",
+         'add the CA that signed it to the bundle in PODLINE_REGISTRY_CA_FILE ("/etc/podline/registry-ca/ca.pem")'),
+        (None, "certificate verify failed.", "", "(certificate verify failed); if the registry uses a private CA"),
+        (10, "certificate has expired", "/ca.pem",
+         ("registry.example.com: its certificate failed verification (certificate has expired); the registry's "
+          "certificate must be fixed (PODLINE_REGISTRY_CA_FILE adds trusted CAs, it cannot cure this)")),
+        (62, "Hostname mismatch, certificate is not valid for 'registry.example.com'.", "",
+         "(Hostname mismatch, certificate is not valid for 'registry.example.com'); the registry's certificate"),
+    ],
+)  # fmt: skip
+def test_an_untrusted_certificate_says_whether_the_ca_file_can_cure_it(
+    code: int | None, why: str, ca_file: str, message: str
+) -> None:
+    error = registries.untrusted(IMAGE, "registry.example.com", code, why, ca_file=ca_file)
+    assert (error.reason, error.transient, error.image) == (Reason.UNTRUSTED, False, IMAGE)
+    assert str(error).startswith(f'cannot read the config of image "{IMAGE}": untrusted TLS certificate: ')
+    assert message in str(error)
+
+
 def test_a_mirrors_refusal_says_the_images_own_credentials_are_not_sent_there() -> None:
     error = registries.refusal(IMAGE, 401, 'manifest "1"', mirror="localhost:5101")
     assert "the mirror localhost:5101 refused an anonymous request" in str(error)

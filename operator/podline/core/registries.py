@@ -5,7 +5,7 @@ TLS or plain HTTP — only for a mirror given as ``http://`` and for loopback re
 which credentials of a run's ``auths.Credentials`` go there, by the kubelet's keyring rules and order (a
 mirror gets only those for its own host); how a ``WWW-Authenticate`` challenge is answered (Basic, or a
 Bearer token, whose service a credential reaches only over https or on this machine); and the errors of a
-refusal, in words, never with a credential. What is read (manifests, configs) is ``imageconfigs``'s; the
+refusal and of a TLS certificate that fails verification, in words, never with a credential. What is read (manifests, configs) is ``imageconfigs``'s; the
 requests are ``podline.shell.imageconfigs``'s.
 """
 
