@@ -23,6 +23,7 @@ The run pods' runner image is the operator image itself (the chart's default, ``
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import nodetier, operator_image
+from tests.cluster import nodetier, operator_image, pki
 from tests.e2e import conftest, operating
 from tests.e2e import test_chart_cluster as charts
 from tests.e2e import test_operator_node as scenarios
@@ -284,15 +285,22 @@ def _check_ledgers(
 
 
 def test_helm_upgrade_rolls_the_operator_while_pipelines_run(
-    node_cluster: nodetier.NodeCluster, operator: InCluster, workspace: str
+    node_cluster: nodetier.NodeCluster, operator: InCluster, workspace: str, tmp_path: pathlib.Path
 ) -> None:
+    """The upgrade also adds operator.registryCA: the new pod (uid 65532, read-only root) starts only if it
+    can read the mounted bundle, as the operator reads and checks PODLINE_REGISTRY_CA_FILE at start."""
     names = ["roll-a", "roll-b", "roll-c"]
     operating.apply(node_cluster, workspace, *(ledger_pipeline(n, node_cluster.registry) for n in names))
     operating.wait_for(lambda: all(_at_gate(node_cluster, workspace, n) for n in names), timeout=180,
                        what=f"every pipeline to be running step {GATE}")  # fmt: skip
+    ca = pki.make_ca(tmp_path / "ca", "registry-ca")
+    node_cluster.kubectl("create", "configmap", "registry-ca", "-n", operator.namespace,
+                         f"--from-file=ca.crt={ca.cert}")  # fmt: skip
     [old] = operator.pods()
     upgraded = operator.helm("upgrade", operator.release, str(CHART), "--namespace", operator.namespace,
-                             "--reuse-values", "--set", "logging.level=DEBUG", "--wait", "--timeout", "150s")  # fmt: skip
+                             "--reuse-values", "--set", "logging.level=DEBUG",
+                             "--set", "operator.registryCA.configMap.name=registry-ca",
+                             "--wait", "--timeout", "150s")  # fmt: skip
     assert "REVISION: 2" in upgraded.stdout, upgraded.stdout + upgraded.stderr
 
     def running() -> list[str]:
@@ -303,6 +311,8 @@ def test_helm_upgrade_rolls_the_operator_while_pipelines_run(
     [new] = operator.pods()
     env = {e["name"]: e.get("value") for e in new["spec"]["containers"][0]["env"]}
     assert env["PODLINE_LOG_LEVEL"] == "DEBUG" and new["metadata"]["name"] != old["metadata"]["name"]
+    assert env["PODLINE_REGISTRY_CA_FILE"] == "/etc/podline/registry-ca/ca.pem", env
+    assert operator.alive() and operator.restarts() == 0, operator.log()[-3000:]
     _check_ledgers(node_cluster, workspace, names, operator)
 
 
