@@ -375,6 +375,7 @@ SPEC_FIELDS = [
     "trigger",
     "metadata",
     "services",
+    "platform",
 ]
 anything = st.recursive(
     st.one_of(
@@ -481,7 +482,22 @@ SHAPED = {
             "annotations": st.dictionaries(words, words, max_size=2),
         },
     ),
-    "node_selector": st.dictionaries(words, words, max_size=2),
+    "node_selector": st.dictionaries(
+        st.one_of(words, st.sampled_from(["kubernetes.io/os", "kubernetes.io/arch"])),
+        st.one_of(words, st.sampled_from(["linux", "windows", "amd64", "x86_64", "arm64", "arm"])),
+        max_size=2,
+    ),
+    "platform": st.fixed_dictionaries(
+        {},
+        optional={
+            "os": st.one_of(words, st.sampled_from(["linux", "Linux", "windows"])),
+            "arch": st.one_of(
+                words, st.sampled_from(["amd64", "x86_64", "aarch64", "arm64", "arm", "sparc"])
+            ),
+            "variant": st.one_of(words, st.sampled_from(["v6", "v7", "8"])),
+            "version": words,
+        },
+    ),
     "workspace": st.fixed_dictionaries({}, optional={"base": words, "path": words}),
     "resources": st.fixed_dictionaries(
         {},

@@ -13,6 +13,7 @@ import pytest
 from podline.core import compiling, errors, policies, validation
 
 POLICY = policies.Policy()
+ARCHES = "386, amd64, arm, arm64, loong64, mips, mips64, mips64le, mipsle, ppc64, ppc64le, riscv64, s390x"
 
 
 def step(name: str = "build", image: str = "alpine:3.19", **fields: Any) -> dict[str, Any]:
@@ -111,6 +112,24 @@ VALID = [
     ),
     pytest.param(
         spec(step(), metadata={"annotations": {"team": "x"}, "labels": {"app": "y"}}), id="pod-metadata"
+    ),
+    pytest.param(spec(step(), platform={"os": "linux", "arch": "arm64"}), id="platform-linux-arm64"),
+    pytest.param(spec(step(), platform={"os": "Linux", "arch": "x86_64"}), id="platform-drone-spellings"),
+    pytest.param(spec(step(), platform={"arch": "arm", "variant": "v6"}), id="platform-arm-v6"),
+    pytest.param(
+        spec(step(), platform={"os": "", "arch": "", "variant": "", "version": "1809"}), id="platform-empty"
+    ),
+    pytest.param(
+        spec(
+            step(),
+            platform={"os": "linux", "arch": "aarch64"},
+            node_selector={"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64", "pool": "ci"},
+        ),
+        id="platform-and-node-selector-agree",
+    ),
+    pytest.param(
+        spec(step(), node_selector={"kubernetes.io/arch": "s390x"}, platform={"variant": "v1"}),
+        id="node-selector-arch-with-platform-variant",
     ),
 ]
 
@@ -603,6 +622,88 @@ CASES = [
             (
                 "spec.tolerations[0].key: must be up to 63 letters, digits, '-', '_' or '.', starting and ending with a "
                 "letter or digit"
+            )
+        ],
+    ),
+    # The platform: where the pod runs and which manifest of an image is read; nodes only run linux here.
+    (
+        "platform-os-windows",
+        spec(step(), platform={"os": "windows", "arch": "amd64"}),
+        [
+            (
+                'spec.platform.os: "windows" is not supported: steps run under podline\'s entrypoint, a Linux '
+                "binary; use linux"
+            )
+        ],
+    ),
+    (
+        "platform-arch-unknown",
+        spec(step(), platform={"arch": "amd"}),
+        [
+            (
+                'spec.platform.arch: unknown architecture "amd"; known: '
+                + ARCHES
+                + " (or x86_64, x86-64, aarch64, i386, i686, armhf, armel)"
+            )
+        ],
+    ),
+    (
+        "platform-arch-against-node-selector",
+        spec(
+            step(), platform={"os": "linux", "arch": "arm64"}, node_selector={"kubernetes.io/arch": "amd64"}
+        ),
+        [
+            (
+                'spec.platform.arch: "arm64" disagrees with node_selector kubernetes.io/arch "amd64": the pod would run '
+                "on amd64 nodes and its images' commands be read for arm64; make them agree or drop one"
+            )
+        ],
+    ),
+    (
+        "platform-arch-alias-against-node-selector",
+        spec(step(), platform={"arch": "aarch64"}, node_selector={"kubernetes.io/arch": "arm"}),
+        [
+            (
+                'spec.platform.arch: "aarch64" disagrees with node_selector kubernetes.io/arch "arm": the pod would run '
+                "on arm nodes and its images' commands be read for aarch64; make them agree or drop one"
+            )
+        ],
+    ),
+    (
+        "platform-variant-without-arch",
+        spec(step(), platform={"variant": "v7"}),
+        ["spec.platform.variant: needs an architecture (platform.arch or node_selector kubernetes.io/arch)"],
+    ),
+    (
+        "node-selector-os-windows",
+        spec(step(), node_selector={"kubernetes.io/os": "windows"}),
+        [
+            (
+                'spec.node_selector.kubernetes.io/os: "windows" is not supported: steps run under podline\'s '
+                "entrypoint, a Linux binary; use linux"
+            )
+        ],
+    ),
+    (
+        "node-selector-drone-spellings",
+        spec(step(), node_selector={"kubernetes.io/os": "Linux", "kubernetes.io/arch": "x86_64"}),
+        [
+            'spec.node_selector.kubernetes.io/os: no node has "Linux"; Kubernetes calls it "linux"',
+            'spec.node_selector.kubernetes.io/arch: no node has "x86_64"; Kubernetes calls it "amd64"',
+        ],
+    ),
+    (
+        "node-selector-arch-unknown",
+        spec(step(), node_selector={"kubernetes.io/arch": "sparc"}, platform={"arch": "amd64"}),
+        ['spec.node_selector.kubernetes.io/arch: unknown architecture "sparc"; nodes have one of: ' + ARCHES],
+    ),
+    (
+        "node-selector-arch-not-a-label-value",
+        spec(step(), node_selector={"kubernetes.io/arch": "arm 64"}),
+        [
+            (
+                'spec.node_selector.kubernetes.io/arch: value "arm 64" must be empty or up to 63 letters, digits, '
+                "'-', '_' or '.', starting and ending with a letter or digit"
             )
         ],
     ),

@@ -3,8 +3,9 @@
 Decides: container names and order (services, then the clone step, then steps), each step's image pull
 policy, how ``commands`` become a shell script, the environment (``DRONE_*``, pipeline, step, plugin
 settings, ``from_secret`` references), the dependency graph (sequential unless ``depends_on`` is used),
-``when`` conditions on build metadata, volumes and the workspace. Leaves the Kubernetes object shapes to
-``pods`` and everything that happens at run time to ``scheduling``.
+``when`` conditions on build metadata, volumes and the workspace, the run's platform and the node labels it
+implies (``platforms``). Leaves the Kubernetes object shapes to ``pods`` and everything that happens at run
+time to ``scheduling``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from podline.core import (
     images,
     models,
     plans,
+    platforms,
     policies,
     pulling,
     quantities,
@@ -105,7 +107,8 @@ def compile_model(
         containers=tuple(containers),
         volumes=tuple(_volumes(spec, volumes)),
         workspace=workspace,
-        node_selector=tuple(sorted(spec.node_selector.items())),
+        node_selector=tuple(sorted(platforms.node_selector(spec).items())),
+        platform=platforms.target(spec),
         tolerations=tuple(_toleration(t) for t in spec.tolerations),
         service_account=spec.service_account_name or policy.default_service_account,
         automount_token=policy.automount_service_account_token,

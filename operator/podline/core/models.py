@@ -286,10 +286,21 @@ class Clone(Model):
 
 
 class Platform(Model):
-    os: str | None = Field(default=None, description="Operating system (informational).")
-    arch: str | None = Field(default=None, description="Architecture (informational).")
-    variant: str | None = Field(default=None, description="Variant (informational).")
-    version: str | None = Field(default=None, description="Version (informational).")
+    """Where the run's pod goes (node labels ``kubernetes.io/os``, ``kubernetes.io/arch``) and which manifest
+    of a multi-arch image is read for a step that runs its image's own command. See ``platforms``."""
+
+    os: str | None = Field(
+        default=None, description="Operating system: linux, the only one (becomes kubernetes.io/os)."
+    )
+    arch: str | None = Field(
+        default=None,
+        description="Architecture: amd64, arm64, arm, … (x86_64, aarch64 accepted); becomes kubernetes.io/arch "
+        "and chooses the manifest of multi-arch images.",
+    )
+    variant: str | None = Field(
+        default=None, description="Architecture variant (arm: v6, v7; arm64: v8): chooses the manifest too."
+    )
+    version: str | None = Field(default=None, description="OS version (informational).")
 
 
 class Toleration(Model):
@@ -337,12 +348,18 @@ class PipelineSpec(Model):
     workspace: Workspace | None = Field(default=None, description="Where the shared workspace is mounted.")
     clone: Clone | None = Field(default=None, description="Clone settings.")
     volumes: list[Volume] = Field(default_factory=list, description="Volumes steps may mount.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of the run's pod.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node selector of the run's pod; kubernetes.io/os and kubernetes.io/arch must agree with "
+        "platform, and choose the platform image configs are read for.",
+    )
     tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of the run's pod.")
     service_account_name: str | None = Field(
         default=None, description="ServiceAccount of the pod (only if the operator allows it)."
     )
-    platform: Platform | None = Field(default=None, description="Target platform (informational).")
+    platform: Platform | None = Field(
+        default=None, description="Target platform: the pod's node selector, and the manifest of images read."
+    )
     trigger: Conditions = Field(
         default_factory=Conditions, description="Conditions under which the pipeline runs."
     )

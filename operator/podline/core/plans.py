@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from podline.core import pulling
+from podline.core import imageconfigs, pulling
 
 
 class Kind(StrEnum):
@@ -81,7 +81,8 @@ class RunPlan:
     containers: tuple[ContainerPlan, ...]
     volumes: tuple[dict[str, Any], ...] = ()
     workspace: str = "/drone/src"
-    node_selector: tuple[tuple[str, str], ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()  # the user's, and platform's node labels
+    platform: imageconfigs.Platform | None = None  # image configs are read for it; None: the default
     tolerations: tuple[dict[str, Any], ...] = ()
     service_account: str | None = None
     automount_token: bool = False

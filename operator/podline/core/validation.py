@@ -16,7 +16,7 @@ from typing import Any
 
 import pydantic
 
-from podline.core import conventions, errors, images, kubenames, models, policies, quantities
+from podline.core import conventions, errors, images, kubenames, models, platforms, policies, quantities
 
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
@@ -73,6 +73,7 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
         *_pod_metadata(spec, root),
         *_unconfined(spec, policy, root),
         *_placement(spec, root),
+        *_platform(spec, root),
     ]
     if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
         problems.append(
@@ -460,6 +461,70 @@ def _placement(spec: models.PipelineSpec, root: str) -> _Problems:
             yield errors.Problem(f"{path}.value", 'must be empty when operator is "Exists"')
         if t.toleration_seconds is not None and t.effect != "NoExecute":
             yield errors.Problem(f"{path}.toleration_seconds", 'needs effect "NoExecute"')
+
+
+_LINUX_ONLY = "steps run under podline's entrypoint, a Linux binary; use linux"
+
+
+def _platform(spec: models.PipelineSpec, root: str) -> _Problems:
+    """``platform`` and the node selector's ``kubernetes.io/os``/``arch`` name a platform nodes have, and the
+    same one: the pod goes where they say, and image configs are read for it (see ``platforms``)."""
+    platform = spec.platform or models.Platform()
+    valid: set[str] = set()
+    if platform.os:
+        if platforms.os_label(platform.os) in platforms.OPERATING_SYSTEMS:
+            valid.add("os")
+        else:
+            yield errors.Problem(
+                f"{root}.platform.os", f"{json.dumps(platform.os)} is not supported: {_LINUX_ONLY}"
+            )
+    if platform.arch:
+        if platforms.arch_label(platform.arch):
+            valid.add("arch")
+        else:
+            yield errors.Problem(
+                f"{root}.platform.arch",
+                f"unknown architecture {json.dumps(platform.arch)}; known: {', '.join(platforms.ARCHITECTURES)} "
+                f"(or {', '.join(platforms.ALIASES)})",
+            )
+    # a value that is no label value at all is _placement's to report
+    selector = {k: v for k, v in spec.node_selector.items() if not kubenames.label_value_problem(v)}
+    os, arch = selector.get(platforms.OS_LABEL), selector.get(platforms.ARCH_LABEL)
+    if os is not None:
+        path = f"{root}.node_selector.{platforms.OS_LABEL}"
+        if os in platforms.OPERATING_SYSTEMS:
+            valid.add("selector-os")
+        elif platforms.os_label(os) in platforms.OPERATING_SYSTEMS:
+            yield errors.Problem(
+                path, f'no node has {json.dumps(os)}; Kubernetes calls it "{platforms.os_label(os)}"'
+            )
+        else:
+            yield errors.Problem(path, f"{json.dumps(os)} is not supported: {_LINUX_ONLY}")
+    if arch is not None:
+        path = f"{root}.node_selector.{platforms.ARCH_LABEL}"
+        label = platforms.arch_label(arch)
+        if label == arch:
+            valid.add("selector-arch")
+        elif label:
+            yield errors.Problem(path, f'no node has {json.dumps(arch)}; Kubernetes calls it "{label}"')
+        else:
+            yield errors.Problem(
+                path,
+                f"unknown architecture {json.dumps(arch)}; nodes have one of: {', '.join(platforms.ARCHITECTURES)}",
+            )
+    if platform.variant and not platform.arch and platforms.ARCH_LABEL not in spec.node_selector:
+        yield errors.Problem(
+            f"{root}.platform.variant",
+            f"needs an architecture (platform.arch or node_selector {platforms.ARCH_LABEL})",
+        )
+    for field, (label, chosen) in platforms.conflicts(spec).items():
+        if {field, f"selector-{field}"} <= valid:
+            value = getattr(platform, field)
+            yield errors.Problem(
+                f"{root}.platform.{field}",
+                f"{json.dumps(value)} disagrees with node_selector {label} {json.dumps(chosen)}: the pod would run "
+                f"on {chosen} nodes and its images' commands be read for {value}; make them agree or drop one",
+            )
 
 
 def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
