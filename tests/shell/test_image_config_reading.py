@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import test_utils, web
-from podline.core import auths, errors, registries
+from podline.core import auths, errors, plans, registries, runs
 from podline.core import imageconfigs as core
 from podline.shell import imageconfigs, reconciling
 from podline.shell import settings as settings_
@@ -378,3 +378,86 @@ def test_header_names_are_read_in_any_case() -> None:
     assert config.digest == digest(MANIFEST)
     # the HEAD's lower-case docker-content-digest was read: no GET of the tag to learn the digest
     assert ("GET", f"/v2/{REPOSITORY}/manifests/1") not in [(s.method, s.path) for s in double.seen]
+
+
+# ---- the run's platform: which manifest of a multi-arch index is read ---------------------------------------
+
+ARM_CONFIG = json.dumps(
+    {"architecture": "arm64", "os": "linux", "config": {"Entrypoint": ["/bin/plugin"], "Cmd": ["arm64"]}}
+).encode()
+ARM_MANIFEST = json.dumps({
+    "schemaVersion": 2, "mediaType": core.OCI_MANIFEST,
+    "config": {"mediaType": CONFIG_TYPE, "digest": digest(ARM_CONFIG), "size": len(ARM_CONFIG)},
+    "layers": [],
+}).encode()  # fmt: skip
+INDEX = json.dumps({
+    "schemaVersion": 2, "mediaType": core.OCI_INDEX,
+    "manifests": [
+        {"mediaType": core.OCI_MANIFEST, "digest": digest(MANIFEST), "size": len(MANIFEST),
+         "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": core.OCI_MANIFEST, "digest": digest(ARM_MANIFEST), "size": len(ARM_MANIFEST),
+         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+    ],
+}).encode()  # fmt: skip
+
+
+def multiarch() -> Double:
+    """Tag ``multi`` is an index: linux/amd64 → ``MANIFEST`` (no CMD), linux/arm64/v8 → CMD ``arm64``."""
+    double = Double()
+    double.manifests.update({"multi": INDEX, digest(INDEX): INDEX, digest(ARM_MANIFEST): ARM_MANIFEST})
+    double.blobs[digest(ARM_CONFIG)] = ARM_CONFIG
+    return double
+
+
+def test_the_reconcilers_source_reads_the_runs_platform_from_an_index() -> None:
+    double = multiarch()
+
+    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> list[object]:
+        source: reconciling.ImageConfigSource = reader
+        arm64 = core.normalize_platform("linux", "aarch64")
+        got = [await source.config(image(double, "multi"), None, platform=arm64)]
+        got.append(await source.config(image(double, "multi"), None))
+        got.append(await source.config(image(double, "multi"), None, platform=arm64))
+        return [*got, reader.cache_hits]
+
+    arm, default, again, hits = run(scenario, double)
+    assert arm == core.ImageConfig(("/bin/plugin",), ("arm64",), digest(ARM_MANIFEST))
+    assert default == core.ImageConfig(("/bin/plugin",), (), digest(MANIFEST))  # linux/amd64, the default
+    assert again == arm and hits == 1  # cached by index digest and platform: arm64's is not amd64's
+    blobs = [s.path.rpartition("/")[2] for s in double.seen if "/blobs/" in s.path]
+    assert blobs == [digest(ARM_CONFIG), digest(CONFIG)]
+
+
+def test_an_index_without_the_runs_platform_says_which_it_has() -> None:
+    double = multiarch()
+    s390x = core.normalize_platform("linux", "s390x")
+    error = failure(lambda reader, d: reader.config(image(d, "multi"), None, platform=s390x), double)
+    assert error.reason is errors.RegistryReason.NO_PLATFORM
+    assert "linux/s390x; the image is for linux/amd64, linux/arm64/v8" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("spec", "cmd"),
+    [
+        ({}, ()),
+        ({"platform": {"os": "linux", "arch": "aarch64"}}, ("arm64",)),
+        ({"node_selector": {"kubernetes.io/arch": "arm64"}}, ("arm64",)),
+        ({"platform": {"arch": "amd64"}, "node_selector": {"kubernetes.io/arch": "amd64"}}, ()),
+    ],
+)
+def test_the_reconciler_asks_for_the_plans_platform(spec: dict[str, Any], cmd: tuple[str, ...]) -> None:
+    double = multiarch()
+
+    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> dict[str, Any] | None:
+        reconciler = reconciling.Reconciler(object(), settings_.Settings(), images=reader)  # type: ignore[arg-type]
+        body = {
+            "metadata": {"namespace": "ci", "name": "p", "uid": "u", "generation": 1},
+            "spec": {"steps": [{"name": "plugin", "image": image(double, "multi")}], **spec},
+        }
+        plan = runs.plan_of(body, reconciler.settings.policy)
+        assert isinstance(plan, plans.RunPlan), plan
+        return await reconciler._image_configs(("ci", "p"), plan, None)
+
+    configs = run(scenario, double)
+    assert configs is not None
+    assert configs[image(double, "multi")].cmd == cmd

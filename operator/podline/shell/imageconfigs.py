@@ -105,11 +105,11 @@ class ImageConfigs:
         reference: str,
         credentials: auths.Credentials | None,
         *,
-        platform: str | None = None,
+        platform: str | core.Platform | None = None,
         path: str = "",
     ) -> core.ImageConfig:
-        """The ENTRYPOINT/CMD of ``reference`` for ``platform`` (default: the constructor's), read with the
-        run's pull ``credentials`` (None: anonymously).
+        """The ENTRYPOINT/CMD of ``reference`` for ``platform`` (``linux/arm64`` or a ``core.Platform``;
+        default: the constructor's), read with the run's pull ``credentials`` (None: anonymously).
 
         Raises ``errors.InvalidImageReference`` for a bad reference, ValueError for a bad platform, and
         ``errors.ImageConfigUnavailable`` (``reason``; ``transient`` for unreachable, 429 and 5xx) when the
@@ -117,7 +117,12 @@ class ImageConfigs:
         digest is cached (plus a token request when no token is remembered), else two to four requests more.
         """
         image = images.parse(reference, path=path or "image")
-        wanted = self.platform if platform is None else core.parse_platform(platform)
+        if platform is None:
+            wanted = self.platform
+        elif isinstance(platform, core.Platform):
+            wanted = core.normalize_platform(platform.os, platform.architecture, platform.variant)
+        else:
+            wanted = core.parse_platform(platform)
         where = registries.endpoint(image, self.mirrors)
         reader = _Reader(self, reference, where, registries.credentials_for(credentials, image, where))
         try:
@@ -135,9 +140,11 @@ class ImageConfigs:
                 error.image, error.reason, error.detail, path=path
             ) from None
 
-    async def config(self, image: str, credentials: auths.Credentials | None) -> core.ImageConfig:
-        """``resolve`` at the default platform: ``reconciling.ImageConfigSource``."""
-        return await self.resolve(image, credentials)
+    async def config(
+        self, image: str, credentials: auths.Credentials | None, *, platform: core.Platform | None = None
+    ) -> core.ImageConfig:
+        """``resolve`` for the run's ``platform`` (None: the default one): ``reconciling.ImageConfigSource``."""
+        return await self.resolve(image, credentials, platform=platform)
 
     async def close(self) -> None:
         session, self._session = self._session, None

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from podline.core import auths, conventions, errors, plans, runs, scheduling, statuses, stepping
+from podline.core import auths, conventions, errors, imageconfigs, plans, runs, scheduling, statuses, stepping
 from podline.shell import caches as caches_
 from podline.shell import kube, metrics, queueing, statuswriting
 from podline.shell import settings as settings_
@@ -31,9 +31,17 @@ CONFIG_RETRY_SECONDS = 5.0
 
 
 class ImageConfigSource(Protocol):
-    """Reads what an image runs (its ENTRYPOINT/CMD) from its registry; raises ``errors.PodlineError``."""
+    """Reads what an image runs (its ENTRYPOINT/CMD) from its registry, for ``platform`` (the run's,
+    ``RunPlan.platform``; None: the source's default) when the image is a multi-arch index; raises
+    ``errors.PodlineError``."""
 
-    async def config(self, image: str, credentials: auths.Credentials | None) -> stepping.ImageCommand: ...
+    async def config(
+        self,
+        image: str,
+        credentials: auths.Credentials | None,
+        *,
+        platform: imageconfigs.Platform | None = None,
+    ) -> stepping.ImageCommand: ...
 
 
 class Reconciler:
@@ -190,7 +198,7 @@ class Reconciler:
                 )
                 continue
             try:
-                out[image] = await self.images.config(image, creds)
+                out[image] = await self.images.config(image, creds, platform=plan.platform)
             except errors.PodlineError as exc:
                 first = self._config_waits.setdefault((key, image), time.monotonic())
                 if getattr(exc, "transient", False) and time.monotonic() - first < plan.pull_timeout_seconds:
