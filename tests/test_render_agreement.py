@@ -155,3 +155,24 @@ def test_a_garbage_timeout_annotation_is_refused_by_render_as_by_the_operator(tm
         "duration like 90s, 30m or 2h"
     )
     assert raised.value.lines == [expected]
+
+
+def test_the_platform_reaches_the_rendered_pods_node_selector(tmp_path: pathlib.Path) -> None:
+    doc = {
+        "apiVersion": conventions.API_VERSION,
+        "kind": conventions.KIND,
+        "metadata": {"name": "t"},
+        "spec": {
+            "platform": {"os": "linux", "arch": "aarch64"},
+            "node_selector": {"pool": "ci"},
+            "steps": [{"name": "a", "image": "busybox:1.36", "commands": ["true"]}],
+        },
+    }
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    pod = next(d for d in yaml.safe_load_all(cli.render([str(path)])) if d and d["kind"] == "Pod")
+    assert pod["spec"]["nodeSelector"] == {
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "arm64",
+        "pool": "ci",
+    }
