@@ -172,12 +172,23 @@ def test_a_bad_file_stops_the_operator_naming_the_variable_and_why(
     assert KEY_CANARY not in message and "MII" not in message, "never the file's content"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_an_unreadable_file_says_so(certificates: dict[str, pki.KeyPair], tmp_path: pathlib.Path) -> None:
     path = tmp_path / "ca.pem"
     shutil.copy(certificates["ca"].cert, path)
     path.chmod(0)
-    assert "cannot be read (permission denied for uid" in problem(path)
+    if os.geteuid() != 0:
+        assert "cannot be read (permission denied for uid" in problem(path)
+        return
+    # Root reads any file while it holds CAP_DAC_OVERRIDE: read it from a child without that capability.
+    check = (
+        "import sys\nfrom podline.shell import settings\n"
+        "try:\n    settings.read_ca_bundle(sys.argv[1])\nexcept ValueError as error:\n    print(error)\n"
+    )
+    result = subprocess.run(
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", check, str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert f'"{path}" cannot be read (permission denied for uid 0)' in result.stdout, result
 
 
 def test_it_is_reported_with_the_other_bad_settings(tmp_path: pathlib.Path) -> None:
