@@ -91,15 +91,16 @@ def table(results: Mapping[str, Any]) -> str:
         rows.append(
             (
                 (
-                    f"1. step hand-off, {lv['pipelines']} running pipeline(s){' (stress)' if 'stress' in key else ''}: "
+                    f"1. step end → status shows it (the operator's part of a hand-off), {lv['pipelines']} "
+                    f"running pipeline(s){' (stress)' if 'stress' in key else ''}: "
                     f"{lv['steps']} steps of {lv['step_seconds'][0]:g}–{lv['step_seconds'][1]:g} s; "
-                    + (f"{offered:.1f} hand-offs/s offered, " if offered else "")
+                    + (f"{offered:.1f} step ends/s offered, " if offered else "")
                     + f"{_ms(level['handoffs_per_second']['median'])}/s done"
                 ),
                 f"p50 {_spread(s['p50'])}; p95 {_spread(s['p95'])}; p99 {_spread(s['p99'])}",
                 (
                     f"floor p50 {_spread(floor_p50)} under the same load; p50 = {_spread(level['ratio_p50_to_floor'], '×')} "
-                    f"floor; operator CPU {_spread(level['operator_cpu_ms_per_handoff'])} per hand-off"
+                    f"floor; operator CPU {_spread(level['operator_cpu_ms_per_handoff'])} per step end"
                 ),
                 target or "–",
             )
@@ -250,7 +251,7 @@ def plots(results: Mapping[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
         lv = level["level"]
         cdf(
             pooled,
-            f"step hand-off, {lv['pipelines']} running pipeline(s), steps {lv['step_seconds'][0]:g}–"
+            f"step end → status, {lv['pipelines']} running pipeline(s), steps {lv['step_seconds'][0]:g}–"
             f"{lv['step_seconds'][1]:g} s",
             linestyle=":" if "stress" in key else "-",
         )

@@ -115,7 +115,7 @@ def test_a_run_that_never_ended_waits_on_a_step_its_pod_shows_running(
 @pytest.mark.timeout(1300)
 def test_the_table_and_plots_are_written(results: tuple[dict[str, Any], pathlib.Path]) -> None:
     _, out = results
-    assert "step hand-off" in (out / "table.md").read_text()
+    assert "step end → status shows it" in (out / "table.md").read_text()
     if importlib.util.find_spec("matplotlib") is not None:  # the bench extra draws them
         for name in ("latency_cdf.png", "throughput.png", "memory.png"):
             assert (out / name).read_bytes().startswith(b"\x89PNG"), name
