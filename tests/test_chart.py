@@ -287,6 +287,7 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     (["logging.format=json", "logging.level=DEBUG"], {"PODLINE_LOG_FORMAT": "json", "PODLINE_LOG_LEVEL": "DEBUG"}),
     (["metrics.enabled=false"], {"PODLINE_METRICS_PORT": "0"}),
     (["livenessProbe.port=0"], {"PODLINE_LIVENESS_PORT": "0"}),
+    (["operator.platform=linux/arm64"], {"PODLINE_PLATFORM": "linux/arm64"}),
     (["operator.registryMirrors.docker\\.io=http://localhost:5101", "operator.registryMirrors.quay\\.io=https://m.example"],
      {"PODLINE_REGISTRY_MIRRORS": "docker.io=http://localhost:5101,quay.io=https://m.example"}),
 ])  # fmt: skip
@@ -448,6 +449,7 @@ def test_pod_meets_the_restricted_pod_security_standard(helm: str, mode: str) ->
     (["--set", "operator.registryCA.configMap.name=Corp_CA"], "at '/operator/registryCA/configMap/name'"),
     (["--set", "operator.registryCA.configMap.key=certs/ca.crt"], "at '/operator/registryCA/configMap/key'"),
     (["--set", "operator.registryCA.secret=corp-ca"], "additional properties 'secret' not allowed"),
+    (["--set", "operator.platform=arm64"], "at '/operator/platform'"),
     # cross-field rules, from templates/_helpers.tpl
     (["--set", "rbac.scope=namespaces"], "watchNamespaces is empty"),
     (["--set", "watchNamespaces={ci}"], 'rbac.scope is "cluster"'),

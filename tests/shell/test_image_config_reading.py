@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -461,3 +462,35 @@ def test_the_reconciler_asks_for_the_plans_platform(spec: dict[str, Any], cmd: t
     configs = run(scenario, double)
     assert configs is not None
     assert configs[image(double, "multi")].cmd == cmd
+
+
+def test_the_platform_setting_is_read_for_runs_that_name_none() -> None:
+    """PODLINE_PLATFORM (default: the operator's own) is what a run without ``platform`` is read for, so an
+    arm64-only cluster reads arm64 manifests; a run's own platform still wins."""
+    double = multiarch()
+    config = settings_.Settings.from_env({"PODLINE_PLATFORM": "linux/aarch64"})
+    assert config.platform == "linux/arm64/v8"
+    amd64 = core.normalize_platform("linux", "amd64")
+
+    async def scenario(_: imageconfigs.ImageConfigs, double: Double) -> list[object]:
+        reader = imageconfigs.ImageConfigs.from_settings(config)
+        try:
+            return [
+                await reader.config(image(double, "multi"), None),
+                await reader.config(image(double, "multi"), None, platform=amd64),
+            ]
+        finally:
+            await reader.close()
+
+    unnamed, named = run(scenario, double)
+    assert unnamed == core.ImageConfig(("/bin/plugin",), ("arm64",), digest(ARM_MANIFEST))
+    assert named == core.ImageConfig(("/bin/plugin",), (), digest(MANIFEST))
+
+
+def test_the_platform_setting_defaults_to_the_operators_own_and_a_bad_one_stops_it() -> None:
+    own = core.normalize_platform("linux", os.uname().machine)
+    assert settings_.Settings.from_env({}).platform == str(own)
+    assert settings_.Settings().platform == str(own)
+    with pytest.raises(settings_.SettingsError) as caught:
+        settings_.Settings.from_env({"PODLINE_PLATFORM": "arm64"})
+    assert str(caught.value).startswith('PODLINE_PLATFORM: platform "arm64" is not os/architecture[/variant]')

@@ -41,7 +41,8 @@ def os_label(os: str) -> str:
 def target(spec: models.PipelineSpec) -> imageconfigs.Platform | None:
     """The platform the run's image configs are read for: ``node_selector``'s ``kubernetes.io/os`` and
     ``kubernetes.io/arch`` where set, else ``platform``'s ``os``, ``arch`` and ``variant``, normalised (the
-    OS defaults to ``linux``); None when neither names an architecture (the operator's default then).
+    OS defaults to ``linux``); None when neither names an architecture (then ``PODLINE_PLATFORM``, by default
+    the operator's own).
 
     ``platform.variant`` applies unless the node selector names another architecture than ``platform.arch``
     (which validation refuses)."""

@@ -96,9 +96,10 @@ class ImageConfigs:
 
     @classmethod
     def from_settings(cls, config: settings_.Settings, **options: Any) -> ImageConfigs:
-        """The operator's reader: its mirrors and registry CAs (``PODLINE_REGISTRY_*``); ``options``: the rest."""
+        """The operator's reader: its mirrors and registry CAs (``PODLINE_REGISTRY_*``) and the platform read
+        for runs that name none (``PODLINE_PLATFORM``); ``options``: the rest."""
         return cls(mirrors=config.registry_mirrors, ssl=config.registry_ssl(), ca_file=config.registry_ca_file,
-                   **options)  # fmt: skip
+                   platform=config.platform, **options)  # fmt: skip
 
     async def resolve(
         self,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform as platform_
 import re
 import ssl
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from podline.core import policies, registries
+from podline.core import imageconfigs, policies, registries
 
 
 class SettingsError(ValueError):
@@ -58,6 +60,11 @@ class Settings:
 
     registry_mirrors: tuple[registries.Mirror, ...] = ()
     """PODLINE_REGISTRY_MIRRORS: registry=url pairs; image configs of that registry are read at the mirror."""
+
+    platform: str = field(default_factory=lambda: own_platform())
+    """PODLINE_PLATFORM: the platform (``os/arch[/variant]``) whose manifest of a multi-arch image is read for
+    runs that name none (no ``platform``, no ``kubernetes.io/arch`` node selector); default: the operator's
+    own, as its pod runs on the cluster's nodes."""
 
     registry_ca_file: str = ""
     """PODLINE_REGISTRY_CA_FILE: a PEM bundle of CA certificates trusted, on top of the system's, for registries,
@@ -142,6 +149,11 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"PODLINE_LOG_LEVEL: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
         ca_file, ca = ca_bundle("PODLINE_REGISTRY_CA_FILE")
+        platform = text("PODLINE_PLATFORM", "") or own_platform()
+        try:
+            platform = str(imageconfigs.parse_platform(platform))
+        except ValueError as error:
+            problems.append(f"PODLINE_PLATFORM: {error}")
         settings = cls(
             namespaces=names("PODLINE_NAMESPACES"),
             policy=policy,
@@ -155,12 +167,18 @@ class Settings:
             liveness_port=number("PODLINE_LIVENESS_PORT", 8080),
             api_workers=number("PODLINE_API_WORKERS", 8, 1),
             registry_mirrors=mirrors("PODLINE_REGISTRY_MIRRORS"),
+            platform=platform,
             registry_ca_file=ca_file,
             registry_ca=ca,
         )
         if problems:
             raise SettingsError("; ".join(problems))
         return settings
+
+
+def own_platform() -> str:
+    """The platform this process runs on, as containerd names it (``linux/amd64``, ``linux/arm64/v8``)."""
+    return str(imageconfigs.normalize_platform(sys.platform, platform_.machine()))
 
 
 _PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
