@@ -29,7 +29,9 @@ def pod(name: str, version: str, uid: str = "uid-a", pipeline: str = "a") -> dic
             "labels": {conventions.LABEL_PIPELINE_UID: uid},
             "annotations": {conventions.ANNOTATION_PIPELINE_NAME: pipeline},
             "managedFields": [{"manager": "kubelet"}],
-        }
+        },
+        "spec": {"containers": [{"name": "step-a", "image": "alpine:3.19", "args": ["run", "--", "echo a"]}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "step-a", "state": {"running": {}}}]},
     }
 
 
@@ -62,12 +64,14 @@ def test_the_echo_of_a_status_write_does_not_wake_the_pipeline() -> None:
     assert r.kicked == [("ci", "a")]
 
 
-def test_cached_pods_lose_managed_fields_and_are_found_by_pipeline() -> None:
+def test_cached_pods_keep_metadata_and_status_only_and_are_found_by_pipeline() -> None:
     r = Recorder()
     deliver(r, "ADDED", pod("a-g1", "1"))
     deliver(r, "ADDED", pod("a-g2", "1"))
     deliver(r, "ADDED", pod("b-g1", "1", uid="uid-b", pipeline="b"))
-    assert "managedFields" not in r.caches.pods[("ci", "a-g1")]["metadata"]
+    cached, delivered = r.caches.pods[("ci", "a-g1")], pod("a-g1", "1")
+    assert set(cached) == {"metadata", "status"} and cached["status"] == delivered["status"]
+    assert cached["metadata"] == {k: v for k, v in delivered["metadata"].items() if k != "managedFields"}
     assert [p["metadata"]["name"] for p in r.caches.pods_of("uid-a")] == ["a-g1", "a-g2"]
     deliver(r, "DELETED", pod("a-g1", "2"))
     assert [p["metadata"]["name"] for p in r.caches.pods_of("uid-a")] == ["a-g2"]

@@ -1,7 +1,8 @@
 """The operator's caches: the latest Pipelines and pods the watches delivered.
 
 Pods are indexed by their Pipeline's uid (the ``podline.dev/pipeline-uid`` label), so a reconcile finds the
-pods of earlier runs without a list request. Write pods only through ``put_pod``/``drop_pod``.
+pods of earlier runs without a list request. Write pods only through ``put_pod``/``drop_pod``; a cached pod
+is its metadata and status (``slim_pod``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Caches:
 
     def put_pod(self, key: Key, pod: Mapping[str, Any]) -> None:
         self.drop_pod(key)
+        pod = slim_pod(pod)
         self.pods[key] = pod
         uid = _pipeline_uid(pod)
         if uid:
@@ -40,6 +42,21 @@ class Caches:
 
     def pods_of(self, uid: str) -> list[Mapping[str, Any]]:
         return [self.pods[k] for k in sorted(self._by_uid.get(uid, ()))]
+
+
+# What the operator reads of a pod: its metadata (labels, annotations, owners, versions) and its status. Its
+# spec is the plan's (``core.pods`` builds it from the plan): on a run pod, the steps' commands, environment and
+# mounts are most of the object, so the cache keeps neither the spec nor the managed fields.
+POD_FIELDS = ("apiVersion", "kind", "metadata", "status")
+
+
+def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of ``pod`` the operator reads (``POD_FIELDS``, without ``metadata.managedFields``)."""
+    slim = {k: pod[k] for k in POD_FIELDS if k in pod}
+    meta = slim.get("metadata")
+    if isinstance(meta, Mapping) and "managedFields" in meta:
+        slim["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return slim
 
 
 def _pipeline_uid(pod: Mapping[str, Any]) -> str | None:
