@@ -12,6 +12,7 @@ fixture get the ``api`` or ``node`` marker automatically, so ``-m "not node"`` d
 from __future__ import annotations
 
 import os
+import pathlib
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +27,19 @@ _MARKERS = {"api_cluster": "api", "api_namespace": "api", "scripted_kubelet": "a
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def require_programs(programs: tuple[str, ...], what: str) -> dict[str, pathlib.Path]:
+    """Where ``programs`` are; fails (in CI) or skips the test unless they and the static busybox are here."""
+    found = {name: binaries.locate(name) for name in programs}
+    missing = [name for name, path in found.items() if path is None]
+    missing += [] if binaries.BUSYBOX.is_file() else [str(binaries.BUSYBOX)]
+    if missing:
+        message = f"{what} need {', '.join(missing)}; run `tests/cluster/setup.sh node` once"
+        if in_ci():
+            pytest.fail(message + " (CI=true: must not skip)", pytrace=False)
+        pytest.skip(message)
+    return {name: path for name, path in found.items() if path is not None}
 
 
 def _unavailable(message: str) -> None:

@@ -20,7 +20,7 @@ from podline.core import auths, errors, registries
 from podline.core import imageconfigs as core
 from podline.shell import imageconfigs
 
-from tests.cluster import binaries, components, fixtures, images, probes
+from tests.cluster import components, fixtures, images, probes
 from tests.cluster import registry as cluster_registry
 
 pytestmark = pytest.mark.node  # needs the node tier's Debian packages (registry, skopeo, umoci, busybox)
@@ -51,14 +51,7 @@ class Registries:
 
 @pytest.fixture(scope="module")
 def local_registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
-    found = {name: binaries.locate(name) for name in PROGRAMS}
-    missing = [name for name, path in found.items() if path is None]
-    missing += [] if binaries.BUSYBOX.is_file() else [str(binaries.BUSYBOX)]
-    if missing:
-        message = f"registry tests need {', '.join(missing)}; run `tests/cluster/setup.sh node` once"
-        if fixtures.in_ci():
-            pytest.fail(message + " (CI=true: must not skip)", pytrace=False)
-        pytest.skip(message)
+    found = fixtures.require_programs(PROGRAMS, "registry tests")
     directory = tmp_path_factory.mktemp("registries")
     logs = directory / "logs"
     public = cluster_registry.describe("registry-public", f"localhost:{probes.free_port()}", logs,

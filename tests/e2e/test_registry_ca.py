@@ -21,7 +21,7 @@ from podline.core import imageconfigs as core
 from podline.shell import imageconfigs
 from podline.shell import settings as settings_
 
-from tests.cluster import apitier, binaries, fixtures, images, pki, probes, scripted_kubelet
+from tests.cluster import apitier, fixtures, images, pki, probes, scripted_kubelet
 from tests.cluster import registry as cluster_registry
 from tests.e2e import conftest as e2e_conftest
 from tests.e2e import operating
@@ -48,14 +48,7 @@ class TlsRegistry:
 
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
-    found = {name: binaries.locate(name) for name in PROGRAMS}
-    missing = [name for name, path in found.items() if path is None]
-    missing += [] if binaries.BUSYBOX.is_file() else [str(binaries.BUSYBOX)]
-    if missing:
-        message = f"registry tests need {', '.join(missing)}; run `tests/cluster/setup.sh node` once"
-        if fixtures.in_ci():
-            pytest.fail(message + " (CI=true: must not skip)", pytrace=False)
-        pytest.skip(message)
+    found = fixtures.require_programs(PROGRAMS, "registry tests")
     directory = tmp_path_factory.mktemp("tls-registry")
     ca = pki.make_ca(directory / "ca", "private-ca")
     server = pki.issue(ca, directory / "ca", "registry", common_name="registry",
