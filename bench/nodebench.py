@@ -12,7 +12,11 @@ every repeat), images already present (a warm-up run of podline and the peer pul
    N + 1, containerd's clocks) are scenario 2, pooled per repeat.
 3. ``fanout``: a → (b, c) → d, one at a time.
 4. ``concurrent``: that many fan-outs submitted at once: until the last one ends, and each one's own time.
-5. The floor runs in every scenario, in the same run.
+5. ``wait``: a first step of ``sleep 3``, then 9 steps of ``sleep 0.2``: long enough for the kubelet to
+   have started every container before the steps come, so the hand-offs are the systems' own where their
+   next container waits (the ``echo`` chains of 1. end faster than the kubelet starts containers).
+6. The floor runs in every scenario, in the same run; Tekton's entrypoint (`nodesystems.Tekton`, if built)
+   in the scenarios that map to a Task's pod (its steps run in order: 1., 2. and 5.).
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import harness, nodesystems, peer, proc, stats, taskevents
+from bench import harness, nodesystems, peer, proc, stats, taskevents, tekton
 from bench.nodesystems import Outcome
 from tests.cluster import images
 
-SCENARIOS = ("e2e", "fanout", "concurrent")
+SCENARIOS = ("e2e", "fanout", "concurrent", "wait")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,7 @@ class NodeConfig:
     sizes: tuple[int, ...]
     concurrent: int
     timeline_size: int
+    wait: tuple[float, int, float] = (3.0, 9, 0.2)  # the `wait` scenario: first step, then N steps of
 
     @classmethod
     def full(cls) -> NodeConfig:
@@ -49,7 +54,7 @@ class NodeConfig:
 
     @classmethod
     def quick(cls) -> NodeConfig:
-        return cls(repeats=1, sizes=(3,), concurrent=2, timeline_size=3)
+        return cls(repeats=1, sizes=(3,), concurrent=2, timeline_size=3, wait=(2.0, 3, 0.2))
 
 
 def _timeout(steps: int, pipelines: int = 1) -> float:
@@ -64,9 +69,14 @@ class Bench:
         with_peer: bool,
         cluster: Any = None,
         build_peer: bool = True,
+        tekton_src: pathlib.Path | None = None,
+        with_tekton: bool = True,
     ) -> None:
         self.say = say
         self.peer_src, self.with_peer, self.build_peer = peer_src, with_peer, build_peer
+        self.tekton_src, self.with_tekton = tekton_src, with_tekton
+        self.tekton: tekton.Entrypoint | None = None
+        self.tekton_note = ""
         self.cluster: Any = cluster
         self.own_cluster = cluster is None
         self.operator: harness.Process | None = None
@@ -90,6 +100,13 @@ class Bench:
                 self.say(f"the peer does not run: {self.peer_note}")
         else:
             self.peer_note = "left out (--no-peer)"
+        if self.with_tekton:
+            self.say("building Tekton's entrypoint (once per source commit)")
+            self.tekton, self.tekton_note = tekton.find(self.tekton_src, build=self.build_peer)
+            if self.tekton is None:
+                self.say(f"Tekton's entrypoint does not run: {self.tekton_note}")
+        else:
+            self.tekton_note = "left out (--no-tekton)"
         if self.cluster is None:
             began = time.monotonic()
             self.cluster = clusters.start("node", owner="bench")
@@ -98,6 +115,8 @@ class Bench:
                 f"logs {self.cluster.log_dir})"
             )
         harness.install_crd(self.cluster)
+        if self.tekton is not None:
+            self.tekton.push()  # the registry's store is the cluster start's
         port = 0
         env = {
             "KUBECONFIG": str(self.cluster.kubeconfig),
@@ -131,6 +150,8 @@ class Bench:
         self.systems = [nodesystems.Podline(self.node)]
         if self.peer is not None:
             self.systems.append(nodesystems.Drone(self.node, self.peer))
+        if self.tekton is not None:
+            self.systems.append(nodesystems.Tekton(self.node, self.tekton.image))
         self.floors = [nodesystems.Floor(self.node, shell=False), nodesystems.Floor(self.node, shell=True)]
 
     def close(self, logs: pathlib.Path | None) -> None:
@@ -176,6 +197,16 @@ class Bench:
             }
         else:
             found["drone-runner-kube"] = {"not run": self.peer_note}
+        if self.tekton is not None:
+            found["tekton"] = {
+                "commit": self.tekton.commit,
+                "source": str(self.tekton.source),
+                "go": peer.go_version(self.tekton.go),
+                "image": self.tekton.image,
+                "scenarios": list(nodesystems.Tekton.SCENARIOS),
+            }
+        else:
+            found["tekton"] = {"not run": self.tekton_note}
         return found
 
     # ---- one run of one system ---------------------------------------------------------------------
@@ -187,7 +218,9 @@ class Bench:
         assert self.cluster is not None
         steps = max(len(s) for _, s in pipelines)
         timeout = _timeout(steps, len(pipelines))
-        short = {"podline": "pl", "drone-runner-kube": "drone"}.get(system.name, "floor")
+        short = {"podline": "pl", "drone-runner-kube": "drone", nodesystems.TEKTON: "tkn"}.get(
+            system.name, "floor"
+        )
         if isinstance(system, nodesystems.Drone):
             namespaces = [self.cluster.new_namespace(f"{short}-{label}") for _ in pipelines]
             outcomes = system.run(namespaces, pipelines, timeout)
@@ -222,6 +255,17 @@ class Bench:
         return order[shift:] + order[:shift]
 
 
+def takes_part(system: Any, scenario: str) -> bool:
+    """Whether ``system`` runs ``scenario`` (Tekton's Task pod maps chains only)."""
+    return scenario in getattr(system, "SCENARIOS", SCENARIOS)
+
+
+def skipped(systems: Sequence[Any]) -> dict[str, list[str]]:
+    """System -> the scenarios it leaves out."""
+    found = {s.name: [x for x in SCENARIOS if not takes_part(s, x)] for s in systems}
+    return {name: left for name, left in found.items() if left}
+
+
 def _e2e_seconds(outcomes: Sequence[Outcome]) -> float:
     values = [o.seconds for o in outcomes]
     return math.nan if any(v is None for v in values) else max(v for v in values if v is not None)
@@ -229,7 +273,7 @@ def _e2e_seconds(outcomes: Sequence[Outcome]) -> float:
 
 def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[str], None]) -> dict[str, Any]:
     """Every scenario, every repeat, every system; raw outcomes and their summaries."""
-    raw: dict[str, Any] = {"e2e": {}, "fanout": {}, "concurrent": {}}
+    raw: dict[str, Any] = {"e2e": {}, "fanout": {}, "concurrent": {}, "wait": {}}
     timeline: dict[str, Any] = {}
     say(
         "warm-up: one run of podline and of the peer (pulls busybox:1.36 and drone/placeholder:1, every image "
@@ -241,7 +285,7 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
         order = bench.all_systems(repeat)
         for size in cfg.sizes if "e2e" in only else ():
             steps = nodesystems.echo_steps(size)
-            for system in order:
+            for system in (s for s in order if takes_part(s, "e2e")):
                 outcomes = bench.run(system, f"n{size}", [(f"echo-{size}", steps)])
                 sample = {
                     "seconds": _e2e_seconds(outcomes),
@@ -255,13 +299,14 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
                 )
                 if size == cfg.timeline_size:
                     timeline[system.name] = sample["outcome"]
-        for system in order if "fanout" in only else ():
+        for system in (s for s in order if takes_part(s, "fanout")) if "fanout" in only else ():
             steps = nodesystems.fanout_steps()
             outcomes = bench.run(system, "fan", [("fanout", steps)])
             sample = {"seconds": _e2e_seconds(outcomes), "handoffs": nodesystems.handoffs(outcomes[0], steps)}
             raw["fanout"].setdefault(system.name, []).append(sample)
             say(f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} fan-out: {sample['seconds']:.2f} s")
-        for system in order if "concurrent" in only else ():  # last in a repeat: it leaves the most behind
+        # last in a repeat: it leaves the most behind
+        for system in (s for s in order if takes_part(s, "concurrent")) if "concurrent" in only else ():
             steps = nodesystems.fanout_steps()
             pipelines = [(f"fan-{i:02d}", steps) for i in range(cfg.concurrent)]
             outcomes = bench.run(system, "many", pipelines)
@@ -275,11 +320,25 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
             say(
                 f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} {cfg.concurrent} at once: {sample['total']:.2f} s"
             )
+        for system in (s for s in order if takes_part(s, "wait")) if "wait" in only else ():
+            steps = nodesystems.wait_steps(*cfg.wait)
+            outcomes = bench.run(system, "wait", [("wait", steps)])
+            sample = {
+                "seconds": _e2e_seconds(outcomes),
+                "handoffs": nodesystems.handoffs(outcomes[0], steps),
+                "handoffs_waiting": nodesystems.handoffs(outcomes[0], steps, waiting=True),
+                "outcome": nodesystems.outcome_json(outcomes[0]),
+            }
+            raw["wait"].setdefault(system.name, []).append(sample)
+            say(
+                f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} wait: {sample['seconds']:.2f} s, "
+                f"{len(sample['handoffs_waiting'])} of {len(sample['handoffs'])} hand-offs waited"
+            )
     return {"raw": raw, "timeline": timeline, "summary": summarise(raw)}
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"e2e": {}, "handoff": {}, "fanout": {}, "concurrent": {}}
+    out: dict[str, Any] = {"e2e": {}, "handoff": {}, "fanout": {}, "concurrent": {}, "wait": {}}
     for system, sizes in raw["e2e"].items():
         out["e2e"][system] = {
             size: stats.spread(s["seconds"] for s in samples) for size, samples in sizes.items()
@@ -313,6 +372,15 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             "each": stats.over_repeats(each, ("p50", "max")),
             "succeeded": [s["succeeded"] for s in samples],
         }
+    for system, samples in raw.get("wait", {}).items():
+        per_repeat = [stats.summary(s["handoffs"], 1000.0) for s in samples]
+        waiting = [h for s in samples for h in s.get("handoffs_waiting", ())]
+        out["wait"][system] = {
+            "seconds": stats.spread(s["seconds"] for s in samples),
+            "handoff_ms": stats.over_repeats(per_repeat, ("p50", "p95", "p99", "max")),
+            "pooled_ms": stats.summary([h for s in samples for h in s["handoffs"]], 1000.0),
+            "waiting_pooled_ms": stats.summary(waiting, 1000.0),
+        }
     return out
 
 
@@ -327,9 +395,11 @@ def run(
     *,
     cluster: Any = None,
     build_peer: bool = True,
+    tekton_src: pathlib.Path | None = None,
+    with_tekton: bool = True,
 ) -> dict[str, Any]:
     """The whole node bench; ``cluster``: a running node tier to use (a test's) instead of starting one;
-    ``build_peer=False``: run the peer only if it is already built."""
+    ``build_peer=False``: run the peer and Tekton's entrypoint only if they are already built."""
     from bench import run as api_run
 
     began = time.monotonic()
@@ -343,11 +413,20 @@ def run(
         "config": dataclasses.asdict(cfg),
         "errors": [],
     }
-    bench = Bench(say, peer_src, with_peer, cluster=cluster, build_peer=build_peer)
+    bench = Bench(
+        say,
+        peer_src,
+        with_peer,
+        cluster=cluster,
+        build_peer=build_peer,
+        tekton_src=tekton_src,
+        with_tekton=with_tekton,
+    )
     try:
         bench.open()
         results["versions"] = bench.versions()
         results["systems"] = [s.name for s in [*bench.systems, *bench.floors]]
+        results["skipped"] = skipped([*bench.systems, *bench.floors])
         results.update(measure(bench, cfg, only, say))
         if bench.operator is not None and not bench.operator.alive():
             results["errors"].append(

@@ -7,9 +7,9 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-PODLINE, PEER = "podline", "drone-runner-kube"
+PODLINE, PEER, TEKTON = "podline", "drone-runner-kube", "tekton entrypoint"
 CHAIN, SHELL = "floor: chained containers", "floor: one shell"
-COLUMNS = (PODLINE, PEER, CHAIN, SHELL)
+COLUMNS = (PODLINE, PEER, TEKTON, CHAIN, SHELL)
 
 
 def _num(value: Any) -> float:
@@ -57,6 +57,15 @@ def header(results: Mapping[str, Any]) -> str:
         if "commit" in peer
         else f"drone-runner-kube not run: {peer.get('not run', '?')}"
     )
+    tekton = v.get("tekton", {})
+    if "commit" in tekton:
+        left = ", ".join(f"{s} skipped" for s in (results.get("skipped") or {}).get(TEKTON, ()))
+        peer_text += (
+            f"; Tekton's entrypoint {str(tekton['commit'])[:12]} ({tekton.get('go', '')}"
+            f"{', ' + left if left else ''})"
+        )
+    else:
+        peer_text += f"; Tekton's entrypoint not run: {tekton.get('not run', '?')}"
     return (
         f"podline node bench, {results.get('mode')} mode, {results.get('date')}, podline "
         f"{results.get('source', {}).get('commit', '?')}: {m.get('nproc')} × {m.get('cpu_model')}, "
@@ -71,17 +80,18 @@ def table(results: Mapping[str, Any]) -> str:
     cfg = results.get("config") or {}
     rows = [
         (
-            "| scenario (median [min–max] over repeats) | podline | drone-runner-kube | floor: chained containers "
-            "| floor: one shell | podline / drone-runner-kube | podline / floor (chained) |"
+            "| scenario (median [min–max] over repeats) | podline | drone-runner-kube | tekton entrypoint "
+            "| floor: chained containers | floor: one shell | podline / drone-runner-kube "
+            "| podline / floor (chained) | podline / tekton entrypoint |"
         ),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(label: str, cells: Mapping[str, Mapping[str, Any] | None], unit: str) -> None:
         values = [_cell(cells.get(c), unit) for c in COLUMNS]
         rows.append(
             f"| {label} | {' | '.join(values)} | {_ratio(cells.get(PODLINE), cells.get(PEER))} | "
-            f"{_ratio(cells.get(PODLINE), cells.get(CHAIN))} |"
+            f"{_ratio(cells.get(PODLINE), cells.get(CHAIN))} | {_ratio(cells.get(PODLINE), cells.get(TEKTON))} |"
         )
 
     e2e = summary.get("e2e", {})
@@ -101,7 +111,7 @@ def table(results: Mapping[str, Any]) -> str:
     pooled = {c: handoff.get(c, {}).get("waiting_pooled_ms") or {} for c in COLUMNS}
     rows.append(
         "| 2. hand-off p50 / p99 / n, only where the next step's container was already running "
-        "(all repeats pooled) | " + " | ".join(_pooled(pooled[c]) for c in COLUMNS) + " | – | – |"
+        "(all repeats pooled) | " + " | ".join(_pooled(pooled[c]) for c in COLUMNS) + " | – | – | – |"
     )
     fan = summary.get("fanout", {})
     row(
@@ -129,6 +139,21 @@ def table(results: Mapping[str, Any]) -> str:
         {c: many.get(c, {}).get("each", {}).get("max") for c in COLUMNS},
         "s",
     )
+    wait = summary.get("wait", {})
+    first, count, each = cfg.get("wait") or (3.0, 9, 0.2)
+    label = f"5. a `sleep {first:g}` step, then {count} of `sleep {each:g}`"
+    row(f"{label}: submit → result", {c: wait.get(c, {}).get("seconds") for c in COLUMNS}, "s")
+    for q in ("p50", "p99", "max"):
+        row(
+            f"{label}: hand-off {q}",
+            {c: wait.get(c, {}).get("handoff_ms", {}).get(q) for c in COLUMNS},
+            "ms",
+        )
+    waited = {c: wait.get(c, {}).get("waiting_pooled_ms") or {} for c in COLUMNS}
+    rows.append(
+        f"| {label}: hand-off p50 / p99 / n, only where the next step's container was already running "
+        "(all repeats pooled) | " + " | ".join(_pooled(waited[c]) for c in COLUMNS) + " | – | – | – |"
+    )
     return "\n".join(rows)
 
 
@@ -146,7 +171,13 @@ def timeline_plot(results: Mapping[str, Any], path: pathlib.Path) -> pathlib.Pat
     figure, axes = plt.subplots(
         len(systems), 1, sharex=True, figsize=(11, 1.0 + 1.9 * len(systems)), squeeze=False
     )
-    colours = {PODLINE: "tab:blue", PEER: "tab:orange", CHAIN: "tab:green", SHELL: "tab:gray"}
+    colours = {
+        PODLINE: "tab:blue",
+        PEER: "tab:orange",
+        TEKTON: "tab:purple",
+        CHAIN: "tab:green",
+        SHELL: "tab:gray",
+    }
     for axis, system in zip(axes[:, 0], systems, strict=True):
         run = runs[system]
         steps: Sequence[Mapping[str, Any]] = [s for s in run["steps"] if s.get("start") is not None]

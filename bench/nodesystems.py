@@ -2,6 +2,8 @@
 
 - `Podline`: ``kubectl apply`` of Pipelines; done when the bench's watch sees a final phase.
 - `Drone`: ``drone-runner-kube exec`` of the same ``.drone.yml`` (`peer`); done when it has decided.
+- `Tekton`: Tekton's own entrypoint (built here, `tekton`) in the pod Tekton's controller would build for
+  a TaskRun (the controller and its webhooks do not run); done when every step container has ended.
 - `Floor`: no runner at all: ``kubectl apply`` of a pod whose containers (busybox, the same image) wait
   for their dependencies' files in an emptyDir (a 1 ms poll) and run the same ``echo`` (``chain``), or of a
   pod with one container running every step's command in one shell (``shell``); done when the pod is.
@@ -72,6 +74,15 @@ def fanout_steps() -> list[dict[str, Any]]:
         return found
 
     return [step("a", ()), step("b", ("a",)), step("c", ("a",)), step("d", ("b", "c"))]
+
+
+def wait_steps(first: float, count: int, each: float) -> list[dict[str, Any]]:
+    """A step of ``sleep first``, then ``count`` steps of ``sleep each``, in order."""
+    sleeps = [first] + [each] * count
+    return [
+        {"name": f"s{i:02d}", "image": STEP_IMAGE, "commands": [f"sleep {seconds:g}"]}
+        for i, seconds in enumerate(sleeps)
+    ]
 
 
 def drone_document(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -406,6 +417,228 @@ class Floor:
                 found.append(Interval(step["name"], float(times[0][0]), float(times[0][1]), ready))
             else:
                 found.append(Interval(step["name"], ready, task.exited if task else None, ready))
+        return found
+
+
+# ---- Tekton's entrypoint in the pod its controller would build --------------------------------------
+
+TEKTON = "tekton entrypoint"
+TEKTON_BIN = "/tekton/bin/entrypoint"
+TEKTON_RUN = "/tekton/run"
+TEKTON_READY = "tekton.dev/ready"  # the annotation the controller sets once the pod runs (`UpdateReady`)
+TEKTON_READY_FILE = "/tekton/downward/ready"  # … projected into the first step by the downward API
+
+
+def tekton_pod(name: str, steps: Sequence[Mapping[str, Any]], image: str) -> dict[str, Any]:
+    """The pod Tekton's controller (pkg/pod/pod.go ``Build``, pkg/pod/entrypoint.go ``orderContainers``)
+    builds for a TaskRun of ``steps``, each ``command: [sh, -c, <commands>]`` on its own image, with the
+    default feature flags and no sidecars, its entrypoint image ``image``.
+
+    - init container ``prepare`` (the entrypoint image): ``entrypoint init`` copies the binary into the
+      ``/tekton/bin`` emptyDir and makes the ``/tekton/steps`` links;
+    - per step ``step-<name>``: its own image, command ``/tekton/bin/entrypoint`` with ``-wait_file`` of
+      the previous step's post file (``/tekton/run/<i-1>/out``; the first step: the downward-API ready
+      file with ``-wait_file_content``: ``running-in-environment-with-injected-sidecars`` and
+      ``await-sidecar-readiness`` default to true, so the pod is not "ready immediately"), ``-post_file``,
+      ``-termination_path``, ``-step_metadata_dir``, ``-entrypoint sh -- -c …``; ``/tekton/run/<j>`` of
+      every step mounted (its own read-write), an in-memory ``/tekton/creds`` emptyDir of its own, the
+      implicit volumes (workspace, home, results, steps, artifacts);
+    - ``activeDeadlineSeconds``: the default timeout (60 min) × 1.5.
+
+    Left out: owner reference and labels (no TaskRun object exists), and the default service account's
+    token (``automountServiceAccountToken: false``, as a podTemplate can set, as podline's and the floor's
+    pods do): the pod would otherwise be the same."""
+    implicit = [
+        ("tekton-internal-workspace", "/workspace", False),
+        ("tekton-internal-home", "/tekton/home", False),
+        ("tekton-internal-results", "/tekton/results", False),
+        ("tekton-internal-steps", "/tekton/steps", True),
+        ("tekton-internal-artifacts", "/tekton/artifacts", False),
+    ]
+    volumes: list[dict[str, Any]] = [{"name": v, "emptyDir": {}} for v, _, _ in implicit]
+    bin_mount = {"name": "tekton-internal-bin", "mountPath": "/tekton/bin"}
+    containers = []
+    for i, step in enumerate(steps):
+        args = (
+            [
+                "-wait_file",
+                TEKTON_READY_FILE,
+                "-wait_file_content",
+            ]
+            if i == 0
+            else ["-wait_file", f"{TEKTON_RUN}/{i - 1}/out"]
+        )
+        args += [
+            "-post_file",
+            f"{TEKTON_RUN}/{i}/out",
+            "-termination_path",
+            "/tekton/termination",
+            "-step_metadata_dir",
+            f"{TEKTON_RUN}/{i}/status",
+            "-entrypoint",
+            "sh",
+            "--",
+            "-c",
+            "\n".join(step["commands"]),
+        ]
+        volumes.append({"name": f"tekton-creds-init-home-{i}", "emptyDir": {"medium": "Memory"}})
+        volumes.append({"name": f"tekton-internal-run-{i}", "emptyDir": {}})
+        mounts: list[dict[str, Any]] = (
+            [{"name": "tekton-internal-downward", "mountPath": "/tekton/downward", "readOnly": True}]
+            if i == 0
+            else []
+        )
+        mounts.append({"name": f"tekton-creds-init-home-{i}", "mountPath": "/tekton/creds"})
+        mounts += [
+            {"name": f"tekton-internal-run-{j}", "mountPath": f"{TEKTON_RUN}/{j}", "readOnly": i != j}
+            for j in range(len(steps))
+        ]
+        mounts.append({**bin_mount, "readOnly": True})
+        mounts += [{"name": v, "mountPath": path, "readOnly": ro} for v, path, ro in implicit]
+        containers.append(
+            {
+                "name": f"step-{step['name']}",
+                "image": step["image"],
+                "command": [TEKTON_BIN],
+                "args": args,
+                "terminationMessagePath": "/tekton/termination",
+                "volumeMounts": mounts,
+            }
+        )
+    volumes.append({"name": "tekton-internal-bin", "emptyDir": {}})
+    volumes.append(
+        {
+            "name": "tekton-internal-downward",
+            "downwardAPI": {
+                "items": [
+                    {"path": "ready", "fieldRef": {"fieldPath": f"metadata.annotations['{TEKTON_READY}']"}}
+                ]
+            },
+        }
+    )
+    prepare = {
+        "name": "prepare",
+        "image": image,
+        "workingDir": "/",
+        "command": ["/ko-app/entrypoint", "init", "/ko-app/entrypoint", TEKTON_BIN]
+        + [f"step-{s['name']}" for s in steps],
+        "volumeMounts": [bin_mount, {"name": "tekton-internal-steps", "mountPath": "/tekton/steps"}],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-pod", "annotations": {}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "activeDeadlineSeconds": 5400,
+            "initContainers": [prepare],
+            "containers": containers,
+            "volumes": volumes,
+        },
+    }
+
+
+def tekton_started_at(message: str | None) -> float | None:
+    """The step's command start from its termination message (the entrypoint's ``StartedAt`` result, ms
+    precision, taken after its waits and right before it starts the command); None if there is none."""
+    try:
+        results = json.loads(message or "")
+    except ValueError:
+        return None
+    for entry in results if isinstance(results, list) else ():
+        if isinstance(entry, dict) and entry.get("key") == "StartedAt":
+            return taskevents.rfc3339(str(entry.get("value", "")))
+    return None
+
+
+class Tekton:
+    """Tekton's entrypoint in the pod its controller would build (`tekton_pod`), the bench playing the
+    controller's one part on the way: once the watch shows the pod ``Running``, it sets the ready
+    annotation (``UpdateReady``), which the kubelet projects into the first step's ready file. Done when
+    the watch shows every step container terminated (the controller would then write the TaskRun's
+    status: not measured). A Task's steps run in order: a DAG is a Pipeline of TaskRuns, a pod each, which
+    only the controller runs, so only chains map (`SCENARIOS`)."""
+
+    name = TEKTON
+    SCENARIOS = ("e2e", "wait")
+
+    def __init__(self, node: Node, image: str) -> None:
+        self.node, self.image = node, image
+
+    def run(
+        self, namespace: str, pipelines: Sequence[tuple[str, list[dict[str, Any]]]], timeout: float
+    ) -> list[Outcome]:
+        if any("depends_on" in s for _, steps in pipelines for s in steps):
+            raise ValueError("a Tekton Task's steps run in order: depends_on does not map")
+        node = self.node
+        core = kubernetes.client.CoreV1Api(node.api)
+        recorder = watching.Recorder(node.api, namespace, pipelines=False)
+        pods = {f"{name}-pod": name for name, _ in pipelines}
+        readied: dict[str, float] = {}
+
+        def ready(event: watching.PodEvent) -> None:  # the controller's UpdateReady, on the watch thread
+            if event.name in pods and event.phase == "Running" and event.name not in readied:
+                readied[event.name] = time.time()
+                body = {"metadata": {"annotations": {TEKTON_READY: "READY"}}}
+                core.patch_namespaced_pod(event.name, namespace, body)
+
+        recorder.listen(ready)
+        recorder.start()
+
+        def ended() -> dict[str, float]:
+            seen: dict[str, float] = {}
+            for e in recorder.pods:
+                if e.states and all(state == "terminated" for state in e.states.values()):
+                    seen.setdefault(e.name, e.t)
+            return seen
+
+        try:
+            bodies = [tekton_pod(name, steps, self.image) for name, steps in pipelines]
+            submitted = node.apply(bodies, namespace)
+            _wait(recorder, lambda: set(pods) <= set(ended()), timeout)
+        finally:
+            recorder.stop()
+        done = ended()
+        outcomes = []
+        for name, steps in pipelines:
+            pod = f"{name}-pod"
+            wanted = [f"step-{s['name']}" for s in steps]
+            tasks = taskevents.step_tasks(node.events.tasks(namespace, pod))
+            exits = [tasks[c].status if c in tasks else None for c in wanted]
+            phase = (
+                "Succeeded" if exits and all(code == 0 for code in exits) else f"Failed (exit codes {exits})"
+            )
+            outcome = Outcome(
+                self.name, name, submitted, node.wall(done[pod]) if pod in done else None, phase
+            )
+            if pod in readied:
+                outcome.extra["ready_annotation_set"] = readied[pod] - submitted
+            outcome.steps = node.settle(
+                lambda pod=pod, wanted=wanted: self._steps(core, namespace, pod, wanted), len(steps)
+            )
+            outcomes.append(outcome)
+        return outcomes
+
+    def _steps(
+        self, core: kubernetes.client.CoreV1Api, namespace: str, pod: str, wanted: Sequence[str]
+    ) -> list[Interval]:
+        tasks = taskevents.step_tasks(self.node.events.tasks(namespace, pod))
+        body = json.loads(core.read_namespaced_pod(pod, namespace, _preload_content=False).data)
+        messages = {
+            c["name"]: ((c.get("state") or {}).get("terminated") or {}).get("message")
+            for c in (body.get("status") or {}).get("containerStatuses") or ()
+        }
+        found = []
+        for container in wanted:
+            task = tasks.get(container)
+            ready = task.started if task else None
+            start = tekton_started_at(messages.get(container))
+            found.append(
+                Interval(
+                    container.removeprefix("step-"), start or ready, task.exited if task else None, ready
+                )
+            )
         return found
 
 

@@ -259,7 +259,17 @@ def node_main(args: argparse.Namespace, mode: str) -> int:
         )
     cfg = nodebench.NodeConfig.quick() if args.quick else nodebench.NodeConfig.full()
     out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
-    results = nodebench.run(cfg, mode, only, out, say, args.peer_src, not args.no_peer)
+    results = nodebench.run(
+        cfg,
+        mode,
+        only,
+        out,
+        say,
+        args.peer_src,
+        not args.no_peer,
+        tekton_src=args.tekton_src,
+        with_tekton=not args.no_tekton,
+    )
     paths = nodebench.write(results, out)
     print()
     print((out / "node-table.md").read_text())
@@ -292,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         "~/.cache/podline/peers/drone-runner-kube)",
     )
     parser.add_argument("--no-peer", action="store_true", help="--tier node: leave drone-runner-kube out")
+    parser.add_argument(
+        "--tekton-src",
+        type=pathlib.Path,
+        default=None,
+        help="--tier node: a tektoncd/pipeline source checkout whose entrypoint is run (default "
+        "~/.cache/podline/peers/tekton-pipeline)",
+    )
+    parser.add_argument("--no-tekton", action="store_true", help="--tier node: leave Tekton's entrypoint out")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every scenario")
     parser.add_argument(
         "--out",

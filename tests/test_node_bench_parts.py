@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bench import nodebench, nodereport, nodesystems, peer, taskevents
+from bench import nodebench, nodereport, nodesystems, peer, taskevents, tekton
 from bench.nodesystems import Interval, Outcome
 
 
@@ -210,3 +210,104 @@ def test_summaries_leave_out_runs_that_did_not_end() -> None:
 def test_without_a_source_the_peer_says_why(tmp_path: pathlib.Path) -> None:
     found, why = peer.find(tmp_path)
     assert found is None and str(tmp_path) in why and "--peer-src" in why
+
+
+# ---- Tekton's entrypoint ------------------------------------------------------------------------------
+
+
+def test_the_tekton_pod_is_shaped_as_its_controller_shapes_a_taskrun_pod() -> None:
+    steps = nodesystems.echo_steps(3)
+    pod = nodesystems.tekton_pod("t", steps, "registry/tekton/entrypoint:x")
+    spec = pod["spec"]
+    assert pod["metadata"]["name"] == "t-pod" and spec["restartPolicy"] == "Never"
+    assert "tekton.dev/ready" not in pod["metadata"]["annotations"]  # the controller sets it once running
+    (prepare,) = spec["initContainers"]
+    assert prepare["image"] == "registry/tekton/entrypoint:x"
+    assert prepare["command"] == [
+        "/ko-app/entrypoint",
+        "init",
+        "/ko-app/entrypoint",
+        "/tekton/bin/entrypoint",
+        "step-s00",
+        "step-s01",
+        "step-s02",
+    ]
+    containers = spec["containers"]
+    assert [c["name"] for c in containers] == ["step-s00", "step-s01", "step-s02"]
+    assert all(c["image"] == nodesystems.STEP_IMAGE for c in containers)
+    assert all(c["command"] == ["/tekton/bin/entrypoint"] for c in containers)
+    first, second = containers[0]["args"], containers[1]["args"]
+    assert first[:3] == ["-wait_file", "/tekton/downward/ready", "-wait_file_content"]
+    assert second[:2] == ["-wait_file", "/tekton/run/0/out"]
+    assert second[second.index("-post_file") + 1] == "/tekton/run/1/out"
+    assert second[second.index("-step_metadata_dir") + 1] == "/tekton/run/1/status"
+    assert second[second.index("-entrypoint") :] == ["-entrypoint", "sh", "--", "-c", "echo step 1"]
+    mounts = {m["mountPath"]: m for m in containers[1]["volumeMounts"]}
+    assert not mounts["/tekton/run/1"].get("readOnly") and mounts["/tekton/run/0"]["readOnly"]
+    assert mounts["/tekton/bin"]["readOnly"] and "/tekton/downward" not in mounts
+    assert "/tekton/downward" in {m["mountPath"] for m in containers[0]["volumeMounts"]}
+    volumes = {v["name"] for v in spec["volumes"]}
+    used = {m["name"] for c in [*containers, prepare] for m in c["volumeMounts"]}
+    assert used <= volumes
+
+
+def test_a_tekton_step_starts_at_its_termination_messages_started_at() -> None:
+    message = '[{"key":"StartedAt","value":"2026-12-01T09:30:00.123Z","type":3}]'
+    assert nodesystems.tekton_started_at(message) == pytest.approx(1796117400.123)
+    assert nodesystems.tekton_started_at(None) is None
+    assert nodesystems.tekton_started_at("not json") is None
+    assert nodesystems.tekton_started_at('[{"key":"ExitCode","value":"1","type":3}]') is None
+
+
+def test_tekton_runs_chains_only() -> None:
+    tekton = nodesystems.Tekton(None, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="depends_on"):
+        tekton.run("ns", [("f", nodesystems.fanout_steps())], 1.0)
+    assert nodebench.skipped([tekton]) == {"tekton entrypoint": ["fanout", "concurrent"]}
+    assert nodebench.takes_part(tekton, "wait") and nodebench.takes_part(object(), "fanout")
+
+
+def test_without_a_tekton_source_the_bench_says_why(tmp_path: pathlib.Path) -> None:
+    found, why = tekton.find(tmp_path)
+    assert found is None and str(tmp_path) in why and "--tekton-src" in why
+
+
+def test_an_unbuilt_tekton_entrypoint_is_not_built_when_told_not_to(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PODLINE_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "pipeline"
+    (source / "cmd/entrypoint").mkdir(parents=True)
+    (source / "go.mod").write_text("module github.com/tektoncd/pipeline\n\ngo 1.26\n")
+    (source / ".podline-commit").write_text("3ee1745ae5b2d9175b11917d7c1935eaad44910c\n")
+    found, why = tekton.find(source, build=False)
+    assert found is None and "not built yet" in why and "3ee1745ae5b2" in why
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_wait_scenarios_steps() -> None:
+    steps = nodesystems.wait_steps(3.0, 2, 0.2)
+    assert [s["commands"] for s in steps] == [["sleep 3"], ["sleep 0.2"], ["sleep 0.2"]]
+    assert nodesystems.dependencies(steps) == {"s00": [], "s01": ["s00"], "s02": ["s01"]}
+
+
+def test_the_table_has_tekton_and_its_ratio() -> None:
+    results = _results()
+    raw = {"e2e": {}, "fanout": {}, "concurrent": {}, "wait": {}}
+    for system, per_step in (("podline", 2.0), ("tekton entrypoint", 0.5)):
+        raw["e2e"][system] = {"3": [{"seconds": 1.0 + 3 * per_step, "handoffs": [per_step] * 2}]}
+        raw["wait"][system] = [
+            {"seconds": 5.0, "handoffs": [per_step] * 9, "handoffs_waiting": [per_step] * 9}
+        ]
+    results["summary"] = nodebench.summarise(raw)
+    results["skipped"] = {"tekton entrypoint": ["fanout", "concurrent"]}
+    results["versions"]["tekton"] = {"commit": "3ee1745ae5b2d9175b", "go": "go1.26.8"}
+    text = nodereport.table(results)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines()}
+    assert "podline / tekton entrypoint |" in text.splitlines()[0]
+    three = rows["| 1. 3 step(s) of `echo`: submit → result"]
+    assert three.endswith("| 7.00 s | – | 2.50 s | – | – | – | – | 2.80× |")
+    waited = rows["| 5. a `sleep 3` step, then 9 of `sleep 0.2`: hand-off p50"]
+    assert "| 2000 ms |" in waited and "| 500 ms |" in waited and waited.endswith("| 4.00× |")
+    header = nodereport.header(results)
+    assert "Tekton's entrypoint 3ee1745ae5b2" in header and "fanout skipped" in header

@@ -3,8 +3,8 @@ positive numbers, and the table, JSON and timeline plot are written.
 
 A smoke test that keeps `python -m bench.run --tier node` working, not a benchmark: no timing is judged
 here. It runs in this session's node tier (one per machine) with one repeat at tiny sizes; the peer
-(drone-runner-kube) takes part only if it is already built here, as the full bench builds it from a source
-checkout — where there is none (a fresh machine), the results must say so.
+(drone-runner-kube) and Tekton's entrypoint take part only if already built here, as the full bench builds
+them from source checkouts — where there is none (a fresh machine), the results must say so.
 """
 
 from __future__ import annotations
@@ -58,12 +58,22 @@ def test_every_system_reports_every_scenario(results: tuple[dict[str, Any], path
     assert ("drone-runner-kube" in systems) == ("commit" in peer), peer
     if "commit" not in peer:
         assert peer["not run"], "the results say why the peer did not run"
+    tekton = data["versions"]["tekton"]
+    assert ("tekton entrypoint" in systems) == ("commit" in tekton), tekton
+    if "commit" not in tekton:
+        assert tekton["not run"], "the results say why Tekton's entrypoint did not run"
+    else:
+        assert data["skipped"] == {"tekton entrypoint": ["fanout", "concurrent"]}
     for system in systems:
+        left_out = data["skipped"].get(system, ())
         for size in data["config"]["sizes"]:
             assert _positive(summary["e2e"][system][str(size)]["median"]), (system, size)
-        assert _positive(summary["fanout"][system]["seconds"]["median"]), system
-        assert _positive(summary["concurrent"][system]["total"]["median"]), system
-        assert summary["concurrent"][system]["succeeded"] == [data["config"]["concurrent"]], system
+        assert _positive(summary["wait"][system]["seconds"]["median"]), system
+        if "fanout" not in left_out:
+            assert _positive(summary["fanout"][system]["seconds"]["median"]), system
+        if "concurrent" not in left_out:
+            assert _positive(summary["concurrent"][system]["total"]["median"]), system
+            assert summary["concurrent"][system]["succeeded"] == [data["config"]["concurrent"]], system
 
 
 @pytest.mark.timeout(600)
@@ -72,11 +82,14 @@ def test_hand_offs_come_from_containerd_and_are_finite(results: tuple[dict[str, 
     for system in data["systems"]:
         if system == "floor: one shell":
             continue  # one container: no hand-off
-        handoff = data["summary"]["handoff"][system]["pooled_ms"]
-        assert handoff["n"] >= 1 and all(math.isfinite(handoff[q]) for q in ("p50", "p99", "max")), (
-            system,
-            handoff,
-        )
+        for handoff in (
+            data["summary"]["handoff"][system]["pooled_ms"],
+            data["summary"]["wait"][system]["pooled_ms"],
+        ):
+            assert handoff["n"] >= 1 and all(math.isfinite(handoff[q]) for q in ("p50", "p99", "max")), (
+                system,
+                handoff,
+            )
     run = data["timeline"]["podline"]
     assert len(run["steps"]) == data["config"]["timeline_size"]
     assert all(0 < s["start"] <= s["end"] < run["seconds"] for s in run["steps"]), run

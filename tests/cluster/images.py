@@ -171,6 +171,32 @@ def _image(
     shutil.rmtree(bundle)
 
 
+def binary_image(layout: pathlib.Path, tag: str, binary: pathlib.Path, target: str) -> pathlib.Path:
+    """An OCI layout at ``layout`` with one image, ``tag``: FROM scratch, the static ``binary`` at
+    ``target`` as its entrypoint and nothing else (a peer's own binary, e.g. Tekton's entrypoint for the
+    node bench). Built once: an existing layout is kept, so key ``layout`` by the binary."""
+    if (layout / "index.json").is_file():
+        return layout
+    if not is_static(binary):
+        raise RuntimeError(f"{binary} is dynamically linked; it must be built with CGO_ENABLED=0")
+
+    def fill(root: pathlib.Path) -> None:
+        path = root / target.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(binary, path)
+        path.chmod(0o755)
+
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=layout.parent) as scratch:
+        work = pathlib.Path(scratch)
+        oci = work / "oci"
+        _run("umoci", "init", "--layout", str(oci))
+        _image(oci, work, tag, fill, entrypoint=[target])
+        _run("umoci", "gc", "--layout", str(oci))
+        oci.rename(layout)
+    return layout
+
+
 def is_static(program: pathlib.Path) -> bool:
     """True if the ELF file has no program interpreter, i.e. runs in an empty root filesystem."""
     data = program.read_bytes()
