@@ -79,7 +79,7 @@ def find(source: pathlib.Path | None, *, build: bool = True) -> tuple[Entrypoint
             capture_output=True,
             text=True,
             timeout=1800,
-            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"},
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=vendor"},
         )
         if built.returncode != 0:
             return None, f"building Tekton's entrypoint failed: {built.stderr.strip()[-2000:]}"
