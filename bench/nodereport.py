@@ -37,7 +37,7 @@ def _ratio(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> str:
     if not a or not b:
         return "–"
     x, y = _num(a.get("median")), _num(b.get("median"))
-    if math.isnan(x) or math.isnan(y) or y <= 0:
+    if math.isnan(x) or math.isnan(y) or x <= 0 or y <= 0:  # a hand-off below 0 (see README) has no ratio
         return "–"
     return f"{x / y:.2f}×" if x / y < 10 else f"{x / y:.0f}×"
 

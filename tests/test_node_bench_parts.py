@@ -311,3 +311,9 @@ def test_the_table_has_tekton_and_its_ratio() -> None:
     assert "| 2000 ms |" in waited and "| 500 ms |" in waited and waited.endswith("| 4.00× |")
     header = nodereport.header(results)
     assert "Tekton's entrypoint 3ee1745ae5b2" in header and "fanout skipped" in header
+
+
+def test_a_hand_off_below_zero_has_no_ratio() -> None:
+    # podline's next command can start a few ms before containerd reports the previous container's exit
+    assert nodereport._ratio({"median": -0.4}, {"median": 3.0}) == "–"
+    assert nodereport._ratio({"median": 6.0}, {"median": 3.0}) == "2.00×"
