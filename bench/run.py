@@ -258,6 +258,8 @@ def node_main(args: argparse.Namespace, mode: str) -> int:
             f"(choose from {','.join(nodebench.SCENARIOS)})"
         )
     cfg = nodebench.NodeConfig.quick() if args.quick else nodebench.NodeConfig.full()
+    if args.repeats is not None:
+        cfg = dataclasses.replace(cfg, repeats=args.repeats)
     out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
     results = nodebench.run(
         cfg,
@@ -311,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-tekton", action="store_true", help="--tier node: leave Tekton's entrypoint out")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every scenario")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="--tier node: repeats per scenario (default 5; --quick 1)"
+    )
     parser.add_argument(
         "--out",
         type=pathlib.Path,
