@@ -66,6 +66,36 @@ def commit_of(source: pathlib.Path) -> str:
     return "unknown (sources sha256 " + digest.hexdigest()[:12] + ")"
 
 
+def go_build(
+    where: pathlib.Path, commit: str, name: str, what: str, package: str, *, build: bool, goflags: str = ""
+) -> tuple[pathlib.Path | None, str, str]:
+    """The static binary of ``package`` in the checkout ``where`` at ``commit``, cached by both (built now if
+    ``build``): (binary, go, "") or (None, go, why not)."""
+    go = GO if os.access(GO, os.X_OK) else (shutil.which("go") or "")
+    if not go:
+        return None, go, f"no Go toolchain (/usr/local/go/bin/go or go on PATH) to build {what}"
+    key = hashlib.sha256(f"{where.resolve()}\n{commit}".encode()).hexdigest()[:12]
+    binary = binaries.cache_dir() / "peers" / "bin" / f"{name}-{key}"
+    if binary.is_file():
+        return binary, go, ""
+    if not build:
+        return None, go, f"{what} {commit[:12]} is not built yet (the full bench builds it)"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run(
+        [go, "build", "-o", f"{binary}.tmp", package],
+        cwd=where,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": f"-buildvcs=false {goflags}".strip()},
+    )
+    if built.returncode != 0:
+        return None, go, f"building {what} failed: {built.stderr.strip()[-2000:]}"
+    os.replace(f"{binary}.tmp", binary)
+    return binary, go, ""
+
+
 def find(source: pathlib.Path | None, *, build: bool = True) -> tuple[Peer | None, str]:
     """The built peer (built now if ``build``), or None and the reason it cannot run here."""
     where = source or default_source()
@@ -74,28 +104,10 @@ def find(source: pathlib.Path | None, *, build: bool = True) -> tuple[Peer | Non
             f"no drone-runner-kube source in {where} (give --peer-src DIR with a checkout of "
             "github.com/drone-runners/drone-runner-kube; see bench/README.md)"
         )
-    go = GO if os.access(GO, os.X_OK) else (shutil.which("go") or "")
-    if not go:
-        return None, "no Go toolchain (/usr/local/go/bin/go or go on PATH) to build drone-runner-kube"
     commit = commit_of(where)
-    key = hashlib.sha256(f"{where.resolve()}\n{commit}".encode()).hexdigest()[:12]
-    binary = binaries.cache_dir() / "peers" / "bin" / f"{NAME}-{key}"
-    if not binary.is_file() and not build:
-        return None, f"drone-runner-kube {commit[:12]} is not built yet (the full bench builds it)"
-    if not binary.is_file():
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        built = subprocess.run(
-            [go, "build", "-o", f"{binary}.tmp", "."],
-            cwd=where,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"},
-        )
-        if built.returncode != 0:
-            return None, f"building drone-runner-kube failed: {built.stderr.strip()[-2000:]}"
-        os.replace(f"{binary}.tmp", binary)
+    binary, go, why = go_build(where, commit, NAME, "drone-runner-kube", ".", build=build)
+    if binary is None:
+        return None, why
     return Peer(where, commit, binary, go), ""
 
 

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import pathlib
-import shutil
-import subprocess
 
 from bench import peer
 from tests.cluster import binaries, images
@@ -63,27 +60,17 @@ def find(source: pathlib.Path | None, *, build: bool = True) -> tuple[Entrypoint
             "github.com/tektoncd/pipeline; see bench/README.md)"
         )
     commit = peer.commit_of(where)
-    key = hashlib.sha256(f"{where.resolve()}\n{commit}".encode()).hexdigest()[:12]
-    binary = binaries.cache_dir() / "peers" / "bin" / f"tekton-entrypoint-{key}"
-    if not binary.is_file() and not build:
-        return None, f"Tekton's entrypoint {commit[:12]} is not built yet (the full bench builds it)"
-    go = peer.GO if os.access(peer.GO, os.X_OK) else (shutil.which("go") or "")
-    if not go:
-        return None, "no Go toolchain (/usr/local/go/bin/go or go on PATH) to build Tekton's entrypoint"
-    if not binary.is_file():
-        binary.parent.mkdir(parents=True, exist_ok=True)
-        built = subprocess.run(
-            [go, "build", "-trimpath", "-o", f"{binary}.tmp", "./cmd/entrypoint"],
-            cwd=where,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=vendor"},
-        )
-        if built.returncode != 0:
-            return None, f"building Tekton's entrypoint failed: {built.stderr.strip()[-2000:]}"
-        os.replace(f"{binary}.tmp", binary)
+    binary, go, why = peer.go_build(
+        where,
+        commit,
+        "tekton-entrypoint",
+        "Tekton's entrypoint",
+        "./cmd/entrypoint",
+        build=build,
+        goflags="-trimpath -mod=vendor",
+    )
+    if binary is None:
+        return None, why
     digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
     layout = images.binary_image(
         binaries.cache_dir() / "images" / f"tekton-entrypoint-{digest}", TAG, binary, TARGET
