@@ -20,6 +20,7 @@ from typing import Any
 from podline.core import (
     conditions,
     conventions,
+    environs,
     images,
     models,
     plans,
@@ -27,6 +28,7 @@ from podline.core import (
     policies,
     pulling,
     quantities,
+    substitution,
     validation,
 )
 
@@ -54,7 +56,12 @@ class RunContext:
 def compile_spec(
     raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy
 ) -> plans.RunPlan:
-    """Parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem."""
+    """Substitute, parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem.
+
+    Drone substitutes ``${…}`` before it parses the configuration, so substitution comes first here too:
+    with this run's variables, so every run of a Pipeline gets its own values (see ``substitution``)."""
+    if isinstance(raw, Mapping):
+        raw = substitution.apply(raw, environs.substitution_lookup(_variables_of_raw(raw, context)))
     spec = validation.parse(raw)
     warnings = validation.check(spec, policy)
     return compile_model(spec, context, policy, warnings=warnings)
@@ -90,7 +97,7 @@ def compile_model(
         containers.append(plan)
         if sequential:
             previous = plan.name
-    containers = _spread_requests(containers)
+    containers = _number_steps(_spread_requests(containers))
     meta = spec.metadata or models.PodMetadata()
     return plans.RunPlan(
         namespace=context.namespace,
@@ -150,37 +157,41 @@ def _command(step: models.Step) -> tuple[tuple[str, ...] | None, tuple[str, ...]
     return None, None
 
 
+def _variables_of_raw(raw: Mapping[str, Any], context: RunContext) -> dict[str, str]:
+    """The run's Drone variables, read from the spec before it is parsed (substitution comes first)."""
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    found_platform, found_depends = raw.get("platform"), raw.get("depends_on")
+    platform: Mapping[str, Any] = found_platform if isinstance(found_platform, Mapping) else {}
+    depends: list[Any] = found_depends if isinstance(found_depends, list) else []
+    return environs.variables(
+        context.build,
+        stage=text(raw.get("name")) or context.pipeline,
+        stage_type=text(raw.get("type")) or "kubernetes",
+        depends_on=tuple(str(d) for d in depends),
+        platform=(text(platform.get("os")), text(platform.get("arch"))),
+    )
+
+
 def _drone_env(spec: models.PipelineSpec, context: RunContext, workspace: str) -> dict[str, plans.EnvVar]:
-    values = {
-        "CI": "true",
-        "DRONE": "true",
-        "DRONE_WORKSPACE": workspace,
-        "DRONE_WORKSPACE_PATH": workspace,
-        "DRONE_STAGE_NAME": spec.name or context.pipeline,
-        "DRONE_STAGE_KIND": "pipeline",
-        "DRONE_STAGE_TYPE": spec.type or "kubernetes",
-        "DRONE_PIPELINE_NAME": context.pipeline,
-        "PODLINE_RUN": context.run,
-    }
-    build = context.build
-    if build is not None:
-        extra = {
-            "DRONE_BUILD_NUMBER": str(build.number) if build.number is not None else None,
-            "DRONE_BUILD_EVENT": build.event,
-            "DRONE_BRANCH": build.branch,
-            "DRONE_COMMIT_BRANCH": build.branch,
-            "DRONE_COMMIT_REF": build.ref,
-            "DRONE_COMMIT": build.commit,
-            "DRONE_COMMIT_SHA": build.commit,
-            "DRONE_COMMIT_MESSAGE": build.message,
-            "DRONE_COMMIT_AUTHOR": build.author,
-            "DRONE_REPO": build.repo,
-            "DRONE_REMOTE_URL": build.remote,
-            "DRONE_GIT_HTTP_URL": build.remote,
-            "DRONE_DEPLOY_TO": build.target,
-            "DRONE_CRON": build.cron,
+    platform = spec.platform or models.Platform()
+    values = environs.variables(
+        context.build,
+        stage=spec.name or context.pipeline,
+        stage_type=spec.type or "kubernetes",
+        depends_on=tuple(spec.depends_on or ()),
+        platform=(platform.os, platform.arch),
+    )
+    values.update(
+        {
+            "DRONE_WORKSPACE": workspace,
+            "DRONE_WORKSPACE_PATH": workspace,
+            "DRONE_PIPELINE_NAME": context.pipeline,
+            "PODLINE_RUN": context.run,
         }
-        values.update({k: v for k, v in extra.items() if v is not None})
+    )
     return {k: plans.EnvVar(k, v) for k, v in values.items()}
 
 
@@ -313,6 +324,22 @@ def _spread_requests(containers: list[plans.ContainerPlan]) -> list[plans.Contai
                 requests[resource] = "0"
         out.append(_replace(c, requests=tuple(sorted(requests.items()))))
     return out
+
+
+def _number_steps(containers: list[plans.ContainerPlan]) -> list[plans.ContainerPlan]:
+    """``DRONE_STEP_NUMBER``: the place of each container that runs, in Drone's order (clone, services, then
+    steps), counting from 1; skipped ones get none (drone/runner-go ``pipeline/runtime/runner.go`` and
+    ``execer.go``: ``environ.Step``)."""
+    order = {plans.Kind.CLONE: 0, plans.Kind.SERVICE: 1, plans.Kind.STEP: 2}
+    numbers: dict[str, int] = {}
+    for c in sorted((c for c in containers if not c.excluded), key=lambda c: order[c.kind]):
+        numbers[c.name] = len(numbers) + 1
+    return [
+        _replace(c, env=(*c.env, plans.EnvVar("DRONE_STEP_NUMBER", str(numbers[c.name]))))
+        if c.name in numbers
+        else c
+        for c in containers
+    ]
 
 
 def _replace(c: plans.ContainerPlan, **changes: Any) -> plans.ContainerPlan:

@@ -10,9 +10,18 @@ dependency graph, image references, policy) live in ``validation``, which report
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -373,8 +382,20 @@ class PipelineSpec(Model):
         return [*self.services, *self.steps]
 
 
+def _first_number(ref: str) -> str:
+    digits = re.search(r"\d+", ref)
+    return digits.group() if digits else ""
+
+
 class BuildInfo(Model):
-    """Optional build metadata (annotation ``podline.dev/build``): fills ``DRONE_*`` and ``when`` conditions."""
+    """Optional build metadata (annotation ``podline.dev/build``): the run's ``DRONE_*`` variables (see
+    ``environs``), what ``${…}`` substitutes, and what ``when``/``trigger`` conditions match.
+
+    Names follow podline's first fields (``branch`` is Drone's target branch, ``target`` the deploy target,
+    ``commit`` the ``after`` sha, ``author`` the login). Two shorthands: ``tag: v1.2.3`` means the ref
+    ``refs/tags/v1.2.3`` (and event ``tag`` when none is given), ``pull_request: 42`` the ref
+    ``refs/pull/42/head`` (and event ``pull_request``); Drone derives ``DRONE_TAG`` and
+    ``DRONE_PULL_REQUEST`` from the ref, and so does podline."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -391,3 +412,49 @@ class BuildInfo(Model):
     instance: str | None = None
     message: str | None = None
     author: str | None = None
+    tag: str | None = None
+    pull_request: int | None = Field(default=None, ge=1)
+    source_branch: str | None = None
+    title: str | None = None
+    before: str | None = None
+    link: str | None = None
+    author_name: str | None = None
+    author_email: str | None = None
+    author_avatar: str | None = None
+    trigger: str | None = None
+    parent: int | None = None
+    deploy_id: int | None = None
+    created: int | None = None
+    started: int | None = None
+    debug: bool | None = None
+    repo_link: str | None = None
+    repo_branch: str | None = None
+    ssh_url: str | None = None
+    visibility: str | None = None
+    private: bool | None = None
+    system_proto: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = dict(value)
+        for field, ref, event in (
+            ("tag", "refs/tags/{}", "tag"),
+            ("pull_request", "refs/pull/{}/head", "pull_request"),
+        ):
+            given = out.get(field)
+            if given is None or given == "":
+                continue
+            implied = ref.format(given)
+            if out.get("ref") is None:
+                out["ref"] = implied
+            elif field == "tag" and out["ref"] != implied:
+                raise ValueError(
+                    f"tag {given!r} disagrees with ref {out['ref']!r} (a tag build's ref is {implied})"
+                )
+            elif field == "pull_request" and _first_number(str(out["ref"])) != str(given):
+                raise ValueError(f"pull_request {given!r} disagrees with ref {out['ref']!r}")
+            out.setdefault("event", event)
+        return out

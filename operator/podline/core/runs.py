@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pydantic
+
 from podline.core import compiling, conventions, errors, models, plans, policies
 
 
@@ -28,13 +30,7 @@ def context_of(body: Mapping[str, Any]) -> compiling.RunContext:
     build = None
     raw_build = notes.get(conventions.ANNOTATION_BUILD)
     if raw_build:
-        try:
-            build = models.BuildInfo.model_validate_json(raw_build)
-        except ValueError:
-            raise errors.InvalidPipeline.at(
-                f"metadata.annotations[{conventions.ANNOTATION_BUILD}]",
-                "must be a JSON object (number, event, branch, ref, commit, repo, remote)",
-            ) from None
+        build = build_info(raw_build, path=f"metadata.annotations[{conventions.ANNOTATION_BUILD}]")
     try:
         timeout = conventions.parse_timeout(notes.get(conventions.ANNOTATION_TIMEOUT))
     except ValueError as exc:
@@ -50,6 +46,32 @@ def context_of(body: Mapping[str, Any]) -> compiling.RunContext:
         build=build,
         timeout_seconds=timeout,
     )
+
+
+def build_info(raw: str | bytes | Mapping[str, Any], *, path: str) -> models.BuildInfo:
+    """Build metadata from JSON (the annotation, or ``podline render --build``). Raises
+    ``errors.InvalidPipeline`` at ``path`` naming the field that cannot be read."""
+    try:
+        if isinstance(raw, Mapping):
+            return models.BuildInfo.model_validate(dict(raw))
+        return models.BuildInfo.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            if err["type"] != "value_error" and (err["type"] in _NOT_AN_OBJECT or not err["loc"]):
+                message = "must be a JSON object (number, event, branch, tag, ref, commit, repo, remote, …)"
+                problems.append(errors.Problem(path, message + _detail(err)))
+            else:
+                where = path + "".join(f".{part}" for part in err["loc"])
+                problems.append(errors.Problem(where, str(err["msg"]).removeprefix("Value error, ")))
+        raise errors.InvalidPipeline(problems) from None
+
+
+_NOT_AN_OBJECT = ("json_invalid", "json_type", "model_type", "model_attributes_type")
+
+
+def _detail(err: Mapping[str, Any]) -> str:
+    return f" ({err['msg']})" if err["type"] == "json_invalid" else ""
 
 
 def plan_of(body: Mapping[str, Any], policy: policies.Policy) -> plans.RunPlan | errors.PodlineError:
