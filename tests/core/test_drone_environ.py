@@ -274,7 +274,7 @@ def test_step_numbers_follow_drones_order_and_skip_excluded_steps() -> None:
         ],
     }
     numbers = {
-        c.step: dict((e.name, e.value) for e in c.env).get("DRONE_STEP_NUMBER")
+        c.step: {e.name: e.value for e in c.env}.get("DRONE_STEP_NUMBER")
         for c in plan(spec, branch="main").containers
     }
     assert numbers == {"db": "1", "a": "2", "b": None, "c": "3"}
