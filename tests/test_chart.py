@@ -281,6 +281,9 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     (["operator.runTimeoutSeconds=1000000"], {"PODLINE_RUN_TIMEOUT": "1000000"}),  # not 1e+06
     (["operator.allowedServiceAccounts={builder,deployer}"], {"PODLINE_ALLOWED_SERVICE_ACCOUNTS": "builder,deployer"}),
     (["operator.allowPrivileged=true"], {"PODLINE_ALLOW_PRIVILEGED": "true"}),
+    ([], {"PODLINE_PRIVILEGED_IMAGES": "plugins/docker,plugins/acr,plugins/ecr,plugins/gcr,plugins/heroku,plugins/gar"}),
+    (["operator.privilegedImages={registry.local/dind}"], {"PODLINE_PRIVILEGED_IMAGES": "registry.local/dind"}),
+    (["operator.privilegedImages=null"], {"PODLINE_PRIVILEGED_IMAGES": ""}),
     (["runner.image=registry.local/podline-runner:2"], {"PODLINE_RUNNER_IMAGE": "registry.local/podline-runner:2"}),
     ([], {"PODLINE_RUNNER_IMAGE": "podline/podline:0.1.0"}),  # empty: the operator's own image
     (["image.repository=r.local/podline", "image.tag=dev"], {"PODLINE_RUNNER_IMAGE": "r.local/podline:dev"}),

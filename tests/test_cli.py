@@ -194,3 +194,80 @@ def test_bad_operator_settings_are_named_not_a_traceback() -> None:
     )
     assert result.returncode == 1
     assert "PODLINE_RUN_TIMEOUT" in result.stderr and "Traceback" not in result.stderr
+
+
+RELEASE = """\
+apiVersion: podline.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: release
+  annotations:
+    podline.dev/build: '{"branch": "main", "commit": "fedcba9876543210"}'
+spec:
+  steps:
+  - name: build
+    image: alpine:3.20
+    commands: ["echo tag=${DRONE_TAG} sha=${DRONE_COMMIT_SHA:0:8} semver=${DRONE_SEMVER_MAJOR} $${HOME}"]
+"""
+
+
+def _script(stdout: str) -> str:
+    [pod] = list(yaml.safe_load_all(stdout))
+    return str(pod["spec"]["containers"][1]["args"][-1])
+
+
+def test_render_substitutes_the_annotations_build_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(RELEASE)
+    result = podline("render", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "\necho tag= sha=fedcba98 semver= ${HOME}\n" in _script(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--tag", "v2.1.0", "--commit", "0123456789abcdef"],
+        ["--build", '{"tag": "v2.1.0", "commit": "0123456789abcdef"}'],
+        ["--build-file", "BUILD_FILE", "--commit", "0123456789abcdef"],
+    ],
+    ids=["flags", "json", "file-then-flag"],
+)
+def test_render_takes_build_metadata_over_the_annotation(tmp_path: Path, options: list[str]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(RELEASE)
+    build_file = tmp_path / "build.yaml"
+    build_file.write_text("tag: v2.1.0\ncommit: will-be-replaced\n")
+    options = [str(build_file) if o == "BUILD_FILE" else o for o in options]
+    result = podline("render", str(path), *options)
+    assert result.returncode == 0, result.stderr
+    assert "\necho tag=v2.1.0 sha=01234567 semver=2 ${HOME}\n" in _script(result.stdout)
+    [pod] = list(yaml.safe_load_all(result.stdout))
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][1]["env"]}
+    assert (env["DRONE_TAG"], env["DRONE_BRANCH"], env["DRONE_BUILD_EVENT"]) == ("v2.1.0", "main", "tag")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--build", '{"number": "many"}'], "podline: --build.number: Input should be a valid integer"),
+        (["--build", "[1]"], "podline: --build: --build must be a JSON (or YAML) object of build metadata"),
+        (["--tag", "v1", "--ref", "refs/heads/main"], "podline: --build: tag 'v1' disagrees with ref"),
+        (["--build-file", "/nonexistent/build.json"], "podline: /nonexistent/build.json: No such file"),
+    ],
+)
+def test_render_names_bad_build_metadata(tmp_path: Path, options: list[str], message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(RELEASE)
+    result = podline("render", str(path), *options)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_render_refuses_a_malformed_expression_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(RELEASE.replace("${DRONE_TAG}", "${DRONE_TAG"))
+    result = podline("render", str(path))
+    assert result.returncode == 1
+    assert result.stderr.startswith("podline: release: spec.steps[0].commands[0]: cannot substitute ${…}: ")

@@ -1,6 +1,6 @@
 """The ``podline`` console script.
 
-  podline render FILE…            the objects the operator would create, without a cluster
+  podline render FILE… [--build JSON | --tag T …]   the objects the operator would create, without a cluster
   podline convert .drone.yml      one Pipeline resource per ``kind: pipeline`` document
   podline operator                run the operator (configured by PODLINE_* variables)
   podline logs PIPELINE [-f]      each step's logs in step order
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import yaml
@@ -66,7 +67,70 @@ def _secret_source(doc: dict[str, Any], where: str) -> auths.SourceSecret:
     return auths.SourceSecret(name=doc["metadata"]["name"], type=doc.get("type", "Opaque"), data=data)
 
 
-def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) -> str:
+BUILD_FLAGS = ("tag", "branch", "commit", "event", "ref", "number", "pull_request")
+
+
+def build_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Build metadata given on the command line: ``--build-file``, then ``--build`` (JSON), then the flags.
+    Checked here, so a mistake names the option (``--build.number: …``), not a Pipeline."""
+    out: dict[str, Any] = {}
+    if getattr(args, "build_file", None):
+        out.update(_mapping_from(args.build_file, _read_text(args.build_file), "--build-file"))
+    if getattr(args, "build", None):
+        out.update(_mapping_from("--build", args.build, "--build"))
+    for name in BUILD_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = value
+    if out:
+        try:
+            runs.build_info(out, path="--build")
+        except errors.PodlineError as exc:
+            raise CliError(exc.lines()) from None
+    return out
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CliError([f"{path}: {exc.strerror}"]) from None
+
+
+def _mapping_from(where: str, text: str, option: str) -> dict[str, Any]:
+    try:
+        value = yaml.safe_load(text)  # JSON is YAML
+    except yaml.YAMLError:
+        raise CliError([f"{where}: {option} must be a JSON (or YAML) object of build metadata"]) from None
+    if not isinstance(value, dict):
+        raise CliError([f"{where}: {option} must be a JSON (or YAML) object of build metadata"])
+    return value
+
+
+def _with_build(doc: dict[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:
+    """The Pipeline with ``build`` laid over its ``podline.dev/build`` annotation, as if it had been annotated
+    so: ``render`` then plans the run exactly as the operator would plan that object."""
+    if not build:
+        return doc
+    meta = dict(doc.get("metadata") or {})
+    notes = dict(meta.get("annotations") or {})
+    merged: dict[str, Any] = {}
+    try:
+        existing = json.loads(notes.get(conventions.ANNOTATION_BUILD) or "{}")
+        merged.update(existing if isinstance(existing, dict) else {})
+    except ValueError:
+        pass  # the operator reports the annotation; the command line's metadata replaces it here
+    merged.update(build)
+    notes[conventions.ANNOTATION_BUILD] = json.dumps(merged)
+    meta["annotations"] = notes
+    return {**doc, "metadata": meta}
+
+
+def render(
+    paths: Sequence[str], *, policy_env: dict[str, str] | None = None, build: Mapping[str, Any] | None = None
+) -> str:
+    """The objects the operator would create for each Pipeline; ``build``: metadata over the annotation's."""
     from podline.shell import settings as settings_  # settings parsing is pure; no cluster is touched
 
     policy = settings_.Settings.from_env(policy_env).policy
@@ -82,7 +146,7 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
             ns = doc["metadata"].get("namespace", "default")
             secrets[(ns, doc["metadata"].get("name", ""))] = _secret_source(doc, where)
         elif kind == conventions.KIND and str(doc.get("apiVersion", "")).startswith(conventions.GROUP + "/"):
-            pipelines.append((where, doc))
+            pipelines.append((where, _with_build(doc, build or {})))
         elif kind == "pipeline":
             raise CliError([f"{where}: a Drone document; run `podline convert {path}` first"])
         else:
@@ -191,6 +255,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "files", nargs="+", help="YAML files with Pipelines (and the Secrets they name); - for stdin"
     )
+    p.add_argument(
+        "--build",
+        metavar="JSON",
+        help="build metadata, as in the podline.dev/build annotation (over it), e.g. "
+        '\'{"tag": "v1.2.3", "commit": "89ab…"}\'; substituted into ${…} and DRONE_* as for a run',
+    )
+    p.add_argument("--build-file", metavar="FILE", help="build metadata from a JSON or YAML file")
+    for flag in BUILD_FLAGS:
+        kind = int if flag in ("number", "pull_request") else str
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, help=f"build metadata: {flag}")
     p = sub.add_parser("convert", help="turn a .drone.yml into Pipeline resources")
     p.add_argument("files", nargs="+")
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
@@ -231,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "render":
-            sys.stdout.write(render(args.files))
+            sys.stdout.write(render(args.files, build=build_overrides(args)))
         elif args.command == "convert":
             sys.stdout.write(convert(args.files))
         elif args.command == "operator":

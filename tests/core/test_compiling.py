@@ -384,7 +384,7 @@ SETTINGS = [
 
 @pytest.mark.parametrize(("value", "expected"), [pytest.param(v, e, id=i) for i, v, e in SETTINGS])
 def test_settings_become_plugin_variables(value: Any, expected: str) -> None:
-    (c,) = compile_(step("publish", "plugins/docker", settings={"value": value})).steps
+    (c,) = compile_(step("publish", "plugins/kaniko", settings={"value": value})).steps
     assert env_of(c)["PLUGIN_VALUE"] == expected
 
 
@@ -603,7 +603,7 @@ def test_command_alone_overrides_the_image_arguments() -> None:
 
 
 def test_a_plugin_keeps_its_image_entrypoint() -> None:
-    (c,) = compile_(step("publish", "plugins/docker", settings={"repo": "x"})).steps
+    (c,) = compile_(step("publish", "plugins/kaniko", settings={"repo": "x"})).steps
     assert (c.command, c.args) == (None, None)
 
 

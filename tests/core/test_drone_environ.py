@@ -254,7 +254,7 @@ def test_plugin_settings_and_environment_are_substituted() -> None:
         "steps": [
             {
                 "name": "publish",
-                "image": "plugins/docker",
+                "image": "plugins/kaniko",
                 "settings": {"tags": ["${DRONE_TAG}", "latest"], "repo": "octo/${DRONE_REPO_NAME}"},
                 "environment": {"VERSION": "${DRONE_SEMVER}"},
             }

@@ -10,7 +10,7 @@ from podline.core import compiling, models, platforms, pods, policies
 
 POLICY = policies.Policy()
 CONTEXT = compiling.RunContext(namespace="ci", pipeline="demo", uid="uid-1", generation=1)
-STEP = {"name": "publish", "image": "plugins/docker:20"}  # a plugin: its image config is read
+STEP = {"name": "publish", "image": "plugins/kaniko:20"}  # a plugin: its image config is read
 
 
 def spec(**fields: Any) -> models.PipelineSpec:

@@ -301,7 +301,7 @@ def test_what_a_step_runs(desc: str, fields: dict[str, Any], config: Config | No
 
 
 def test_a_step_without_a_command_needs_its_image_config() -> None:
-    plan = plan_of({"name": "p", "image": "plugins/docker"})
+    plan = plan_of({"name": "p", "image": "plugins/slack"})
     with pytest.raises(ValueError, match="ENTRYPOINT/CMD are needed"):
         pods.build_pod(plan)
 

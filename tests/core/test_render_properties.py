@@ -35,7 +35,7 @@ IMAGES = [
     "index.docker.io/library/golang",
     "docker.company.com/golang",
     "localhost:5000/team/app:v1",
-    "plugins/docker",
+    "plugins/kaniko",
     "registry:5000/a/b@sha256:" + "a" * 64,
     "ghcr.io/octo/tool:2.1.0",
 ]

@@ -1655,8 +1655,8 @@ def containers_of(pod: Manifest) -> dict[str, Manifest]:
     return {c["name"]: c for c in pod["spec"]["containers"]}
 
 
-PLUGIN = {"name": "publish", "image": "plugins/docker", "settings": {"repo": "x"}}
-CONFIGS: dict[str, Any] = {"plugins/docker": ps.Config(entrypoint=("/bin/drone-docker",), cmd=("--debug",))}
+PLUGIN = {"name": "publish", "image": "plugins/kaniko", "settings": {"repo": "x"}}
+CONFIGS: dict[str, Any] = {"plugins/kaniko": ps.Config(entrypoint=("/kaniko/plugin",), cmd=("--debug",))}
 
 
 def test_the_pod_runs_every_container_on_its_own_image_from_its_creation() -> None:
@@ -1721,13 +1721,13 @@ def test_the_pod_runs_every_container_on_its_own_image_from_its_creation() -> No
             "a-plugin-runs-its-image's-entrypoint-and-cmd",
             compile_(PLUGIN),
             "step-publish",
-            stepping.StepArgs("step-publish", command=("/bin/drone-docker", "--debug")),
+            stepping.StepArgs("step-publish", command=("/kaniko/plugin", "--debug")),
         ),
         (
             "command-alone-replaces-the-image's-cmd",
             compile_({**PLUGIN, "command": ["--dry-run"]}),
             "step-publish",
-            stepping.StepArgs("step-publish", command=("/bin/drone-docker", "--dry-run")),
+            stepping.StepArgs("step-publish", command=("/kaniko/plugin", "--dry-run")),
         ),
         (
             "entrypoint-replaces-the-image's",
@@ -1768,8 +1768,8 @@ def test_an_excluded_step_runs_the_runner_image_and_needs_no_image_config() -> N
 
 def test_a_step_without_a_command_of_its_own_needs_its_image_config() -> None:
     plan = compile_(step("a"), PLUGIN)
-    assert plan.needs_image_config() == ("plugins/docker",)
-    with pytest.raises(ValueError, match="image config of plugins/docker"):
+    assert plan.needs_image_config() == ("plugins/kaniko",)
+    with pytest.raises(ValueError, match="image config of plugins/kaniko"):
         scheduling.decide(snapshot(plan, None, now=0))
 
 
@@ -1778,20 +1778,20 @@ def test_a_step_without_a_command_of_its_own_needs_its_image_config() -> None:
     [
         (
             "the-registry-would-not-tell",
-            errors.ImageConfigUnavailable.at("", "image plugins/docker: 401 Unauthorized"),
+            errors.ImageConfigUnavailable.at("", "image plugins/kaniko: 401 Unauthorized"),
             (
-                'step "publish": its command comes from its image, and image plugins/docker: 401 Unauthorized; '
+                'step "publish": its command comes from its image, and image plugins/kaniko: 401 Unauthorized; '
                 "set commands: or entrypoint: on the step"
             ),
         ),
         (
             "the-registrys-certificate-is-not-trusted",
             registries.untrusted(
-                "plugins/docker", "registry.corp:5000", 20, "unable to get local issuer certificate"
+                "plugins/kaniko", "registry.corp:5000", 20, "unable to get local issuer certificate"
             ),
             (
                 'step "publish": its command comes from its image, and cannot read the config of image '
-                '"plugins/docker": untrusted TLS certificate: registry.corp:5000: its certificate is not signed by '
+                '"plugins/kaniko": untrusted TLS certificate: registry.corp:5000: its certificate is not signed by '
                 "a CA the operator trusts (unable to get local issuer certificate); if the registry uses a private "
                 "CA, give the operator that CA's certificate in PODLINE_REGISTRY_CA_FILE (a PEM file; Helm: "
                 "operator.registryCA); set commands: or entrypoint: on the step"
@@ -1801,7 +1801,7 @@ def test_a_step_without_a_command_of_its_own_needs_its_image_config() -> None:
             "the-image-names-no-command",
             ps.Config(),
             (
-                'step "publish": its command comes from its image, and image plugins/docker names no ENTRYPOINT or CMD; '
+                'step "publish": its command comes from its image, and image plugins/kaniko names no ENTRYPOINT or CMD; '
                 "set commands: or entrypoint: on the step"
             ),
         ),
@@ -1812,7 +1812,7 @@ def test_an_image_config_that_gives_no_command_fails_the_run_before_any_pod(
 ) -> None:
     plan = compile_(step("a"), PLUGIN, image_pull_secrets=["dockerconfig"])
     snap = snapshot(
-        plan, None, now=0, image_configs={"plugins/docker": config}, credentials=auths_convert(CONFIG)
+        plan, None, now=0, image_configs={"plugins/kaniko": config}, credentials=auths_convert(CONFIG)
     )
     decision = scheduling.decide(snap)
     assert decision.create == ()

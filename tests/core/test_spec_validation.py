@@ -58,7 +58,7 @@ VALID = [
         spec(
             step(
                 "publish",
-                "plugins/docker",
+                "plugins/kaniko",
                 settings={
                     "repo": "x/y",
                     "tags": ["1", "latest"],

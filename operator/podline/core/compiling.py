@@ -22,6 +22,7 @@ from podline.core import (
     conventions,
     environs,
     images,
+    kubenames,
     models,
     plans,
     platforms,
@@ -125,8 +126,17 @@ def compile_model(
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
         triggered=conditions.build_matches(spec.trigger, context.build),
+        host_aliases=host_aliases(spec),
         warnings=tuple(warnings),
     )
+
+
+def host_aliases(spec: models.PipelineSpec) -> tuple[str, ...]:
+    """The host names that reach the pod's own containers, as drone-runner-kube gives them (engine/compiler/
+    compiler.go: every service, and every detached step, whose name is a DNS-1123 subdomain): in Drone,
+    ``mariadb:3306`` reaches the service ``mariadb``; in one pod every container listens on 127.0.0.1."""
+    names = [s.name for s in spec.services] + [s.name for s in spec.steps if s.detach]
+    return tuple(dict.fromkeys(n for n in names if kubenames.is_dns1123_subdomain(n)))
 
 
 def script(commands: Iterable[str]) -> str:
@@ -270,7 +280,7 @@ def _container(
         env=tuple(env.values()),
         working_dir=step.working_dir or workspace,
         mounts=tuple(plans.Mount(volumes[m.name], m.path) for m in step.volumes),
-        privileged=step.privileged,
+        privileged=step.privileged or policies.runs_privileged(policy, step),
         user=int(step.user) if step.user is not None else None,
         group=int(step.group) if step.group is not None else None,
         limits=limits,

@@ -92,6 +92,9 @@ class RunPlan:
     step_timeout_seconds: int | None = None
     pull_timeout_seconds: int = 300
     triggered: bool = True
+    host_aliases: tuple[
+        str, ...
+    ] = ()  # names that resolve to the pod itself (127.0.0.1): services, detached steps
     warnings: tuple[str, ...] = field(default=())
 
     @property

@@ -174,6 +174,8 @@ def build_pod(
         spec["nodeSelector"] = dict(plan.node_selector)
     if plan.tolerations:
         spec["tolerations"] = [dict(t) for t in plan.tolerations]
+    if plan.host_aliases:
+        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": list(plan.host_aliases)}]
     metadata = _metadata(plan, plan.pod_name, "run-pod", plan.pod_labels)
     metadata["annotations"].update(dict(plan.pod_annotations))
     metadata["annotations"][conventions.ANNOTATION_GENERATION] = str(plan.generation)

@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from podline.core import errors, images, models
+
 DEFAULT_RUNNER_IMAGE = "podline/podline:0.1.0"
 DEFAULT_CLONE_IMAGE = "drone/git"
 DEFAULT_SECRET_STORE = "podline-secrets"
+# drone-runner-docker engine/compiler/compiler.go ``Privileged`` (drone-runner-kube's lacks plugins/gar):
+# plugins that run Docker in Docker, privileged by default.
+DEFAULT_PRIVILEGED_IMAGES = (
+    "plugins/docker",
+    "plugins/acr",
+    "plugins/ecr",
+    "plugins/gcr",
+    "plugins/heroku",
+    "plugins/gar",
+)
+# drone-runner-docker/-kube engine/compiler/util.go ``restrictedVars``: setting one of these turns the
+# privileged default off, so a step cannot point a privileged Docker at something else.
+RESTRICTED_VARIABLES = ("XDG_RUNTIME_DIR", "DOCKER_OPTS", "DOCKER_HOST", "PATH", "HOME")
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,10 @@ class Policy:
 
     allow_privileged: bool = False
     """Whether steps may ask for ``privileged: true``."""
+
+    privileged_images: tuple[str, ...] = DEFAULT_PRIVILEGED_IMAGES
+    """Images whose plugin steps run privileged without asking, as Drone's ``DRONE_RUNNER_PRIVILEGED_IMAGES``
+    (the tag does not matter). Only where ``allow_privileged``; otherwise such a step is refused."""
 
     allow_host_volumes: bool = False
     """Whether pipelines may mount ``host:`` volumes."""
@@ -57,3 +76,18 @@ class Policy:
 
     def allows_service_account(self, name: str) -> bool:
         return "*" in self.allowed_service_accounts or name in self.allowed_service_accounts
+
+
+def runs_privileged(policy: Policy, step: models.Step) -> bool:
+    """Whether Drone runs ``step`` privileged without its asking (drone-runner-docker/-kube
+    engine/compiler/compiler.go ``isPrivileged``): a plugin step (no ``commands``, ``command``,
+    ``entrypoint`` or ``volumes``, no restricted variable) whose image, tag aside, is a privileged image."""
+    if step.commands or step.command or step.entrypoint or step.volumes:
+        return False
+    if any(name in step.environment for name in RESTRICTED_VARIABLES):
+        return False
+    try:
+        name = images.parse(step.image).name
+        return any(images.parse(image).name == name for image in policy.privileged_images)
+    except errors.InvalidImageReference:
+        return False  # validation reports the image

@@ -193,6 +193,8 @@ def _containers(spec: models.PipelineSpec, policy: policies.Policy, root: str) -
                 yield errors.Problem(
                     f"{path}.privileged", "privileged steps are not allowed by the operator configuration"
                 )
+            elif not policy.allow_privileged and policies.runs_privileged(policy, item):
+                yield errors.Problem(f"{path}.image", _privileged_image_refused(item))
             for attr in ("user", "group"):
                 value = getattr(item, attr)
                 reason = kubenames.id_problem(value) if value is not None else None
@@ -208,6 +210,15 @@ def _containers(spec: models.PipelineSpec, policy: policies.Policy, root: str) -
                 yield from _env_name(name, f"{path}.settings")
     for name in spec.environment:
         yield from _env_name(name, f"{root}.environment")
+
+
+def _privileged_image_refused(step: models.Step) -> str:
+    return (
+        f'step "{step.name}": image {json.dumps(step.image)} runs privileged, as in Drone (it is one of '
+        "PODLINE_PRIVILEGED_IMAGES: it runs its own Docker daemon), and privileged steps are not allowed by the "
+        "operator configuration (PODLINE_ALLOW_PRIVILEGED); build without a daemon instead (e.g. plugins/kaniko), "
+        "or ask the operator's administrator to allow privileged steps"
+    )
 
 
 def _resources(resources: models.Resources, path: str) -> _Problems:

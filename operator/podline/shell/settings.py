@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from podline.core import imageconfigs, policies, registries
+from podline.core import errors, imageconfigs, images, policies, registries
 
 
 class SettingsError(ValueError):
@@ -110,6 +110,17 @@ class Settings:
         def names(name: str) -> tuple[str, ...]:
             return tuple(sorted({n.strip() for n in env.get(name, "").split(",") if n.strip()}))
 
+        def image_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            if name not in env:
+                return default
+            found = tuple(dict.fromkeys(n.strip() for n in env[name].split(",") if n.strip()))
+            for image in found:
+                try:
+                    images.parse(image)
+                except errors.InvalidImageReference as error:
+                    problems.append(f"{name}: {'; '.join(p.message for p in error.problems)}")
+            return found
+
         def mirrors(name: str) -> tuple[registries.Mirror, ...]:
             try:
                 return registries.parse_mirrors(env.get(name, ""))
@@ -133,6 +144,7 @@ class Settings:
             clone_image=text("PODLINE_CLONE_IMAGE", policies.DEFAULT_CLONE_IMAGE),
             secret_store=text("PODLINE_SECRET_STORE", policies.DEFAULT_SECRET_STORE),
             allow_privileged=flag("PODLINE_ALLOW_PRIVILEGED"),
+            privileged_images=image_list("PODLINE_PRIVILEGED_IMAGES", policies.DEFAULT_PRIVILEGED_IMAGES),
             allow_host_volumes=flag("PODLINE_ALLOW_HOST_VOLUMES"),
             allowed_service_accounts=frozenset(names("PODLINE_ALLOWED_SERVICE_ACCOUNTS")),
             default_service_account=text("PODLINE_DEFAULT_SERVICE_ACCOUNT", "") or None,
