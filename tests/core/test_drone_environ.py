@@ -132,7 +132,6 @@ def test_unknown_sources_are_left_out() -> None:
         "DRONE_STAGE_KIND": "pipeline",
         "DRONE_STAGE_TYPE": "docker",
         "DRONE_STAGE_NUMBER": "1",
-        "DRONE_STAGE_DEPENDS_ON": "",
     }
 
 

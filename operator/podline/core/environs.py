@@ -68,7 +68,7 @@ def _stage(
             "DRONE_STAGE_NUMBER": "1",
             "DRONE_STAGE_OS": os_,
             "DRONE_STAGE_ARCH": arch,
-            "DRONE_STAGE_DEPENDS_ON": ",".join(depends_on),
+            "DRONE_STAGE_DEPENDS_ON": ",".join(depends_on) or None,
         }
     )
 
