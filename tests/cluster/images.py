@@ -19,7 +19,8 @@ with ``skopeo`` to the node tier's registries at every cluster start:
   stand-ins: ``drone/placeholder:1`` is the placeholder (drone-runner-kube starts every step container on
   it with ``/bin/sh -c …``, so it must sleep whatever it is told, as ours does); ``redis:7`` is busybox
   whose ``redis-server`` answers on port 6379 with ``nc``; the ``golang`` tags are busybox with a ``go``
-  that only says what it was asked to do.
+  that only says what it was asked to do; ``plugins/docker:test`` is busybox whose entrypoint tries what only
+  a privileged container may (Drone runs plugins/docker privileged).
 
 The layout is rebuilt only when its inputs (busybox binary, placeholder source, entrypoint sources, recipe
 version) change.
@@ -56,6 +57,7 @@ DOCKER_HUB = {
     "docker.io/library/golang:latest": "golang-latest",
     "docker.io/library/golang:1.7": "golang-1.7",
     "docker.io/library/golang:1.12": "golang-1.12",
+    "docker.io/plugins/docker:test": "plugins-docker",
 }
 GOLANG_TAGS = ("latest", "1.7", "1.12")
 # Registry hosts that image references in docs/examples name, served by a local registry instead (so no
@@ -86,7 +88,7 @@ PUSHES = {
 RUNNER = f"{PUBLIC_REGISTRY}/podline/runner:{entrypointbin.source_hash()}"
 PUSHES[RUNNER] = "runner"
 
-RECIPE_VERSION = "3"  # bump when the way images are built changes
+RECIPE_VERSION = "4"  # bump when the way images are built changes
 SOURCE = binaries.HERE / "placeholder.c"
 
 
@@ -137,6 +139,7 @@ def _build(layout: pathlib.Path) -> None:
         )
         _image(oci, work, "runner", _runner_rootfs, entrypoint=["/podline-entrypoint"])
         _image(oci, work, "redis", _redis_rootfs, entrypoint=["/usr/local/bin/redis-server"])
+        _image(oci, work, "plugins-docker", _plugins_docker_rootfs, entrypoint=["/bin/drone-docker"])
         for version in GOLANG_TAGS:
             _image(oci, work, f"golang-{version}", _golang_rootfs, cmd=["sh"],
                    env=[f"GOLANG_VERSION={version}", "PATH=/usr/local/go/bin:/bin:/sbin:/usr/bin:/usr/sbin"])  # fmt: skip
@@ -240,6 +243,18 @@ def _golang_rootfs(root: pathlib.Path) -> None:
     _busybox_rootfs(root)
     _script(
         root / "usr/local/go/bin/go", 'echo "go $* (podline test image ${GOLANG_VERSION}: no Go toolchain)"'
+    )
+
+
+def _plugins_docker_rootfs(root: pathlib.Path) -> None:
+    """busybox, with a ``drone-docker`` entrypoint (as plugins/docker has) that shows whether it runs
+    privileged: it mounts a tmpfs (CAP_SYS_ADMIN, which only a privileged container has here) and prints
+    the plugin settings it was given."""
+    _busybox_rootfs(root)
+    _script(
+        root / "bin/drone-docker",
+        'grep CapEff /proc/self/status\nmkdir -p /tmp/dind && mount -t tmpfs dind /tmp/dind && echo "privileged: mounted"'
+        '\necho "repo=$PLUGIN_REPO tags=$PLUGIN_TAGS"',
     )
 
 
