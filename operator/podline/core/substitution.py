@@ -26,6 +26,7 @@ holds YAML syntax (which Drone would parse; here it stays text). Leaves which va
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class SubstitutionError(ValueError):
     """A ``${…}`` expression Drone cannot evaluate (the run fails, as in Drone)."""
 
 
-class _Mode(enum.IntFlag):
+class _Mode:
+    """Which tokens the scanner recognises (plain ints: this is the inner loop)."""
+
     IDENT = 1
     LBRACK = 2
     RBRACK = 4
@@ -65,6 +68,8 @@ class _Token(enum.Enum):
 
 
 Accept = Callable[[str, int], bool]
+_SPECIAL = re.compile(rb"[$\\]")
+_ASCII = tuple(chr(code) for code in range(0x80))
 
 
 def _any(r: str, i: int) -> bool:
@@ -135,17 +140,21 @@ class _Scanner:
         self.pos = 0
         self.start = 0
         self.width = 0
-        self.mode = _Mode(0)
+        self.mode = 0
         self.accept: Accept = _any
 
     def read(self) -> str:
-        if self.pos >= len(self.buf):
+        pos, buf = self.pos, self.buf
+        if pos >= len(buf):
             self.width = 0
             return _EOF
-        code, self.width = expansions.rune_at(self.buf, self.pos)
-        rune = chr(code)
-        self.pos += self.width
-        return rune
+        byte = buf[pos]
+        if byte < 0x80:
+            self.width, self.pos = 1, pos + 1
+            return _ASCII[byte]
+        code, self.width = expansions.rune_at(buf, pos)
+        self.pos = pos + self.width
+        return chr(code)
 
     def unread(self) -> None:
         self.pos -= self.width
@@ -235,20 +244,35 @@ class _Parser:
         self.s = _Scanner(text.encode("utf-8", "surrogatepass"))
 
     def parse(self) -> list[_Node]:
-        nodes: list[_Node] = []
+        """Text and expressions. Outside ``${`` envsubst's scanner accepts every rune, so its text tokens end
+        only at ``${`` or the end, with ``$$``, ``\\\\`` and ``\\/`` cut to their second character: the same,
+        found with a search instead of rune by rune (``$`` and ``\\`` are single bytes in UTF-8)."""
+        s, nodes, text = self.s, [], bytearray()
         while True:
-            self.s.accept, self.s.mode = _any, _Mode.IDENT | _Mode.LBRACK | _Mode.ESCAPE
-            token = self.s.scan()
-            if token is _Token.EOF:
-                return nodes
-            if token is _Token.IDENT:
-                nodes.append(_Text(self.s.text()))
-            elif token is _Token.LBRACK:
+            found = _SPECIAL.search(s.buf, s.pos)
+            if found is None:
+                text += s.buf[s.pos :]
+                break
+            at = found.start()
+            text += s.buf[s.pos : at]
+            char, following = s.buf[at : at + 1], s.buf[at + 1 : at + 2]
+            if char == b"$" and following == b"{":
+                if text:
+                    nodes.append(_Text(bytes(text)))
+                    text = bytearray()
+                s.pos = at + 2
                 nodes.append(self.function())
+            elif following == char or (char == b"\\" and following == b"/"):
+                text += following
+                s.pos = at + 2
             else:
-                raise SubstitutionError(BAD_SUBSTITUTION)
+                text += char
+                s.pos = at + 1
+        if text:
+            nodes.append(_Text(bytes(text)))
+        return nodes
 
-    def _scan(self, accept: Accept, mode: _Mode) -> _Token:
+    def _scan(self, accept: Accept, mode: int) -> _Token:
         self.s.accept, self.s.mode = accept, mode
         return self.s.scan()
 
@@ -282,7 +306,7 @@ class _Parser:
             raise SubstitutionError(MISSING_CLOSING_BRACE)
         return node
 
-    def _argument(self, accept: Accept, mode: _Mode) -> _Node:
+    def _argument(self, accept: Accept, mode: int) -> _Node:
         token = self._scan(accept, mode | _Mode.LBRACK)
         if token is _Token.LBRACK:
             return self.function()
@@ -335,6 +359,13 @@ def _evaluate(node: _Node, lookup: Callable[[str], bytes]) -> bytes:
     return expansions.operation(node.name, len(args))(lookup(node.param), *args)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[_Node, ...]:
+    """The parse of ``text``, which does not depend on the variables: a Pipeline's strings are planned again
+    at every reconcile of its run, and parsed once. (Nodes are never changed after parsing.)"""
+    return tuple(_Parser(text).parse())
+
+
 def substitute(text: str, lookup: Lookup) -> str:
     """``text`` with every ``${…}`` evaluated by ``lookup`` (name → value) and every escape resolved.
 
@@ -346,7 +377,7 @@ def substitute(text: str, lookup: Lookup) -> str:
         return lookup(name).encode("utf-8", "surrogatepass")
 
     try:
-        out = b"".join(_evaluate(node, values) for node in _Parser(text).parse())
+        out = b"".join(_evaluate(node, values) for node in _parsed(text))
     except expansions.Unsupported as exc:
         raise SubstitutionError(str(exc)) from None
     return out.decode("utf-8", "replace")
