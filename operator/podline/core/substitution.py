@@ -247,7 +247,8 @@ class _Parser:
         """Text and expressions. Outside ``${`` envsubst's scanner accepts every rune, so its text tokens end
         only at ``${`` or the end, with ``$$``, ``\\\\`` and ``\\/`` cut to their second character: the same,
         found with a search instead of rune by rune (``$`` and ``\\`` are single bytes in UTF-8)."""
-        s, nodes, text = self.s, [], bytearray()
+        s, text = self.s, bytearray()
+        nodes: list[_Node] = []
         while True:
             found = _SPECIAL.search(s.buf, s.pos)
             if found is None:
