@@ -269,3 +269,11 @@ def test_a_variable_is_its_value_and_unknown_ones_are_empty(variables: dict[str,
         want = substitution.go_quote(value) if "\n" in value else value
         assert substitution.substitute(f"<${{{name}}}>", lookup) == f"<{want}>"
     assert substitution.substitute("${NOT_SET_ANYWHERE}" + other, lookup) == other
+
+
+def test_long_text_is_substituted_like_short_text() -> None:
+    """Strings above the parse cache's length limit take the uncached path, with the same result."""
+    line = "echo ${DRONE_TAG##v} $${HOME}\n"
+    long_text = line * (5000 // len(line) + 1)
+    assert len(long_text) > 4096
+    assert sub(long_text) == "echo 1.2.3 ${HOME}\n" * long_text.count("\n")

@@ -360,6 +360,9 @@ def _evaluate(node: _Node, lookup: Callable[[str], bytes]) -> bytes:
     return expansions.operation(node.name, len(args))(lookup(node.param), *args)
 
 
+_CACHED_LENGTH = 4096  # longer strings are parsed each time: the cache holds at most 4096 × 4 KiB of text
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(text: str) -> tuple[_Node, ...]:
     """The parse of ``text``, which does not depend on the variables: a Pipeline's strings are planned again
@@ -378,7 +381,8 @@ def substitute(text: str, lookup: Lookup) -> str:
         return lookup(name).encode("utf-8", "surrogatepass")
 
     try:
-        out = b"".join(_evaluate(node, values) for node in _parsed(text))
+        nodes = _parsed(text) if len(text) <= _CACHED_LENGTH else tuple(_Parser(text).parse())
+        out = b"".join(_evaluate(node, values) for node in nodes)
     except expansions.Unsupported as exc:
         raise SubstitutionError(str(exc)) from None
     return out.decode("utf-8", "replace")
