@@ -271,3 +271,18 @@ def test_render_refuses_a_malformed_expression_naming_the_field(tmp_path: Path) 
     result = podline("render", str(path))
     assert result.returncode == 1
     assert result.stderr.startswith("podline: release: spec.steps[0].commands[0]: cannot substitute ${…}: ")
+
+
+def test_render_says_when_build_variables_are_empty(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        RELEASE.replace(
+            '  annotations:\n    podline.dev/build: \'{"branch": "main", "commit": "fedcba9876543210"}\'\n',
+            "",
+        )
+    )
+    bare = podline("render", str(path))
+    assert bare.returncode == 0, bare.stderr
+    assert "release: note: without build metadata every ${…} build variable is empty" in bare.stderr
+    given = podline("render", str(path), "--tag", "v1.0.0")
+    assert given.returncode == 0 and "note: without build metadata" not in given.stderr

@@ -127,6 +127,10 @@ def _with_build(doc: dict[str, Any], build: Mapping[str, Any]) -> dict[str, Any]
     return {**doc, "metadata": meta}
 
 
+def _has_build(doc: Mapping[str, Any]) -> bool:
+    return bool(((doc.get("metadata") or {}).get("annotations") or {}).get(conventions.ANNOTATION_BUILD))
+
+
 def render(
     paths: Sequence[str], *, policy_env: dict[str, str] | None = None, build: Mapping[str, Any] | None = None
 ) -> str:
@@ -184,6 +188,12 @@ def render(
                     print(f"{name}: warning: {warning}", file=sys.stderr)
             for warning in plan.warnings:
                 print(f"{name}: warning: {warning}", file=sys.stderr)
+            if "${" in json.dumps(doc.get("spec")) and not _has_build(doc):
+                print(
+                    f"{name}: note: without build metadata every ${{…}} build variable is empty; give it with "
+                    "--build or --tag, --commit, … (or the podline.dev/build annotation)",
+                    file=sys.stderr,
+                )
             configs = {image: _FromImage(image) for image in plan.needs_image_config()}
             for c in plan.steps:
                 if c.image in configs and c.command is None and not c.excluded:
