@@ -2,7 +2,7 @@
 
 Drone's runners (drone/runner-go ``pipeline/runtime/runner.go``, and drone-runner-docker/-kube's ``exec``
 and ``compile`` commands) pass the whole configuration through ``envsubst.Eval`` before parsing it, with the
-build's variables (``environs.substitution_variables``). The pinned library is drone/envsubst v1.0.3 (the
+build's variables (``environs.variables``). The pinned library is drone/envsubst v1.0.3 (the
 ``go.mod`` of drone-runner-docker and drone-runner-kube); this module has its semantics, quirks included:
 
 * only ``${…}`` is an expression; ``$NAME`` and a lone ``$`` are text;
@@ -20,7 +20,7 @@ Go strings are bytes: lengths and offsets count UTF-8 bytes, as Drone's do. Dron
 text before YAML parsing; a Pipeline is already parsed, so ``apply`` substitutes every string (keys and
 values) of the spec. The two agree except where YAML quoting itself holds ``\\\\`` or a substituted value
 holds YAML syntax (which Drone would parse; here it stays text). Leaves which variables exist to
-``environs`` and where it happens (once per run, before validation) to ``compiling``.
+``environs`` and where it happens (each time a run is planned, before validation) to ``compiling``.
 """
 
 from __future__ import annotations
