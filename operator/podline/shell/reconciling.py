@@ -19,7 +19,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from podline.core import auths, conventions, errors, imageconfigs, plans, runs, scheduling, statuses, stepping
+from podline.core import (
+    auths,
+    conventions,
+    errors,
+    imageconfigs,
+    observing,
+    plans,
+    runs,
+    scheduling,
+    statuses,
+    stepping,
+)
 from podline.shell import caches as caches_
 from podline.shell import kube, metrics, queueing, statuswriting
 from podline.shell import settings as settings_
@@ -332,6 +343,4 @@ def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tu
 
 
 def _active(pod: Mapping[str, Any]) -> bool:
-    notes = pod.get("metadata", {}).get("annotations") or {}
-    phase = pod.get("status", {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and conventions.ANNOTATION_STOPPED not in notes
+    return not observing.pod_ended(pod) and conventions.ANNOTATION_STOPPED not in observing.annotations(pod)
