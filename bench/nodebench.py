@@ -184,7 +184,7 @@ class Bench:
             except OSError:
                 return ""
 
-        found = {
+        found: dict[str, Any] = {
             "kubernetes": binaries.KUBERNETES_VERSION,
             "containerd": out(self.cluster.programs["containerd"], "--version") if self.cluster else "",
             "runc": out("runc", "--version").splitlines()[0] if out("runc", "--version") else "",
@@ -287,7 +287,7 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
             steps = nodesystems.echo_steps(size)
             for system in (s for s in order if takes_part(s, "e2e")):
                 outcomes = bench.run(system, f"n{size}", [(f"echo-{size}", steps)])
-                sample = {
+                sample: dict[str, Any] = {
                     "seconds": _e2e_seconds(outcomes),
                     "handoffs": nodesystems.handoffs(outcomes[0], steps),
                     "handoffs_waiting": nodesystems.handoffs(outcomes[0], steps, waiting=True),

@@ -146,9 +146,8 @@ def _record_stuck(h: harness.Harness, recorder: watching.Recorder, names: set[st
             item["status"] = custom.get_namespaced_custom_object(
                 harness.GROUP, harness.VERSION, recorder.namespace, harness.PLURAL, name
             ).get("status")  # type: ignore[attr-defined]
-            pod = json.loads(
-                core.read_namespaced_pod(f"{name}-g1", recorder.namespace, _preload_content=False).data
-            )  # type: ignore[attr-defined]
+            response = core.read_namespaced_pod(f"{name}-g1", recorder.namespace, _preload_content=False)
+            pod = json.loads(response.data)  # type: ignore[attr-defined]
             item["pod"] = {
                 "annotations": pod["metadata"].get("annotations"),
                 "images": {c["name"]: c["image"] for c in pod["spec"]["containers"]},

@@ -78,53 +78,46 @@ class Decision:
     requeue_after: float | None = None  # seconds until a timeout needs a look, if any
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """What every decision of one look carries besides the run's status: the snapshot, the status before,
+    the history, and what becomes of earlier runs' pods."""
+
+    snap: Snapshot
+    previous: statuses.PipelineStatus
+    history: list[dict[str, Any]]
+    others: tuple[tuple[str, Manifest], ...]
+    deletes: tuple[str, ...]
+
+    def decision(self, status: statuses.PipelineStatus, **kwargs: Any) -> Decision:
+        return _decision(self.previous, status, other_patches=self.others, delete_pods=self.deletes, **kwargs)
+
+    def ended(self, end: End, steps: list[statuses.StepStatus]) -> Decision:
+        """The decision for a run that ends before it has a pod."""
+        return self.decision(_final(self.snap, self.previous, end=end, steps=steps, history=self.history))
+
+
 def decide(snap: Snapshot) -> Decision:
     previous = statuses.PipelineStatus.model_validate(snap.status or {})
-    history = _history(previous, snap)
-    others, deletes = _old_pods(snap)
+    turn = _Turn(snap, previous, _history(previous, snap), *_old_pods(snap))
     if isinstance(snap.plan, errors.PodlineError):
-        reason = (
-            Reason.PULL_SECRET
-            if isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret))
-            else Reason.INVALID
-        )
-        status = _final(
-            snap,
-            previous,
-            end=End(Phase.FAILED, reason, "\n".join(snap.plan.lines())),
-            steps=[],
-            history=history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        pull_secret = isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret))
+        reason = Reason.PULL_SECRET if pull_secret else Reason.INVALID
+        return turn.ended(End(Phase.FAILED, reason, "\n".join(snap.plan.lines())), [])
     plan = snap.plan
     if not plan.triggered:
-        steps = _all_skipped(plan, Reason.NOT_TRIGGERED)
-        status = _final(
-            snap,
-            previous,
-            end=End(Phase.SUCCEEDED, Reason.NOT_TRIGGERED, "trigger does not match the build"),
-            steps=steps,
-            history=history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        end = End(Phase.SUCCEEDED, Reason.NOT_TRIGGERED, "trigger does not match the build")
+        return turn.ended(end, _all_skipped(plan, Reason.NOT_TRIGGERED))
     if snap.pod is None:
-        return _no_pod(snap, plan, previous, history, others, deletes)
-    return _running(snap, plan, previous, history, others, deletes)
+        return _no_pod(turn, plan)
+    return _running(turn, plan)
 
 
-def _no_pod(
-    snap: Snapshot,
-    plan: plans.RunPlan,
-    previous: statuses.PipelineStatus,
-    history: list[dict[str, Any]],
-    others: tuple[tuple[str, Manifest], ...],
-    deletes: tuple[str, ...],
-) -> Decision:
+def _no_pod(turn: _Turn, plan: plans.RunPlan) -> Decision:
+    snap, previous = turn.snap, turn.previous
     same_run = previous.run == snap.run
     if same_run and previous.phase is not None and previous.phase.is_terminal:
-        return _decision(
-            previous, previous, other_patches=others, delete_pods=deletes
-        )  # pod removed after the end
+        return turn.decision(previous)  # pod removed after the end
     # The status says Creating only once the pod was created (the shell writes it after the create), so a
     # pod missing then was deleted: making it again would run its first steps twice.
     created = previous.phase is Phase.RUNNING or (
@@ -132,32 +125,14 @@ def _no_pod(
     )
     if same_run and previous.pod_name == plan.pod_name and created:
         steps = [_status_of(c, _gone(observing.StepView(State.WAITING))) for c in plan.steps]
-        status = _final(
-            snap,
-            previous,
-            end=End(
-                Phase.ERROR,
-                Reason.POD_GONE,
-                f'pod "{plan.pod_name}" was deleted or evicted before the run finished',
-            ),
-            steps=steps,
-            history=history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        message = f'pod "{plan.pod_name}" was deleted or evicted before the run finished'
+        return turn.ended(End(Phase.ERROR, Reason.POD_GONE, message), steps)
     if snap.cancel:
-        steps = _all_skipped(plan, Reason.CANCELLED)
-        status = _final(
-            snap,
-            previous,
-            end=End(Phase.CANCELLED, Reason.CANCELLED, "cancelled before it started"),
-            steps=steps,
-            history=history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        end = End(Phase.CANCELLED, Reason.CANCELLED, "cancelled before it started")
+        return turn.ended(end, _all_skipped(plan, Reason.CANCELLED))
     waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
-    base = _base(snap, plan, previous, history)
     if not snap.may_start:
-        status = base.model_copy(
+        status = _base(snap, plan, previous, turn.history).model_copy(
             update={
                 "phase": Phase.PENDING,
                 "reason": Reason.QUEUED,
@@ -165,34 +140,28 @@ def _no_pod(
                 "message": "waiting for a free run slot (operator concurrency limit)",
             }
         )
-        return _decision(previous, _conditions(status, snap), other_patches=others, delete_pods=deletes)
+        return turn.decision(_conditions(status, snap))
+    return _create(turn, plan, waiting)
+
+
+def _create(turn: _Turn, plan: plans.RunPlan, waiting: list[statuses.StepStatus]) -> Decision:
+    """Create the run's objects (its pull Secret, then its pod), or end the run if they cannot be built."""
+    snap = turn.snap
     create: list[Manifest] = []
     if plan.pull_secret_name:
         if isinstance(snap.credentials, errors.PodlineError):
-            status = _final(
-                snap,
-                previous,
-                end=End(Phase.FAILED, Reason.PULL_SECRET, "\n".join(snap.credentials.lines())),
-                steps=waiting,
-                history=history,
+            return turn.ended(
+                End(Phase.FAILED, Reason.PULL_SECRET, "\n".join(snap.credentials.lines())), waiting
             )
-            return _decision(previous, status, other_patches=others, delete_pods=deletes)
         if snap.credentials is None:
             raise ValueError("credentials are needed to create the pull Secret")
         create.append(pods.build_pull_secret(plan, snap.credentials))
     unreadable = _unreadable_images(plan, snap.image_configs)
     if unreadable:
-        status = _final(
-            snap,
-            previous,
-            end=End(Phase.FAILED, Reason.IMAGE_CONFIG, unreadable),
-            steps=waiting,
-            history=history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        return turn.ended(End(Phase.FAILED, Reason.IMAGE_CONFIG, unreadable), waiting)
     create.append(pods.build_pod(plan, image_configs=snap.image_configs))
     warnings = list(plan.warnings) + list(getattr(snap.credentials, "warnings", ()))
-    status = base.model_copy(
+    status = _base(snap, plan, turn.previous, turn.history).model_copy(
         update={
             "phase": Phase.PENDING,
             "reason": Reason.CREATING,
@@ -201,9 +170,7 @@ def _no_pod(
             "message": f'creating pod "{plan.pod_name}"',
         }
     )
-    return _decision(
-        previous, _conditions(status, snap), create=tuple(create), other_patches=others, delete_pods=deletes
-    )
+    return turn.decision(_conditions(status, snap), create=tuple(create))
 
 
 def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str | None:
@@ -265,31 +232,22 @@ class _Look:
         return previous.run == self.snap.run and previous.phase is not None and previous.phase.is_terminal
 
 
-def _running(
-    snap: Snapshot,
-    plan: plans.RunPlan,
-    previous: statuses.PipelineStatus,
-    history: list[dict[str, Any]],
-    others: tuple[tuple[str, Manifest], ...],
-    deletes: tuple[str, ...],
-) -> Decision:
+def _running(turn: _Turn, plan: plans.RunPlan) -> Decision:
+    snap, previous = turn.snap, turn.previous
     assert snap.pod is not None
     look = _look(snap, plan, previous, snap.pod)
-    end = next((e for e in (stage(look) for stage in _END_STAGES) if e is not None), None)
+    end = _end_of(look)
     steps = [_status_of(c, _finalise(look.views[c.name]) if end else look.views[c.name]) for c in plan.steps]
     services = [_status_of(c, observing.view_service(c, look.pod)) for c in plan.services]
     if end is not None:
         status = _final(
-            snap, previous, end=end, steps=steps, services=services, history=history, pod=look.pod
+            snap, previous, end=end, steps=steps, services=services, history=turn.history, pod=look.pod
         )
     else:
-        status = _still_running(look, steps=steps, services=services, history=history)
-    return _decision(
-        previous,
+        status = _still_running(look, steps=steps, services=services, history=turn.history)
+    return turn.decision(
         status,
         pod_patch=_pod_patch(look),
-        other_patches=others,
-        delete_pods=deletes,
         requeue_after=max(0.0, min(look.requeue)) if look.requeue and end is None else None,
     )
 
@@ -479,6 +437,15 @@ _END_STAGES = (
     _held_up_end,
     _natural_end,
 )  # the order written out above
+
+
+def _end_of(look: _Look) -> End | None:
+    """The first end a stage finds, in ``_END_STAGES`` order; the stages after it neither look nor act."""
+    for stage in _END_STAGES:
+        end = stage(look)
+        if end is not None:
+            return end
+    return None
 
 
 def _pod_patch(look: _Look) -> Manifest | None:

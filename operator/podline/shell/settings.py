@@ -78,7 +78,7 @@ class Settings:
         return registry_context(self.registry_ca) if self.registry_ca else None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:  # noqa: C901 - being split (issue 16, settings)
         env = os.environ if env is None else env
         problems: list[str] = []
 
