@@ -43,10 +43,6 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
-def loadavg() -> list[float]:
-    return [float(x) for x in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
-
-
 def uptime_line() -> str:
     try:
         return subprocess.run(

@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _operator_handlers().run(settings_.Settings.from_env())
         elif args.command in ("logs", "get"):
-            from podline.shell import viewing
+            from podline import viewing
 
             return viewing.main(args)
     except CliError as exc:

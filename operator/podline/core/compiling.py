@@ -30,9 +30,6 @@ from podline.core import (
     validation,
 )
 
-WORKSPACE_VOLUME = "podline-workspace"
-DEFAULT_WORKSPACE = validation.DEFAULT_WORKSPACE
-
 
 @dataclass(frozen=True)
 class RunContext:
@@ -324,7 +321,7 @@ def _volume_names(spec: models.PipelineSpec) -> dict[str, str]:
 
 
 def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"name": WORKSPACE_VOLUME, "emptyDir": {}}]
+    out: list[dict[str, Any]] = [{"name": conventions.WORKSPACE_VOLUME, "emptyDir": {}}]
     for v in spec.volumes:
         name = names[v.name]
         if v.temp is not None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from podline.core import imageconfigs, pulling
+from podline.core import conventions, imageconfigs, pulling
 
 
 class Kind(StrEnum):
@@ -80,7 +80,7 @@ class RunPlan:
     runner_image: str  # holds the entrypoint binary; stands in for a step whose image cannot be pulled
     containers: tuple[ContainerPlan, ...]
     volumes: tuple[dict[str, Any], ...] = ()
-    workspace: str = "/drone/src"
+    workspace: str = conventions.DEFAULT_WORKSPACE
     node_selector: tuple[tuple[str, str], ...] = ()  # the user's, and platform's node labels
     platform: imageconfigs.Platform | None = None  # image configs are read for it; None: the default
     tolerations: tuple[dict[str, Any], ...] = ()

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from podline.core import auths, compiling, conventions, images, plans, pulling, stepping
+from podline.core import auths, conventions, images, plans, pulling, stepping
 
 Manifest = dict[str, Any]
 Transformer = Callable[[Manifest], Manifest]
@@ -90,7 +90,7 @@ def to_container(
             container["args"] = list(c.args)
     container["env"] = to_env(c.env)
     container["workingDir"] = c.working_dir or plan.workspace
-    mounts = [{"name": compiling.WORKSPACE_VOLUME, "mountPath": plan.workspace}]
+    mounts = [{"name": conventions.WORKSPACE_VOLUME, "mountPath": plan.workspace}]
     if wrapped:
         mounts.append({"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR})
     container["volumeMounts"] = mounts + [{"name": m.volume, "mountPath": m.path} for m in c.mounts]

@@ -20,7 +20,6 @@ from podline.core import conventions, errors, images, kubenames, models, platfor
 
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
-DEFAULT_WORKSPACE = "/drone/src"
 _Problems = Iterator[errors.Problem]
 
 
@@ -293,10 +292,10 @@ def workspace_path(spec: models.PipelineSpec) -> str:
     """Where the shared workspace is mounted: ``workspace.base`` joined with ``workspace.path``."""
     ws = spec.workspace
     if ws is None or (not ws.path and not ws.base):
-        return DEFAULT_WORKSPACE
+        return conventions.DEFAULT_WORKSPACE
     if ws.base:
         return posixpath.normpath(posixpath.join(ws.base, ws.path or ""))
-    return posixpath.normpath(ws.path or DEFAULT_WORKSPACE)
+    return posixpath.normpath(ws.path or conventions.DEFAULT_WORKSPACE)
 
 
 def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
