@@ -1,4 +1,4 @@
-"""The six scenarios of issue 6, plus the floor. Each returns a JSON-able dict (and keeps raw samples for plots).
+"""The api tier's scenarios, plus the floor. Each returns a JSON-able dict (and keeps raw samples for plots).
 
 Every latency is a difference of two arrival times on the bench's own watch (see `watching`). Steps hand
 off inside the pod now (the entrypoint, docs/in-pod.md; here the scripted kubelet plays it), so the operator
