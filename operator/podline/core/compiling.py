@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from podline.core import (
-    conditions,
     conventions,
     images,
     models,
@@ -28,6 +27,7 @@ from podline.core import (
     pulling,
     quantities,
     validation,
+    whens,
 )
 
 
@@ -114,7 +114,7 @@ def compile_model(
         timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
-        triggered=conditions.build_matches(spec.trigger, context.build),
+        triggered=whens.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
 
@@ -262,11 +262,11 @@ def _container(
         limits=limits,
         requests=requests,
         depends_on=depends_on,
-        run_on_success=conditions.runs_on(step.when, failing=False),
-        run_on_failure=conditions.runs_on(step.when, failing=True),
+        run_on_success=whens.runs_on(step.when, failing=False),
+        run_on_failure=whens.runs_on(step.when, failing=True),
         ignore_failure=step.ignores_failure,
         detach=step.detach,
-        excluded=not conditions.build_matches(step.when, context.build),
+        excluded=not whens.build_matches(step.when, context.build),
     )
 
 

@@ -8,7 +8,7 @@ verified (digests), which manifest of an index fits a platform (containerd's nor
 every problem is an ``errors.ImageConfigUnavailable`` saying what is wrong.
 
 Where the registry is and who may be sent what are ``registries``'s; the requests, the cache and the
-timeouts are ``podline.shell.imageconfigs``'s.
+timeouts are ``podline.shell.imagereading``'s.
 """
 
 from __future__ import annotations

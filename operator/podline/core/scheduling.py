@@ -1,4 +1,4 @@
-"""The step scheduler: a pure function from (plan, observed pods, now) to a decision.
+"""The run logic: a pure function from (plan, observed pod, now) to a decision — create, stand in, stop, end.
 
 ``decide`` is the whole of podline's run logic. The shell gathers a ``Snapshot`` (the compiled plan or the
 reason it could not be compiled, the run's pod as the API shows it, the Pipeline's annotations and status,
