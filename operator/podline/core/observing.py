@@ -32,6 +32,8 @@ PULL_ERRORS = frozenset(
 # would not fix either: the environment stays).
 PERMANENT_PULL_ERRORS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError"})
+# The kubelet's reasons for a terminated container that say only how it exited (0, or not): no news.
+KUBELET_EXITED = frozenset({"Completed", "Error"})
 # What registries answer for an image that is not there or not theirs to give (containerd's wording).
 _REFUSED = re.compile(
     r"\bnot found\b|manifest unknown|\b40[134]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b", re.IGNORECASE
@@ -261,7 +263,7 @@ def view_service(c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepV
             exit_code=code,
             started_at=t.get("startedAt"),
             finished_at=t.get("finishedAt"),
-            reason=t.get("reason") if t.get("reason") not in ("Completed", "Error") else None,
+            reason=t.get("reason") if t.get("reason") not in KUBELET_EXITED else None,
         )
     waiting = state.get("waiting") or {}
     return StepView(
