@@ -145,7 +145,7 @@ def step_timeout(raw: str) -> int | None:
 # ---- the table ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Variable:
     """One ``PODLINE_*`` environment variable."""
 
@@ -163,228 +163,224 @@ class Variable:
     """The default as the docs show it; empty: the field's own default, as code."""
 
 
-def var(name: str, into: str | tuple[str, ...], read: Callable[[str], Any], chart: str, doc: str,
-        default: str = "") -> Variable:  # fmt: skip
-    """A table entry (positional, so the table reads as one)."""
-    return Variable(
-        name, (into,) if isinstance(into, str) else into, read, chart, " ".join(doc.split()), default
-    )
-
-
 VARIABLES: tuple[Variable, ...] = (
-    var(
-        "PODLINE_NAMESPACES",
-        "namespaces",
-        names,
-        "watchNamespaces",
-        """comma-separated namespaces to
-        watch. Helm sets it from `watchNamespaces` when `rbac.scope` is `namespaces`""",
-        "(all)",
+    Variable(
+        name="PODLINE_NAMESPACES",
+        fields=("namespaces",),
+        read=names,
+        chart="watchNamespaces",
+        default="(all)",
+        doc=(
+            "comma-separated namespaces to watch. Helm sets it from `watchNamespaces` when `rbac.scope` is "
+            "`namespaces`"
+        ),
     ),
-    var(
-        "PODLINE_RUNNER_IMAGE",
-        "policy.runner_image",
-        text,
-        "runner.image",
-        """image holding the entrypoint
-        binary at `/podline-entrypoint` (the operator image does; the chart defaults to the operator's own
-        image): each run pod's first container copies it into the pod, and it stands in for a step whose image
-        cannot be pulled""",
+    Variable(
+        name="PODLINE_RUNNER_IMAGE",
+        fields=("policy.runner_image",),
+        read=text,
+        chart="runner.image",
+        doc=(
+            "image holding the entrypoint binary at `/podline-entrypoint` (the operator image does; the chart "
+            "defaults to the operator's own image): each run pod's first container copies it into the pod, "
+            "and it stands in for a step whose image cannot be pulled"
+        ),
     ),
-    var(
-        "PODLINE_CLONE_IMAGE",
-        "policy.clone_image",
-        text,
-        "operator.cloneImage",
-        """image of the implicit
-        clone step""",
+    Variable(
+        name="PODLINE_CLONE_IMAGE",
+        fields=("policy.clone_image",),
+        read=text,
+        chart="operator.cloneImage",
+        doc="image of the implicit clone step",
     ),
-    var(
-        "PODLINE_SECRET_STORE",
-        "policy.secret_store",
-        text,
-        "operator.secretStore",
-        """Secret read by a
-        bare `from_secret: key`""",
+    Variable(
+        name="PODLINE_SECRET_STORE",
+        fields=("policy.secret_store",),
+        read=text,
+        chart="operator.secretStore",
+        doc="Secret read by a bare `from_secret: key`",
     ),
-    var(
-        "PODLINE_ALLOW_PRIVILEGED",
-        "policy.allow_privileged",
-        flag,
-        "operator.allowPrivileged",
-        """allow
-        `privileged: true` steps""",
+    Variable(
+        name="PODLINE_ALLOW_PRIVILEGED",
+        fields=("policy.allow_privileged",),
+        read=flag,
+        chart="operator.allowPrivileged",
+        doc="allow `privileged: true` steps",
     ),
-    var(
-        "PODLINE_ALLOW_HOST_VOLUMES",
-        "policy.allow_host_volumes",
-        flag,
-        "operator.allowHostVolumes",
-        """allow `host:` volumes""",
+    Variable(
+        name="PODLINE_ALLOW_HOST_VOLUMES",
+        fields=("policy.allow_host_volumes",),
+        read=flag,
+        chart="operator.allowHostVolumes",
+        doc="allow `host:` volumes",
     ),
-    var(
-        "PODLINE_ALLOWED_SERVICE_ACCOUNTS",
-        "policy.allowed_service_accounts",
-        lambda raw: frozenset(names(raw)),
-        "operator.allowedServiceAccounts",
-        """ServiceAccounts pipelines may name, comma-separated; `*` for
-        any""",
-        "(none)",
+    Variable(
+        name="PODLINE_ALLOWED_SERVICE_ACCOUNTS",
+        fields=("policy.allowed_service_accounts",),
+        read=lambda raw: frozenset(names(raw)),
+        chart="operator.allowedServiceAccounts",
+        default="(none)",
+        doc="ServiceAccounts pipelines may name, comma-separated; `*` for any",
     ),
-    var(
-        "PODLINE_DEFAULT_SERVICE_ACCOUNT",
-        "policy.default_service_account",
-        text,
-        "operator.defaultServiceAccount",
-        """ServiceAccount of run pods""",
-        "(namespace default)",
+    Variable(
+        name="PODLINE_DEFAULT_SERVICE_ACCOUNT",
+        fields=("policy.default_service_account",),
+        read=text,
+        chart="operator.defaultServiceAccount",
+        default="(namespace default)",
+        doc="ServiceAccount of run pods",
     ),
-    var(
-        "PODLINE_AUTOMOUNT_TOKEN",
-        "policy.automount_service_account_token",
-        flag,
-        "operator.automountServiceAccountToken",
-        """mount an API token into run pods""",
+    Variable(
+        name="PODLINE_AUTOMOUNT_TOKEN",
+        fields=("policy.automount_service_account_token",),
+        read=flag,
+        chart="operator.automountServiceAccountToken",
+        doc="mount an API token into run pods",
     ),
-    var(
-        "PODLINE_RUN_TIMEOUT",
-        "policy.run_timeout_seconds",
-        whole(1),
-        "operator.runTimeoutSeconds",
-        """seconds; per Pipeline: annotation `podline.dev/timeout`""",
+    Variable(
+        name="PODLINE_RUN_TIMEOUT",
+        fields=("policy.run_timeout_seconds",),
+        read=whole(1),
+        chart="operator.runTimeoutSeconds",
+        doc="seconds; per Pipeline: annotation `podline.dev/timeout`",
     ),
-    var(
-        "PODLINE_STEP_TIMEOUT",
-        "policy.step_timeout_seconds",
-        step_timeout,
-        "operator.stepTimeoutSeconds",
-        """seconds a step may run""",
-        "`0` (none)",
+    Variable(
+        name="PODLINE_STEP_TIMEOUT",
+        fields=("policy.step_timeout_seconds",),
+        read=step_timeout,
+        chart="operator.stepTimeoutSeconds",
+        default="`0` (none)",
+        doc="seconds a step may run",
     ),
-    var(
-        "PODLINE_PULL_TIMEOUT",
-        "policy.pull_timeout_seconds",
-        whole(1),
-        "operator.pullTimeoutSeconds",
-        """seconds a step may wait for its image, from its turn, while the registry fails in a way that may
-        heal; not found / unauthorized / `ErrImageNeverPull` fail the step at once""",
+    Variable(
+        name="PODLINE_PULL_TIMEOUT",
+        fields=("policy.pull_timeout_seconds",),
+        read=whole(1),
+        chart="operator.pullTimeoutSeconds",
+        doc=(
+            "seconds a step may wait for its image, from its turn, while the registry fails in a way that may "
+            "heal; not found / unauthorized / `ErrImageNeverPull` fail the step at once"
+        ),
     ),
-    var(
-        "PODLINE_MAX_STEPS",
-        "policy.max_steps",
-        whole(1),
-        "operator.maxSteps",
-        """steps + services per
-        pipeline (all are containers of one pod)""",
+    Variable(
+        name="PODLINE_MAX_STEPS",
+        fields=("policy.max_steps",),
+        read=whole(1),
+        chart="operator.maxSteps",
+        doc="steps + services per pipeline (all are containers of one pod)",
     ),
-    var(
-        "PODLINE_MAX_RUNNING",
-        "max_running",
-        whole(),
-        "operator.maxRunning",
-        """runs at once; the rest wait
-        as `Pending`/`Queued`, in creation order""",
-        "`0` (no limit)",
+    Variable(
+        name="PODLINE_MAX_RUNNING",
+        fields=("max_running",),
+        read=whole(),
+        chart="operator.maxRunning",
+        default="`0` (no limit)",
+        doc="runs at once; the rest wait as `Pending`/`Queued`, in creation order",
     ),
-    var(
-        "PODLINE_HISTORY_LIMIT",
-        "history_limit",
-        whole(),
-        "operator.historyLimit",
-        """pods of earlier runs
-        kept per Pipeline, for `kubectl logs`""",
+    Variable(
+        name="PODLINE_HISTORY_LIMIT",
+        fields=("history_limit",),
+        read=whole(),
+        chart="operator.historyLimit",
+        doc="pods of earlier runs kept per Pipeline, for `kubectl logs`",
     ),
-    var(
-        "PODLINE_RESYNC_SECONDS",
-        "resync_seconds",
-        lambda raw: float(whole(1)(raw)),
-        "operator.resyncSeconds",
-        """every unfinished run is re-read this often, whatever the watch said""",
-        "`30`",
+    Variable(
+        name="PODLINE_RESYNC_SECONDS",
+        fields=("resync_seconds",),
+        read=lambda raw: float(whole(1)(raw)),
+        chart="operator.resyncSeconds",
+        default="`30`",
+        doc="every unfinished run is re-read this often, whatever the watch said",
     ),
-    var(
-        "PODLINE_STATUS_INTERVAL_MS",
-        "status_interval_ms",
-        whole(),
-        "operator.statusIntervalMs",
-        """a run's
-        status is written at once when it starts and when it ends; step progress in between at most once per
-        this many ms per Pipeline (0: every change)""",
+    Variable(
+        name="PODLINE_STATUS_INTERVAL_MS",
+        fields=("status_interval_ms",),
+        read=whole(),
+        chart="operator.statusIntervalMs",
+        doc=(
+            "a run's status is written at once when it starts and when it ends; step progress in between at "
+            "most once per this many ms per Pipeline (0: every change)"
+        ),
     ),
-    var(
-        "PODLINE_API_WORKERS",
-        "api_workers",
-        whole(1),
-        "operator.apiWorkers",
-        """Kubernetes API requests the
-        operator makes at once (its connections)""",
+    Variable(
+        name="PODLINE_API_WORKERS",
+        fields=("api_workers",),
+        read=whole(1),
+        chart="operator.apiWorkers",
+        doc="Kubernetes API requests the operator makes at once (its connections)",
     ),
-    var(
-        "PODLINE_PLATFORM",
-        "platform",
-        a_platform,
-        "operator.platform",
-        """`os/arch[/variant]`: the manifest
-        of a multi-arch image whose ENTRYPOINT/CMD is read for plugin steps of runs that name no platform (no
-        `platform`, no `kubernetes.io/arch` in `node_selector`); a run's own platform wins""",
-        "the operator's own (e.g. `linux/amd64`)",
+    Variable(
+        name="PODLINE_PLATFORM",
+        fields=("platform",),
+        read=a_platform,
+        chart="operator.platform",
+        default="the operator's own (e.g. `linux/amd64`)",
+        doc=(
+            "`os/arch[/variant]`: the manifest of a multi-arch image whose ENTRYPOINT/CMD is read for plugin "
+            "steps of runs that name no platform (no `platform`, no `kubernetes.io/arch` in `node_selector`); "
+            "a run's own platform wins"
+        ),
     ),
-    var(
-        "PODLINE_REGISTRY_MIRRORS",
-        "registry_mirrors",
-        registries.parse_mirrors,
-        "operator.registryMirrors",
-        """`registry=url` pairs, comma-separated (`docker.io=http://localhost:5101,quay.io=https://mirror.example`):
-        image configs (ENTRYPOINT/CMD) of that registry's images are read at the mirror, never at the
-        registry; credentials go to a mirror only from `image_pull_secrets` keys naming the mirror's host;
-        plain `http://` only for a mirror given so and for loopback registries""",
-        "(none)",
+    Variable(
+        name="PODLINE_REGISTRY_MIRRORS",
+        fields=("registry_mirrors",),
+        read=registries.parse_mirrors,
+        chart="operator.registryMirrors",
+        default="(none)",
+        doc=(
+            "`registry=url` pairs, comma-separated "
+            "(`docker.io=http://localhost:5101,quay.io=https://mirror.example`): image configs "
+            "(ENTRYPOINT/CMD) of that registry's images are read at the mirror, never at the registry; "
+            "credentials go to a mirror only from `image_pull_secrets` keys naming the mirror's host; plain "
+            "`http://` only for a mirror given so and for loopback registries"
+        ),
     ),
-    var(
-        "PODLINE_REGISTRY_CA_FILE",
-        ("registry_ca_file", "registry_ca"),
-        ca_bundle,
-        "operator.registryCA",
-        """path of a PEM bundle of CA certificates trusted, besides the system's, for registries, mirrors and
-        their token services (registries behind a private CA); read once at start: a missing, unreadable or
-        non-PEM file, or one holding a private key, stops the operator naming the variable. A certificate that
-        fails verification fails the step at once, saying whether this setting can cure it. Only the
-        operator's trust: nodes pull with containerd's own configuration. Helm names a ConfigMap key
-        (`operator.registryCA.configMap.name`/`.key`), mounted read-only at
-        `/etc/podline/registry-ca/ca.pem`""",
-        "(none)",
+    Variable(
+        name="PODLINE_REGISTRY_CA_FILE",
+        fields=("registry_ca_file", "registry_ca"),
+        read=ca_bundle,
+        chart="operator.registryCA",
+        default="(none)",
+        doc=(
+            "path of a PEM bundle of CA certificates trusted, besides the system's, for registries, mirrors "
+            "and their token services (registries behind a private CA); read once at start: a missing, "
+            "unreadable or non-PEM file, or one holding a private key, stops the operator naming the "
+            "variable. A certificate that fails verification fails the step at once, saying whether this "
+            "setting can cure it. Only the operator's trust: nodes pull with containerd's own configuration. "
+            "Helm names a ConfigMap key (`operator.registryCA.configMap.name`/`.key`), mounted read-only at "
+            "`/etc/podline/registry-ca/ca.pem`"
+        ),
     ),
-    var(
-        "PODLINE_LOG_FORMAT",
-        "log_format",
-        one_of("text", "json"),
-        "logging.format",
-        """`json` for JSON
-        logs""",
+    Variable(
+        name="PODLINE_LOG_FORMAT",
+        fields=("log_format",),
+        read=one_of("text", "json"),
+        chart="logging.format",
+        doc="`json` for JSON logs",
     ),
-    var(
-        "PODLINE_LOG_LEVEL",
-        "log_level",
-        one_of("DEBUG", "INFO", "WARNING", "ERROR", upper=True),
-        "logging.level",
-        """`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)""",
+    Variable(
+        name="PODLINE_LOG_LEVEL",
+        fields=("log_level",),
+        read=one_of("DEBUG", "INFO", "WARNING", "ERROR", upper=True),
+        chart="logging.level",
+        doc="`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)",
     ),
-    var(
-        "PODLINE_METRICS_PORT",
-        "metrics_port",
-        whole(),
-        "metrics.port",
-        """Prometheus metrics
-        (`podline_runs_total`, `podline_runs_started_total`, `podline_queue_length`, `podline_conflicts_total`,
-        …); 0: off (Helm: `metrics.enabled: false`)""",
+    Variable(
+        name="PODLINE_METRICS_PORT",
+        fields=("metrics_port",),
+        read=whole(),
+        chart="metrics.port",
+        doc=(
+            "Prometheus metrics (`podline_runs_total`, `podline_runs_started_total`, `podline_queue_length`, "
+            "`podline_conflicts_total`, …); 0: off (Helm: `metrics.enabled: false`)"
+        ),
     ),
-    var(
-        "PODLINE_LIVENESS_PORT",
-        "liveness_port",
-        whole(),
-        "livenessProbe.port",
-        """kopf's liveness endpoint
-        `/healthz`; 0: off""",
+    Variable(
+        name="PODLINE_LIVENESS_PORT",
+        fields=("liveness_port",),
+        read=whole(),
+        chart="livenessProbe.port",
+        doc="kopf's liveness endpoint `/healthz`; 0: off",
     ),
 )
 """Every setting, in the order the docs list them."""
