@@ -131,6 +131,13 @@ def test_every_variable_is_a_documented_chart_value() -> None:
         )
 
 
+def test_values_yaml_names_no_variable_the_table_lacks() -> None:
+    named = set(re.findall(r"PODLINE_[A-Z][A-Z_]*", (CHART / "values.yaml").read_text()))
+    assert named == set(NAMES), (
+        f"values.yaml names {sorted(named - set(NAMES))}, lacks {sorted(set(NAMES) - named)}"
+    )
+
+
 def test_the_deployment_sets_exactly_the_tables_variables() -> None:
     template = (CHART / "templates" / "deployment.yaml").read_text()
     set_ = re.findall(r"- name: (PODLINE_[A-Z_]+)", template)
