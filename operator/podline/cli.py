@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, conventions, errors, runs, scheduling
+from podline.core import auths, conventions, errors, plans, runs, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -138,28 +138,11 @@ def render(
     from podline.shell import settings as settings_  # settings parsing is pure; no cluster is touched
 
     policy = settings_.Settings.from_env(policy_env).policy
-    docs = _load_documents(paths)
-    secrets: dict[tuple[str, str], auths.SourceSecret] = {}
-    pipelines = []
-    for path, index, doc in docs:
-        where = f"{path}[{index}]"
-        if not isinstance(doc, dict):
-            raise CliError([f"{where}: a document must be a mapping"])
-        kind = doc.get("kind")
-        if kind == "Secret" and isinstance(doc.get("metadata"), dict):
-            ns = doc["metadata"].get("namespace", "default")
-            secrets[(ns, doc["metadata"].get("name", ""))] = _secret_source(doc, where)
-        elif kind == conventions.KIND and str(doc.get("apiVersion", "")).startswith(conventions.GROUP + "/"):
-            pipelines.append((where, _with_build(doc, build or {})))
-        elif kind == "pipeline":
-            raise CliError([f"{where}: a Drone document; run `podline convert {path}` first"])
-        else:
-            print(f"{where}: skipping {kind or 'a document without kind'}", file=sys.stderr)
-    if not pipelines:
-        raise CliError(["no Pipeline resources found"])
+    secrets, pipelines = _sort_documents(paths)
     out: list[dict[str, Any]] = []
     problems: list[str] = []
-    for where, doc in pipelines:
+    for where, given in pipelines:
+        doc = _with_build(given, build or {})
         meta = doc.get("metadata") or {}
         namespace, name = meta.get("namespace", "default"), meta.get("name")
         if not name:
@@ -170,54 +153,104 @@ def render(
         try:
             if isinstance(plan, errors.PodlineError):
                 raise plan
-            credentials = None
-            if plan.pull_secret_sources:
-                missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
-                if missing:
-                    raise errors.MissingSecret(
-                        [
-                            errors.Problem(
-                                "spec.image_pull_secrets",
-                                f'Secret "{s}" not found in the given files (namespace "{namespace}")',
-                            )
-                            for s in missing
-                        ]
-                    )
-                credentials = auths.convert([secrets[(namespace, s)] for s in plan.pull_secret_sources])
-                for warning in credentials.warnings:
-                    print(f"{name}: warning: {warning}", file=sys.stderr)
-            for warning in plan.warnings:
-                print(f"{name}: warning: {warning}", file=sys.stderr)
-            if "${" in json.dumps(doc.get("spec")) and not _has_build(doc):
-                print(
-                    f"{name}: note: without build metadata every ${{…}} build variable is empty; give it with "
-                    "--build or --tag, --commit, … (or the podline.dev/build annotation)",
-                    file=sys.stderr,
-                )
-            configs = {image: _FromImage(image) for image in plan.needs_image_config()}
-            for c in plan.steps:
-                if c.image in configs and c.command is None and not c.excluded:
-                    print(
-                        f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
-                        "reads from the registry when the run starts",
-                        file=sys.stderr,
-                    )
-            snap = scheduling.Snapshot(
-                plan=plan,
-                pod=None,
-                now=_epoch(),
-                generation=plan.generation,
-                run=plan.run,
-                credentials=credentials,
-                image_configs=configs,
-            )
-            decision = scheduling.decide(snap)
-            out.extend(decision.create)
+            _note_empty_build(name, doc)
+            out.extend(_render_plan(plan, name=name, namespace=namespace, secrets=secrets))
         except errors.PodlineError as exc:
             problems.extend(f"{name}: {line}" for line in exc.lines())
     if problems:
         raise CliError(problems)
     return yaml.safe_dump_all(out, sort_keys=False)
+
+
+def _note_empty_build(name: str, doc: Mapping[str, Any]) -> None:
+    if "${" in json.dumps(doc.get("spec")) and not _has_build(doc):
+        print(
+            f"{name}: note: without build metadata every ${{…}} build variable is empty; give it with "
+            "--build or --tag, --commit, … (or the podline.dev/build annotation)",
+            file=sys.stderr,
+        )
+
+
+def _sort_documents(
+    paths: Sequence[str],
+) -> tuple[dict[tuple[str, str], auths.SourceSecret], list[tuple[str, dict[str, Any]]]]:
+    """The files' Secrets (by namespace and name) and Pipelines (with where each was found)."""
+    secrets: dict[tuple[str, str], auths.SourceSecret] = {}
+    pipelines = []
+    for path, index, doc in _load_documents(paths):
+        where = f"{path}[{index}]"
+        if not isinstance(doc, dict):
+            raise CliError([f"{where}: a document must be a mapping"])
+        kind = doc.get("kind")
+        if kind == "Secret" and isinstance(doc.get("metadata"), dict):
+            ns = doc["metadata"].get("namespace", "default")
+            secrets[(ns, doc["metadata"].get("name", ""))] = _secret_source(doc, where)
+        elif kind == conventions.KIND and str(doc.get("apiVersion", "")).startswith(conventions.GROUP + "/"):
+            pipelines.append((where, doc))
+        elif kind == "pipeline":
+            raise CliError([f"{where}: a Drone document; run `podline convert {path}` first"])
+        else:
+            print(f"{where}: skipping {kind or 'a document without kind'}", file=sys.stderr)
+    if not pipelines:
+        raise CliError(["no Pipeline resources found"])
+    return secrets, pipelines
+
+
+def _render_plan(
+    plan: plans.RunPlan,
+    *,
+    name: str,
+    namespace: str,
+    secrets: Mapping[tuple[str, str], auths.SourceSecret],
+) -> tuple[dict[str, Any], ...]:
+    """The objects the operator would create for ``plan`` (the pull Secret's from the given Secrets)."""
+    credentials = _render_credentials(plan, name=name, namespace=namespace, secrets=secrets)
+    for warning in plan.warnings:
+        print(f"{name}: warning: {warning}", file=sys.stderr)
+    configs = {image: _FromImage(image) for image in plan.needs_image_config()}
+    for c in plan.steps:
+        if c.image in configs and c.command is None and not c.excluded:
+            print(
+                f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
+                "reads from the registry when the run starts",
+                file=sys.stderr,
+            )
+    snap = scheduling.Snapshot(
+        plan=plan,
+        pod=None,
+        now=_epoch(),
+        generation=plan.generation,
+        run=plan.run,
+        credentials=credentials,
+        image_configs=configs,
+    )
+    return scheduling.decide(snap).create
+
+
+def _render_credentials(
+    plan: plans.RunPlan,
+    *,
+    name: str,
+    namespace: str,
+    secrets: Mapping[tuple[str, str], auths.SourceSecret],
+) -> auths.Credentials | None:
+    if not plan.pull_secret_sources:
+        return None
+    missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
+    if missing:
+        raise errors.MissingSecret(
+            [
+                errors.Problem(
+                    "spec.image_pull_secrets",
+                    f'Secret "{s}" not found in the given files (namespace "{namespace}")',
+                )
+                for s in missing
+            ]
+        )
+    credentials = auths.convert([secrets[(namespace, s)] for s in plan.pull_secret_sources])
+    for warning in credentials.warnings:
+        print(f"{name}: warning: {warning}", file=sys.stderr)
+    return credentials
 
 
 class _FromImage:
@@ -323,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _operator_handlers().run(settings_.Settings.from_env())
         elif args.command in ("logs", "get"):
-            from podline.shell import viewing
+            from podline import viewing
 
             return viewing.main(args)
     except CliError as exc:

@@ -64,9 +64,10 @@ def test_the_list_is_the_setting() -> None:
     ).policy
     assert policies.runs_privileged(policy, step(image="localhost:5101/plugins/docker:test"))
     assert not policies.runs_privileged(policy, step(image="plugins/docker"))
-    none = settings.Settings.from_env({"PODLINE_PRIVILEGED_IMAGES": ""}).policy
+    none = settings.Settings.from_env({"PODLINE_PRIVILEGED_IMAGES": "none"}).policy
     assert none.privileged_images == ()
-    assert settings.Settings.from_env({}).policy.privileged_images == policies.DEFAULT_PRIVILEGED_IMAGES
+    for unset in ({}, {"PODLINE_PRIVILEGED_IMAGES": ""}):  # an empty variable is an unset one
+        assert settings.Settings.from_env(unset).policy.privileged_images == policies.DEFAULT_PRIVILEGED_IMAGES
 
 
 def test_a_bad_image_in_the_setting_names_the_variable() -> None:

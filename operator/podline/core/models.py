@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from podline.core import conventions
+
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
@@ -282,7 +284,9 @@ class Volume(Model):
 
 
 class Workspace(Model):
-    path: str | None = Field(default=None, description="Workspace directory; default /drone/src.")
+    path: str | None = Field(
+        default=None, description=f"Workspace directory; default {conventions.DEFAULT_WORKSPACE}."
+    )
     base: str | None = Field(default=None, description="Docker pipelines: base directory (joined with path).")
 
 

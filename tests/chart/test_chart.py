@@ -22,7 +22,7 @@ from podline.shell import settings as settings_
 
 from tests.cluster import binaries
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "podline"
 # helm built with `go install` does not know its Kubernetes version and assumes v1.20, older than the
 # chart's kubeVersion; tell it the test cluster's.
@@ -283,7 +283,7 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     (["operator.allowPrivileged=true"], {"PODLINE_ALLOW_PRIVILEGED": "true"}),
     ([], {"PODLINE_PRIVILEGED_IMAGES": "plugins/docker,plugins/acr,plugins/ecr,plugins/gcr,plugins/heroku,plugins/gar"}),
     (["operator.privilegedImages={registry.local/dind}"], {"PODLINE_PRIVILEGED_IMAGES": "registry.local/dind"}),
-    (["operator.privilegedImages=null"], {"PODLINE_PRIVILEGED_IMAGES": ""}),
+    (["operator.privilegedImages=null"], {"PODLINE_PRIVILEGED_IMAGES": "none"}),
     (["runner.image=registry.local/podline-runner:2"], {"PODLINE_RUNNER_IMAGE": "registry.local/podline-runner:2"}),
     ([], {"PODLINE_RUNNER_IMAGE": "podline/podline:0.1.0"}),  # empty: the operator's own image
     (["image.repository=r.local/podline", "image.tag=dev"], {"PODLINE_RUNNER_IMAGE": "r.local/podline:dev"}),
