@@ -67,7 +67,9 @@ def test_the_list_is_the_setting() -> None:
     none = settings.Settings.from_env({"PODLINE_PRIVILEGED_IMAGES": "none"}).policy
     assert none.privileged_images == ()
     for unset in ({}, {"PODLINE_PRIVILEGED_IMAGES": ""}):  # an empty variable is an unset one
-        assert settings.Settings.from_env(unset).policy.privileged_images == policies.DEFAULT_PRIVILEGED_IMAGES
+        assert (
+            settings.Settings.from_env(unset).policy.privileged_images == policies.DEFAULT_PRIVILEGED_IMAGES
+        )
 
 
 def test_a_bad_image_in_the_setting_names_the_variable() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from podline.core import errors, expansions, substitution
+from podline.core import errors, expansions, expressions, substitution
 
 VARS = {
     "DRONE_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
@@ -120,21 +120,21 @@ def test_escapes_and_unknown_variables(text: str, want: str) -> None:
     assert sub(text) == want
 
 
-# envsubst parse/parse.go's errors (v1.0.3 names them); Drone fails the run with the message.
+# envsubst parse/parse.go's errors (v1.0.3 names them; expressions.py parses); Drone fails the run with the message.
 ERRORS = [
-    ("${", substitution.BAD_VARIABLE_NAME),
-    ("${}", substitution.BAD_VARIABLE_NAME),
-    ("${ DRONE_TAG}", substitution.BAD_VARIABLE_NAME),
-    ("${DRONE_TAG", substitution.MISSING_CLOSING_BRACE),
-    ("${DRONE_TAG foo}", substitution.MISSING_CLOSING_BRACE),
-    ("${DRONE_TAG-default}", substitution.MISSING_CLOSING_BRACE),  # bash's '-' is not envsubst's
-    ("${DRONE_TAG+alt}", substitution.MISSING_CLOSING_BRACE),
-    ("${DRONE_TAG:}", substitution.BAD_FUNCTION_ARGUMENT),
-    ("${DRONE_TAG/x}", substitution.BAD_SUBSTITUTION),
-    ("${#}", substitution.BAD_SUBSTITUTION),
-    ("${DRONE_TAG#x${FILE}y}", substitution.BAD_SUBSTITUTION),
-    ("${DRONE_TAG^x}", substitution.BAD_SUBSTITUTION),
-    ("${DRONE_TAG:=", substitution.BAD_FUNCTION_ARGUMENT),
+    ("${", expressions.BAD_VARIABLE_NAME),
+    ("${}", expressions.BAD_VARIABLE_NAME),
+    ("${ DRONE_TAG}", expressions.BAD_VARIABLE_NAME),
+    ("${DRONE_TAG", expressions.MISSING_CLOSING_BRACE),
+    ("${DRONE_TAG foo}", expressions.MISSING_CLOSING_BRACE),
+    ("${DRONE_TAG-default}", expressions.MISSING_CLOSING_BRACE),  # bash's '-' is not envsubst's
+    ("${DRONE_TAG+alt}", expressions.MISSING_CLOSING_BRACE),
+    ("${DRONE_TAG:}", expressions.BAD_FUNCTION_ARGUMENT),
+    ("${DRONE_TAG/x}", expressions.BAD_SUBSTITUTION),
+    ("${#}", expressions.BAD_SUBSTITUTION),
+    ("${DRONE_TAG#x${FILE}y}", expressions.BAD_SUBSTITUTION),
+    ("${DRONE_TAG^x}", expressions.BAD_SUBSTITUTION),
+    ("${DRONE_TAG:=", expressions.BAD_FUNCTION_ARGUMENT),
 ]
 
 
