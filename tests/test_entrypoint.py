@@ -161,8 +161,9 @@ def test_steps_chain_through_the_run_directory(binary: pathlib.Path, tmp_path: p
         0,
     )
     assert (a_out, a_err) == ("+ echo one\none\n", "")  # the command's output, unchanged; nothing else
+    # stderr is merged into stdout in the order written (one pipe, as Drone's log has it)
     assert (b["state"], b["exitCode"], b["reason"], b["failing"], b_exit) == ("failed", 3, None, True, 3)
-    assert (b_out, b_err) == ("+ echo two\ntwo\n+ echo oops >&2\n+ exit 3\n", "oops\n")
+    assert (b_out, b_err) == ("+ echo two\ntwo\n+ echo oops >&2\noops\n+ exit 3\n", "")
     assert isinstance(b["message"], str) and "3" in b["message"]
     assert (c["state"], c["exitCode"], c["startedAt"], c["reason"], c["failing"], c_exit, c_out) == (
         "skipped",
@@ -290,4 +291,4 @@ def test_decide_speaks_json(binary: pathlib.Path) -> None:
         timeout=DEADLINE,
         check=True,
     )
-    assert json.loads(done.stdout) == {"action": "skip", "reason": "EarlyExit"}
+    assert json.loads(done.stdout) == {"action": "skip", "reason": "EarlyExit", "mask": []}

@@ -30,7 +30,7 @@ const usage = `usage: podline-entrypoint prepare DIR
        podline-entrypoint install DIR
        podline-entrypoint run --name=NAME [--after=A,B] [--detached=B] [--on=success,failure]
            [--ignore-failure] [--detach] [--excluded] [--timeout=SECONDS] [--run-dir=DIR]
-           [--message-limit=BYTES] -- COMMAND ARGS...
+           [--message-limit=BYTES] [--mask=VARIABLE ...] -- COMMAND ARGS...
        podline-entrypoint decide < {"args": [...], "results": {...}, "started": [...]}
        podline-entrypoint encode < {"result": {...}, "limit": BYTES}
 `
@@ -112,7 +112,7 @@ func runStep(args []string, stderr io.Writer) int {
 		Step:     step,
 		StandIn:  err == nil,
 		Waiter:   &DirWaiter{Dir: step.RunDir},
-		Runner:   ProcessRunner{},
+		Runner:   ProcessRunner{Output: maskerFor(os.Stdout, step.Mask)},
 		Recorder: FileRecorder{RunDir: step.RunDir, Name: step.Name, TerminationLog: step.TerminationLog, MessageLimit: step.MessageLimit},
 		Stops:    stops,
 		Now:      time.Now,
@@ -135,8 +135,9 @@ type decideInput struct {
 }
 
 type decideOutput struct {
-	Action Action  `json:"action"`
-	Reason *Reason `json:"reason"`
+	Action Action   `json:"action"`
+	Reason *Reason  `json:"reason"`
+	Mask   []string `json:"mask"` // the --mask variables read from args (so the tests see the same names)
 }
 
 func decideJSON(stdin io.Reader, stdout io.Writer) error {
@@ -161,7 +162,8 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 		snap.Started[name] = true
 	}
 	decision := Decide(step, snap)
-	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason)})
+	mask := append([]string{}, step.Mask...)
+	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason), Mask: mask})
 }
 
 // encodeJSON prints the result file and the termination message for a result, one a line: what the

@@ -61,6 +61,12 @@ type step struct {
 // start starts `run --name=NAME --run-dir=... ARGS` (ARGS end with -- and the command).
 func (p *pod) start(name string, args ...string) *step {
 	p.t.Helper()
+	return p.startWith(nil, name, args...)
+}
+
+// startWith is start with more environment variables.
+func (p *pod) startWith(env []string, name string, args ...string) *step {
+	p.t.Helper()
 	s := &step{name: name, done: make(chan struct{}), messageLimit: DefaultMessageLimit}
 	for _, arg := range args {
 		if limit := strings.TrimPrefix(arg, "--message-limit="); limit != arg {
@@ -71,6 +77,7 @@ func (p *pod) start(name string, args ...string) *step {
 	s.cmd = exec.Command(os.Args[0], argv...)
 	s.cmd.Env = append(os.Environ(), beEntrypoint+"=1", runnerMarkerEnv+"="+p.marker,
 		terminationLogEnv+"="+filepath.Join(p.logs, name))
+	s.cmd.Env = append(s.cmd.Env, env...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -189,8 +196,9 @@ func TestChainInOrder(t *testing.T) {
 	if *rb.StartedAt < *a.FinishedAt || *rc.StartedAt < *rb.FinishedAt {
 		t.Errorf("out of order: a ended %d, b started %d, b ended %d, c started %d", *a.FinishedAt, *rb.StartedAt, *rb.FinishedAt, *rc.StartedAt)
 	}
-	// Output reaches the container's stdout/stderr unchanged; the entrypoint itself says nothing.
-	if b.stdout.String() != "b\n" || b.stderr.String() != "to-stderr\n" || c.stdout.String() != "c\n" {
+	// Output reaches the container's stdout, stderr merged into it in the order written (as in Drone's log);
+	// the entrypoint itself says nothing.
+	if b.stdout.String() != "b\nto-stderr\n" || b.stderr.String() != "" || c.stdout.String() != "c\n" {
 		t.Errorf("output: %q %q %q", b.stdout.String(), b.stderr.String(), c.stdout.String())
 	}
 	for _, name := range []string{"step-a", "step-b", "step-c"} {
@@ -446,7 +454,8 @@ func TestStoppedWhileRunning(t *testing.T) {
 	}
 	r := p.wait(s)
 	p.expect(r, StateFailed, code(7), ReasonStopped)
-	if s.stdout.String() != "got TERM\n" {
+	// (the shell may say on stderr, merged into the output, that its sleep was Terminated)
+	if !strings.HasSuffix(s.stdout.String(), "got TERM\n") {
 		t.Errorf("output %q", s.stdout.String())
 	}
 }
@@ -563,13 +572,13 @@ func TestDecideSubcommand(t *testing.T) {
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
 	cmd.Stdin = strings.NewReader(in)
 	out, err := cmd.Output()
-	if err != nil || strings.TrimSpace(string(out)) != `{"action":"run","reason":null}` {
+	if err != nil || strings.TrimSpace(string(out)) != `{"action":"run","reason":null,"mask":[]}` {
 		t.Errorf("%v: %s", err, out)
 	}
 	cmd = exec.Command(os.Args[0], "decide")
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
-	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a"], "results": {}, "started": []}`)
-	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null}` {
+	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a", "--mask=A,B", "--mask=C"], "results": {}, "started": []}`)
+	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null,"mask":["A,B","C"]}` {
 		t.Errorf("%v: %s", err, out)
 	}
 }
@@ -653,5 +662,42 @@ func TestPrepareAfterInstall(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v %s", sub, err, out)
 		}
+	}
+}
+
+// The values of the --mask variables (each line, and the base64 form) never reach the container's output,
+// however the command writes them (stdout, stderr, one value in two writes); the result is untouched.
+func TestSecretsAreMasked(t *testing.T) {
+	p := newPod(t)
+	script := `printf '%s\n' "token=$TOKEN"; printf '%s' "$TOKEN" | base64; printf 'pem: %s\n' "$PEM" >&2
+printf 'split: %s' "$(printf '%s' "$TOKEN" | cut -c1-5)"; sleep 0.2; printf '%s\n' "$(printf '%s' "$TOKEN" | cut -c6-)"
+echo "plain $PLAIN"; exit 3`
+	s := p.startWith([]string{"TOKEN=tok-1234567890", "PEM=-----BEGIN-----\nMIIBxyz\n-----END-----", "PLAIN=seen"},
+		"step-a", "--mask=TOKEN", "--mask=PEM", "--mask=UNSET", "--", "sh", "-c", script)
+	r := p.wait(s)
+	p.expect(r, StateFailed, code(3), "")
+	want := "token=******\n******=\npem: ******\n******\n******\nsplit: ******\nplain seen\n"
+	if s.stdout.String() != want || s.stderr.String() != "" {
+		t.Errorf("output %q (stderr %q), want %q", s.stdout.String(), s.stderr.String(), want)
+	}
+}
+
+// Without --mask the output is relayed as written, and output that ends without a newline is not lost.
+func TestOutputWithoutNewlineIsKept(t *testing.T) {
+	p := newPod(t)
+	s, r := p.runStep("step-a", "--", "sh", "-c", "printf 'no newline'; printf ' at all' >&2")
+	p.expect(r, StateSucceeded, code(0), "")
+	if s.stdout.String() != "no newline at all" {
+		t.Errorf("output %q", s.stdout.String())
+	}
+}
+
+// A process that leaves the command's process group and keeps the output open does not hold the step.
+func TestEscapedProcessDoesNotHoldTheStep(t *testing.T) {
+	p := newPod(t)
+	s, r := p.runStep("step-a", "--", "sh", "-c", "setsid sh -c 'sleep 5' & echo done")
+	p.expect(r, StateSucceeded, code(0), "")
+	if s.stdout.String() != "done\n" {
+		t.Errorf("output %q", s.stdout.String())
 	}
 }

@@ -60,6 +60,7 @@ def argv_of(step: StepArgs) -> list[str]:
     if step.timeout_seconds:
         args.append(f"--timeout={step.timeout_seconds}")
     args.append(f"--message-limit={step.message_limit}")
+    args.extend(f"--mask={name}" for name in step.mask)
     return [*args, "--", *step.command]
 
 
@@ -91,6 +92,7 @@ def core_decides(
     return {
         "action": str(decision.action),
         "reason": None if decision.reason is None else str(decision.reason),
+        "mask": list(step.mask),
     }
 
 
@@ -109,6 +111,7 @@ def steps(draw: st.DrawFn) -> StepArgs:
         excluded=draw(st.booleans()),
         timeout_seconds=draw(st.sampled_from((0, 0, 1, 3600))),
         message_limit=stepping.message_limit(draw(st.integers(1, 300))),
+        mask=tuple(draw(st.lists(st.sampled_from(("TOKEN", "PLUGIN_PASSWORD", "A,B", "x")), unique=True))),
         command=draw(st.sampled_from((("/bin/sh", "-c", "echo hi"), ("make", "--", "test"), ("true",)))),
     )
 

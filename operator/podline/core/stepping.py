@@ -73,6 +73,7 @@ class StepArgs:
     timeout_seconds: int = 0
     run_dir: str = RUN_DIR
     message_limit: int = CONTAINER_MESSAGE_BYTES  # bytes of termination message the kubelet keeps for it
+    mask: tuple[str, ...] = ()  # environment variables whose values are masked in its output
     command: tuple[str, ...] = field(default=())
 
 
@@ -167,7 +168,15 @@ def args_for(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str]
     if plan.step_timeout_seconds:
         args.append(f"--timeout={plan.step_timeout_seconds}")
     args.append(f"--message-limit={message_limit(len(plan.containers) + 1)}")  # + the prepare container
+    args.extend(f"--mask={name}" for name in masked_variables(c))
     return [*args, "--", *command]
+
+
+def masked_variables(c: plans.ContainerPlan) -> tuple[str, ...]:
+    """The environment variables whose values the entrypoint masks in the step's output: every ``from_secret``
+    one (``environment`` and plugin ``settings``), as Drone masks a step's secrets. Only the names reach the
+    pod's arguments; the values come from the Secret into the container's environment."""
+    return tuple(var.name for var in c.env if var.secret is not None)
 
 
 def message_limit(containers: int) -> int:
@@ -208,6 +217,8 @@ def parse_args(argv: Sequence[str]) -> StepArgs:
             values["run_dir"] = value
         elif key == "--message-limit":
             values["message_limit"] = int(value)
+        elif key == "--mask":
+            values["mask"] = (*values.get("mask", ()), value)
         else:
             raise BadArgs(f"unknown flag {key}")
     if not values.get("name"):
