@@ -79,8 +79,10 @@ class Pod:
         plan = compiling.compile_spec(spec, context, policies.Policy())
         self.containers = {c["name"]: c for c in pods.build_pod(plan)["spec"]["containers"]}
         self.binary, self.run_dir, self.logs = binary, tmp / "run", tmp / "logs"
+        self.copies = tmp / "copies"  # the pod's /podline/logs
         self.run_dir.mkdir()
         self.logs.mkdir()
+        self.copies.mkdir()
         self.marker = tmp / "podline-runner"  # absent: the steps run their own commands
         self.processes: dict[str, subprocess.Popen[str]] = {}
 
@@ -88,7 +90,11 @@ class Pod:
         container = self.containers[name]
         assert container["command"] == [stepping.BINARY]
         args: Sequence[str] = container["args"]
-        argv = [str(self.binary), args[0], f"--run-dir={self.run_dir}", *args[1:]]
+        cut = args.index("--")
+        flags = [
+            f"--log-dir={self.copies}" if a == f"--log-dir={stepping.LOG_DIR}" else a for a in args[1:cut]
+        ]
+        argv = [str(self.binary), args[0], f"--run-dir={self.run_dir}", *flags, *args[cut:]]
         env = {
             **os.environ,
             "PODLINE_TERMINATION_LOG": str(self.logs / name),
@@ -164,6 +170,8 @@ def test_steps_chain_through_the_run_directory(binary: pathlib.Path, tmp_path: p
     # stderr is merged into stdout in the order written (one pipe, as Drone's log has it)
     assert (b["state"], b["exitCode"], b["reason"], b["failing"], b_exit) == ("failed", 3, None, True, 3)
     assert (b_out, b_err) == ("+ echo two\ntwo\n+ echo oops >&2\noops\n+ exit 3\n", "")
+    # the copy on the pod's volume holds the same output
+    assert (pod.copies / "step-b.log").read_text() == b_out
     assert isinstance(b["message"], str) and "3" in b["message"]
     assert (c["state"], c["exitCode"], c["startedAt"], c["reason"], c["failing"], c_exit, c_out) == (
         "skipped",
@@ -291,4 +299,10 @@ def test_decide_speaks_json(binary: pathlib.Path) -> None:
         timeout=DEADLINE,
         check=True,
     )
-    assert json.loads(done.stdout) == {"action": "skip", "reason": "EarlyExit", "mask": []}
+    assert json.loads(done.stdout) == {
+        "action": "skip",
+        "reason": "EarlyExit",
+        "mask": [],
+        "logDir": "",
+        "logLimit": stepping.DEFAULT_LOG_LIMIT,
+    }

@@ -30,7 +30,8 @@ const usage = `usage: podline-entrypoint prepare DIR
        podline-entrypoint install DIR
        podline-entrypoint run --name=NAME [--after=A,B] [--detached=B] [--on=success,failure]
            [--ignore-failure] [--detach] [--excluded] [--timeout=SECONDS] [--run-dir=DIR]
-           [--message-limit=BYTES] [--mask=VARIABLE ...] -- COMMAND ARGS...
+           [--message-limit=BYTES] [--log-dir=DIR] [--log-limit=BYTES] [--mask=VARIABLE ...]
+           -- COMMAND ARGS...
        podline-entrypoint decide < {"args": [...], "results": {...}, "started": [...]}
        podline-entrypoint encode < {"result": {...}, "limit": BYTES}
 `
@@ -91,7 +92,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func runStep(args []string, stderr io.Writer) int {
-	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog, MessageLimit: DefaultMessageLimit}
+	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog, MessageLimit: DefaultMessageLimit,
+		LogLimit: DefaultLogLimit}
 	if path, ok := os.LookupEnv(terminationLogEnv); ok {
 		defaults.TerminationLog = path
 	}
@@ -112,7 +114,7 @@ func runStep(args []string, stderr io.Writer) int {
 		Step:     step,
 		StandIn:  err == nil,
 		Waiter:   &DirWaiter{Dir: step.RunDir},
-		Runner:   ProcessRunner{Output: maskerFor(os.Stdout, step.Mask)},
+		Runner:   ProcessRunner{Output: outputFor(step, os.Stdout, stderr)},
 		Recorder: FileRecorder{RunDir: step.RunDir, Name: step.Name, TerminationLog: step.TerminationLog, MessageLimit: step.MessageLimit},
 		Stops:    stops,
 		Now:      time.Now,
@@ -135,9 +137,12 @@ type decideInput struct {
 }
 
 type decideOutput struct {
-	Action Action   `json:"action"`
-	Reason *Reason  `json:"reason"`
-	Mask   []string `json:"mask"` // the --mask variables read from args (so the tests see the same names)
+	Action Action  `json:"action"`
+	Reason *Reason `json:"reason"`
+	// What the output flags were read as (so the tests see the core and the binary read the same).
+	Mask     []string `json:"mask"`
+	LogDir   string   `json:"logDir"`
+	LogLimit int64    `json:"logLimit"`
 }
 
 func decideJSON(stdin io.Reader, stdout io.Writer) error {
@@ -153,7 +158,7 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "run" {
 		args = args[1:]
 	}
-	step, err := ParseRun(args, Step{RunDir: DefaultRunDir, MessageLimit: DefaultMessageLimit}, false)
+	step, err := ParseRun(args, Step{RunDir: DefaultRunDir, MessageLimit: DefaultMessageLimit, LogLimit: DefaultLogLimit}, false)
 	if err != nil {
 		return err
 	}
@@ -163,7 +168,8 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 	}
 	decision := Decide(step, snap)
 	mask := append([]string{}, step.Mask...)
-	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason), Mask: mask})
+	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason), Mask: mask,
+		LogDir: step.LogDir, LogLimit: step.LogLimit})
 }
 
 // encodeJSON prints the result file and the termination message for a result, one a line: what the

@@ -572,13 +572,13 @@ func TestDecideSubcommand(t *testing.T) {
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
 	cmd.Stdin = strings.NewReader(in)
 	out, err := cmd.Output()
-	if err != nil || strings.TrimSpace(string(out)) != `{"action":"run","reason":null,"mask":[]}` {
+	if err != nil || strings.TrimSpace(string(out)) != `{"action":"run","reason":null,"mask":[],"logDir":"","logLimit":67108864}` {
 		t.Errorf("%v: %s", err, out)
 	}
 	cmd = exec.Command(os.Args[0], "decide")
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
-	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a", "--mask=A,B", "--mask=C"], "results": {}, "started": []}`)
-	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null,"mask":["A,B","C"]}` {
+	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a", "--mask=A,B", "--mask=C", "--log-dir=/l", "--log-limit=5"], "results": {}, "started": []}`)
+	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null,"mask":["A,B","C"],"logDir":"/l","logLimit":5}` {
 		t.Errorf("%v: %s", err, out)
 	}
 }
@@ -631,9 +631,11 @@ func TestInstallAndPrepare(t *testing.T) {
 	if !bytes.Equal(self, copied) {
 		t.Errorf("bin/entrypoint is not a copy of the binary")
 	}
-	info, err = os.Stat(filepath.Join(tools, "run"))
-	if err != nil || info.Mode().Perm() != 0o777 || info.Mode()&os.ModeSticky == 0 || !info.IsDir() {
-		t.Errorf("run: %v %v", info.Mode(), err)
+	for _, sub := range []string{"run", "logs"} {
+		info, err = os.Stat(filepath.Join(tools, sub))
+		if err != nil || info.Mode().Perm() != 0o777 || info.Mode()&os.ModeSticky == 0 || !info.IsDir() {
+			t.Errorf("%s: %v %v", sub, info.Mode(), err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(tools, "bin", ".installed")); err != nil {
 		t.Errorf(".installed: %v", err)
@@ -699,5 +701,70 @@ func TestEscapedProcessDoesNotHoldTheStep(t *testing.T) {
 	p.expect(r, StateSucceeded, code(0), "")
 	if s.stdout.String() != "done\n" {
 		t.Errorf("output %q", s.stdout.String())
+	}
+}
+
+// The copy on the volume holds the output exactly as the container's log has it (masked), every byte.
+func TestOutputIsCopiedToTheLogDir(t *testing.T) {
+	p := newPod(t)
+	logs := t.TempDir()
+	script := `i=0; while [ $i -lt 2000 ]; do echo "line $i $TOKEN"; echo "err $i" >&2; i=$((i+1)); done; printf tail`
+	s := p.startWith([]string{"TOKEN=tok-1234567890"}, "step-a", "--log-dir="+logs, "--mask=TOKEN", "--", "sh", "-c", script)
+	r := p.wait(s)
+	p.expect(r, StateSucceeded, code(0), "")
+	data, err := os.ReadFile(filepath.Join(logs, "step-a.log"))
+	if err != nil || string(data) != s.stdout.String() {
+		t.Fatalf("copy (%v) differs from the output: %d vs %d bytes", err, len(data), s.stdout.Len())
+	}
+	if !strings.HasPrefix(string(data), "line 0 ******\nerr 0\n") || !strings.HasSuffix(string(data), "err 1999\ntail") ||
+		strings.Contains(string(data), "tok-") {
+		t.Errorf("copy %.60q...%q", data, data[len(data)-20:])
+	}
+}
+
+// Past --log-limit the copy keeps nothing more and ends with a note saying how much was dropped; the
+// container's log still has it all.
+func TestLogCopyIsLimited(t *testing.T) {
+	p := newPod(t)
+	logs := t.TempDir()
+	s, r := p.runStep("step-a", "--log-dir="+logs, "--log-limit=10", "--", "sh", "-c", "echo 0123456789abcdef")
+	p.expect(r, StateSucceeded, code(0), "")
+	data, _ := os.ReadFile(filepath.Join(logs, "step-a.log"))
+	if want := "0123456789" + TruncationNote(10, 7); string(data) != want || s.stdout.String() != "0123456789abcdef\n" {
+		t.Errorf("copy %q, want %q; output %q", data, want, s.stdout.String())
+	}
+}
+
+func TestLogCopyCounts(t *testing.T) {
+	path := t.TempDir()
+	c, err := CreateLogCopy(path, "step-x", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []string{"ab", "cd", "", "ef", "g"} {
+		if n, err := c.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Errorf("write %q: %d %v", chunk, n, err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(path, "step-x.log"))
+	if string(data) != "abcd"+TruncationNote(4, 3) {
+		t.Errorf("%q", data)
+	}
+	info, _ := os.Stat(filepath.Join(path, "step-x.log"))
+	if info.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v", info.Mode())
+	}
+}
+
+// A log directory that is not there costs the copy, not the step.
+func TestMissingLogDirStillRunsTheStep(t *testing.T) {
+	p := newPod(t)
+	s, r := p.runStep("step-a", "--log-dir=/nonexistent/podline-logs", "--", "echo", "hi")
+	p.expect(r, StateSucceeded, code(0), "")
+	if s.stdout.String() != "hi\n" || !strings.Contains(s.stderr.String(), "no copy of the output") {
+		t.Errorf("output %q, stderr %q", s.stdout.String(), s.stderr.String())
 	}
 }

@@ -241,6 +241,8 @@ def test_a_step_is_wrapped_by_the_entrypoint_with_its_turn_and_its_command() -> 
         "--on=success",
         "--ignore-failure",
         "--message-limit=4096",
+        "--log-dir=/podline/logs",
+        f"--log-limit={policies.DEFAULT_LOG_LIMIT}",
         "--",
         "/bin/sh",
         "-c",

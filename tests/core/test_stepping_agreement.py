@@ -60,6 +60,10 @@ def argv_of(step: StepArgs) -> list[str]:
     if step.timeout_seconds:
         args.append(f"--timeout={step.timeout_seconds}")
     args.append(f"--message-limit={step.message_limit}")
+    if step.log_dir:
+        args.append(f"--log-dir={step.log_dir}")
+    if step.log_limit != stepping.DEFAULT_LOG_LIMIT:
+        args.append(f"--log-limit={step.log_limit}")
     args.extend(f"--mask={name}" for name in step.mask)
     return [*args, "--", *step.command]
 
@@ -93,6 +97,8 @@ def core_decides(
         "action": str(decision.action),
         "reason": None if decision.reason is None else str(decision.reason),
         "mask": list(step.mask),
+        "logDir": step.log_dir,
+        "logLimit": step.log_limit,
     }
 
 
@@ -111,6 +117,8 @@ def steps(draw: st.DrawFn) -> StepArgs:
         excluded=draw(st.booleans()),
         timeout_seconds=draw(st.sampled_from((0, 0, 1, 3600))),
         message_limit=stepping.message_limit(draw(st.integers(1, 300))),
+        log_dir=draw(st.sampled_from(("", stepping.LOG_DIR))),
+        log_limit=draw(st.sampled_from((stepping.DEFAULT_LOG_LIMIT, 1, 4096))),
         mask=tuple(draw(st.lists(st.sampled_from(("TOKEN", "PLUGIN_PASSWORD", "A,B", "x")), unique=True))),
         command=draw(st.sampled_from((("/bin/sh", "-c", "echo hi"), ("make", "--", "test"), ("true",)))),
     )

@@ -117,6 +117,7 @@ def compile_model(
         timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
+        log_limit_bytes=policy.log_limit_bytes,
         triggered=conditions.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )

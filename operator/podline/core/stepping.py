@@ -24,6 +24,8 @@ TOOLS_VOLUME = "podline-tools"
 TOOLS_DIR = "/podline"
 BINARY = f"{TOOLS_DIR}/bin/entrypoint"  # where the prepare container's postStart hook installs it
 RUN_DIR = f"{TOOLS_DIR}/run"
+LOG_DIR = f"{TOOLS_DIR}/logs"  # <LOG_DIR>/<container>.log: the copy of a step's (masked) output
+DEFAULT_LOG_LIMIT = 64 * 1024 * 1024  # the binary's --log-limit when not given
 RUNNER_BINARY = "/podline-entrypoint"  # where every runner image has it
 PREPARE_CONTAINER = "podline-prepare"
 TERMINATION_LOG = "/dev/termination-log"
@@ -73,6 +75,8 @@ class StepArgs:
     timeout_seconds: int = 0
     run_dir: str = RUN_DIR
     message_limit: int = CONTAINER_MESSAGE_BYTES  # bytes of termination message the kubelet keeps for it
+    log_dir: str = ""  # where the copy of its output goes; "": none
+    log_limit: int = DEFAULT_LOG_LIMIT  # bytes of output the copy keeps
     mask: tuple[str, ...] = ()  # environment variables whose values are masked in its output
     command: tuple[str, ...] = field(default=())
 
@@ -168,6 +172,7 @@ def args_for(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str]
     if plan.step_timeout_seconds:
         args.append(f"--timeout={plan.step_timeout_seconds}")
     args.append(f"--message-limit={message_limit(len(plan.containers) + 1)}")  # + the prepare container
+    args += [f"--log-dir={LOG_DIR}", f"--log-limit={plan.log_limit_bytes}"]
     args.extend(f"--mask={name}" for name in masked_variables(c))
     return [*args, "--", *command]
 
@@ -217,6 +222,10 @@ def parse_args(argv: Sequence[str]) -> StepArgs:
             values["run_dir"] = value
         elif key == "--message-limit":
             values["message_limit"] = int(value)
+        elif key == "--log-dir":
+            values["log_dir"] = value
+        elif key == "--log-limit":
+            values["log_limit"] = int(value)
         elif key == "--mask":
             values["mask"] = (*values.get("mask", ()), value)
         else:

@@ -141,6 +141,7 @@ class Settings:
             step_timeout_seconds=step_timeout or None,
             pull_timeout_seconds=number("PODLINE_PULL_TIMEOUT", 300, 1),
             max_steps=number("PODLINE_MAX_STEPS", 200, 1),
+            log_limit_bytes=number("PODLINE_LOG_LIMIT", policies.DEFAULT_LOG_LIMIT, 1),
         )
         log_format = text("PODLINE_LOG_FORMAT", "text")
         if log_format not in ("text", "json"):
