@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from podline.core import imageconfigs, policies, registries
+from podline.core import imageconfigs, policies, records, registries
 
 
 class SettingsError(ValueError):
@@ -69,6 +69,22 @@ class Settings:
     registry_ca_file: str = ""
     """PODLINE_REGISTRY_CA_FILE: a PEM bundle of CA certificates trusted, on top of the system's, for registries,
     mirrors and their token services; empty: the system's alone."""
+
+    archive_url: str = ""
+    """PODLINE_ARCHIVE: where ended runs' records and step output are archived: ``file:///dir`` or
+    ``s3://bucket/prefix`` (credentials and endpoint from ``AWS_*`` variables); empty: no archive."""
+
+    archive_wait_seconds: int = 3600
+    """PODLINE_ARCHIVE_WAIT: how long a pod beyond the history limit is kept for the archive when the store
+    fails (seconds after its run ended); then it is deleted, archived or not."""
+
+    log_retention: records.Retention = field(default_factory=records.Retention)
+    """PODLINE_LOG_RETENTION: archived runs kept: ``30d`` (age), ``20runs`` (per Pipeline), both
+    (``30d,20runs``); empty: all."""
+
+    archive_on_delete: str = "keep"
+    """PODLINE_ARCHIVE_ON_DELETE: ``keep`` a deleted Pipeline's archived runs (retention still ages them out
+    only when the Pipeline is archived again; remove them by hand) or ``delete`` them with it."""
 
     registry_ca: str = field(default="", repr=False)
     """The certificates of ``registry_ca_file`` as read (and checked) at start: the file is read once."""
@@ -150,6 +166,19 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"PODLINE_LOG_LEVEL: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
         ca_file, ca = ca_bundle("PODLINE_REGISTRY_CA_FILE")
+        archive_url = text("PODLINE_ARCHIVE", "")
+        if archive_url and not archive_url.startswith(("file:///", "s3://")):
+            problems.append(
+                f"PODLINE_ARCHIVE: {archive_url!r} is neither file:///path nor s3://bucket/prefix"
+            )
+        try:
+            retention = records.parse_retention(env.get("PODLINE_LOG_RETENTION", ""))
+        except ValueError as error:
+            problems.append(f"PODLINE_LOG_RETENTION: {error}")
+            retention = records.Retention()
+        on_delete = text("PODLINE_ARCHIVE_ON_DELETE", "keep").lower()
+        if on_delete not in ("keep", "delete"):
+            problems.append(f"PODLINE_ARCHIVE_ON_DELETE: {on_delete!r} is neither keep nor delete")
         platform = text("PODLINE_PLATFORM", "") or own_platform()
         try:
             platform = str(imageconfigs.parse_platform(platform))
@@ -171,6 +200,10 @@ class Settings:
             platform=platform,
             registry_ca_file=ca_file,
             registry_ca=ca,
+            archive_url=archive_url,
+            archive_wait_seconds=number("PODLINE_ARCHIVE_WAIT", 3600, 1),
+            log_retention=retention,
+            archive_on_delete=on_delete,
         )
         if problems:
             raise SettingsError("; ".join(problems))
