@@ -112,7 +112,7 @@ def test_a_wrong_credential_fails_without_showing_it(
     store = archiving.open_store(f"s3://{s3proxy.BUCKET}/denied")
     with pytest.raises(Exception) as caught:
         run(store.put("ci/app/1/record.json", b"{}"))
-    said = archiving._what(caught.value)
+    said = archiving.describe_error(caught.value)
     assert wrong not in said and s3.credential not in said and wrong not in str(caught.value)
 
 
@@ -125,3 +125,29 @@ def test_bad_store_urls_say_why(url: str, why: str) -> None:
     with pytest.raises(ValueError, match=why) as caught:
         archiving.open_store(url)
     assert "secret" not in str(caught.value).replace("credentials", "")
+
+
+def test_podline_logs_and_get_read_a_past_run_from_the_archive(
+    store: archiving.Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from podline.shell import viewing
+
+    record = {"run": "3", "result": "Failed", "startedAt": 1_000, "finishedAt": 66_000, "steps": [
+        {"name": "a", "container": "step-a", "state": "succeeded", "exitCode": 0, "reason": None},
+        {"name": "b", "container": "step-b", "state": "failed", "exitCode": 2, "reason": None}]}  # fmt: skip
+    run(store.put("ci/app/3/record.json", json.dumps(record).encode()))
+    run(store.put("ci/app/3/step-a.log", b"+ echo a\na\n"))
+    run(store.put("ci/app/3/step-b.log", b"no newline at the end"))
+    assert viewing.archived_logs(store, "ci", "app", "3") == 1
+    assert capsys.readouterr().out == (
+        "==> a (succeeded, exit 0)\n+ echo a\na\n==> b (failed, exit 2)\nno newline at the end\n"
+        "==> run 3: Failed (archived)\n"
+    )
+    with pytest.raises(SystemExit, match='run "9" of ci/app is not in the archive'):
+        viewing.archived_logs(store, "ci", "app", "9")
+    assert viewing.past_runs(
+        [record, {"run": "4", "result": "Succeeded", "startedAt": 70_000, "finishedAt": 72_500}]
+    ) == [  # fmt: skip
+        "  past run 4              Succeeded        2s  ended 1970-01-01T00:01:12+00:00",
+        "  past run 3              Failed        1m05s  ended 1970-01-01T00:01:06+00:00",
+    ]

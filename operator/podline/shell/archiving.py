@@ -151,7 +151,9 @@ class Archiver:
             except Exception as exc:  # noqa: BLE001 - a store or API failure: tried again later
                 backoff = min(BACKOFF_MAX, self._retry_at.get(key, (0, BACKOFF_FIRST / 2))[1] * 2)
                 self._retry_at[key] = (time.monotonic() + backoff, backoff)
-                log.warning("archiving %s/%s failed (%s); again in %.0f s", *key, _what(exc), backoff)
+                log.warning(
+                    "archiving %s/%s failed (%s); again in %.0f s", *key, describe_error(exc), backoff
+                )
 
     async def archive(self, key: caches_.Key) -> None:
         namespace, name = key
@@ -186,7 +188,9 @@ class Archiver:
             await self.store.delete(await self.store.keys(f"{namespace}/{pipeline}/"))
             log.info("removed the archived runs of deleted Pipeline %s/%s", namespace, pipeline)
         except Exception as exc:  # noqa: BLE001 - said, not fatal: the next deletion of the name tries again
-            log.warning("could not remove the archived runs of %s/%s (%s)", namespace, pipeline, _what(exc))
+            log.warning(
+                "could not remove the archived runs of %s/%s (%s)", namespace, pipeline, describe_error(exc)
+            )
 
     async def runs(self, namespace: str, pipeline: str) -> list[dict[str, Any]]:
         """The records of a Pipeline's archived runs."""
@@ -199,6 +203,6 @@ class Archiver:
         return out
 
 
-def _what(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """A failure, said without its details (an S3 error may quote a request; never a secret)."""
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if str(exc) else type(exc).__name__
