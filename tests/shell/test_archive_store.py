@@ -147,7 +147,7 @@ def test_podline_logs_and_get_read_a_past_run_from_the_archive(
         viewing.archived_logs(store, "ci", "app", "9")
     assert viewing.past_runs(
         [record, {"run": "4", "result": "Succeeded", "startedAt": 70_000, "finishedAt": 72_500}]
-    ) == [  # fmt: skip
+    ) == [
         "  past run 4              Succeeded        2s  ended 1970-01-01T00:01:12+00:00",
         "  past run 3              Failed        1m05s  ended 1970-01-01T00:01:06+00:00",
     ]
