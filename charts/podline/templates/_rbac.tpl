@@ -14,7 +14,8 @@ cluster-wide (ClusterRole) or per watched namespace (Role), see rbac.scope.
                                         (masked) output to archive it (docs/archive.md: why not pods/exec)
 
 Not granted, on purpose: CRDs and namespaces (kopf then scans resources once at start and serves the exact
-namespaces it is given; it logs that it cannot watch them), pods/log without the archive, pods/exec, updates or deletes of Pipelines, Secrets or Events. tests/test_chart.py pins this list.
+namespaces it is given; it logs that it cannot watch them), pods/log without the archive, pods/exec, updates
+or deletes of Pipelines, Secrets or Events. tests/chart/test_chart.py pins this list.
 */}}
 {{- define "podline.operatorRules" -}}
 - apiGroups: ["podline.dev"]
