@@ -87,14 +87,27 @@ def test_a_step_without_a_result_is_a_failure_with_the_kubelets_reason() -> None
     [
         ("Cancelled", "Cancelled"),
         ("Timeout", "Timeout"),
+        ("Superseded", "Superseded"),
         ("StepFailed", "Failed"),
-        ("Completed", "Succeeded"),
     ],
 )
-def test_a_stopped_pod_says_why(stopped: str, want: str) -> None:
+def test_a_pod_stopped_mid_run_says_why(stopped: str, want: str) -> None:
+    pod = run_pod(
+        ps.succeeded("step-compile", "golang:1.22"),
+        ps.result("step-lint", "golang:1.22", ResultState.FAILED, 143, reason="Stopped", failing=True),
+        ps.skipped("step-test", "golang:1.22", "Stopped"),
+        ps.skipped("step-notify", "alpine:3", "Stopped"),
+        notes=ps.stopped(stopped),
+    )
+    assert records.record(pod)["result"] == want
+
+
+@pytest.mark.parametrize("stopped", ["Completed", "Superseded"])
+def test_a_pod_stopped_after_its_run_ended_keeps_the_runs_result(stopped: str) -> None:
+    """A rerun stops the earlier run's pod (Superseded) even when its steps had all ended: still Succeeded."""
     done = [ps.succeeded(f"step-{n}", "golang:1.22") for n in ("compile", "lint", "test")]
     pod = run_pod(*done, ps.skipped("step-notify", "alpine:3"), notes=ps.stopped(stopped))
-    assert records.record(pod)["result"] == want
+    assert records.record(pod)["result"] == "Succeeded"
 
 
 def test_archiving_waits_for_the_end_of_the_run_and_happens_once() -> None:

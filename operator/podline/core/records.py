@@ -140,9 +140,12 @@ def _args(spec: Mapping[str, Any]) -> stepping.StepArgs:
 
 
 def result_of(steps: Sequence[Mapping[str, Any]], stopped: str | None) -> str:
-    """Succeeded unless a step failed in a way that fails the run (not ``failure: ignore``, not detached),
-    or the pod was stopped for a cause other than the run's end (Cancelled, Timeout, Superseded, …)."""
-    if stopped and stopped not in ("Completed", "StepFailed"):
+    """Why the pod was stopped (Cancelled, Timeout, Superseded, …) if that cut a step short (a result with
+    reason ``Stopped``, or none at all); else Succeeded unless a step failed in a way that fails the run (not
+    ``failure: ignore``, not detached). A pod stopped after its run ended (superseded by a rerun) keeps the
+    run's own result."""
+    cut_short = any(s["reason"] == "Stopped" or s["state"] == "unknown" for s in steps)
+    if stopped and stopped not in ("Completed", "StepFailed") and cut_short:
         return str(stopped)
     return "Failed" if stopped == "StepFailed" or any(s["failing"] for s in steps) else "Succeeded"
 
