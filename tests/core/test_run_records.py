@@ -158,3 +158,9 @@ def test_retention_prunes_the_oldest_and_the_too_old() -> None:
     both = records.Retention(max_age_seconds=10 * 86400, max_runs=4)
     assert records.to_prune(runs, retention=both, now_ms=now) == ["2", "1"]
     assert records.to_prune(runs, retention=records.Retention(), now_ms=now) == []
+
+
+def test_an_archived_log_is_limited_with_a_note() -> None:
+    assert records.limited(b"0123456789", 10) == b"0123456789"
+    assert records.limited(b"0123456789a", 10) == b"0123456789" + records.truncation_note(10)
+    assert b"PODLINE_LOG_LIMIT" in records.truncation_note(10)

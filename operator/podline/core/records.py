@@ -150,6 +150,16 @@ def result_of(steps: Sequence[Mapping[str, Any]], stopped: str | None) -> str:
     return "Failed" if stopped == "StepFailed" or any(s["failing"] for s in steps) else "Succeeded"
 
 
+def truncation_note(limit: int) -> bytes:
+    return f"\n[podline: output truncated: only the first {limit} bytes were archived (PODLINE_LOG_LIMIT)]\n".encode()
+
+
+def limited(log: bytes, limit: int) -> bytes:
+    """A step's log as archived: at most ``limit`` bytes, then a note saying it was cut (the log was read with
+    ``limitBytes`` = ``limit`` + 1, so a longer one shows)."""
+    return log if len(log) <= limit else log[:limit] + truncation_note(limit)
+
+
 def encode(data: Mapping[str, Any]) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
 

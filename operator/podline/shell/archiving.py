@@ -160,10 +160,9 @@ class Archiver:
         pod = await self.api.get_pod(namespace, name)  # the whole pod: the cache keeps no spec
         ns, pipeline, run = records.identity(pod)
         for container in records.step_containers(pod):
-            data = await self.api.read_log(
-                namespace, name, container, limit_bytes=self.log_limit_bytes + 4096
-            )
-            await self.store.put(records.log_key(ns, pipeline, run, container), data)
+            limit = self.log_limit_bytes
+            data = await self.api.read_log(namespace, name, container, limit_bytes=limit + 1)
+            await self.store.put(records.log_key(ns, pipeline, run, container), records.limited(data, limit))
         await self.store.put(
             records.run_prefix(ns, pipeline, run) + records.RECORD, records.encode(records.record(pod))
         )
