@@ -69,7 +69,23 @@ func (c *LogCopy) Close() error {
 // stepOutput is where a step's output goes: masked, then to the container's stdout and to the copy.
 type stepOutput struct {
 	*Masker
-	copy *LogCopy // nil: no --log-dir
+	copy    *LogCopy // nil: no --log-dir
+	counted *counter // what reached the container's stdout
+}
+
+// Bytes is how many bytes of (masked) output reached the container's stdout.
+func (o stepOutput) Bytes() int64 { return o.counted.n }
+
+// counter counts what is written through it.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Flush ends the output: what the masker held back, then the copy's truncation note.
@@ -106,7 +122,8 @@ func (t tee) Write(p []byte) (int, error) {
 // to the copy. A copy that cannot be created is said on stderr; the step runs anyway.
 func outputFor(step Step, stdout, stderr io.Writer) stepOutput {
 	var copy *LogCopy
-	sinks := tee{stdout}
+	counted := &counter{w: stdout}
+	sinks := tee{counted}
 	if step.LogDir != "" {
 		var err error
 		if copy, err = CreateLogCopy(step.LogDir, step.Name, step.LogLimit); err != nil {
@@ -116,5 +133,5 @@ func outputFor(step Step, stdout, stderr io.Writer) stepOutput {
 			sinks = append(sinks, copy)
 		}
 	}
-	return stepOutput{Masker: maskerFor(sinks, step.Mask), copy: copy}
+	return stepOutput{Masker: maskerFor(sinks, step.Mask), copy: copy, counted: counted}
 }

@@ -239,7 +239,7 @@ func TestResultFileShape(t *testing.T) {
 	for key := range fields {
 		keys = append(keys, key)
 	}
-	want := []string{"exitCode", "failing", "finishedAt", "message", "name", "reason", "startedAt", "state"}
+	want := []string{"exitCode", "failing", "finishedAt", "message", "name", "outputBytes", "reason", "startedAt", "state"}
 	if got := strings.Join(sortStrings(keys), ","); got != strings.Join(want, ",") {
 		t.Errorf("keys %s", got)
 	}
@@ -587,9 +587,9 @@ func TestEncodeSubcommand(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "encode")
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
 	cmd.Stdin = strings.NewReader(`{"result": {"name": "step-a", "state": "skipped", "exitCode": null, "startedAt": null,
-		"finishedAt": 7, "reason": "Skipped", "message": "caf\u00e9", "failing": false}, "limit": 4096}`)
+		"finishedAt": 7, "reason": "Skipped", "message": "caf\u00e9", "failing": false, "outputBytes": null}, "limit": 4096}`)
 	out, err := cmd.Output()
-	want := `{"name":"step-a","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":7,"reason":"Skipped","message":"caf\u00e9","failing":false}` +
+	want := `{"name":"step-a","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":7,"reason":"Skipped","message":"caf\u00e9","failing":false,"outputBytes":null}` +
 		"\n" + `{"s":"skipped","f":7,"r":"Skipped","m":"caf\u00e9"}` + "\n"
 	if err != nil || string(out) != want {
 		t.Errorf("%v:\n%s\nwant\n%s", err, out, want)
@@ -684,13 +684,18 @@ echo "plain $PLAIN"; exit 3`
 	}
 }
 
-// Without --mask the output is relayed as written, and output that ends without a newline is not lost.
+// Without --mask the output is relayed as written, and output that ends without a newline is not lost; the
+// result counts the bytes that reached the container log (masked), for the archive to tell a gap.
 func TestOutputWithoutNewlineIsKept(t *testing.T) {
 	p := newPod(t)
 	s, r := p.runStep("step-a", "--", "sh", "-c", "printf 'no newline'; printf ' at all' >&2")
 	p.expect(r, StateSucceeded, code(0), "")
-	if s.stdout.String() != "no newline at all" {
-		t.Errorf("output %q", s.stdout.String())
+	if s.stdout.String() != "no newline at all" || r.OutputBytes == nil || *r.OutputBytes != 17 {
+		t.Errorf("output %q, counted %v", s.stdout.String(), show(r.OutputBytes))
+	}
+	_, skipped := p.runStep("step-b", "--excluded", "--", "true")
+	if skipped.OutputBytes != nil {
+		t.Errorf("a step that ran nothing has no count: %v", *skipped.OutputBytes)
 	}
 }
 

@@ -36,6 +36,7 @@ type ProcessRunner struct {
 type OutputSink interface {
 	io.Writer
 	Flush() error
+	Bytes() int64 // what reached the container log so far
 }
 
 // DrainGrace bounds how long the output is still read once the command has ended, when something that
@@ -67,12 +68,26 @@ func (p ProcessRunner) Run(command []string, timeout time.Duration, stops <-chan
 	})
 	devnull.Close()
 	if relay != nil {
-		defer relay.finish()
 		relay.writer.Close() // the command has its own copy; the pipe ends when it and its children close theirs
 	}
 	if err != nil {
+		if relay != nil {
+			relay.finish()
+		}
 		return startFailure(command[0], path, err)
 	}
+	outcome := p.wait(pid, timeout, stops, children)
+	if relay != nil {
+		relay.finish()
+		written := relay.sink.Bytes()
+		outcome.Output = &written
+	}
+	return outcome
+}
+
+// wait waits for the command (pid) to end, forwarding stops and enforcing the timeout, and reaps what it
+// leaves behind in its group.
+func (p ProcessRunner) wait(pid int, timeout time.Duration, stops <-chan os.Signal, children <-chan os.Signal) Outcome {
 
 	var outcome Outcome
 	var deadline, kill <-chan time.Time

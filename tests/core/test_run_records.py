@@ -56,7 +56,7 @@ def test_the_record_has_every_step_with_state_exit_code_reason_times_and_digest(
     assert by["compile"] == {
         "name": "compile", "container": "step-compile", "image": "golang:1.22", "imageDigest": DIGEST,
         "failing": False, "state": "succeeded", "exitCode": 0, "reason": None,
-        "startedAt": ps.ms(1), "finishedAt": ps.ms(2),
+        "startedAt": ps.ms(1), "finishedAt": ps.ms(2), "outputBytes": None,
     }  # fmt: skip
     assert by["lint"]["state"] == "failed" and not by["lint"]["failing"]
     assert by["test"]["exitCode"] == 2 and by["test"]["failing"]
@@ -164,3 +164,13 @@ def test_an_archived_log_is_limited_with_a_note() -> None:
     assert records.limited(b"0123456789", 10) == b"0123456789"
     assert records.limited(b"0123456789a", 10) == b"0123456789" + records.truncation_note(10)
     assert b"PODLINE_LOG_LIMIT" in records.truncation_note(10)
+
+
+def test_a_log_shorter_than_what_the_step_wrote_says_a_gap() -> None:
+    """The entrypoint counts the bytes it relayed (``outputBytes``); a log read back shorter lost some in the
+    node's log pipeline (containerd restarted mid-step), and the archive says so."""
+    assert records.limited(b"abc", 10, written=3) == b"abc"
+    assert records.limited(b"abc", 10, written=8) == b"abc" + records.gap_note(5, 8)
+    assert records.limited(b"0123456789", 10, written=50) == b"0123456789"  # cut by the limit, not a gap
+    assert records.limited(b"abc\n", 10, written=3) == b"abc\n"  # more than counted is no gap
+    assert b"5 of the 8 bytes" in records.gap_note(5, 8)

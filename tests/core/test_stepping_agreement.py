@@ -12,6 +12,7 @@ through ``stepping.parse_args`` (checked to read back the same step), and the se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -157,8 +158,7 @@ def run_dirs(draw: st.DrawFn) -> tuple[dict[str, Result], frozenset[str]]:
 
 
 def _named(result: Result, name: str) -> Result:
-    return Result(name, result.state, result.exit_code, result.started_at, result.finished_at, result.reason,
-                  result.message, result.failing)  # fmt: skip
+    return dataclasses.replace(result, name=name)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -220,6 +220,7 @@ def any_results(draw: st.DrawFn) -> Result:
         reason=draw(st.none() | st.sampled_from([str(w) for w in stepping.Why])),
         message=draw(st.none() | st.text(max_size=stepping.MESSAGE_LIMIT)),
         failing=draw(st.booleans()),
+        output_bytes=draw(st.none() | st.integers(0, 2**40)),
     )
 
 

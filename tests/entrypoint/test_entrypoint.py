@@ -20,7 +20,17 @@ from tests import entrypointbin
 from tests.cluster import fixtures, images
 
 DEADLINE = 60  # seconds; generous: nothing here is a timing assertion
-RESULT_KEYS = ["name", "state", "exitCode", "startedAt", "finishedAt", "reason", "message", "failing"]
+RESULT_KEYS = [
+    "name",
+    "state",
+    "exitCode",
+    "startedAt",
+    "finishedAt",
+    "reason",
+    "message",
+    "failing",
+    "outputBytes",
+]
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,7 @@ def _step(name: str, status: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
             "reason": result.reason,
             "startedAt": result.started_at,
             "finishedAt": result.finished_at,
+            "outputBytes": result.output_bytes,
         }
     # no result: the container never ran its entrypoint to the end (the kubelet's reason, if any)
     return out | {
@@ -129,6 +130,7 @@ def _step(name: str, status: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
         "reason": terminated.get("reason"),
         "startedAt": None,
         "finishedAt": None,
+        "outputBytes": None,
     }
 
 
@@ -154,10 +156,22 @@ def truncation_note(limit: int) -> bytes:
     return f"\n[podline: output truncated: only the first {limit} bytes were archived (PODLINE_LOG_LIMIT)]\n".encode()
 
 
-def limited(log: bytes, limit: int) -> bytes:
+def gap_note(missing: int, written: int) -> bytes:
+    return (
+        f"\n[podline: {missing} of the {written} bytes this step wrote are missing here: the node's log "
+        "pipeline lost them (the copy on the pod's volume has them)]\n"
+    ).encode()
+
+
+def limited(log: bytes, limit: int, written: int | None = None) -> bytes:
     """A step's log as archived: at most ``limit`` bytes, then a note saying it was cut (the log was read with
-    ``limitBytes`` = ``limit`` + 1, so a longer one shows)."""
-    return log if len(log) <= limit else log[:limit] + truncation_note(limit)
+    ``limitBytes`` = ``limit`` + 1, so a longer one shows); and a note when it is shorter than the ``written``
+    bytes the entrypoint counted (its result's ``outputBytes``): the node's log pipeline lost some."""
+    if len(log) > limit:
+        return log[:limit] + truncation_note(limit)
+    if written is not None and len(log) < min(written, limit):
+        return log + gap_note(min(written, limit) - len(log), written)
+    return log
 
 
 def encode(data: Mapping[str, Any]) -> bytes:

@@ -93,18 +93,20 @@ class Result:
     reason: str | None = None
     message: str | None = None
     failing: bool = False
+    output_bytes: int | None = None  # bytes of (masked) output the entrypoint relayed; None: it ran nothing
 
     def to_message(self, limit: int = CONTAINER_MESSAGE_BYTES) -> str:
         """The termination message: short keys, null fields left out, the start in ms since the epoch and the
-        duration in ms; the message, then the reason, are dropped if it would not fit in ``limit`` bytes."""
+        duration in ms, the output's bytes (``o``); the message, then the reason, then ``o`` are dropped if it
+        would not fit in ``limit`` bytes."""
         fields: dict[str, Any] = {"s": str(self.state), "x": self.exit_code, "a": self.started_at}
         if self.started_at is not None and self.finished_at is not None:
             fields["d"] = self.finished_at - self.started_at
         elif self.finished_at is not None:
             fields["f"] = self.finished_at
-        fields["r"], fields["m"] = self.reason, self.message
+        fields["r"], fields["m"], fields["o"] = self.reason, self.message, self.output_bytes
         compact = {k: v for k, v in fields.items() if v is not None}
-        for drop in ("m", "r"):
+        for drop in ("m", "r", "o"):
             text = json.dumps(compact, separators=(",", ":"))
             if len(text.encode()) <= limit:
                 return text
@@ -122,6 +124,7 @@ class Result:
                 "reason": self.reason,
                 "message": self.message,
                 "failing": self.failing,
+                "outputBytes": self.output_bytes,
             },
             separators=(",", ":"),
         )
@@ -280,6 +283,7 @@ def parse_message(name: str, text: str | None) -> Result | None:
             reason=_str_or_none(data.get("r")),
             message=_str_or_none(data.get("m")),
             failing=False,
+            output_bytes=_int_or_none(data.get("o")),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -300,6 +304,7 @@ def parse_result(text: str | None) -> Result | None:
             reason=_str_or_none(data.get("reason")),
             message=_str_or_none(data.get("message")),
             failing=bool(data.get("failing", False)),
+            output_bytes=_int_or_none(data.get("outputBytes")),
         )
     except (ValueError, KeyError, TypeError):
         return None

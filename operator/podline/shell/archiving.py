@@ -159,13 +159,14 @@ class Archiver:
         namespace, name = key
         pod = await self.api.get_pod(namespace, name)  # the whole pod: the cache keeps no spec
         ns, pipeline, run = records.identity(pod)
+        record = records.record(pod)
+        written = {s["container"]: s["outputBytes"] for s in record["steps"]}
         for container in records.step_containers(pod):
             limit = self.log_limit_bytes
             data = await self.api.read_log(namespace, name, container, limit_bytes=limit + 1)
-            await self.store.put(records.log_key(ns, pipeline, run, container), records.limited(data, limit))
-        await self.store.put(
-            records.run_prefix(ns, pipeline, run) + records.RECORD, records.encode(records.record(pod))
-        )
+            archived = records.limited(data, limit, written.get(container))
+            await self.store.put(records.log_key(ns, pipeline, run, container), archived)
+        await self.store.put(records.run_prefix(ns, pipeline, run) + records.RECORD, records.encode(record))
         updated = await self.api.patch_pod(namespace, name, records.archived_patch(self.clock()))
         self.caches.put_pod(key, updated)
         log.info("archived run %s of %s/%s (%s)", run, ns, pipeline, self.store.url)
