@@ -97,10 +97,51 @@ def test_past_runs_are_archived_before_their_pods_are_pruned(
         )
 
 
-def _record(store: archiving.Store, namespace: str, run: str) -> dict[str, Any] | None:
-    data = asyncio.run(store.get(f"{namespace}/kept/{run}/record.json"))
+def _record(
+    store: archiving.Store, namespace: str, run: str, pipeline: str = "kept"
+) -> dict[str, Any] | None:
+    data = asyncio.run(store.get(f"{namespace}/{pipeline}/{run}/record.json"))
     return None if data is None else dict(json.loads(data))
 
 
 def _pods(cluster: Any, namespace: str) -> int:
     return len(cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.split())
+
+
+def test_containerd_restarted_mid_step_every_line_or_a_marked_gap(
+    node_cluster: Any, node_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """containerd restarts while a step writes (issue 18: the node's log pipeline then drops lines). The
+    archive holds every line the step wrote, or says how many bytes the pipeline lost (the entrypoint counts
+    what it relayed, ``outputBytes``): a loss is never silent."""
+    cluster, namespace = node_cluster, node_namespace
+    conftest.install_crd(cluster)
+    url = f"file://{tmp_path}/archive"
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-archive-restart", env={
+        "PODLINE_RUNNER_IMAGE": cluster.registry.runner, "PODLINE_ARCHIVE": url})  # fmt: skip
+    lines = 60
+    spec = {"steps": [
+        {"name": "a", "image": cluster.registry.busybox,
+         "commands": [f"i=0; while [ $i -lt {lines} ]; do echo line-$i; i=$((i+1)); sleep 0.1; done"]},
+        {"name": "b", "image": cluster.registry.busybox, "commands": ["echo ran-b"]},
+    ]}  # fmt: skip
+    op.start()
+    try:
+        operating.apply(cluster, namespace, operating.pipeline("restarted", spec))
+        operating.wait_for(lambda: any(s.get("name") == "a" and s.get("state") == "running"
+                                       for s in operating.status(cluster, namespace, "restarted").get("steps", [])),
+                           timeout=120, what="step a to run")  # fmt: skip
+        cluster.components["containerd"].restart()
+        st = operating.wait_for_phase(cluster, namespace, "restarted", timeout=240, operator=op)
+        store = archiving.open_store(url)
+        operating.wait_for(lambda: _record(store, namespace, st["run"], "restarted"), timeout=120,
+                           what="the run in the archive")  # fmt: skip
+    finally:
+        op.stop()
+    assert st["phase"] == "Succeeded", st
+    record = _record(store, namespace, st["run"], "restarted")
+    assert record is not None
+    a = record["steps"][0]
+    log = asyncio.run(store.get(f"{namespace}/restarted/{st['run']}/step-a.log")) or b""
+    every = all(f"line-{i}\n".encode() in log for i in range(lines))
+    assert a["outputBytes"] and (every or b"the node's log pipeline lost them" in log), (a, log)
