@@ -130,7 +130,7 @@ def test_bad_store_urls_say_why(url: str, why: str) -> None:
 def test_podline_logs_and_get_read_a_past_run_from_the_archive(
     store: archiving.Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from podline.shell import viewing
+    from podline import viewing
 
     record = {"run": "3", "result": "Failed", "startedAt": 1_000, "finishedAt": 66_000, "steps": [
         {"name": "a", "container": "step-a", "state": "succeeded", "exitCode": 0, "reason": None},
