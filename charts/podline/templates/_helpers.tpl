@@ -82,3 +82,12 @@ Cross-field rules values.schema.json cannot state clearly; each failure says wha
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The archive's directory when it is a file:// URL (mounted as the archive volume), else "".
+*/}}
+{{- define "podline.archiveDir" -}}
+{{- if and .Values.archive.enabled (hasPrefix "file:///" .Values.archive.url) -}}
+{{- trimPrefix "file://" .Values.archive.url -}}
+{{- end -}}
+{{- end }}

@@ -26,6 +26,7 @@ DEFAULT_PRIVILEGED_IMAGES = (
 # drone-runner-docker/-kube engine/compiler/util.go ``restrictedVars``: setting one of these turns the
 # privileged default off, so a step cannot point a privileged Docker at something else.
 RESTRICTED_VARIABLES = ("XDG_RUNTIME_DIR", "DOCKER_OPTS", "DOCKER_HOST", "PATH", "HOME")
+DEFAULT_LOG_LIMIT = 64 * 1024 * 1024  # the entrypoint's own default (operator/entrypoint/logcopy.go)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Policy:
 
     max_steps: int = 200
     """Steps plus services per pipeline: every one is a container of one pod."""
+
+    log_limit_bytes: int = DEFAULT_LOG_LIMIT
+    """Bytes of each step's output kept in its copy on the pod's volume (and so in the archive); the rest is
+    counted and a note says where it was cut (PODLINE_LOG_LIMIT)."""
 
     max_env_bytes: int = 256 * 1024
     """Bound on the environment a pod gets, summed over containers (a pod must fit in etcd)."""
