@@ -1009,7 +1009,7 @@ def test_docker_only_fields_warn(field: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", ["docker", "kubernetes", "exec", ""])
+@pytest.mark.parametrize("kind", ["docker", "kubernetes", ""])
 def test_pipeline_type_is_informational(kind: str) -> None:
     assert warnings(spec(step(), type=kind, kind="pipeline", name="default")) == []
 

@@ -21,6 +21,7 @@ from podline.core import (
     conditions,
     conventions,
     images,
+    leniency,
     models,
     plans,
     platforms,
@@ -32,6 +33,7 @@ from podline.core import (
 
 WORKSPACE_VOLUME = "podline-workspace"
 DEFAULT_WORKSPACE = validation.DEFAULT_WORKSPACE
+CLONE_STEP = validation.CLONE_STEP
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ def compile_spec(
     raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy
 ) -> plans.RunPlan:
     """Parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem."""
-    spec = validation.parse(raw)
-    warnings = validation.check(spec, policy)
+    reading = leniency.read(raw) if isinstance(raw, Mapping) else None
+    spec = validation.parse(reading.spec if reading else raw)
+    warnings = [*(reading.warnings if reading else ()), *validation.check(spec, policy)]
     return compile_model(spec, context, policy, warnings=warnings)
 
 
@@ -84,7 +87,7 @@ def compile_model(
         if sequential:
             deps: tuple[str, ...] = (previous,) if previous else ()
         else:
-            named = tuple(conventions.step_container(d) for d in step.depends_on or ())
+            named = tuple(conventions.step_container(d) for d in _known_deps(step, spec, clone))
             deps = named or ((clone.name,) if clone else ())
         plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
         containers.append(plan)
@@ -120,6 +123,13 @@ def compile_model(
         triggered=conditions.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
+
+
+def _known_deps(step: models.Step, spec: models.PipelineSpec, clone: plans.ContainerPlan | None) -> list[str]:
+    """A step's depends_on, with Drone's implicit "clone" step dropped when this run has none (no remote in
+    the build metadata): Drone's clone step always exists unless disabled (drone-yaml linter.go)."""
+    steps = {s.name for s in spec.steps}
+    return [d for d in step.depends_on or () if d != CLONE_STEP or d in steps or clone]
 
 
 def script(commands: Iterable[str]) -> str:
@@ -270,6 +280,7 @@ def _container(
         ignore_failure=step.ignores_failure,
         detach=step.detach,
         excluded=not conditions.build_matches(step.when, context.build),
+        ports=tuple((p.port, (p.protocol or "TCP").upper()) for p in step.ports),
     )
 
 
@@ -372,7 +383,7 @@ def _clone(
     """Drone clones first when it knows the repository; podline does when build metadata names a remote."""
     if context.build is None or not context.build.remote or (spec.clone and spec.clone.disable):
         return None
-    name = conventions.step_container("clone")
+    name = conventions.step_container(CLONE_STEP)
     if any(conventions.step_container(step.name) == name for step in spec.steps):
         return None  # the pipeline clones by itself (a step "clone", or one whose container would clash)
     env = dict(base_env)

@@ -3,7 +3,8 @@
 ``models.PipelineSpec`` and ``statuses.PipelineStatus`` are the one source of truth; this module turns their
 JSON Schema into a Kubernetes *structural* openAPIV3Schema: ``$ref`` inlined, ``anyOf [X, null]`` turned
 into ``nullable``, free-form values marked ``x-kubernetes-preserve-unknown-fields``, int-or-string marked,
-no ``additionalProperties: false`` beside ``properties``, no ``title``/``default``/``uniqueItems``.
+no ``additionalProperties: false`` beside ``properties``, no ``title``/``default``/``uniqueItems``. The spec's
+objects keep unknown fields (Drone reads past them; the operator warns about each, see ``leniency``).
 
 ``crds/pipelines.podline.dev.yaml`` is written by ``python -m podline.core.schema`` and a test fails when the
 file drifts from the models.
@@ -91,8 +92,22 @@ def _keyed_lists(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _lenient(node: dict[str, Any]) -> dict[str, Any]:
+    """Every object of the spec keeps fields it does not know, as Drone's parser reads past them: the
+    operator drops them with a warning in the status (``leniency``), where strict field validation
+    (kubectl's default) would refuse the whole Pipeline. Known fields are still typed and checked."""
+    if "properties" in node:
+        node["x-kubernetes-preserve-unknown-fields"] = True
+        for sub in node["properties"].values():
+            _lenient(sub)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _lenient(node[key])
+    return node
+
+
 def crd() -> dict[str, Any]:
-    spec = _keyed_lists(openapi_schema(models.PipelineSpec))
+    spec = _lenient(_keyed_lists(openapi_schema(models.PipelineSpec)))
     spec["description"] = "A Drone pipeline: the body of a `kind: pipeline` document, field names unchanged."
     status = openapi_schema(statuses.PipelineStatus)
     status["description"] = "Run state, written by the operator."

@@ -21,6 +21,8 @@ from podline.core import conventions, errors, images, kubenames, models, platfor
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
 DEFAULT_WORKSPACE = "/drone/src"
+CLONE_STEP = "clone"  # Drone's implicit first step, there unless clone.disable (drone-yaml linter.go)
+RUNNER_TYPES = ("docker", "kubernetes", "")
 _Problems = Iterator[errors.Problem]
 
 
@@ -38,6 +40,9 @@ def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.Pipeli
     """Parse a spec, turning pydantic's errors into problems with Kubernetes-style field paths."""
     if not isinstance(raw, Mapping):
         raise errors.InvalidPipeline.at(root, "must be an object (the body of a Drone pipeline)")
+    kind = raw.get("type")
+    if kind is not None and kind not in RUNNER_TYPES:
+        raise errors.InvalidPipeline.at(f"{root}.type", _runner_problem(kind))
     try:
         return models.PipelineSpec.model_validate(dict(raw))
     except pydantic.ValidationError as exc:
@@ -48,6 +53,17 @@ def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.Pipeli
                 seen.add(problem)
                 problems.append(problem)
         raise errors.InvalidPipeline(problems) from None
+
+
+def _runner_problem(kind: Any) -> str:
+    """Why a pipeline for another Drone runner is not run (checked before its fields: an exec pipeline has no
+    images, and saying so beats "steps[0].image: required field is missing")."""
+    if not isinstance(kind, str):
+        return "must be a string: docker or kubernetes"
+    return (
+        f"{json.dumps(kind)} pipelines are not run: podline runs Drone's docker and kubernetes pipelines "
+        f"as pods; a {kind} pipeline needs Drone's {kind} runner"
+    )
 
 
 def _message(err: Mapping[str, Any]) -> str:
@@ -74,6 +90,7 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
         *_unconfined(spec, policy, root),
         *_placement(spec, root),
         *_platform(spec, root),
+        *_ports(spec, root),
     ]
     if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
         problems.append(
@@ -129,10 +146,14 @@ def _names(spec: models.PipelineSpec, root: str) -> _Problems:
 def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
     steps = {s.name: i for i, s in enumerate(spec.steps)}
     services = {s.name for s in spec.services}
+    cloning = not (spec.clone and spec.clone.disable)
     for index, step in enumerate(spec.steps):
         for dep in step.depends_on or ():
             path = f"{root}.steps[{index}].depends_on"
-            if dep == step.name:
+            if dep == CLONE_STEP and dep not in steps:
+                if not cloning:
+                    yield errors.Problem(path, 'unknown step "clone": clone.disable leaves no clone step')
+            elif dep == step.name:
                 yield errors.Problem(path, f'step "{step.name}" depends on itself')
             elif dep in services and dep not in steps:
                 yield errors.Problem(
@@ -527,6 +548,25 @@ def _platform(spec: models.PipelineSpec, root: str) -> _Problems:
             )
 
 
+def _ports(spec: models.PipelineSpec, root: str) -> _Problems:
+    """The containers of a pod share one network: two cannot listen on one port (Docker gave each service
+    its own address; in the pod the second fails to bind)."""
+    seen: dict[tuple[int, str], str] = {}
+    for field, items in (("services", spec.services), ("steps", spec.steps)):
+        for index, item in enumerate(items):
+            for number, port in enumerate(item.ports):
+                key = (port.port, (port.protocol or "TCP").upper())
+                where = f"{root}.{field}[{index}].ports[{number}]"
+                if key in seen:
+                    yield errors.Problem(
+                        where,
+                        f'"{item.name}" and {seen[key]} both listen on {key[0]}/{key[1]}: the containers of '
+                        "the run's pod share one network; give one another port",
+                    )
+                else:
+                    seen[key] = f'"{item.name}" ({field}[{index}])'
+
+
 def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
     out = []
     for field, items in (("services", spec.services), ("steps", spec.steps)):
@@ -534,4 +574,10 @@ def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
             for attr in _DOCKER_ONLY:
                 if getattr(item, attr) is not None:
                     out.append(f"{root}.{field}[{index}].{attr}: Docker-only field, ignored on Kubernetes")
+            for number, port in enumerate(item.ports):
+                if port.host is not None:
+                    out.append(
+                        f"{root}.{field}[{index}].ports[{number}].host: Docker-only (publishes on the host), "
+                        "ignored on Kubernetes"
+                    )
     return out
