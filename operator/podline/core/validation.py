@@ -42,7 +42,7 @@ def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.Pipeli
         raise errors.InvalidPipeline.at(root, "must be an object (the body of a Drone pipeline)")
     kind = raw.get("type")
     if kind is not None and kind not in RUNNER_TYPES:
-        raise errors.InvalidPipeline.at(f"{root}.type", _runner_problem(kind))
+        raise errors.InvalidPipeline.at(f"{root}.type", runner_problem(kind))
     try:
         return models.PipelineSpec.model_validate(dict(raw))
     except pydantic.ValidationError as exc:
@@ -55,14 +55,14 @@ def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.Pipeli
         raise errors.InvalidPipeline(problems) from None
 
 
-def _runner_problem(kind: Any) -> str:
+def runner_problem(kind: Any) -> str:
     """Why a pipeline for another Drone runner is not run (checked before its fields: an exec pipeline has no
     images, and saying so beats "steps[0].image: required field is missing")."""
     if not isinstance(kind, str):
         return "must be a string: docker or kubernetes"
     return (
-        f"{json.dumps(kind)} pipelines are not run: podline runs Drone's docker and kubernetes pipelines "
-        f"as pods; a {kind} pipeline needs Drone's {kind} runner"
+        f"{json.dumps(kind)} pipelines are not run: podline runs Drone's docker and kubernetes pipelines as "
+        f"pods (this one needs Drone's {kind} runner)"
     )
 
 
