@@ -72,6 +72,8 @@ def _model(
             continue
         if value is None and not fields[name].is_required():
             continue  # Go reads null as the zero value: `services: null` is no services
+        if value is None and typing.get_origin(fields[name].annotation) is list:
+            value = []  # `steps: null`: no steps, said as such
         out[name] = _value(value, fields[name].annotation, f"{path}.{name}", warnings)
     if model is models.Step:
         _step(out, path, warnings)
