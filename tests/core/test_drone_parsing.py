@@ -538,3 +538,14 @@ def test_a_real_world_file() -> None:
     plan = compile_raw(spec)
     assert plan.warnings == ()  # what convert dropped is gone; the operator has nothing more to say
     validation.check(validation.parse(spec), POLICY)
+
+
+# --- image_pull_secrets (drone-yaml pipeline.go PullSecrets: names of Drone secrets) ---------------------------
+
+
+def test_a_drone_secret_name_in_image_pull_secrets_is_refused_saying_what_it_names_here() -> None:
+    with pytest.raises(errors.InvalidPipeline) as caught:
+        compile_raw({"image_pull_secrets": ["dockerconfigjson_gar"], "steps": [{"name": "a", "image": "x"}]})
+    [line] = caught.value.lines()
+    assert line.startswith('spec.image_pull_secrets[0]: "dockerconfigjson_gar" is not a valid Secret name: ')
+    assert "in Drone it names a Drone secret" in line and "Kubernetes Secret" in line

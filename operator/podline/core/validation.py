@@ -292,7 +292,10 @@ def _secrets(spec: models.PipelineSpec, root: str) -> _Problems:
     for index, name in enumerate(spec.image_pull_secrets):
         if not _valid_secret_name(name):
             yield errors.Problem(
-                f"{root}.image_pull_secrets[{index}]", f'"{name}" is not a valid Secret name'
+                f"{root}.image_pull_secrets[{index}]",
+                f'"{name}" is not a valid Secret name: in Drone it names a Drone secret holding a Docker '
+                "config.json; here it names a Kubernetes Secret in the Pipeline's namespace (lowercase letters, "
+                "digits, '-' and '.'): store the config.json in one and name that",
             )
     if len(set(spec.image_pull_secrets)) != len(spec.image_pull_secrets):
         yield errors.Problem(f"{root}.image_pull_secrets", "lists a Secret more than once")
