@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -63,18 +64,19 @@ def read(raw: Mapping[str, Any], *, root: str = "spec") -> Reading:
 def _model(
     raw: Mapping[Any, Any], model: type[pydantic.BaseModel], path: str, warnings: list[str]
 ) -> dict[str, Any]:
-    fields = model.model_fields
+    fields = _fields(model)
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = _text(key)
         if name not in fields:
             warnings.append(f"{path}.{name}: {_why_ignored(model, name, path)}")
             continue
-        if value is None and not fields[name].is_required():
+        kind, required = fields[name]
+        if value is None and not required:
             continue  # Go reads null as the zero value: `services: null` is no services
-        if value is None and typing.get_origin(fields[name].annotation) is list:
+        if value is None and isinstance(kind, tuple):
             value = []  # `steps: null`: no steps, said as such
-        out[name] = _value(value, fields[name].annotation, f"{path}.{name}", warnings)
+        out[name] = _value(value, kind, f"{path}.{name}", warnings)
     if model is models.Step:
         _step(out, path, warnings)
     return out
@@ -90,9 +92,14 @@ def _why_ignored(model: type[pydantic.BaseModel], key: str, path: str) -> str:
     return f"unknown field, ignored as Drone ignores it{hint}"
 
 
-def _value(value: Any, annotation: Any, path: str, warnings: list[str]) -> Any:
-    """``value`` read for a field of type ``annotation``."""
-    kind = _kind(annotation)
+@functools.cache
+def _fields(model: type[pydantic.BaseModel]) -> dict[str, tuple[Any, bool]]:
+    """Each field's kind (see ``_kind``) and whether it is required, once per model."""
+    return {name: (_kind(f.annotation), f.is_required()) for name, f in model.model_fields.items()}
+
+
+def _value(value: Any, kind: Any, path: str, warnings: list[str]) -> Any:
+    """``value`` read for a field of ``kind`` (see ``_kind``)."""
     if kind is models.Condition and not isinstance(value, Mapping):  # a pattern or a list of them
         kind = "text-list" if isinstance(value, list) else "text"
     if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel):
@@ -105,7 +112,7 @@ def _value(value: Any, annotation: Any, path: str, warnings: list[str]) -> Any:
         return [_as_text(item, f"{path}[{i}]", warnings) for i, item in enumerate(value)]
     if kind == "text-map" and isinstance(value, Mapping):
         return {_text(k): _env(v, f"{path}.{_text(k)}", warnings) for k, v in value.items()}
-    if isinstance(kind, tuple) and isinstance(value, list):  # ("list", model)
+    if isinstance(kind, tuple) and isinstance(value, list):  # ("list", item kind)
         return [_value(item, kind[1], f"{path}[{i}]", warnings) for i, item in enumerate(value)]
     return _resolved(value)
 
@@ -126,7 +133,7 @@ def _kind(annotation: Any) -> Any:
         return "text"
     if origin is list:
         (item,) = typing.get_args(annotation)
-        return "text-list" if item is str else ("list", item)
+        return "text-list" if item is str else ("list", _kind(item))
     if origin is dict:
         _, item = typing.get_args(annotation)
         return "text-map" if _kind(item) == "text" else None
