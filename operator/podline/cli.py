@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, conventions, converting, errors, models, runs, scheduling
+from podline.core import auths, conventions, converting, errors, runs, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -188,11 +189,14 @@ def _build_metadata(build: str | None) -> dict[str, Any]:
     if not build:
         return {}
     try:
-        return dict(models.BuildInfo.model_validate_json(build).model_dump(exclude_none=True))
+        value = json.loads(build)
     except ValueError:
+        value = None
+    if not isinstance(value, dict):
         raise CliError(
             ["--build: must be a JSON object like the podline.dev/build annotation (event, branch, ref, …)"]
-        ) from None
+        )
+    return value
 
 
 def _output(text: str, problems: list[str]) -> str:
