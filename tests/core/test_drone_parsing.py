@@ -279,6 +279,20 @@ def test_ignored_fields_reach_the_plan_and_the_status_warnings() -> None:
     assert scheduling.decide(snap).status.warnings == list(plan.warnings)
 
 
+def test_ignored_fields_are_one_warning_event_per_run() -> None:
+    """Loud like Kubernetes: `kubectl describe pipeline` shows them once, not on every look at the run."""
+    plan = compile_raw({"steps": [{"name": "a", "image": "busybox:1.36", "commands": ["true"]}], "when": {}})
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    first = scheduling.decide(scheduling.Snapshot(plan=plan, pod=None, now=now, generation=1, run=plan.run))
+    [event] = [e for e in first.events if e.reason == "Warnings"]
+    assert (event.type, event.message) == ("Warning", plan.warnings[0])
+    status = first.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    again = scheduling.decide(
+        scheduling.Snapshot(plan=plan, pod=None, now=now, generation=1, run=plan.run, status=status)
+    )
+    assert [e for e in again.events if e.reason == "Warnings"] == []
+
+
 def test_null_is_the_zero_value() -> None:
     """Go leaves a field unset for null: `services: null` is no services, `when: null` no condition."""
     plan = compile_raw(
