@@ -111,6 +111,7 @@ STRUCTURAL_KEYS = {
     "x-kubernetes-int-or-string",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
 }
 
 
@@ -325,3 +326,13 @@ def violations(node: dict[str, Any], value: Any, path: str = "") -> Iterator[str
     if kind == "array":
         for index, item in enumerate(value):
             yield from violations(node["items"], item, f"{path}[{index}]")
+
+
+def test_the_apiserver_refuses_other_runners_pipelines_for_their_type() -> None:
+    """An exec pipeline has no images: the apiserver must reach the type's rule (it checks no CEL rule of an
+    object missing a required field), so `image` is the operator's to require."""
+    [rule] = SPEC["properties"]["type"]["x-kubernetes-validations"]
+    assert rule["rule"] == "self in ['docker', 'kubernetes', '']"
+    assert "pipelines are not run" in rule["messageExpression"]
+    for field in ("steps", "services"):
+        assert SPEC["properties"][field]["items"]["required"] == ["name"]

@@ -382,6 +382,16 @@ class PipelineSpec(Model):
         default=None,
         description="Drone runner type: docker or kubernetes (the same to podline); other runners' pipelines "
         "(exec, ssh, …) are refused.",
+        # The apiserver refuses them saying why (validation.runner_problem says the same to render and convert)
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self in ['docker', 'kubernetes', '']",
+                    "messageExpression": "'\"' + self + '\" pipelines are not run: podline runs Drone\\'s docker "
+                    "and kubernetes pipelines as pods (this one needs Drone\\'s ' + self + ' runner)'",
+                }
+            ]
+        },
     )
     name: str | None = Field(default=None, description="Drone pipeline name (informational).")
     steps: list[Step] = Field(

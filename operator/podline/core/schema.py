@@ -85,10 +85,15 @@ def openapi_schema(model: type[Any]) -> dict[str, Any]:
 
 
 def _keyed_lists(spec: dict[str, Any]) -> dict[str, Any]:
-    """Steps and services are maps keyed by name: the apiserver rejects duplicates, SSA merges by name."""
+    """Steps and services are maps keyed by name: the apiserver rejects duplicates, SSA merges by name.
+
+    ``image`` is left to the operator: the apiserver checks no CEL rule of an object with a missing required
+    field, so an exec pipeline (which has no images) would be refused for its images, never for its type."""
     for field in ("steps", "services"):
         spec["properties"][field]["x-kubernetes-list-type"] = "map"
         spec["properties"][field]["x-kubernetes-list-map-keys"] = ["name"]
+        items = spec["properties"][field]["items"]
+        items["required"] = [r for r in items["required"] if r != "image"]
     return spec
 
 
