@@ -563,3 +563,30 @@ def test_a_drone_secret_name_in_image_pull_secrets_is_refused_saying_what_it_nam
     [line] = caught.value.lines()
     assert line.startswith('spec.image_pull_secrets[0]: "dockerconfigjson_gar" is not a valid Secret name: ')
     assert "in Drone it names a Drone secret" in line and "Kubernetes Secret" in line
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(
+    ["steps", "services", "trigger", "when", "environment", "pull", "name", "x-a", "type"]
+)
+
+
+@hypothesis.given(st.dictionaries(FIELDS | st.text(max_size=6), JSON, max_size=5), st.dictionaries(
+    st.sampled_from(["name", "image", "pull", "when", "environment", "ports", "user", "commands", "typo"]),
+    JSON, max_size=6))  # fmt: skip
+def test_reading_any_json_never_fails_and_validation_says_the_rest(
+    spec: dict[str, Any], step: dict[str, Any]
+) -> None:
+    """Reading is total: whatever kubectl can store, leniency reads it, and validation reports one problem
+    per line or accepts it, never a traceback."""
+    raw = {**spec, "steps": [step]}
+    reading = leniency.read(raw)
+    assert all(isinstance(w, str) and w.startswith("spec.") for w in reading.warnings)
+    try:
+        validation.check(validation.parse(reading.spec), POLICY)
+    except errors.PodlineError as exc:
+        assert all(line.startswith("spec") for line in exc.lines())

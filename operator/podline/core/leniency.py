@@ -67,7 +67,7 @@ def _model(
     fields = _fields(model)
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        name = _text(key)
+        name = str(_text(key))
         if name not in fields:
             warnings.append(f"{path}.{name}: {_why_ignored(model, name, path)}")
             continue
