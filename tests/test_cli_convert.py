@@ -139,13 +139,20 @@ local pipeline(name, image) = {
     assert step["environment"] == {"REPO": "octocat/hello", "EVENT": "push", "N": "1.1"}  # JSON's 1.1
 
 
-def test_a_jsonnet_error_and_an_import_are_one_line_each(tmp_path: Path) -> None:
+def test_a_jsonnet_import_is_read_beside_the_file_and_an_error_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / ".drone.jsonnet"
-    path.write_text("local lib = import 'lib.libsonnet'; lib")
+    path.write_text("local lib = import 'lib.libsonnet'; lib.pipeline('x')")
+    (tmp_path / "lib.libsonnet").write_text(
+        "{ pipeline(n):: { kind: 'pipeline', name: n, steps: [{name: 'a', image: 'x'}] } }"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 0, result.stderr
+    assert [p["metadata"]["name"] for p in yaml.safe_load_all(result.stdout)] == ["x"]
+    (tmp_path / "lib.libsonnet").unlink()
     result = podline("convert", str(path))
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"podline: {path}: Jsonnet error: ") and "cannot import 'lib.libsonnet'" in line
+    assert line.startswith(f"podline: {path}: Jsonnet error: ") and "lib.libsonnet" in line
     path.write_text("{ kind: 'pipeline', steps: std.extVar('nope') }")
     result = podline("convert", str(path))
     assert result.returncode == 1 and "Undefined external variable: nope" in result.stderr

@@ -590,3 +590,11 @@ def test_reading_any_json_never_fails_and_validation_says_the_rest(
         validation.check(validation.parse(reading.spec), POLICY)
     except errors.PodlineError as exc:
         assert all(line.startswith("spec") for line in exc.lines())
+
+
+def test_a_null_step_is_refused_naming_it() -> None:
+    """drone-runner-docker engine/linter/linter.go: "linter: nil step" (a Jsonnet `if` without `else` in a
+    list makes one)."""
+    with pytest.raises(errors.InvalidPipeline) as caught:
+        compile_raw({"steps": [{"name": "a", "image": "x"}, None]})
+    assert caught.value.lines() == ["spec.steps[1]: is null; must be an object"]

@@ -2,9 +2,11 @@
 
 Jsonnet (drone/drone ``plugin/converter/jsonnet/jsonnet.go``, go-jsonnet 0.17): a file whose name ends in
 ``.jsonnet`` is evaluated with a stack of 500 frames and a 20-line error trace, every build and repository
-field an external variable of text (``std.extVar("build.branch")``: see ``ext_vars``), no imports (the server
-has no files to import from); an array result is a stream, one YAML document per element, else the one
-result is the document. podline evaluates it with gojsonnet, the Python binding of go-jsonnet.
+field an external variable of text (``std.extVar("build.branch")``: see ``ext_vars``); an array result is a
+stream, one YAML document per element, else the one result is the document. podline evaluates it with
+gojsonnet, the Python binding of go-jsonnet. Drone 2.0.4's server has no files to import from (later Drone
+versions import from the repository); ``podline convert`` runs beside the repository, so an ``import`` is read
+relative to the file, as go-jsonnet's file importer reads it.
 
 Starlark (``plugin/converter/starlark``): Drone calls ``main(ctx)`` with ``ctx.build`` and ``ctx.repo`` as
 starlark-go *structs*, stops a script after 50,000 execution steps and refuses output over 1,000,000 bytes.
@@ -63,9 +65,6 @@ def jsonnet(source: str, *, filename: str, build: Mapping[str, Any]) -> str:
     except ImportError:
         raise errors.InvalidDroneFile.at(filename, _missing("gojsonnet", "Jsonnet")) from None
 
-    def no_imports(_base: str, rel: str) -> tuple[str, bytes]:
-        raise RuntimeError(f"cannot import {rel!r}: Drone evaluates a Jsonnet file without its repository")
-
     try:
         result = gojsonnet.evaluate_snippet(
             filename,
@@ -73,7 +72,6 @@ def jsonnet(source: str, *, filename: str, build: Mapping[str, Any]) -> str:
             max_stack=JSONNET_MAX_STACK,
             max_trace=JSONNET_MAX_TRACE,
             ext_vars=ext_vars(build, config=filename),
-            import_callback=no_imports,
         )
     except RuntimeError as exc:
         raise errors.InvalidDroneFile.at(filename, "Jsonnet error: " + " ".join(str(exc).split())) from None

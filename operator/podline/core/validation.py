@@ -47,7 +47,7 @@ def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.Pipeli
         return models.PipelineSpec.model_validate(dict(raw))
     except pydantic.ValidationError as exc:
         problems, seen = [], set()
-        for err in exc.errors(include_url=False, include_input=False):
+        for err in exc.errors(include_url=False):  # the input is looked at, never shown
             problem = errors.Problem(path_of(err["loc"], root), _message(err))
             if problem not in seen:
                 seen.add(problem)
@@ -72,6 +72,8 @@ def _message(err: Mapping[str, Any]) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type") and err.get("input", "") is None:
+        return "is null; must be an object"
     if kind == "literal_error":
         return "unsupported value; " + str(err["msg"]).replace("Input should be", "expected")
     return str(err["msg"]).removeprefix("Value error, ")
