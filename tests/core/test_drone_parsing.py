@@ -598,3 +598,35 @@ def test_a_null_step_is_refused_naming_it() -> None:
     with pytest.raises(errors.InvalidPipeline) as caught:
         compile_raw({"steps": [{"name": "a", "image": "x"}, None]})
     assert caught.value.lines() == ["spec.steps[1]: is null; must be an object"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ({"host_aliases": [{"ip": "10.0.0.1", "hostnames": ["a"]}]}, "spec.host_aliases"),
+        ({"node_name": "n1"}, "spec.node_name"),
+        (
+            {"steps": [{"name": "a", "image": "x", "devices": [{"name": "d", "path": "/dev/x"}]}]},
+            "spec.steps[0].devices",
+        ),
+    ],
+)
+def test_runner_fields_podline_does_not_support_are_named_as_such(raw: dict[str, Any], path: str) -> None:
+    """drone-runner-kube engine/resource/pipeline.go (node_name, host_aliases) and drone-runner-docker's
+    (devices) are real Drone fields: not "unknown", and no "did you mean"."""
+    reading = leniency.read({"steps": [{"name": "a", "image": "x"}], **raw})
+    assert reading.warnings == (f"{path}: a field of Drone's runners that podline does not support; ignored",)
+
+
+def test_two_pipelines_of_one_name_are_refused_as_drone_refuses_them() -> None:
+    """drone-yaml linter/config.go checkPipelines: ErrDuplicatePipelineName; names compared as the
+    Kubernetes names they become (`Go 1.21` and `go-1.21` would overwrite each other)."""
+    text = "kind: pipeline\nname: Go 1.21\nsteps: [{name: a, image: x}]\n---\nkind: pipeline\nname: go-1.21\nsteps: [{name: a, image: x}]\n"
+    converted = converting.convert(text, path="f.yml")
+    assert [p["metadata"]["name"] for p in converted.pipelines] == ["go-1-21"]
+    assert converted.problems == (
+        (
+            'f.yml[1].name: the Pipeline name "go-1-21" is also f.yml[0]\'s; Drone refuses two pipelines of one '
+            "name too: rename one"
+        ),
+    )

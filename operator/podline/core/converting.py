@@ -5,7 +5,9 @@ In Drone's order (drone/drone ``trigger/trigger.go``): a ``.jsonnet`` file is ev
 (``legacy``), then the documents are read as Drone reads them (``dronefiles``) and each ``kind: pipeline``
 document's body as its runner reads it (``leniency``): what Drone ignores is dropped and reported, not
 refused. Other documents (``kind: secret``, ``signature``, ``cron``, ``registry``) are skipped with a note.
-A pipeline for another runner (``type: exec``, ``ssh``…) is an error naming it; the others still convert.
+A pipeline for another runner (``type: exec``, ``ssh``…) is an error naming it, and so is a second pipeline of
+one name (drone-yaml ``linter/config.go``: duplicate pipeline names), counting names as Kubernetes names; the
+others still convert.
 
 Writing the result is ``dronefiles.dump``'s: every string kubectl's YAML 1.1 would read as something else
 is quoted.
@@ -14,6 +16,7 @@ is quoted.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +54,7 @@ def convert(text: str, *, path: str, build: Mapping[str, Any] | None = None) -> 
             raise errors.InvalidDroneFile.at(path, str(exc)) from None
     pipelines: list[dict[str, Any]] = []
     problems: list[str] = []
+    names: dict[str, str] = {}
     for index, doc in docs:
         where = f"{path}[{index}]"
         kind = doc.get("kind") if isinstance(doc, Mapping) else None
@@ -59,9 +63,19 @@ def convert(text: str, *, path: str, build: Mapping[str, Any] | None = None) -> 
             notes.append(f"{where}: skipping {shown} (only kind: pipeline becomes a Pipeline)")
             continue
         try:
-            pipelines.append(_pipeline(doc, where, notes))
+            pipeline = _pipeline(doc, where, notes)
         except errors.PodlineError as exc:
             problems.extend(exc.lines())
+            continue
+        name = pipeline["metadata"]["name"]
+        if name in names:
+            problems.append(
+                f"{where}.name: the Pipeline name {json.dumps(name)} is also {names[name]}'s; Drone refuses two "
+                "pipelines of one name too: rename one"
+            )
+            continue
+        names[name] = where
+        pipelines.append(pipeline)
     return Converted(pipelines=tuple(pipelines), notes=tuple(notes), problems=tuple(problems))
 
 

@@ -46,6 +46,16 @@ _KNOWN_IGNORED: dict[tuple[type[pydantic.BaseModel], str], str] = {
 }
 
 
+# Fields of Drone's runners that podline does not read (drone-runner-docker and drone-runner-kube
+# engine/resource/pipeline.go): not typos, so they are named as such.
+_UNSUPPORTED: dict[type[pydantic.BaseModel], tuple[str, ...]] = {
+    models.PipelineSpec: ("node_name", "dns_config", "host_aliases", "resources", "version"),
+    models.Step: ("devices", "memswap_limit"),
+    models.Volume: ("secret",),
+    models.VolumeMount: ("sub_path",),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Reading:
     """A spec as Drone would read it, and what reading it dropped or changed."""
@@ -85,6 +95,8 @@ def _model(
 def _why_ignored(model: type[pydantic.BaseModel], key: str, path: str) -> str:
     if (model, key) in _KNOWN_IGNORED:
         return "ignored, " + _KNOWN_IGNORED[model, key]
+    if key in _UNSUPPORTED.get(model, ()):
+        return "a field of Drone's runners that podline does not support; ignored"
     if key.startswith("x-") or (model is models.PipelineSpec and key.startswith(".")):
         return "ignored, as Drone ignores it (a key that only holds YAML anchors)"
     close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
