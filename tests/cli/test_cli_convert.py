@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_cli import podline
+from tests.cli.test_cli import podline
 
 MIXED = """\
 kind: pipeline
