@@ -30,7 +30,7 @@ from typing import Any
 
 import pydantic
 
-from podline.core import models
+from podline.core import dronefiles, models
 
 # Drone's pull values (drone-runner-docker and drone-runner-kube engine/compiler/util.go convertPullPolicy:
 # lower-cased; anything else is the default policy).
@@ -79,7 +79,7 @@ def _model(
     for key, value in raw.items():
         name = str(_text(key))
         if name not in fields:
-            warnings.append(f"{path}.{name}: {_why_ignored(model, name, path)}")
+            warnings.append(f"{path}.{name}: {_why_ignored(model, name)}")
             continue
         kind, required = fields[name]
         if value is None and not required:
@@ -92,7 +92,7 @@ def _model(
     return out
 
 
-def _why_ignored(model: type[pydantic.BaseModel], key: str, path: str) -> str:
+def _why_ignored(model: type[pydantic.BaseModel], key: str) -> str:
     if (model, key) in _KNOWN_IGNORED:
         return "ignored, " + _KNOWN_IGNORED[model, key]
     if key in _UNSUPPORTED.get(model, ()):
@@ -130,7 +130,8 @@ def _value(value: Any, kind: Any, path: str, warnings: list[str]) -> Any:
 
 
 def _kind(annotation: Any) -> Any:
-    """What a field holds: a model class, "text", "text-list", "env", ("list", item annotation), or None."""
+    """What a field holds: a model class, "text", "int-or-text", "text-list", "text-map" (text values or
+    ``{from_secret}``), ("list", item kind), or None (any value: YAML's own types)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _kind(typing.get_args(annotation)[0])
@@ -161,8 +162,6 @@ def _text(value: Any) -> Any:
 
 def _resolved(value: Any) -> Any:
     """A value where Drone reads YAML's own types (``interface{}``): ``Plain`` scalars resolved, deeply."""
-    from podline.core import dronefiles
-
     if isinstance(value, dronefiles.Plain):
         return value.resolved
     if isinstance(value, list):
@@ -195,8 +194,6 @@ def _as_text(value: Any, path: str, warnings: list[str]) -> Any:
 def _int_or_text(value: Any) -> Any:
     """A field Drone reads as a number or as text (``cpu``, ``memory``, ``user``): digits are a number,
     anything else its text (``cpu: 0.5`` is the quantity "0.5")."""
-    from podline.core import dronefiles
-
     if isinstance(value, dronefiles.Plain):
         resolved = value.resolved
         return resolved if isinstance(resolved, int) and not isinstance(resolved, bool) else _text(value)
