@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
+import yaml
 
+from tests.chart import test_chart
 from tests.e2e import conftest, operating
 
 pytestmark = pytest.mark.api
@@ -105,3 +108,54 @@ def test_what_drone_ignores_is_kept_by_the_apiserver_under_strict_validation(
     )
     assert stored["spec"]["trigger"] == {"actions": ["opened"]}
     assert stored["spec"]["steps"][0]["secrets"] == ["x"] and stored["spec"]["steps"][0]["pull"] is True
+
+
+def test_kubectl_warns_about_what_drone_ignores_with_the_charts_policy(
+    api_cluster: Any, api_namespace: str
+) -> None:
+    """The chart's ValidatingAdmissionPolicy (validationActions [Warn]) as rendered, its binding scoped to the
+    test's namespace: `kubectl apply` prints a warning naming each ignored field and still applies."""
+    conftest.install_crd(api_cluster)
+    rendered = test_chart.render(test_chart.helm_binary(), *test_chart.VAP)
+    policy = test_chart.only(rendered, "ValidatingAdmissionPolicy")
+    binding = test_chart.only(rendered, "ValidatingAdmissionPolicyBinding")
+    suffix = api_namespace
+    policy["metadata"]["name"] += f"-{suffix}"
+    binding["metadata"]["name"] += f"-{suffix}"
+    binding["spec"]["policyName"] = policy["metadata"]["name"]
+    binding["spec"]["matchResources"] = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": suffix}}
+    }
+    api_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
+    manifest = {
+        "apiVersion": "podline.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "warned"},
+        "spec": {
+            "x-templates": {"a": 1},
+            "trigger": {"actions": ["opened"]},
+            "steps": [{"name": "build", "image": "busybox:1.36", "secrets": ["x"], "commands": ["true"]}],
+        },
+    }
+    try:
+        warned = ""
+        for attempt in range(30):  # the policy takes effect once the apiserver has read it
+            manifest["metadata"]["labels"] = {"attempt": str(attempt)}
+            applied = api_cluster.kubectl("apply", "-n", api_namespace, "-f", "-", input=json.dumps(manifest))
+            warned = applied.stderr
+            if "Warning:" in warned:
+                break
+            time.sleep(1)
+        assert "spec.x-templates: ignored, as Drone ignores fields it does not read" in warned, warned
+        assert "spec.trigger.actions: ignored" in warned
+        assert "spec.steps[build].secrets: ignored" in warned
+        clean = {**manifest, "metadata": {"name": "clean"}, "spec": {"steps": [{"name": "a", "image": "x"}]}}
+        assert (
+            "Warning"
+            not in api_cluster.kubectl(
+                "apply", "-n", api_namespace, "-f", "-", input=json.dumps(clean)
+            ).stderr
+        )
+    finally:
+        api_cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                            binding["metadata"]["name"], "--ignore-not-found", check=False)  # fmt: skip

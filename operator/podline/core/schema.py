@@ -172,5 +172,56 @@ def render() -> str:
     return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
 
 
+# --- Field warnings: kubectl's warnings for what Drone ignores ---------------------------------------------
+
+
+_IGNORED = "': ignored, as Drone ignores fields it does not read (the status.warnings of the Pipeline say more)'"
+
+
+def _cel_list(names: list[str]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
+def field_warnings() -> list[dict[str, str]]:
+    """The validations of the chart's ValidatingAdmissionPolicy (bound with ``validationActions: [Warn]``):
+    each unknown key of the spec, a step, a service, a condition is a warning kubectl prints, as the
+    apiserver's own warnings for unknown fields would be. The schema keeps such keys (``_lenient``) and the
+    operator drops them (``leniency``), also warning in the status; this is what ``kubectl apply`` shows."""
+    spec = _cel_list(sorted(models.PipelineSpec.model_fields))
+    step = _cel_list(sorted(models.Step.model_fields))
+    condition = _cel_list(sorted(models.Conditions.model_fields))
+    out = [
+        {
+            "expression": f"object.spec.all(k, k in {spec})",
+            "messageExpression": f"object.spec.filter(k, !(k in {spec})).map(k, 'spec.' + k).join(', ') + "
+            + _IGNORED,
+        },
+        {
+            "expression": f"!has(object.spec.trigger) || object.spec.trigger.all(k, k in {condition})",
+            "messageExpression": f"object.spec.trigger.filter(k, !(k in {condition})).map(k, 'spec.trigger.' + k)"
+            ".join(', ') + " + _IGNORED,
+        },
+    ]
+    for field in ("steps", "services"):
+        items = f"object.spec.{field}"
+        bad = f"{items}.filter(s, !s.all(k, k in {step}))"
+        out.append(
+            {
+                "expression": f"!has({items}) || {items}.all(s, s.all(k, k in {step}))",
+                "messageExpression": f"{bad}.map(s, 'spec.{field}[' + (has(s.name) ? string(s.name) : '?') + '].' + "
+                f"s.filter(k, !(k in {step})).join(', ')).join('; ') + {_IGNORED}",
+            }
+        )
+    return out
+
+
+def render_field_warnings() -> str:
+    header = (
+        "# Generated from podline.core.models by `python -m podline.core.schema --field-warnings`; do not edit.\n"
+        "# The validations of templates/field-warnings.yaml (kubectl's warnings for fields Drone ignores).\n"
+    )
+    return header + yaml.safe_dump(field_warnings(), sort_keys=False, width=120)
+
+
 if __name__ == "__main__":  # pragma: no cover - a tiny generator entry point
-    sys.stdout.write(render())
+    sys.stdout.write(render_field_warnings() if sys.argv[1:] == ["--field-warnings"] else render())
