@@ -177,7 +177,7 @@ def convert(paths: Sequence[str], *, build: str | None = None) -> str:
             problems.extend(exc.lines())
             continue
         for note in converted.notes:
-            print(f"{note}", file=sys.stderr)
+            print(f"warning: {note}", file=sys.stderr)
         pipelines.extend(converted.pipelines)
         problems.extend(converted.problems)
     if not pipelines and not problems:
