@@ -45,8 +45,6 @@ DOCKER_HUB_KEY = images.DOCKER_HUB
 DOCKER_HUB_SPELLINGS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _KUBELET_DEFAULT_HOST = "index.docker.io"  # the host-only fallback key of the kubelet's Lookup
 
-# Registries that only serve public images: a missing credential for them is no reason to warn.
-
 # Top-level fields of a config.json that are not registries, so a map holding them is no legacy map.
 _CONFIG_JSON_FIELDS = frozenset(
     {

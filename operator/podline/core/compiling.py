@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from podline.core import (
-    conditions,
     conventions,
     images,
     leniency,
@@ -29,11 +28,8 @@ from podline.core import (
     pulling,
     quantities,
     validation,
+    whens,
 )
-
-WORKSPACE_VOLUME = "podline-workspace"
-DEFAULT_WORKSPACE = validation.DEFAULT_WORKSPACE
-CLONE_STEP = validation.CLONE_STEP
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ def compile_model(
         timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
-        triggered=conditions.build_matches(spec.trigger, context.build),
+        triggered=whens.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
 
@@ -129,7 +125,7 @@ def _known_deps(step: models.Step, spec: models.PipelineSpec, clone: plans.Conta
     """A step's depends_on, with Drone's implicit "clone" step dropped when this run has none (no remote in
     the build metadata): Drone's clone step always exists unless disabled (drone-yaml linter.go)."""
     steps = {s.name for s in spec.steps}
-    return [d for d in step.depends_on or () if d != CLONE_STEP or d in steps or clone]
+    return [d for d in step.depends_on or () if d != validation.CLONE_STEP or d in steps or clone]
 
 
 def script(commands: Iterable[str]) -> str:
@@ -275,11 +271,11 @@ def _container(
         limits=limits,
         requests=requests,
         depends_on=depends_on,
-        run_on_success=conditions.runs_on(step.when, failing=False),
-        run_on_failure=conditions.runs_on(step.when, failing=True),
+        run_on_success=whens.runs_on(step.when, failing=False),
+        run_on_failure=whens.runs_on(step.when, failing=True),
         ignore_failure=step.ignores_failure,
         detach=step.detach,
-        excluded=not conditions.build_matches(step.when, context.build),
+        excluded=not whens.build_matches(step.when, context.build),
         ports=tuple((p.port, (p.protocol or "TCP").upper()) for p in step.ports),
     )
 
@@ -334,43 +330,38 @@ def _volume_names(spec: models.PipelineSpec) -> dict[str, str]:
     return {v.name: conventions.volume_name(v.name) for v in spec.volumes}
 
 
-def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"name": WORKSPACE_VOLUME, "emptyDir": {}}]
+def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[plans.VolumePlan]:
+    out = [plans.VolumePlan(conventions.WORKSPACE_VOLUME, "temp")]
     for v in spec.volumes:
         name = names[v.name]
         if v.temp is not None:
-            empty: dict[str, Any] = {}
-            if v.temp.medium == "memory":
-                empty["medium"] = "Memory"
-            if v.temp.size_limit is not None:
-                empty["sizeLimit"] = quantities.parse("memory", v.temp.size_limit)
-            out.append({"name": name, "emptyDir": empty})
-        elif v.host is not None:
-            out.append({"name": name, "hostPath": {"path": v.host.path, "type": "DirectoryOrCreate"}})
-        elif v.claim is not None:
+            size = v.temp.size_limit
             out.append(
-                {
-                    "name": name,
-                    "persistentVolumeClaim": {"claimName": v.claim.name, "readOnly": v.claim.read_only},
-                }
+                plans.VolumePlan(
+                    name,
+                    "temp",
+                    memory=v.temp.medium == "memory",
+                    size_limit=quantities.parse("memory", size) if size is not None else None,
+                )
             )
+        elif v.host is not None:
+            out.append(plans.VolumePlan(name, "host", path=v.host.path))
+        elif v.claim is not None:
+            out.append(plans.VolumePlan(name, "claim", source=v.claim.name, read_only=v.claim.read_only))
         elif v.config_map is not None:
-            cm: dict[str, Any] = {"name": v.config_map.name, "optional": v.config_map.optional}
-            if v.config_map.default_mode is not None:
-                cm["defaultMode"] = v.config_map.default_mode
-            out.append({"name": name, "configMap": cm})
+            cm = v.config_map
+            out.append(
+                plans.VolumePlan(
+                    name, "config_map", source=cm.name, optional=cm.optional, default_mode=cm.default_mode
+                )
+            )
     return out
 
 
-def _toleration(t: models.Toleration) -> dict[str, Any]:
-    raw = {
-        "key": t.key,
-        "operator": t.operator,
-        "value": t.value,
-        "effect": t.effect or None,
-        "tolerationSeconds": t.toleration_seconds,
-    }
-    return {k: v for k, v in raw.items() if v is not None}
+def _toleration(t: models.Toleration) -> plans.TolerationPlan:
+    return plans.TolerationPlan(
+        operator=t.operator, key=t.key, value=t.value, effect=t.effect or None, seconds=t.toleration_seconds
+    )
 
 
 def _clone(
@@ -383,7 +374,7 @@ def _clone(
     """Drone clones first when it knows the repository; podline does when build metadata names a remote."""
     if context.build is None or not context.build.remote or (spec.clone and spec.clone.disable):
         return None
-    name = conventions.step_container(CLONE_STEP)
+    name = conventions.step_container(validation.CLONE_STEP)
     if any(conventions.step_container(step.name) == name for step in spec.steps):
         return None  # the pipeline clones by itself (a step "clone", or one whose container would clash)
     env = dict(base_env)
