@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import hypothesis
 import pytest
+import yaml
+from hypothesis import strategies as st
 from podline.core import compiling, converting, dronefiles, errors, legacy, policies
 
 POLICY = policies.Policy()
@@ -222,3 +225,41 @@ def test_a_file_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(errors.InvalidDroneFile) as caught:
         converting.convert("- pipeline:\npipeline:\n", path="f.yml")
     assert caught.value.lines()[0].startswith("f.yml")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+CONTAINER = st.dictionaries(
+    st.sampled_from(
+        ["image", "commands", "environment", "secrets", "volumes", "when", "pull", "detach", "x"]
+    ),
+    JSON,
+    max_size=5,
+)
+
+
+@hypothesis.given(
+    st.dictionaries(st.text(max_size=5), CONTAINER | JSON, max_size=3),
+    st.dictionaries(
+        st.sampled_from(["workspace", "branches", "matrix", "secrets", "services", "clone"]), JSON, max_size=3
+    ),
+)
+def test_any_0_8_shape_converts_or_is_refused_in_one_line(
+    pipeline: dict[str, Any], rest: dict[str, Any]
+) -> None:
+    """Whatever a 0.8 file holds, conversion gives documents (which validation then judges) or one clear
+    error: never a traceback."""
+    text = yaml.safe_dump({"pipeline": pipeline, **rest})
+    try:
+        converted = converting.convert(text, path=".drone.yml")
+    except errors.InvalidDroneFile as exc:
+        assert all(line.startswith(".drone.yml") for line in exc.lines())
+        return
+    for resource in converted.pipelines:
+        try:
+            compiling.compile_spec(resource["spec"], compiling.RunContext("ci", "p", "uid", 1), POLICY)
+        except errors.PodlineError as exc:
+            assert all(line.startswith("spec") for line in exc.lines())
