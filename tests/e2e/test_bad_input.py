@@ -287,7 +287,7 @@ def check_complete_pod(case: Case, body: Mapping[str, Any], pod: Mapping[str, An
 
     def shape(p: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         return [(c["name"], c.get("command"), c.get("args"), c.get("env"), c.get("volumeMounts"),
-                 c.get("securityContext"), c.get("workingDir")) for c in p["spec"]["containers"]]  # fmt: skip
+                 c.get("securityContext"), c.get("workingDir"), c.get("ports")) for c in p["spec"]["containers"]]  # fmt: skip
 
     assert shape(pod) == shape(wanted), f"{case.name}: the pod differs from the compiled plan"
     images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
