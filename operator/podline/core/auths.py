@@ -168,7 +168,7 @@ def convert(secrets: Sequence[SourceSecret], *, path: str = "image_pull_secrets"
 def registry_key(raw: str) -> str:
     """Normalise a config.json registry key to the form podline writes.
 
-    Strips spaces, an ``http(s)://`` scheme, a ``/v1`` or ``/v2`` API path and trailing slashes; spells
+    Strips spaces, an ``http(s)://`` scheme, leading ``/v1`` or ``/v2`` API path segments and trailing slashes; spells
     every Docker Hub host as ``docker.io``; keeps ports and repository paths (``registry.example.com/team``).
     Returns ``""`` for a key with no host; ``convert`` reports that.
     """
@@ -179,9 +179,7 @@ def registry_key(raw: str) -> str:
             break
     host, _, rest = key.partition("/")
     rest = rest.strip("/")
-    if rest in ("v1", "v2"):
-        rest = ""
-    elif rest.startswith(("v1/", "v2/")):
+    while rest in ("v1", "v2") or rest.startswith(("v1/", "v2/")):  # every API segment, so it is idempotent
         rest = rest[3:].strip("/")
     if host.lower() in DOCKER_HUB_SPELLINGS:
         host = DOCKER_HUB_KEY
