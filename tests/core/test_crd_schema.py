@@ -214,6 +214,8 @@ def test_free_form_and_int_or_string_values() -> None:
     # drone-runner-docker engine/compiler/util.go convertPullPolicy.
     assert step["pull"]["x-kubernetes-preserve-unknown-fields"] is True
     assert step["ports"]["items"]["x-kubernetes-preserve-unknown-fields"] is True
+    for words in ("commands", "command", "entrypoint"):  # `command: [--max, 6]`, as Drone reads it
+        assert step[words]["items"] == {"x-kubernetes-int-or-string": True}
 
 
 def test_every_spec_object_keeps_unknown_fields_for_the_operator_to_warn_about() -> None:

@@ -43,6 +43,11 @@ IntOrString = Annotated[
 ]
 
 
+# A word of a command: text, though an integer is accepted as its digits (`command: [--max, 6]`), as Drone
+# reads it into a string (see ``leniency``, which turns it into text before the models see it).
+Word = Annotated[str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+
+
 class Model(BaseModel):
     model_config = _STRICT
 
@@ -233,12 +238,12 @@ class Step(Model):
         description="Image pull: always, if-not-exists, never. Unset (or any other value, as in Drone): always "
         "for :latest or untagged images, otherwise if-not-exists.",
     )
-    commands: list[str] | None = Field(
+    commands: list[Word] | None = Field(
         default=None,
         description="Shell commands run in order by /bin/sh with set -e, each echoed as '+ cmd'.",
     )
-    entrypoint: list[str] | None = Field(default=None, description="Overrides the image's entrypoint.")
-    command: list[str] | None = Field(default=None, description="Overrides the image's arguments (CMD).")
+    entrypoint: list[Word] | None = Field(default=None, description="Overrides the image's entrypoint.")
+    command: list[Word] | None = Field(default=None, description="Overrides the image's arguments (CMD).")
     environment: dict[str, EnvValue] = Field(default_factory=dict, description="Environment variables.")
     settings: dict[str, SettingValue] = Field(
         default_factory=dict, description="Plugin settings, passed as PLUGIN_<NAME> environment variables."
