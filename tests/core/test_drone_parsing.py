@@ -635,7 +635,9 @@ def test_two_pipelines_of_one_name_are_refused_as_drone_refuses_them() -> None:
 def test_numbers_in_commands_applied_directly_are_their_digits() -> None:
     """kubectl sends `command: [--max, 6]` with the number 6: the CRD takes an integer there (int-or-string)
     and reading makes it the text Drone would have (drone-yaml pipeline.go: Command []string)."""
-    reading = leniency.read({"steps": [{"name": "a", "image": "x", "command": ["--max", 6], "commands": [1]}]})
+    reading = leniency.read(
+        {"steps": [{"name": "a", "image": "x", "command": ["--max", 6], "commands": [1]}]}
+    )
     assert reading.spec["steps"][0]["command"] == ["--max", "6"]
     assert reading.spec["steps"][0]["commands"] == ["1"]
     assert reading.warnings == ()
