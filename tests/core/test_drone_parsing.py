@@ -641,3 +641,25 @@ def test_numbers_in_commands_applied_directly_are_their_digits() -> None:
     assert reading.spec["steps"][0]["command"] == ["--max", "6"]
     assert reading.spec["steps"][0]["commands"] == ["1"]
     assert reading.warnings == ()
+
+
+# --- Jsonnet's external variables (drone/drone plugin/converter/jsonnet/jsonnet.go mapBuild, mapRepo) --------
+
+
+def test_every_drone_external_variable_is_set_as_text() -> None:
+    from podline.core import scripting
+
+    names = scripting.ext_vars({"event": "tag", "branch": "main", "commit": "abc", "repo": "octo/app",
+                                "remote": "https://git.example/octo/app.git", "target": "prod"}, config=".drone.jsonnet")  # fmt: skip
+    assert all(isinstance(v, str) for v in names.values())
+    assert {k for k in names if k.startswith("build.")} == {
+        f"build.{n}" for n in ("event", "action", "environment", "link", "branch", "source", "before", "after",
+                               "target", "ref", "commit", "title", "message", "source_repo", "author_login",
+                               "author_name", "author_email", "author_avatar", "sender")
+    }  # fmt: skip
+    assert (names["build.branch"], names["build.target"]) == ("main", "main")  # both v.Target in Drone
+    assert (names["build.commit"], names["build.after"]) == ("abc", "abc")
+    assert names["build.environment"] == "prod" and names["build.message"] == ""
+    assert (names["repo.slug"], names["repo.namespace"], names["repo.name"]) == ("octo/app", "octo", "app")
+    assert names["repo.link"] == "https://git.example/octo/app" and names["repo.trusted"] == "false"
+    assert names["repo.config"] == ".drone.jsonnet"
