@@ -1,0 +1,116 @@
+"""``podline dashboard``: log in, start the shared watch and the web server, run until interrupted.
+
+Credentials are the operator's way (``shell.kube.login``): a pod's ServiceAccount in the chart, else the
+kubeconfig (``KUBECONFIG``), so a user on their machine sees and does what their RBAC allows. Without
+``--namespace``, every namespace is watched when the credentials may list Pipelines cluster-wide, else the
+kubeconfig context's namespace. Problems that stop it (no credentials, a port in use) are one line each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+import kopf
+from aiohttp import web
+
+from podline.dashboard import kubeapi, logsources, server, watching
+from podline.shell import kube
+
+log = logging.getLogger("podline.dashboard")
+
+
+@dataclass(frozen=True)
+class Config:
+    address: str = "127.0.0.1"
+    port: int = 8080
+    namespaces: tuple[str, ...] = ()
+    read_only: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+
+
+class StartError(Exception):
+    """Why the dashboard cannot start, in words."""
+
+
+def allowed_hosts(config: Config) -> tuple[str, ...]:
+    """The Host names answered: those given; on loopback without any, only loopback names (so a page
+    elsewhere cannot rebind its name to this server); else any."""
+    if config.allowed_hosts:
+        return config.allowed_hosts
+    if config.address in ("127.0.0.1", "localhost", "::1"):
+        return server.LOOPBACK_HOSTS
+    return ()
+
+
+async def _namespaces(api: kubeapi.UserApi, config: Config, default: str | None) -> tuple[str, ...]:
+    if config.namespaces:
+        return config.namespaces
+    try:
+        await api.list_pipelines(None)
+        return ()
+    except kubeapi.Forbidden:
+        fallback = default or "default"
+        log.warning(
+            "may not list Pipelines in all namespaces; showing namespace %r (use -n to choose)", fallback
+        )
+        return (fallback,)
+    except (kube.Transient, kube.NotFound) as exc:
+        raise StartError(f"cannot read Pipelines: {exc}") from None
+
+
+async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
+    connect = functools.partial(kube.login, settings=kopf.OperatorSettings(), logger=log)
+    try:
+        info = connect()
+    except kopf.LoginError as exc:
+        raise StartError(str(exc)) from None
+    api = kubeapi.UserApi(connect)
+    try:
+        hub = watching.Hub(api, await _namespaces(api, config, info.default_namespace))
+        options = server.Options(read_only=config.read_only, allowed_hosts=allowed_hosts(config))
+        ctx = server.Context(api=api, hub=hub, logs=logsources.PodLogs(api), options=options)
+        runner = web.AppRunner(server.make_app(ctx), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, config.address, config.port).start()
+        except OSError as exc:
+            raise StartError(f"cannot listen on {config.address}:{config.port}: {exc.strerror}") from None
+        host = f"[{config.address}]" if ":" in config.address else config.address
+        where = ", ".join(ns or "all namespaces" for ns in hub.namespaces)
+        print(f"podline dashboard: http://{host}:{config.port}/ ({where})", flush=True)
+        watch = asyncio.create_task(hub.run())
+        if started is not None:
+            started.set()
+        try:
+            await _until_stopped()
+        finally:
+            watch.cancel()
+            await runner.cleanup()
+    finally:
+        await api.close()
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def main(config: Config) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    try:
+        asyncio.run(run(config))
+    except StartError as exc:
+        print(f"podline: {exc}", file=sys.stderr)
+        return 1
+    return 0
