@@ -305,8 +305,11 @@ function runPage() {
     return out;
   }
 
-  function label(ms) {
-    return ms < 1000 && ms > 0 ? `${ms}ms` : ms < 60000 ? `${ms / 1000}s` : duration(ms / 1000);
+  // an axis tick (whole values) or a span's length (a tenth of a second under a minute)
+  function label(ms, precise) {
+    if (ms > 0 && ms < 1000) return `${Math.round(ms)}ms`;
+    if (ms < 60000) return precise ? `${(ms / 1000).toFixed(1)}s` : `${ms / 1000}s`;
+    return duration(ms / 1000);
   }
 
   function timeline(line) {
@@ -322,7 +325,7 @@ function runPage() {
         const piece = el("span", {
           class: `span ${span.part} state-${bar.state}`,
           "data-part": span.part,
-          title: `${bar.name}: ${span.part} ${label(span.end_ms - span.start_ms)}`,
+          title: `${bar.name}: ${span.part} ${label(span.end_ms - span.start_ms, true)}`,
         });
         piece.style.left = `${(100 * span.start_ms) / total}%`;
         piece.style.width = `${(100 * (span.end_ms - span.start_ms)) / total}%`;
@@ -356,7 +359,7 @@ function runPage() {
     const items = bars.map((bar) => {
       const view = logView(d.row.run, bar.container);
       const run = bar.spans.find((s) => s.part === "run");
-      const took = run ? label(run.end_ms - run.start_ms) : "";
+      const took = run ? label(run.end_ms - run.start_ms, true) : "";
       const head = el("button", { type: "button", class: "step-head", "aria-expanded": "false" },
         el("span", { class: `dot state-${bar.state}` }),
         el("span", { class: "step-name", text: bar.name }),
