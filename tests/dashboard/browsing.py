@@ -126,10 +126,18 @@ def until(
     ).until(condition, message=f"timed out waiting for {what}")
 
 
-def screenshot(driver: Any, name: str) -> pathlib.Path:
+def screenshot(driver: Any, name: str, *, max_height: int = 1300) -> pathlib.Path:
+    """The whole page (up to ``max_height`` pixels) as ``$PODLINE_SCREENSHOTS/<name>.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    size = driver.get_window_size()
+    chrome_height = size["height"] - int(driver.execute_script("return window.innerHeight;"))
+    page = int(driver.execute_script("return document.documentElement.scrollHeight;"))
+    driver.set_window_size(size["width"], min(max_height, page) + chrome_height)
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
     return path
 
 

@@ -419,6 +419,7 @@ function runPage() {
   source.addEventListener("run", (e) => {
     detail = JSON.parse(e.data);
     setLive(true);
+    showProblem("");
     document.getElementById("summary").replaceChildren(...summary(detail));
     timeline(detail.timeline);
     stepsList(detail);
@@ -426,13 +427,22 @@ function runPage() {
   });
   source.addEventListener("missing", (e) => {
     const data = JSON.parse(e.data);
+    setLive(true);
     showProblem(data.problem || `Pipeline ${data.key} not found (or not visible to you).`);
   });
   source.onerror = () => setLive(false);
   setInterval(() => {
-    if (!detail) return;
+    if (!detail || TERMINAL.has(detail.row.phase)) return;
     const d = document.querySelector("#summary .duration");
-    if (d && !TERMINAL.has(detail.row.phase)) d.textContent = duration(rowDuration(detail.row));
+    if (d) d.textContent = duration(rowDuration(detail.row));
+    const origin = Date.parse(detail.timeline.origin || "");
+    for (const bar of detail.timeline.bars) {
+      const run = bar.spans.find((s) => s.part === "run");
+      const took = document.querySelector(`.step[data-step="${CSS.escape(bar.name)}"] .took`);
+      if (bar.state === "running" && run && took && !isNaN(origin)) {
+        took.textContent = label(Math.max(0, Date.now() - origin - run.start_ms), true);
+      }
+    }
   }, 1000);
 }
 
