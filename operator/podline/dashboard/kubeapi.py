@@ -93,7 +93,7 @@ class UserApi(kube.Kube):
         try:
             async with self._session_().get(url) as response:
                 if response.status != 200:
-                    raise await _error(response)
+                    raise await self._failed(response)
                 async for line in response.content:
                     if not line.strip():
                         continue
@@ -117,11 +117,17 @@ class UserApi(kube.Kube):
         try:
             async with self._session_().get(url) as response:
                 if response.status != 200:
-                    raise await _error(response)
+                    raise await self._failed(response)
                 async for chunk in response.content.iter_any():
                     yield chunk
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise kube.Transient(f"log: {type(exc).__name__}: {exc}") from None
+
+    async def _failed(self, response: aiohttp.ClientResponse) -> kube.Transient:
+        error = await _error(response)
+        if isinstance(error, Unauthorized):
+            await self.close()  # log in again (a rotated token) at the next call
+        return error
 
     async def may(self, verb: str, namespace: str, name: str) -> bool:
         """Whether the credentials may ``verb`` this Pipeline (a SelfSubjectAccessReview)."""
@@ -155,6 +161,8 @@ async def _error(response: aiohttp.ClientResponse) -> kube.Transient:
         message = str((await response.json(content_type=None)).get("message") or response.reason)
     except (ValueError, aiohttp.ClientError, AttributeError):
         message = response.reason or ""
+    if response.status == 401:
+        return Unauthorized(message)
     if response.status == 403:
         return Forbidden(message)
     if response.status == 404:
@@ -166,3 +174,7 @@ async def _error(response: aiohttp.ClientResponse) -> kube.Transient:
 
 class NotFoundError(kube.Transient):
     """404 on a stream (a pod or container that is gone)."""
+
+
+class Unauthorized(kube.Transient):
+    """401 on a stream: the credentials expired or were rotated (the session logs in again)."""

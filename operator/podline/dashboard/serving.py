@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 
 import kopf
+import yaml
 from aiohttp import web
 
 from podline.dashboard import kubeapi, logsources, server, watching
@@ -69,6 +70,18 @@ async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
         info = connect()
     except kopf.LoginError as exc:
         raise StartError(str(exc)) from None
+    except OSError as exc:
+        raise StartError(f"cannot read the kubeconfig {exc.filename or ''}: {exc.strerror}") from None
+    except (
+        yaml.YAMLError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # never its text: credentials
+        raise StartError(
+            f"cannot use the kubeconfig ({type(exc).__name__}): check it with `kubectl config view`"
+        ) from None
     api = kubeapi.UserApi(connect)
     try:
         hub = watching.Hub(api, await _namespaces(api, config, info.default_namespace))

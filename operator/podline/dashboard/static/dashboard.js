@@ -32,11 +32,20 @@ function duration(seconds) {
   return `${Math.floor(whole / 3600)}h${String(Math.floor((whole % 3600) / 60)).padStart(2, "0")}m`;
 }
 
+// how long ago: to the second within a minute, then to the minute, the hour, the day (so a list of old runs
+// does not change every second)
 function ago(stamp) {
   if (!stamp) return "–";
   const seconds = (Date.now() - Date.parse(stamp)) / 1000;
   if (seconds < 5) return "just now";
-  return `${duration(seconds)} ago`;
+  if (seconds < 60) return `${Math.floor(seconds)}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+function setText(node, text) {
+  if (node && node.textContent !== text) node.textContent = text;
 }
 
 // How long a row's run has taken: its recorded duration, or (running) from its start until now.
@@ -150,11 +159,18 @@ function listPage() {
     body.replaceChildren();
     source = new EventSource(`/api/events${location.search}`);
     source.addEventListener("snapshot", (e) => {
+      performance.mark("podline-snapshot-received"); // for bench/dashboard.py
       const data = JSON.parse(e.data);
       rows.clear();
-      body.replaceChildren();
       for (const [name, values] of Object.entries(data.choices)) for (const v of values) addOption(form.elements[name], v);
-      for (const row of data.rows) place(row);
+      const all = document.createDocumentFragment(); // already in the list's order: one insertion
+      for (const row of data.rows) {
+        const tr = render(row);
+        rows.set(row.key, { row, tr });
+        all.append(tr);
+      }
+      body.replaceChildren(all);
+      performance.mark("podline-snapshot-rendered");
       showProblem(data.problem);
       setLive(true);
       counted();
@@ -172,8 +188,8 @@ function listPage() {
   connect();
   setInterval(() => {
     for (const { row, tr } of rows.values()) {
-      tr.querySelector(".started").textContent = ago(row.started);
-      if (!TERMINAL.has(row.phase)) tr.querySelector(".duration").textContent = duration(rowDuration(row));
+      setText(tr.cells[4], ago(row.started));
+      if (!TERMINAL.has(row.phase)) setText(tr.cells[5], duration(rowDuration(row)));
     }
   }, 1000);
 }
