@@ -290,3 +290,23 @@ def test_a_cross_site_post_changes_nothing(
         or {}
     )
     assert "podline.dev/cancel" not in notes
+
+
+def test_the_page_keeps_updating_after_the_apiserver_restarts(
+    api_cluster: Any, namespace: str, operator: Any, scripted_kubelet: Any, admin: Any, driver: Any
+) -> None:
+    """The shared watch breaks with the apiserver; the server lists and watches again by itself, and the
+    open page (whose own stream to the dashboard never broke) gets what changed meanwhile and after."""
+    driver.get(f"{admin.url}/?namespace={namespace}")
+    _live(driver)
+    api_cluster.restart_apiserver()
+    apply(api_cluster, namespace, pipeline("after-restart", {"steps": [step("one", "sleep 1")]}))
+    row = f'tr[data-key="{namespace}/after-restart"]'
+    browsing.until(
+        driver,
+        lambda d: d.execute_script(f"return document.querySelector('{row}')?.dataset.phase;") == "Succeeded",
+        timeout=120,
+        what="a run made after the restart to show, and succeed",
+    )
+    assert _not_reloaded(driver)
+    assert "Traceback" not in admin.log()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ class ReadLogs:
         self.chunks = chunks
         self.asked: list[tuple[logsources.StepLog, bool]] = []
 
-    async def read(self, log: logsources.StepLog, *, follow: bool) -> AsyncIterator[bytes]:
+    async def read(self, log: logsources.StepLog, *, follow: bool) -> AsyncGenerator[bytes, None]:
         self.asked.append((log, follow))
         for chunk in self.chunks:
             yield chunk

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -77,7 +77,7 @@ class UserApi(kube.Kube):
 
     async def watch_pipelines(
         self, namespace: str | None, resource_version: str, *, timeout_seconds: int = 300
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """(type, object) events from ``resource_version`` until the server ends the watch. Raises ``Gone``
         when that version is too old (list again), ``kube.Transient`` for anything else."""
         self.counts["watch"] += 1
@@ -109,7 +109,7 @@ class UserApi(kube.Kube):
 
     async def log_stream(
         self, namespace: str, pod: str, container: str, *, follow: bool
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """A container's log as it arrives (``follow``: until the container ends)."""
         self.counts["log"] += 1
         query = urllib.parse.urlencode({"container": container, "follow": "true" if follow else "false"})

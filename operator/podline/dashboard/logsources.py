@@ -8,7 +8,8 @@ be another ``LogSource``; ``FirstOf`` asks each in turn until one has the log.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +33,7 @@ class Unavailable(Exception):
 
 
 class LogSource(Protocol):
-    def read(self, log: StepLog, *, follow: bool) -> AsyncIterator[bytes]:
+    def read(self, log: StepLog, *, follow: bool) -> AsyncGenerator[bytes, None]:
         """The log's bytes as they come; raises ``Unavailable`` before the first chunk if there is none."""
         ...
 
@@ -41,10 +42,12 @@ class PodLogs:
     def __init__(self, api: kubeapi.UserApi) -> None:
         self.api = api
 
-    async def read(self, log: StepLog, *, follow: bool) -> AsyncIterator[bytes]:
+    async def read(self, log: StepLog, *, follow: bool) -> AsyncGenerator[bytes, None]:
         try:
-            async for chunk in self.api.log_stream(log.namespace, log.pod, log.container, follow=follow):
-                yield chunk
+            stream = self.api.log_stream(log.namespace, log.pod, log.container, follow=follow)
+            async with contextlib.aclosing(stream) as chunks:  # the request ends when the reader stops
+                async for chunk in chunks:
+                    yield chunk
         except kubeapi.Forbidden as exc:
             raise Unavailable(f"not allowed to read the log: {exc}") from None
         except kubeapi.NotFoundError:
@@ -59,14 +62,15 @@ class FirstOf:
     def __init__(self, sources: Sequence[LogSource]) -> None:
         self.sources = tuple(sources)
 
-    async def read(self, log: StepLog, *, follow: bool) -> AsyncIterator[bytes]:
+    async def read(self, log: StepLog, *, follow: bool) -> AsyncGenerator[bytes, None]:
         reasons = []
         for source in self.sources:
             started = False
             try:
-                async for chunk in source.read(log, follow=follow):
-                    started = True
-                    yield chunk
+                async with contextlib.aclosing(source.read(log, follow=follow)) as chunks:
+                    async for chunk in chunks:
+                        started = True
+                        yield chunk
                 return
             except Unavailable as exc:
                 if started:

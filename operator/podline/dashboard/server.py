@@ -14,6 +14,8 @@ cannot reach a dashboard on loopback by rebinding its own name to 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hmac
 import importlib.resources
 import json
@@ -170,6 +172,19 @@ async def _send(response: web.StreamResponse, event: str, data: str) -> None:
     await response.write(f"event: {event}\ndata: {data}\n\n".encode())
 
 
+def streaming(handler: Handler) -> Handler:
+    """An event stream whose page went away (closed, navigated) just ends: that is how streams end."""
+
+    @functools.wraps(handler)
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ConnectionResetError:
+            return web.Response(status=499)  # never sent: the connection is gone
+
+    return run
+
+
 async def _changes(response: web.StreamResponse, queue: asyncio.Queue[watching.Change | None]) -> Any:
     """The hub's changes for one stream, with a keep-alive comment when there are none for a while."""
     while True:
@@ -183,6 +198,7 @@ async def _changes(response: web.StreamResponse, queue: asyncio.Queue[watching.C
         yield change
 
 
+@streaming
 async def runs_events(request: web.Request) -> web.StreamResponse:
     """The runs list: a snapshot of the matching rows, then each change."""
     ctx = _ctx(request)
@@ -191,14 +207,11 @@ async def runs_events(request: web.Request) -> web.StreamResponse:
     queue = ctx.hub.subscribe()
     try:
         response = await _open_stream(request)
-        all_rows = views.rows(ctx.hub.objects.values(), ctx.clock())
-        shown = [r for r in all_rows if filters.matches(r)]
-        snapshot = {
-            "rows": [r.to_json() for r in shown],
-            "choices": views.choices(all_rows),
-            "problem": ctx.hub.problem,
-        }
-        await _send(response, "snapshot", json.dumps(snapshot))
+        made = dict(ctx.row(body) for body in ctx.hub.objects.values())  # Row → its JSON, cached per version
+        all_rows = views.ordered(made)
+        shown = ",".join(made[r] for r in all_rows if filters.matches(r))
+        rest = json.dumps({"choices": views.choices(all_rows), "problem": ctx.hub.problem})
+        await _send(response, "snapshot", f'{{"rows": [{shown}], {rest[1:]}')
         async for change in _changes(response, queue):
             if change.body is None:
                 ctx.rows.pop(change.key, None)
@@ -233,6 +246,7 @@ async def _detail(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@streaming
 async def run_events(request: web.Request) -> web.StreamResponse:
     """One run: its detail now and after each change of its Pipeline."""
     ctx = _ctx(request)
@@ -286,6 +300,7 @@ def _which_log(body: Mapping[str, Any], run: str, container: str) -> tuple[logso
     return f"no run {run!r} of this Pipeline"
 
 
+@streaming
 async def log_events(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
     info = request.match_info
@@ -299,10 +314,13 @@ async def log_events(request: web.Request) -> web.StreamResponse:
     step_log, follow = which
     decoder = ansi.Decoder()
     try:
-        async for chunk in ctx.logs.read(step_log, follow=follow):
-            segments = decoder.feed(chunk.decode("utf-8", errors="replace"))
-            if segments:
-                await _send(response, "log", json.dumps([s.to_json() for s in segments]))
+        async with contextlib.aclosing(
+            ctx.logs.read(step_log, follow=follow)
+        ) as chunks:  # closed if the page goes
+            async for chunk in chunks:
+                segments = decoder.feed(chunk.decode("utf-8", errors="replace"))
+                if segments:
+                    await _send(response, "log", json.dumps([s.to_json() for s in segments]))
         tail = decoder.feed("", final=True)
         if tail:
             await _send(response, "log", json.dumps([s.to_json() for s in tail]))

@@ -193,10 +193,14 @@ class Filters:
 
 def rows(bodies: Iterable[Mapping[str, Any]], now: datetime, filters: Filters = Filters()) -> list[Row]:
     """The list: matching rows, the latest start first (runs not started yet, newest of all, on top)."""
-    found = [row for row in (row_of(b, now) for b in bodies) if filters.matches(row)]
-    found.sort(key=lambda r: r.key)
-    found.sort(key=lambda r: r.started or "~", reverse=True)  # "~" sorts after every digit: not started
-    return found
+    return ordered(row for row in (row_of(b, now) for b in bodies) if filters.matches(row))
+
+
+def ordered(found: Iterable[Row]) -> list[Row]:
+    """Rows in the list's order: the latest start first, then by namespace/name."""
+    result = sorted(found, key=lambda r: r.key)
+    result.sort(key=lambda r: r.started or "~", reverse=True)  # "~" sorts after every digit: not started
+    return result
 
 
 def choices(all_rows: Sequence[Row]) -> dict[str, list[str]]:
