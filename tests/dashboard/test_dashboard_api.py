@@ -310,3 +310,29 @@ def test_the_page_keeps_updating_after_the_apiserver_restarts(
     )
     assert _not_reloaded(driver)
     assert "Traceback" not in admin.log()
+
+
+def _pipeline_watches(api_cluster: Any) -> float:
+    metrics = api_cluster.kubectl("get", "--raw", "/metrics").stdout
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("apiserver_longrunning_requests{")
+        and 'resource="pipelines"' in line
+        and 'verb="WATCH"' in line
+    )
+
+
+def test_open_pages_share_the_dashboards_one_watch(api_cluster: Any, namespace: str, admin: Any) -> None:
+    """Pages are fed by the dashboard's own watch: opening more adds none on the apiserver."""
+    before = _pipeline_watches(api_cluster)
+    streams = [
+        urllib.request.urlopen(f"{admin.url}/api/events?namespace={namespace}", timeout=30) for _ in range(5)
+    ]
+    try:
+        for stream in streams:
+            assert stream.readline().decode().strip() == "event: snapshot"
+        assert _pipeline_watches(api_cluster) == before
+    finally:
+        for stream in streams:
+            stream.close()

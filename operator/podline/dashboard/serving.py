@@ -48,20 +48,25 @@ def allowed_hosts(config: Config) -> tuple[str, ...]:
     return ()
 
 
-async def _namespaces(api: kubeapi.UserApi, config: Config, default: str | None) -> tuple[str, ...]:
+async def _namespaces(
+    api: kubeapi.UserApi, config: Config, default: str | None, *, attempts: int = 5
+) -> tuple[str, ...]:
+    """The namespaces to show; a failing apiserver (starting, overloaded) is asked again a few times."""
     if config.namespaces:
         return config.namespaces
-    try:
-        await api.list_pipelines(None)
-        return ()
-    except kubeapi.Forbidden:
-        fallback = default or "default"
-        log.warning(
-            "may not list Pipelines in all namespaces; showing namespace %r (use -n to choose)", fallback
-        )
-        return (fallback,)
-    except (kube.Transient, kube.NotFound) as exc:
-        raise StartError(f"cannot read Pipelines: {exc}") from None
+    for attempt in range(attempts):
+        try:
+            await api.list_pipelines(None)
+            return ()
+        except kubeapi.Forbidden:
+            fallback = default or "default"
+            log.warning("may not list Pipelines in all namespaces; showing %r (-n chooses)", fallback)
+            return (fallback,)
+        except (kube.Transient, kube.NotFound) as exc:
+            if attempt == attempts - 1:
+                raise StartError(f"cannot read Pipelines: {exc}") from None
+            await asyncio.sleep(1.0 + attempt)
+    return ()
 
 
 async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
