@@ -1,7 +1,7 @@
 -- Argo CD health check for podline.dev/Pipeline (see docs/gitops.md for how to install it).
 -- A Pipeline is Healthy once its current run Succeeded, Degraded if it Failed, errored or was Cancelled,
 -- and Progressing while it is queued or running, or while its status is about an older spec.
--- tests/test_gitops.py runs this file with lua5.4 against the statuses the operator writes.
+-- tests/chart/test_gitops.py runs this file with lua5.4 against the statuses the operator writes.
 local health = { status = "Progressing", message = "waiting for the podline operator to start a run" }
 local status = obj.status
 if status == nil or status.phase == nil then

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from podline import cli
 
-from tests import test_chart
+from tests.chart import test_chart
+from tests.chart.test_chart import MODES, NAMESPACE, Manifest, render, triples
 from tests.dashboard import browsing
 from tests.e2e import conftest
-from tests.test_chart import MODES, NAMESPACE, Manifest, render, triples
 
 ENABLED = ("--set", "dashboard.enabled=true")
 READ = {("podline.dev", "pipelines", v) for v in ("get", "list", "watch")} | {("", "pods/log", "get")}

@@ -13,7 +13,7 @@ cluster-wide (ClusterRole) or per watched namespace (Role), see rbac.scope.
 
 Not granted, on purpose: CRDs and namespaces (kopf then scans resources once at start and serves the exact
 namespaces it is given; it logs that it cannot watch them), pods/log (people read logs, the operator never
-does), updates or deletes of Pipelines, Secrets or Events. tests/test_chart.py pins this list.
+does), updates or deletes of Pipelines, Secrets or Events. tests/chart/test_chart.py pins this list.
 */}}
 {{- define "podline.operatorRules" -}}
 - apiGroups: ["podline.dev"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from podline.shell import viewing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.datetime(2026, 12, 1, 10, 0, 0, tzinfo=datetime.UTC)
 
 
