@@ -67,6 +67,16 @@ def dashboard_rules(docs: list[Manifest]) -> tuple[set[tuple[str, str, str]], li
     return granted, bound
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("actions", ["false", "true"])
+def test_lint_strict_is_clean_with_the_dashboard(helm: str, mode: str, actions: str) -> None:
+    args = (*ENABLED, "--set", f"dashboard.allowActions={actions}", *MODES[mode])
+    result = test_chart.run_helm(
+        helm, "lint", "--strict", str(test_chart.CHART), "--namespace", NAMESPACE, *args
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_off_by_default(helm: str) -> None:
     assert dashboard_docs(render(helm)) == []
 
