@@ -49,9 +49,16 @@ def browser() -> Any:
         "--window-size=1280,900",
         "--force-device-scale-factor=1",
         "--no-first-run",
-        "--disable-background-networking",  # nothing but the dashboard on loopback
+        # nothing but the dashboard on loopback: no background services, and no name resolves but localhost
+        "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--no-pings",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
         "--lang=en-US",
     ):
         options.add_argument(argument)

@@ -171,6 +171,7 @@ function listPage() {
       }
       body.replaceChildren(all);
       performance.mark("podline-snapshot-rendered");
+      requestAnimationFrame(() => setTimeout(() => performance.mark("podline-snapshot-painted"))); // after its frame
       showProblem(data.problem);
       setLive(true);
       counted();
