@@ -58,7 +58,7 @@ def browser() -> Any:
         "--disable-domain-reliability",
         "--disable-client-side-phishing-detection",
         "--no-pings",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
         "--lang=en-US",
     ):
         options.add_argument(argument)
