@@ -126,10 +126,10 @@ def test_old_pods_beyond_the_history_limit_are_deleted_oldest_first() -> None:
 
 def test_history_is_bounded_and_newest_first() -> None:
     plan = PLANS["seq"]
-    history = [{"run": f"g0-r{i}", "phase": "Succeeded"} for i in range(scheduling.HISTORY_LIMIT)]
+    history = [{"run": f"g0-r{i}", "phase": "Succeeded"} for i in range(scheduling.STATUS_HISTORY_LENGTH)]
     other = compiling.compile_spec({"steps": [step("a")]}, dataclasses.replace(CONTEXT, rerun="x"), POLICY)
     decision = scheduling.decide(snapshot(plan, None, now=100, status=running_status(other, history=history)))
-    assert len(decision.status.history) == scheduling.HISTORY_LIMIT
+    assert len(decision.status.history) == scheduling.STATUS_HISTORY_LENGTH
     assert decision.status.history[0]["phase"] == "Superseded"
     assert decision.status.history[1:] == history[:-1]
 

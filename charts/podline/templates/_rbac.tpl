@@ -5,8 +5,9 @@ cluster-wide (ClusterRole) or per watched namespace (Role), see rbac.scope.
   pipelines         get, list, watch    kopf lists and watches Pipelines (get: reading one you may list)
   pipelines/status  patch               the reconciler writes status with a merge patch
   pods              get, list, watch    kopf watches podline's pods; the reconciler re-reads a pod it created
-  pods              create, patch,      one pod per run; steps start/stop by patching it; pods of old runs
-                    delete              beyond the history limit are deleted
+  pods              create, patch,      one pod per run; patched to stand the runner image in for a step whose
+                    delete              image cannot be pulled, and to stop it; old runs' pods beyond the
+                                        history limit are deleted
   secrets           get                 the image_pull_secrets a Pipeline names (any name, so no resourceNames)
   secrets           create              the generated kubernetes.io/dockerconfigjson pull Secret
   events            create              a few Events per run (run started, step failed, run finished)

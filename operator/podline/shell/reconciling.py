@@ -19,7 +19,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from podline.core import auths, conventions, errors, imageconfigs, plans, runs, scheduling, statuses, stepping
+from podline.core import (
+    auths,
+    conventions,
+    errors,
+    imageconfigs,
+    observing,
+    plans,
+    runs,
+    scheduling,
+    statuses,
+    stepping,
+)
 from podline.shell import caches as caches_
 from podline.shell import kube, metrics, queueing, statuswriting
 from podline.shell import settings as settings_
@@ -160,6 +171,11 @@ class Reconciler:
             history_limit=self.settings.history_limit,
             image_configs=configs,
         )
+        await self._decide_and_apply(key, body, pod, snap)
+
+    async def _decide_and_apply(
+        self, key: Key, body: Mapping[str, Any], pod: Mapping[str, Any] | None, snap: scheduling.Snapshot
+    ) -> None:
         decision = scheduling.decide(snap)
         try:
             await self._apply(key, body, pod, decision)
@@ -169,10 +185,14 @@ class Reconciler:
             # The apiserver refuses what the run needs (Pod Security admission, or a rule validation does not
             # know): sending it again cannot succeed, so the run fails, saying why, instead of waiting forever.
             log.warning(
-                "%s/%s: the apiserver refused the run's objects: %s", namespace, meta.get("name"), exc
+                "%s/%s: the apiserver refused the run's objects: %s",
+                key[0],
+                body["metadata"].get("name"),
+                exc,
             )
             refused = errors.InvalidPipeline.at("", f"the apiserver refused what the run needs: {exc}")
-            self._plans[_plan_key(body, run, notes)] = refused
+            notes = body["metadata"].get("annotations") or {}
+            self._plans[_plan_key(body, snap.run, notes)] = refused
             await self._apply(key, body, pod, scheduling.decide(dataclasses.replace(snap, plan=refused)))
 
     def _plan(self, body: Mapping[str, Any], run: str, generation: int, notes: Mapping[str, str]) -> Any:
@@ -332,6 +352,4 @@ def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tu
 
 
 def _active(pod: Mapping[str, Any]) -> bool:
-    notes = pod.get("metadata", {}).get("annotations") or {}
-    phase = pod.get("status", {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and conventions.ANNOTATION_STOPPED not in notes
+    return not observing.pod_ended(pod) and conventions.ANNOTATION_STOPPED not in observing.annotations(pod)
