@@ -227,9 +227,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--run", default=None, help="a past run, read from the archive (see --archive)")
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     p = sub.add_parser("get", help="summarise Pipelines and their steps")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     p = sub.add_parser("dashboard", help="serve a web view of runs (as you: your kubeconfig's credentials)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8080)
@@ -242,6 +245,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Host name the page is served as (repeatable; *: any)",
     )
     return parser
+
+
+ARCHIVE_HELP = (
+    "the operator's archive, to read past runs: file:///dir or s3://bucket/prefix (AWS_* variables for S3); "
+    "default $PODLINE_ARCHIVE"
+)
 
 
 def _fail(lines: Iterable[str], code: int = 1) -> NoReturn:

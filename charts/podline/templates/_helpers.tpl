@@ -110,3 +110,12 @@ app.kubernetes.io/part-of: podline
   resources: ["pods/log"]
   verbs: ["get"]
 {{- end }}
+
+{{/*
+The archive's directory when it is a file:// URL (mounted as the archive volume), else "".
+*/}}
+{{- define "podline.archiveDir" -}}
+{{- if and .Values.archive.enabled (hasPrefix "file:///" .Values.archive.url) -}}
+{{- trimPrefix "file://" .Values.archive.url -}}
+{{- end -}}
+{{- end }}

@@ -75,18 +75,7 @@ def compile_model(
     clone = _clone(spec, context, policy, workspace, base_env)
     if clone:
         containers.append(clone)
-    sequential = not any(step.depends_on for step in spec.steps)
-    previous: str | None = clone.name if clone else None
-    for step in spec.steps:
-        if sequential:
-            deps: tuple[str, ...] = (previous,) if previous else ()
-        else:
-            named = tuple(conventions.step_container(d) for d in step.depends_on or ())
-            deps = named or ((clone.name,) if clone else ())
-        plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
-        containers.append(plan)
-        if sequential:
-            previous = plan.name
+    containers += _steps(spec, policy, workspace, volumes, base_env, context, clone)
     containers = _spread_requests(containers)
     meta = spec.metadata or models.PodMetadata()
     return plans.RunPlan(
@@ -114,9 +103,36 @@ def compile_model(
         timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
+        log_limit_bytes=policy.log_limit_bytes,
         triggered=whens.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
+
+
+def _steps(
+    spec: models.PipelineSpec,
+    policy: policies.Policy,
+    workspace: str,
+    volumes: dict[str, str],
+    base_env: dict[str, plans.EnvVar],
+    context: RunContext,
+    clone: plans.ContainerPlan | None,
+) -> list[plans.ContainerPlan]:
+    """The steps' containers: each after the one before (after the clone), or after its ``depends_on``."""
+    out: list[plans.ContainerPlan] = []
+    sequential = not any(step.depends_on for step in spec.steps)
+    previous: str | None = clone.name if clone else None
+    for step in spec.steps:
+        if sequential:
+            deps: tuple[str, ...] = (previous,) if previous else ()
+        else:
+            named = tuple(conventions.step_container(d) for d in step.depends_on or ())
+            deps = named or ((clone.name,) if clone else ())
+        plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
+        out.append(plan)
+        if sequential:
+            previous = plan.name
+    return out
 
 
 def script(commands: Iterable[str]) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from podline.core import conventions, errors, observing, plans, pods, statuses, stepping
+from podline.core import conventions, errors, observing, plans, pods, records, statuses, stepping
 
 Manifest = dict[str, Any]
 Phase = statuses.Phase
@@ -58,6 +58,7 @@ class Snapshot:
     image_configs: Mapping[str, Any] = field(default_factory=dict)
     other_pods: Sequence[Mapping[str, Any]] = ()  # pods of earlier runs of this Pipeline
     history_limit: int = 3  # pods of earlier runs kept (PODLINE_HISTORY_LIMIT)
+    archive_wait_seconds: float = 0  # a pod beyond the history is kept this long for the archive (0: none)
 
 
 @dataclass(frozen=True)
@@ -786,7 +787,8 @@ def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str
 
 
 def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[str, ...]]:
-    """Stop earlier runs' pods that still run (superseded); delete the oldest beyond the history limit."""
+    """Stop earlier runs' pods that still run (superseded); delete the oldest beyond the history limit, once
+    archived (or when the archive has been waited for long enough: ``records.must_keep``)."""
     patches = []
     by_age = sorted(
         snap.other_pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True
@@ -797,7 +799,11 @@ def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[s
             conventions.ANNOTATION_STOPPED
         ):
             patches.append((name, pods.stop_patch(Reason.SUPERSEDED)))
-    deletes = tuple(p["metadata"]["name"] for p in by_age[snap.history_limit :])
+    deletes = tuple(
+        p["metadata"]["name"]
+        for p in by_age[snap.history_limit :]
+        if not records.must_keep(p, now=snap.now, archive_wait_seconds=snap.archive_wait_seconds)
+    )
     return tuple(patches), deletes
 
 

@@ -169,6 +169,7 @@ class Reconciler:
             credentials=credentials,
             other_pods=others,
             history_limit=self.settings.history_limit,
+            archive_wait_seconds=self.settings.archive_wait_seconds if self.settings.archive_url else 0,
             image_configs=configs,
         )
         await self._decide_and_apply(key, body, pod, snap)
