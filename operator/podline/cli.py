@@ -244,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="Host name the page is served as (repeatable; *: any)",
     )
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     return parser
 
 
@@ -301,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     namespaces=tuple(args.namespace),
                     read_only=args.read_only,
                     allowed_hosts=tuple(args.allowed_host),
+                    archive=args.archive or os.environ.get("PODLINE_ARCHIVE", ""),
                 )
             )
     except CliError as exc:

@@ -62,6 +62,19 @@ def test_a_dashboard_that_cannot_start_says_why_in_one_line(
     tmp_path: pathlib.Path, make, message: str
 ) -> None:
     result = dashboard(tmp_path, make(tmp_path), "--port", "0")
+    _one_line(result, message)
+
+
+def test_a_bad_archive_url_is_named(tmp_path: pathlib.Path) -> None:
+    result = dashboard(
+        tmp_path, _kubeconfig(tmp_path, "https://127.0.0.1:1"), "--archive", "ftp://archive.example/x"
+    )
+    _one_line(
+        result, "--archive: 'ftp://archive.example/x': the archive is file:///path or s3://bucket/prefix"
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str], message: str) -> None:
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr and SECRET not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.startswith("podline: ")]

@@ -2,8 +2,9 @@
 
 ``LogSource.read`` yields a step's output as bytes, following it while the step runs. ``PodLogs`` reads the
 run's pod (``pods/log``, with the dashboard's credentials), which holds the logs of the runs whose pods are
-kept (the current run, and the earlier ones in ``status.history`` while their pods exist). An archive would
-be another ``LogSource``; ``FirstOf`` asks each in turn until one has the log.
+kept (the current run, and the earlier ones in ``status.history`` while their pods exist). ``ArchiveLogs``
+reads the operator's archive (``shell.archiving``: the step's output as archived when its run ended, already
+masked by the entrypoint); ``FirstOf`` asks each in turn until one has the log.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from podline.core import records
 from podline.dashboard import kubeapi
-from podline.shell import kube
+from podline.shell import archiving, kube
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,23 @@ class PodLogs:
             raise Unavailable(f"the run's pod {log.pod} is gone") from None
         except kube.Transient as exc:
             raise Unavailable(f"the log cannot be read: {exc}") from None
+
+
+class ArchiveLogs:
+    """A step's output from the operator's archive (a run that has ended; never followed)."""
+
+    def __init__(self, store: archiving.Store) -> None:
+        self.store = store
+
+    async def read(self, log: StepLog, *, follow: bool) -> AsyncGenerator[bytes, None]:
+        key = records.log_key(log.namespace, log.pipeline, log.run, log.container)
+        try:
+            data = await self.store.get(key)
+        except Exception as exc:  # noqa: BLE001 - the store's own errors: said, never a traceback
+            raise Unavailable(f"the archive cannot be read: {archiving.describe_error(exc)}") from None
+        if data is None:
+            raise Unavailable(f"run {log.run} is not in the archive")
+        yield data
 
 
 class FirstOf:

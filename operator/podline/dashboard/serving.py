@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from podline.dashboard import kubeapi, logsources, server, watching
-from podline.shell import kube
+from podline.shell import archiving, kube
 
 log = logging.getLogger("podline.dashboard")
 
@@ -32,6 +32,9 @@ class Config:
     namespaces: tuple[str, ...] = ()
     read_only: bool = False
     allowed_hosts: tuple[str, ...] = ()
+    archive: str = (
+        ""  # the operator's archive (file:///dir, s3://bucket/prefix): logs of runs whose pods are gone
+    )
 
 
 class StartError(Exception):
@@ -69,6 +72,17 @@ async def _namespaces(
     return ()
 
 
+def _log_sources(api: kubeapi.UserApi, archive: str) -> logsources.LogSource:
+    """The run's pod first; then, with an archive, the archive (a run whose pod is gone)."""
+    if not archive:
+        return logsources.PodLogs(api)
+    try:
+        store = archiving.open_store(archive)
+    except ValueError as exc:
+        raise StartError(f"--archive: {exc}") from None
+    return logsources.FirstOf([logsources.PodLogs(api), logsources.ArchiveLogs(store)])
+
+
 async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
     connect = functools.partial(kube.login, settings=kopf.OperatorSettings(), logger=log)
     try:
@@ -89,9 +103,10 @@ async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
         ) from None
     api = kubeapi.UserApi(connect)
     try:
+        logs = _log_sources(api, config.archive)
         hub = watching.Hub(api, await _namespaces(api, config, info.default_namespace))
         options = server.Options(read_only=config.read_only, allowed_hosts=allowed_hosts(config))
-        ctx = server.Context(api=api, hub=hub, logs=logsources.PodLogs(api), options=options)
+        ctx = server.Context(api=api, hub=hub, logs=logs, options=options)
         runner = web.AppRunner(server.make_app(ctx), access_log=None)
         await runner.setup()
         try:
