@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, conventions, errors, plans, runs, scheduling
+from podline.core import auths, conventions, converting, errors, plans, runs, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -88,9 +89,7 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
             out.extend(_render_plan(plan, name=name, namespace=namespace, secrets=secrets))
         except errors.PodlineError as exc:
             problems.extend(f"{name}: {line}" for line in exc.lines())
-    if problems:
-        raise CliError(problems)
-    return yaml.safe_dump_all(out, sort_keys=False)
+    return _output(yaml.safe_dump_all(out, sort_keys=False) if out else "", problems)
 
 
 def _sort_documents(
@@ -189,28 +188,52 @@ def _epoch() -> Any:
     return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def convert(paths: Sequence[str]) -> str:
-    out = []
-    for path, index, doc in _load_documents(paths):
-        where = f"{path}[{index}]"
-        if not isinstance(doc, dict) or doc.get("kind") != "pipeline":
-            kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-            print(
-                f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr
-            )
+def convert(paths: Sequence[str], *, build: str | None = None) -> str:
+    """Pipeline resources of Drone files; notes on stderr; every refused pipeline an error line after the
+    others are printed (exit 1)."""
+    metadata = _build_metadata(build)
+    pipelines: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") if path != "-" else sys.stdin as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise CliError([f"{path}: {exc.strerror}"]) from None
+        try:
+            converted = converting.convert(text, path=path, build=metadata)
+        except errors.PodlineError as exc:
+            problems.extend(exc.lines())
             continue
-        name = conventions.dns1123_label(str(doc.get("name") or "default"))
-        out.append(
-            {
-                "apiVersion": conventions.API_VERSION,
-                "kind": conventions.KIND,
-                "metadata": {"name": name},
-                "spec": doc,
-            }
+        for note in converted.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        pipelines.extend(converted.pipelines)
+        problems.extend(converted.problems)
+    if not pipelines and not problems:
+        problems.append("no kind: pipeline documents found")
+    return _output(converting.dump(pipelines) if pipelines else "", problems)
+
+
+def _build_metadata(build: str | None) -> dict[str, Any]:
+    if not build:
+        return {}
+    try:
+        value = json.loads(build)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise CliError(
+            ["--build: must be a JSON object like the podline.dev/build annotation (event, branch, ref, …)"]
         )
-    if not out:
-        raise CliError(["no kind: pipeline documents found"])
-    return yaml.safe_dump_all(out, sort_keys=False)
+    return value
+
+
+def _output(text: str, problems: list[str]) -> str:
+    """``text`` when there is no problem; else ``text`` is printed and the problems raised."""
+    if problems:
+        sys.stdout.write(text)
+        raise CliError(problems)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,8 +243,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "files", nargs="+", help="YAML files with Pipelines (and the Secrets they name); - for stdin"
     )
-    p = sub.add_parser("convert", help="turn a .drone.yml into Pipeline resources")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser(
+        "convert", help="turn a .drone.yml (or .drone.jsonnet, or a 0.8 file) into Pipeline resources"
+    )
+    p.add_argument("files", nargs="+", help="Drone configuration files; - for stdin")
+    p.add_argument(
+        "--build",
+        help="build metadata as JSON (the podline.dev/build annotation's fields): a Jsonnet file's "
+        "std.extVar values, and the repository (remote) that names a 0.8 file's workspace",
+    )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
     p = sub.add_parser("logs", help="print each step's logs in order")
     p.add_argument("pipeline")
@@ -283,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             sys.stdout.write(render(args.files))
         elif args.command == "convert":
-            sys.stdout.write(convert(args.files))
+            sys.stdout.write(convert(args.files, build=args.build))
         elif args.command == "operator":
             from podline.shell import settings as settings_
 

@@ -575,3 +575,31 @@ def test_without_the_archive_the_operator_reads_no_logs(helm: str) -> None:
     assert env(docs)["PODLINE_ARCHIVE"] == ""
     for role in operator_roles(docs):
         assert triples(role["rules"]) == OPERATOR_RULES - {("", "pods/log", "get")}
+
+
+# ---- field warnings ------------------------------------------------------------------------------------
+
+VAP = ("--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")
+
+
+def test_field_warnings_policy_only_warns_and_holds_the_generated_validations(helm: str) -> None:
+    """kubectl's warnings for fields Drone ignores: a ValidatingAdmissionPolicy whose binding only warns
+    (it must never refuse what Drone accepts), with the validations generated from the models."""
+    from podline.core import schema
+
+    docs = render(helm, *VAP)
+    policy, binding = only(docs, "ValidatingAdmissionPolicy"), only(docs, "ValidatingAdmissionPolicyBinding")
+    assert policy["spec"]["validations"] == schema.field_warnings()
+    assert policy["spec"]["failurePolicy"] == "Ignore"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Warn"]}
+    assert (CHART / "files" / "field-warnings.yaml").read_text() == schema.render_field_warnings(), (
+        "charts/podline/files/field-warnings.yaml drifted from the models; regenerate it with "
+        "`python -m podline.core.schema --field-warnings > charts/podline/files/field-warnings.yaml`"
+    )
+
+
+def test_field_warnings_can_be_turned_off_and_need_kubernetes_1_30(helm: str) -> None:
+    kinds = {d["kind"] for d in render(helm, *VAP, "--set", "fieldWarnings=false")}
+    assert not kinds & {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    kinds = {d["kind"] for d in render(helm)}  # a cluster without the v1 API (helm's offline default)
+    assert not kinds & {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}

@@ -81,7 +81,7 @@ def test_render_missing_secret_names_it(tmp_path: Path) -> None:
     ("spec", "expected"),
     [
         ({"steps": [{"name": "a", "image": "Busybox"}]}, "spec.steps[0].image"),
-        ({"steps": [{"name": "a", "image": "busybox", "pull": "sometimes"}]}, "spec.steps[0].pull"),
+        ({"steps": [{"name": "a", "image": "busybox", "failure": "sometimes"}]}, "spec.steps[0].failure"),
         ({"steps": [{"name": "a", "image": "busybox", "depends_on": ["tset"]}]}, 'unknown step "tset"'),
         ({"steps": []}, "spec.steps"),
         ({"steps": [{"name": "a", "image": "busybox", "commands": "echo"}]}, "spec.steps[0].commands"),

@@ -20,6 +20,7 @@ from typing import Any
 from podline.core import (
     conventions,
     images,
+    leniency,
     models,
     plans,
     platforms,
@@ -52,8 +53,9 @@ def compile_spec(
     raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy
 ) -> plans.RunPlan:
     """Parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem."""
-    spec = validation.parse(raw)
-    warnings = validation.check(spec, policy)
+    reading = leniency.read(raw) if isinstance(raw, Mapping) else None
+    spec = validation.parse(reading.spec if reading else raw)
+    warnings = [*(reading.warnings if reading else ()), *validation.check(spec, policy)]
     return compile_model(spec, context, policy, warnings=warnings)
 
 
@@ -126,13 +128,20 @@ def _steps(
         if sequential:
             deps: tuple[str, ...] = (previous,) if previous else ()
         else:
-            named = tuple(conventions.step_container(d) for d in step.depends_on or ())
+            named = tuple(conventions.step_container(d) for d in _known_deps(step, spec, clone))
             deps = named or ((clone.name,) if clone else ())
         plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
         out.append(plan)
         if sequential:
             previous = plan.name
     return out
+
+
+def _known_deps(step: models.Step, spec: models.PipelineSpec, clone: plans.ContainerPlan | None) -> list[str]:
+    """A step's depends_on, with Drone's implicit "clone" step dropped when this run has none (no remote in
+    the build metadata): Drone's clone step always exists unless disabled (drone-yaml linter.go)."""
+    steps = {s.name for s in spec.steps}
+    return [d for d in step.depends_on or () if d != validation.CLONE_STEP or d in steps or clone]
 
 
 def script(commands: Iterable[str]) -> str:
@@ -283,6 +292,7 @@ def _container(
         ignore_failure=step.ignores_failure,
         detach=step.detach,
         excluded=not whens.build_matches(step.when, context.build),
+        ports=tuple((p.port, (p.protocol or "TCP").upper()) for p in step.ports),
     )
 
 
@@ -380,7 +390,7 @@ def _clone(
     """Drone clones first when it knows the repository; podline does when build metadata names a remote."""
     if context.build is None or not context.build.remote or (spec.clone and spec.clone.disable):
         return None
-    name = conventions.step_container("clone")
+    name = conventions.step_container(validation.CLONE_STEP)
     if any(conventions.step_container(step.name) == name for step in spec.steps):
         return None  # the pipeline clones by itself (a step "clone", or one whose container would clash)
     env = dict(base_env)

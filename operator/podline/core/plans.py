@@ -87,6 +87,7 @@ class ContainerPlan:
     ignore_failure: bool = False
     detach: bool = False
     excluded: bool = False  # `when` conditions on build metadata do not match: skipped from the start
+    ports: tuple[tuple[int, str], ...] = ()  # (containerPort, protocol)
 
     @property
     def is_step(self) -> bool:

@@ -61,6 +61,9 @@ class Snapshot:
     archive_wait_seconds: float = 0  # a pod beyond the history is kept this long for the archive (0: none)
 
 
+_EVENT_TEXT = 900  # characters of an Event's message (the apiserver keeps 1 KiB of a note)
+
+
 @dataclass(frozen=True)
 class Event:
     type: str  # Normal or Warning
@@ -819,6 +822,13 @@ def _events(previous: statuses.PipelineStatus, status: statuses.PipelineStatus) 
     # A run whose first look (after an operator restart, say) finds it over has started all the same.
     ran = any(s.state in (State.RUNNING, State.SUCCEEDED, State.FAILED) for s in status.steps)
     started = status.phase is Phase.RUNNING or (status.phase is not None and status.phase.is_terminal and ran)
+    told = set() if new_run else set(previous.warnings)
+    fresh = [w for w in status.warnings if w not in told]
+    if fresh:  # e.g. what the run ignores (see leniency): once, for `kubectl describe`
+        text = "; ".join(fresh)
+        out.append(
+            Event("Warning", "Warnings", text if len(text) <= _EVENT_TEXT else text[: _EVENT_TEXT - 1] + "…")
+        )
     if started and was in (None, Phase.PENDING):
         out.append(Event("Normal", "Started", f"run {status.run} started in pod {status.pod_name}"))
     before = {s.name: s.state for s in ([] if new_run else previous.steps)}
