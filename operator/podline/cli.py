@@ -5,6 +5,7 @@
   podline operator                run the operator (configured by PODLINE_* variables)
   podline logs PIPELINE [-f]      each step's logs in step order
   podline get [PIPELINE]          a summary of runs
+  podline dashboard               a web view of runs, live (with your kubeconfig's credentials)
 
 Errors are one line per problem on stderr with exit code 1 (2 for usage); never a traceback.
 """
@@ -350,6 +351,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
+    p = sub.add_parser("dashboard", help="serve a web view of runs (as you: your kubeconfig's credentials)")
+    p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("-n", "--namespace", action="append", default=[], help="namespace to show (repeatable)")
+    p.add_argument("--read-only", action="store_true", help="never offer rerun or cancel")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="Host name the page is served as (repeatable; *: any)",
+    )
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     return parser
 
 
@@ -397,6 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from podline import viewing
 
             return viewing.main(args)
+        elif args.command == "dashboard":
+            from podline.dashboard import serving
+
+            return serving.main(
+                serving.Config(
+                    address=args.address,
+                    port=args.port,
+                    namespaces=tuple(args.namespace),
+                    read_only=args.read_only,
+                    allowed_hosts=tuple(args.allowed_host),
+                    archive=args.archive or os.environ.get("PODLINE_ARCHIVE", ""),
+                )
+            )
     except CliError as exc:
         _fail(exc.lines)
     except ValueError as exc:  # settings errors name the variable

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what one test tier needs. Idempotent: a second run installs and builds nothing.
 #   tests/cluster/setup.sh unit   nothing (the unit tests need only the Python environment)
-#   tests/cluster/setup.sh api    openssl, lua + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+#   tests/cluster/setup.sh api    openssl, lua, chromium + chromium-driver + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
 #   tests/cluster/setup.sh node   the api tier + kube-scheduler, kubelet, kube-proxy and Debian's containerd,
 #                                 runc, CNI plugins, docker-registry, skopeo, umoci, busybox-static, htpasswd,
 #                                 gcc, nftables; buildah + mmdebstrap, and the operator image built from the
@@ -18,6 +18,8 @@ say() { printf '[setup %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - t0))
 
 api_packages=(openssl ca-certificates lua5.1 lua5.4  # lua: the Argo CD health check test (docs/gitops.md)
   maven openjdk-17-jre-headless)  # s3proxy (Maven Central), the S3-compatible store the archive tests use
+# the dashboard's browser tests (tests/dashboard): headless Chromium driven through Debian's chromedriver
+api_packages+=(chromium chromium-driver fonts-dejavu-core)
 node_packages=(containerd runc containernetworking-plugins docker-registry skopeo umoci busybox-static
   apache2-utils iptables iproute2 gcc libc6-dev nftables buildah mmdebstrap)
 
