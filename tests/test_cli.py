@@ -48,13 +48,35 @@ def test_convert_then_render_the_seed_pipeline(tmp_path: Path) -> None:
 
 def test_convert_skips_other_document_kinds_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / ".drone.yml"
-    path.write_text(
-        "kind: secret\nname: x\nget: {path: a, name: b}\n---\n" + (EXAMPLES / "seed-go.drone.yml").read_text()
-    )
+    path.write_text("kind: signature\nhmac: abc\n---\n" + (EXAMPLES / "seed-go.drone.yml").read_text())
     result = podline("convert", str(path))
     assert result.returncode == 0
-    assert "skipping kind 'secret'" in result.stderr
+    assert "skipping kind 'signature'" in result.stderr
     assert len(list(yaml.safe_load_all(result.stdout))) == 1
+
+
+def test_convert_reads_kind_secret_documents_as_keys_of_kubernetes_secrets(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        "kind: pipeline\nname: publish\nsteps:\n- name: p\n  image: plugins/docker\n"
+        "  settings: {password: {from_secret: docker_password}}\n"
+        "---\nkind: secret\nname: docker_password\nget: {path: docker, name: password}\n"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 0, result.stderr
+    [pipeline] = list(yaml.safe_load_all(result.stdout))
+    assert pipeline["spec"]["steps"][0]["settings"]["password"] == {"from_secret": "docker/password"}
+
+
+def test_convert_refuses_an_encrypted_secret_naming_the_document(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        (EXAMPLES / "seed-go.drone.yml").read_text() + f"\n---\nkind: secret\nname: token\ndata: {CANARY}\n"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 1 and not result.stdout
+    assert f'{path}[1] (kind: secret "token")' in result.stderr and "encrypted" in result.stderr
+    assert CANARY not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_render_private_image_makes_dockerconfigjson_secret() -> None:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, conventions, errors, runs, scheduling
+from podline.core import auths, conventions, errors, runs, scheduling, secretdocs
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -161,27 +161,42 @@ def _epoch() -> Any:
 
 
 def convert(paths: Sequence[str]) -> str:
-    out = []
+    pipelines: list[tuple[str, dict[str, Any]]] = []
+    secret_docs: list[tuple[str, dict[str, Any]]] = []
     for path, index, doc in _load_documents(paths):
         where = f"{path}[{index}]"
-        if not isinstance(doc, dict) or doc.get("kind") != "pipeline":
-            kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
+        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
+        if kind == "pipeline":
+            pipelines.append((where, doc))
+        elif kind == secretdocs.KIND:
+            secret_docs.append((where, doc))
+        else:
             print(
                 f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr
             )
-            continue
-        name = conventions.dns1123_label(str(doc.get("name") or "default"))
-        out.append(
-            {
-                "apiVersion": conventions.API_VERSION,
-                "kind": conventions.KIND,
-                "metadata": {"name": name},
-                "spec": doc,
-            }
-        )
-    if not out:
+    if not pipelines:
         raise CliError(["no kind: pipeline documents found"])
-    return yaml.safe_dump_all(out, sort_keys=False)
+    return yaml.safe_dump_all(_converted(pipelines, secret_docs), sort_keys=False)
+
+
+def _converted(
+    pipelines: Sequence[tuple[str, dict[str, Any]]], secret_docs: Sequence[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The Pipeline resources of one file's documents: ``kind: secret`` references resolved (``secretdocs``)."""
+    try:
+        secrets = secretdocs.collect(secret_docs)
+        specs = [secretdocs.apply(doc, secrets, where) for where, doc in pipelines]
+    except errors.PodlineError as exc:
+        raise CliError(exc.lines()) from None
+    return [
+        {
+            "apiVersion": conventions.API_VERSION,
+            "kind": conventions.KIND,
+            "metadata": {"name": conventions.dns1123_label(str(spec.get("name") or "default"))},
+            "spec": spec,
+        }
+        for spec in specs
+    ]
 
 
 def _parser() -> argparse.ArgumentParser:
