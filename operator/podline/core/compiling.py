@@ -45,10 +45,12 @@ class RunContext:
     rerun: str | None = None
     build: models.BuildInfo | None = None
     timeout_seconds: int | None = None
+    build_run: str | None = None  # a build member's run id, which includes its dependencies' (builds)
+    build_env: tuple[tuple[str, str], ...] = ()  # DRONE_BUILD_STATUS, … from its dependencies (builds)
 
     @property
     def run(self) -> str:
-        return conventions.run_id(self.generation, self.rerun)
+        return self.build_run or conventions.run_id(self.generation, self.rerun)
 
 
 def compile_spec(
@@ -162,6 +164,9 @@ def _drone_env(spec: models.PipelineSpec, context: RunContext, workspace: str) -
         "DRONE_PIPELINE_NAME": context.pipeline,
         "PODLINE_RUN": context.run,
     }
+    if spec.depends_on:
+        values["DRONE_STAGE_DEPENDS_ON"] = ",".join(spec.depends_on)
+    values.update(context.build_env)
     build = context.build
     if build is not None:
         extra = {

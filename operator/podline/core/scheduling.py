@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podline.core import conventions, errors, observing, plans, pods, statuses, stepping
+from podline.core import builds, conventions, errors, observing, plans, pods, statuses, stepping
 
 Manifest = dict[str, Any]
 Phase = statuses.Phase
@@ -53,6 +53,7 @@ class Snapshot:
     status: Mapping[str, Any] = field(default_factory=dict)  # the Pipeline's current status
     cancel: bool = False
     may_start: bool = True  # False while the operator's concurrency limit is reached
+    gate: builds.Gate | None = None  # a build's member: may its run start (its dependencies' outcome)?
     credentials: Any = None  # auths.Credentials for the pull Secret, or a PodlineError, or None
     # image -> its config (stepping.ImageCommand) or a PodlineError, for plan.needs_image_config()
     image_configs: Mapping[str, Any] = field(default_factory=dict)
@@ -153,6 +154,8 @@ def _no_pod(
             history,
         )
         return _decision(previous, status, other_patches=others, delete_pods=deletes)
+    if snap.gate is not None and not snap.gate.opens:
+        return _gated(snap, snap.gate, plan, previous, history, others, deletes)
     waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
     base = _base(snap, plan, previous, history)
     if not snap.may_start:
@@ -200,6 +203,36 @@ def _no_pod(
     return _decision(
         previous, _conditions(status, snap), create=tuple(create), other_patches=others, delete_pods=deletes
     )
+
+
+def _gated(
+    snap: Snapshot,
+    gate: builds.Gate,
+    plan: plans.RunPlan,
+    previous: statuses.PipelineStatus,
+    history: list[dict[str, Any]],
+    others: tuple[tuple[str, Manifest], ...],
+    deletes: tuple[str, ...],
+) -> Decision:
+    """A build's member whose run cannot start now: it waits for its dependencies (saying for which), or
+    ends skipped (their outcome rules it out), or fails (a dependency cycle)."""
+    if gate.verdict is builds.Verdict.WAIT:
+        waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
+        status = _base(snap, plan, previous, history).model_copy(
+            update={
+                "phase": Phase.PENDING,
+                "reason": Reason.WAITING,
+                "pod_name": None,
+                "steps": waiting,
+                "message": gate.message,
+                "waiting_for": list(gate.waiting_for),
+            }
+        )
+        return _decision(previous, _conditions(status, snap), other_patches=others, delete_pods=deletes)
+    phase = Phase.SKIPPED if gate.verdict is builds.Verdict.SKIP else Phase.FAILED
+    steps = _all_skipped(plan, Reason.SKIPPED)
+    status = _final(snap, previous, phase, gate.reason, gate.message, steps, [], history)
+    return _decision(previous, status, other_patches=others, delete_pods=deletes)
 
 
 def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str | None:
@@ -654,6 +687,7 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
     phase = status.phase
     terminal = phase is not None and phase.is_terminal
     ok = phase is Phase.SUCCEEDED
+    failed = terminal and not ok and phase is not Phase.SKIPPED  # skipped: its dependencies' doing
     wanted = {
         "Ready": ("True" if ok else "False", status.reason or "", status.message or ""),
         "Succeeded": (
@@ -662,7 +696,7 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
             status.message or "",
         ),
         "Reconciling": ("False" if terminal else "True", status.reason or "", status.message or ""),
-        "Stalled": ("True" if terminal and not ok else "False", status.reason or "", status.message or ""),
+        "Stalled": ("True" if failed else "False", status.reason or "", status.message or ""),
     }
     old = {c.type: c for c in status.conditions}
     out = []
@@ -684,7 +718,9 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
 
 def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str, Any]]:
     history = list(previous.history)
-    if previous.run and previous.run != snap.run:
+    # A run that only waited for its build's dependencies never ran: it is no history.
+    waited = previous.phase is Phase.PENDING and previous.reason == Reason.WAITING
+    if previous.run and previous.run != snap.run and not waited:
         ended = previous.phase is not None and previous.phase.is_terminal
         entry = {
             "run": previous.run,
@@ -734,7 +770,7 @@ def _events(previous: statuses.PipelineStatus, status: statuses.PipelineStatus) 
             )
             out.append(Event("Warning", "StepFailed", f'step "{step.name}" failed ({detail})'))
     if status.phase is not None and status.phase.is_terminal and was != status.phase:
-        kind = "Normal" if status.phase is Phase.SUCCEEDED else "Warning"
+        kind = "Normal" if status.phase in (Phase.SUCCEEDED, Phase.SKIPPED) else "Warning"
         out.append(
             Event(kind, str(status.phase), f"run {status.run} {str(status.phase).lower()}: {status.message}")
         )

@@ -124,6 +124,13 @@ def crd() -> dict[str, Any]:
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                         {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
                         {"name": "Run", "type": "string", "jsonPath": ".status.run", "priority": 1},
+                        {
+                            "name": "Build",
+                            "type": "string",
+                            "jsonPath": ".metadata.labels.podline\\.dev/build",
+                            "priority": 1,
+                        },
+                        {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
                         {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],

@@ -98,11 +98,13 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     reconciler = _reconciler(memo)
     if event.get("type") == "DELETED":
         reconciler.forget(key)
+        reconciler.kick_build(key, obj)  # its dependents wait for it again
         return
     news = not _same_version(reconciler.caches.pipelines.get(key), obj)
     reconciler.caches.pipelines[key] = obj
     if news:  # else the echo of the operator's own write: its reconcile has seen this state already
         reconciler.kick(key)
+        reconciler.kick_build(key, obj)  # a new or changed member changes what its build's others wait for
 
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)

@@ -19,7 +19,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from podline.core import auths, conventions, errors, imageconfigs, plans, runs, scheduling, statuses, stepping
+from podline.core import (
+    auths,
+    builds,
+    conventions,
+    errors,
+    imageconfigs,
+    plans,
+    runs,
+    scheduling,
+    statuses,
+    stepping,
+)
 from podline.shell import caches as caches_
 from podline.shell import kube, metrics, queueing, statuswriting
 from podline.shell import settings as settings_
@@ -87,8 +98,9 @@ class Reconciler:
         must not leave a step running forever."""
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
-            if phase not in statuses.TERMINAL_PHASES or (body.get("status") or {}).get("run") != runs.run_of(
-                body
+            if (
+                phase not in statuses.TERMINAL_PHASES
+                or (body.get("status") or {}).get("run") != self.build_view(key, body).run
             ):
                 self._fresh.add(key)
                 self.kick(key)
@@ -112,13 +124,46 @@ class Reconciler:
                 log.debug("reconcile %s/%s: the pod is gone, reading again", *key)
         self.kick_later(key, 1.0)
 
+    # --- builds: Pipelines ordered by their depends_on (core/builds.py) ---------------------------------------
+
+    def build_view(self, key: Key, body: Mapping[str, Any]) -> BuildView:
+        """The Pipeline's current run id and, for a build's member, its gate and its peers."""
+        build = builds.build_of(body)
+        if build is None:
+            return BuildView(runs.run_of(body))
+        members: dict[str, builds.Member] = {}
+        for (namespace, _), other in self.caches.pipelines.items():
+            if namespace == key[0] and builds.build_of(other) == build:
+                member = builds.member_of(other)
+                members[member.name] = member
+        me = builds.member_of(body)
+        members[me.name] = me
+        current = builds.current_runs(members)
+        gate = builds.gate(me.name, members, current) if me.depends_on else None
+        return BuildView(current[me.name], gate, me.name, members)
+
+    def kick_build(self, key: Key, body: Mapping[str, Any], *, only_dependents: bool = False) -> None:
+        """Wake the Pipeline's build peers: its dependents (its phase changed), or all (its run id changed)."""
+        view = self.build_view(key, body)
+        if view.members is None or view.name is None:
+            return
+        names = (
+            builds.dependents(view.name, view.members)
+            if only_dependents
+            else [m.resource for m in view.members.values() if m.resource != key[1]]
+        )
+        for name in names:
+            self.kick((key[0], name))
+
     async def _once(self, key: Key, body: Mapping[str, Any]) -> None:
         namespace, _name = key
         meta = body["metadata"]
         notes = meta.get("annotations") or {}
-        run = runs.run_of(body)
+        view = self.build_view(key, body)
+        run = view.run
         generation = int(meta.get("generation") or 1)
-        plan = self._plan(body, run, generation, notes)
+        env = view.gate.env if view.gate is not None and view.gate.opens else ()
+        plan = self._plan(body, run, notes, build=view.members is not None, env=env)
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
         pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
         status = body.get("status") or {}
@@ -130,15 +175,22 @@ class Reconciler:
         if pod_name and (fresh or pod is None and status.get("run") == run and status.get("podName")):
             pod = await self._live_pod(namespace, pod_name)  # the watch may lag behind, or have missed it
         credentials = None
-        if pod is None and not isinstance(plan, errors.PodlineError) and plan.pull_secret_name:
+        if (
+            pod is None
+            and (view.gate is None or view.gate.opens)
+            and not isinstance(plan, errors.PodlineError)
+            and plan.pull_secret_name
+        ):
             credentials = await self._credentials(namespace, plan.pull_secret_sources)
         uid = meta.get("uid", "")
         others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
         may_start = pod is not None or self._may_start(key)
+        gate_open = view.gate is None or view.gate.opens
         configs: Mapping[str, Any] = {}
         if (
             pod is None
             and may_start
+            and gate_open
             and not isinstance(plan, errors.PodlineError)
             and not (status.get("run") == run and status.get("phase") in statuses.TERMINAL_PHASES)
         ):
@@ -159,6 +211,7 @@ class Reconciler:
             other_pods=others,
             history_limit=self.settings.history_limit,
             image_configs=configs,
+            gate=view.gate,
         )
         decision = scheduling.decide(snap)
         try:
@@ -172,14 +225,28 @@ class Reconciler:
                 "%s/%s: the apiserver refused the run's objects: %s", namespace, meta.get("name"), exc
             )
             refused = errors.InvalidPipeline.at("", f"the apiserver refused what the run needs: {exc}")
-            self._plans[_plan_key(body, run, notes)] = refused
-            await self._apply(key, body, pod, scheduling.decide(dataclasses.replace(snap, plan=refused)))
+            self._plans[_plan_key(body, run, notes, env)] = refused
+            decision = scheduling.decide(dataclasses.replace(snap, plan=refused))
+            await self._apply(key, body, pod, decision)
+        if view.members is not None and (decision.status.phase, decision.status.run) != (
+            status.get("phase"),
+            status.get("run"),
+        ):
+            self.kick_build(key, body, only_dependents=True)  # at once: the hand-off waits for nothing else
 
-    def _plan(self, body: Mapping[str, Any], run: str, generation: int, notes: Mapping[str, str]) -> Any:
-        cache_key = _plan_key(body, run, notes)
+    def _plan(
+        self,
+        body: Mapping[str, Any],
+        run: str,
+        notes: Mapping[str, str],
+        *,
+        build: bool,
+        env: tuple[tuple[str, str], ...],
+    ) -> Any:
+        cache_key = _plan_key(body, run, notes, env)
         if cache_key in self._plans:
             return self._plans[cache_key]
-        plan = runs.plan_of(body, self.settings.policy)
+        plan = runs.plan_of(body, self.settings.policy, run=run if build else None, env=env)
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[cache_key] = plan
@@ -256,7 +323,9 @@ class Reconciler:
         waiting = sorted(
             (b["metadata"].get("creationTimestamp", ""), k)
             for k, b in self.caches.pipelines.items()
-            if (b.get("status") or {}).get("phase") in (None, "Pending") and not self._has_pod(k, b)
+            if (b.get("status") or {}).get("phase") in (None, "Pending")
+            and (b.get("status") or {}).get("reason") != statuses.Reason.WAITING  # for its build's pipelines
+            and not self._has_pod(k, b)
         )
         return key in [k for _, k in waiting[:slots]]
 
@@ -321,14 +390,31 @@ def _event_name(body: Mapping[str, Any], run: str, event: scheduling.Event) -> s
     return f"{meta['name'][:200].rstrip('.-')}.{digest.hexdigest()[:16]}"
 
 
-def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tuple[str, str, str]:
+def _plan_key(
+    body: Mapping[str, Any], run: str, notes: Mapping[str, str], env: tuple[tuple[str, str], ...]
+) -> tuple[str, str, str]:
     """What a run's plan depends on besides its spec (the spec is fixed for a run)."""
     uid = body["metadata"].get("uid", "")
     return (
         uid,
         run,
-        notes.get(conventions.ANNOTATION_BUILD, "") + "|" + notes.get(conventions.ANNOTATION_TIMEOUT, ""),
+        notes.get(conventions.ANNOTATION_BUILD, "")
+        + "|"
+        + notes.get(conventions.ANNOTATION_TIMEOUT, "")
+        + "|"
+        + repr(env),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildView:
+    """A Pipeline's current run id; for a member of a build also its gate (None without depends_on), its
+    Drone name and the build's members as the caches show them."""
+
+    run: str
+    gate: builds.Gate | None = None
+    name: str | None = None
+    members: Mapping[str, builds.Member] | None = None
 
 
 def _active(pod: Mapping[str, Any]) -> bool:
