@@ -79,6 +79,48 @@ def test_convert_refuses_an_encrypted_secret_naming_the_document(tmp_path: Path)
     assert CANARY not in result.stderr and "Traceback" not in result.stderr
 
 
+BUILD = """\
+kind: pipeline
+name: test
+steps: [{name: t, image: busybox, commands: ["true"]}]
+---
+kind: pipeline
+name: publish
+depends_on: [test]
+steps: [{name: p, image: busybox, commands: ["true"]}]
+"""
+
+
+def test_convert_labels_one_files_pipelines_as_one_build(tmp_path: Path) -> None:
+    repo = tmp_path / "My_App"
+    repo.mkdir()
+    (repo / ".drone.yml").write_text(BUILD)
+    result = podline("convert", str(repo / ".drone.yml"))
+    assert result.returncode == 0, result.stderr
+    labels = [p["metadata"]["labels"] for p in yaml.safe_load_all(result.stdout)]
+    assert labels == [{"podline.dev/build": "my-app"}] * 2
+    named = podline("convert", "--build", "release-7", str(repo / ".drone.yml"))
+    assert {p["metadata"]["labels"]["podline.dev/build"] for p in yaml.safe_load_all(named.stdout)} == {
+        "release-7"
+    }
+    bad = podline("convert", "--build", "no/slash", str(repo / ".drone.yml"))
+    assert bad.returncode == 1 and bad.stderr.startswith("podline: --build: value")
+
+
+def test_convert_refuses_unknown_dependencies_cycles_and_twin_names(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        BUILD.replace("depends_on: [test]", "depends_on: [test, lint]")
+        + "---\nkind: pipeline\nname: test\ndepends_on: [publish]\nsteps: [{name: s, image: x}]\n"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 1 and not result.stdout
+    lines = result.stderr.splitlines()
+    assert f'podline: {path}[2].name: "test" is the name of {path}[0] too (as a resource)' in lines
+    assert f'podline: {path}[1].depends_on[1]: unknown pipeline "lint"' in lines
+    assert any("a dependency cycle: " in line and "publish -> test" in line for line in lines)
+
+
 def test_render_private_image_makes_dockerconfigjson_secret() -> None:
     result = podline("render", str(EXAMPLES / "private.pipeline.yaml"))
     assert result.returncode == 0, result.stderr

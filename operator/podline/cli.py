@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, conventions, errors, runs, scheduling, secretdocs
+from podline.core import auths, builds, conventions, errors, kubenames, runs, scheduling, secretdocs
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -160,10 +160,25 @@ def _epoch() -> Any:
     return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def convert(paths: Sequence[str]) -> str:
+def convert(paths: Sequence[str], *, build: str | None = None) -> str:
+    if build is not None and (kubenames.label_value_problem(build) or not build):
+        raise CliError([f"--build: {kubenames.label_value_problem(build) or 'must not be empty'}"])
+    out = []
+    for path in paths:
+        out.extend(_convert_file(path, build or _build_name(path)))
+    return yaml.safe_dump_all(out, sort_keys=False)
+
+
+def _build_name(path: str) -> str:
+    """The default build of a file: its directory's name (a repository's), as a label value."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path))) if path != "-" else ""
+    return conventions.dns1123_label(folder or "build")
+
+
+def _convert_file(path: str, build: str) -> list[dict[str, Any]]:
     pipelines: list[tuple[str, dict[str, Any]]] = []
     secret_docs: list[tuple[str, dict[str, Any]]] = []
-    for path, index, doc in _load_documents(paths):
+    for _, index, doc in _load_documents([path]):
         where = f"{path}[{index}]"
         kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
         if kind == "pipeline":
@@ -175,14 +190,20 @@ def convert(paths: Sequence[str]) -> str:
                 f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr
             )
     if not pipelines:
-        raise CliError(["no kind: pipeline documents found"])
-    return yaml.safe_dump_all(_converted(pipelines, secret_docs), sort_keys=False)
+        raise CliError([f"{path}: no kind: pipeline documents found"])
+    return _converted(pipelines, secret_docs, build)
 
 
 def _converted(
-    pipelines: Sequence[tuple[str, dict[str, Any]]], secret_docs: Sequence[tuple[str, dict[str, Any]]]
+    pipelines: Sequence[tuple[str, dict[str, Any]]],
+    secret_docs: Sequence[tuple[str, dict[str, Any]]],
+    build: str,
 ) -> list[dict[str, Any]]:
-    """The Pipeline resources of one file's documents: ``kind: secret`` references resolved (``secretdocs``)."""
+    """The Pipeline resources of one file's documents, one build: ``kind: secret`` references resolved
+    (``secretdocs``), each labelled with the build, whose depends_on then order them (``builds``)."""
+    problems = builds.check_file(pipelines)
+    if problems:
+        raise CliError(str(p) for p in problems)
     try:
         secrets = secretdocs.collect(secret_docs)
         specs = [secretdocs.apply(doc, secrets, where) for where, doc in pipelines]
@@ -192,7 +213,10 @@ def _converted(
         {
             "apiVersion": conventions.API_VERSION,
             "kind": conventions.KIND,
-            "metadata": {"name": conventions.dns1123_label(str(spec.get("name") or "default"))},
+            "metadata": {
+                "name": conventions.dns1123_label(str(spec.get("name") or "default")),
+                "labels": {conventions.LABEL_BUILD: build},
+            },
             "spec": spec,
         }
         for spec in specs
@@ -208,6 +232,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("convert", help="turn a .drone.yml into Pipeline resources")
     p.add_argument("files", nargs="+")
+    p.add_argument(
+        "--build",
+        default=None,
+        help="the build label (podline.dev/build) of the Pipelines; default: the file's directory name",
+    )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
     p = sub.add_parser("logs", help="print each step's logs in order")
     p.add_argument("pipeline")
@@ -248,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             sys.stdout.write(render(args.files))
         elif args.command == "convert":
-            sys.stdout.write(convert(args.files))
+            sys.stdout.write(convert(args.files, build=args.build))
         elif args.command == "operator":
             from podline.shell import settings as settings_
 

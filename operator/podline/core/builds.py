@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from podline.core import conditions, conventions, models, statuses, validation
+from podline.core import conditions, conventions, errors, models, statuses, validation
 
 FAILED_PHASES = frozenset({"Failed", "Error", "Cancelled"})
 DONE_PHASES = FAILED_PHASES | {"Succeeded", "Skipped"}
@@ -205,3 +205,35 @@ def dependents(name: str, members: Mapping[str, Member]) -> list[str]:
 def _pipelines(names: list[str]) -> str:
     quoted = ", ".join(f'"{n}"' for n in names)
     return f"pipeline {quoted}" if len(names) == 1 else f"pipelines {quoted}"
+
+
+def check_file(pipelines: Sequence[tuple[str, Mapping[str, Any]]]) -> list[errors.Problem]:
+    """What ``podline convert`` refuses in one file's ``kind: pipeline`` documents ((where, document) pairs):
+    two pipelines of one name (or of one resource name), a depends_on naming no pipeline of the file, a
+    cycle. (Drone's linter refuses the first and last; it ignores unknown names, which podline would wait
+    for forever.)"""
+    problems: list[errors.Problem] = []
+    seen: dict[str, str] = {}
+    graph: dict[str, list[str]] = {}
+    for where, doc in pipelines:
+        name = str(doc.get("name") or "default")
+        resource = conventions.dns1123_label(name)
+        if resource in seen:
+            problems.append(
+                errors.Problem(
+                    f"{where}.name", f'"{name}" is the name of {seen[resource]} too (as a resource)'
+                )
+            )
+        seen[resource] = where
+        deps = doc.get("depends_on")
+        graph[name] = [str(d) for d in deps] if isinstance(deps, list) else []
+    for where, doc in pipelines:
+        name = str(doc.get("name") or "default")
+        for index, dep in enumerate(graph[name]):
+            if dep not in graph:
+                problems.append(errors.Problem(f"{where}.depends_on[{index}]", f'unknown pipeline "{dep}"'))
+    cycle = validation.find_cycle({n: [d for d in deps if d in graph] for n, deps in graph.items()})
+    if cycle:
+        where = next(w for w, d in pipelines if str(d.get("name") or "default") == cycle[0])
+        problems.append(errors.Problem(f"{where}.depends_on", "a dependency cycle: " + " -> ".join(cycle)))
+    return problems
