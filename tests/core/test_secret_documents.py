@@ -75,7 +75,7 @@ SECRETS = {
 
 
 def test_from_secret_in_pipeline_step_service_environment_and_settings() -> None:
-    pipeline = {
+    pipeline: dict[str, Any] = {
         "kind": "pipeline",
         "environment": {"A": {"from_secret": "token"}, "B": "plain"},
         "services": [{"name": "db", "image": "x", "environment": {"P": {"from_secret": "docker_password"}}}],

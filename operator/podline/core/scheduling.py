@@ -53,6 +53,7 @@ class Snapshot:
     status: Mapping[str, Any] = field(default_factory=dict)  # the Pipeline's current status
     cancel: bool = False
     may_start: bool = True  # False while the operator's concurrency limit is reached
+    queued_because: str = "operator concurrency limit"  # why it may not start (for the status message)
     gate: builds.Gate | None = None  # a build's member: may its run start (its dependencies' outcome)?
     credentials: Any = None  # auths.Credentials for the pull Secret, or a PodlineError, or None
     # image -> its config (stepping.ImageCommand) or a PodlineError, for plan.needs_image_config()
@@ -164,7 +165,7 @@ def _no_pod(
                 "phase": Phase.PENDING,
                 "reason": Reason.QUEUED,
                 "steps": waiting,
-                "message": "waiting for a free run slot (operator concurrency limit)",
+                "message": f"waiting for a free run slot ({snap.queued_because})",
             }
         )
         return _decision(previous, _conditions(status, snap), other_patches=others, delete_pods=deletes)

@@ -22,9 +22,11 @@ from typing import Any, Protocol
 from podline.core import (
     auths,
     builds,
+    concurrency,
     conventions,
     errors,
     imageconfigs,
+    observing,
     plans,
     runs,
     scheduling,
@@ -184,7 +186,8 @@ class Reconciler:
             credentials = await self._credentials(namespace, plan.pull_secret_sources)
         uid = meta.get("uid", "")
         others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
-        may_start = pod is not None or self._may_start(key)
+        queued = None if pod is not None else self._queued_because(key)
+        may_start = queued is None
         gate_open = view.gate is None or view.gate.opens
         configs: Mapping[str, Any] = {}
         if (
@@ -207,6 +210,7 @@ class Reconciler:
             status=status,
             cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
             may_start=may_start,
+            queued_because=queued or "",
             credentials=credentials,
             other_pods=others,
             history_limit=self.settings.history_limit,
@@ -228,11 +232,11 @@ class Reconciler:
             self._plans[_plan_key(body, run, notes, env)] = refused
             decision = scheduling.decide(dataclasses.replace(snap, plan=refused))
             await self._apply(key, body, pod, decision)
-        if view.members is not None and (decision.status.phase, decision.status.run) != (
-            status.get("phase"),
-            status.get("run"),
-        ):
+        changed = (decision.status.phase, decision.status.run) != (status.get("phase"), status.get("run"))
+        if changed and view.members is not None:
             self.kick_build(key, body, only_dependents=True)  # at once: the hand-off waits for nothing else
+        if changed and decision.status.phase is not None and decision.status.phase.is_terminal:
+            self.wake_queued()
 
     def _plan(
         self,
@@ -311,6 +315,23 @@ class Reconciler:
             return auths.convert(sources, path="spec.image_pull_secrets")
         except errors.PodlineError as exc:
             return exc
+
+    def _queued_because(self, key: Key) -> str | None:
+        """Why the Pipeline's run may not start yet (a concurrency limit), or None."""
+        if not self._may_start(key):
+            return "operator concurrency limit"
+        running = {
+            (ns, str(observing.annotations(p).get(conventions.ANNOTATION_PIPELINE_NAME)))
+            for (ns, _), p in self.caches.pods.items()
+            if _active(p)
+        }
+        return concurrency.waits_for_a_slot(key, self.caches.pipelines, running)
+
+    def wake_queued(self) -> None:
+        """A run ended: the Pipelines queued for a slot may start now."""
+        for key, body in list(self.caches.pipelines.items()):
+            if (body.get("status") or {}).get("reason") == statuses.Reason.QUEUED:
+                self.kick(key)
 
     def _may_start(self, key: Key) -> bool:
         limit = self.settings.max_running
