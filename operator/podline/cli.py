@@ -239,12 +239,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
     p = sub.add_parser("logs", help="print each step's logs in order")
-    p.add_argument("pipeline")
+    p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-b", "--build", default=None, help="every Pipeline of this build, in its order")
     p = sub.add_parser("get", help="summarise Pipelines and their steps")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
+    p.add_argument("-b", "--build", default=None, help="a build: its Pipelines in order, its result")
     return parser
 
 
@@ -272,7 +274,10 @@ def _operator_handlers() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "logs" and not args.pipeline and not args.build:
+        parser.error("logs: name a Pipeline, or a build with --build")
     try:
         if args.command == "render":
             sys.stdout.write(render(args.files))

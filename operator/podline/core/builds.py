@@ -237,3 +237,25 @@ def check_file(pipelines: Sequence[tuple[str, Mapping[str, Any]]]) -> list[error
         where = next(w for w, d in pipelines if str(d.get("name") or "default") == cycle[0])
         problems.append(errors.Problem(f"{where}.depends_on", "a dependency cycle: " + " -> ".join(cycle)))
     return problems
+
+
+def order(members: Mapping[str, Member]) -> list[str]:
+    """The members in an order their depends_on allow (Kahn's, ties by name); members on a cycle last."""
+    done: list[str] = []
+    left = dict(members)
+    while left:
+        ready = sorted(n for n, m in left.items() if all(d in done or d not in members for d in m.depends_on))
+        if not ready:
+            return done + sorted(left)
+        done.extend(ready)
+        for name in ready:
+            del left[name]
+    return done
+
+
+def outcome(phases: Sequence[str | None]) -> str:
+    """A build's one result from its pipelines' phases, as Drone's build status: Running while one has not
+    ended, Failed if one failed (errored, was cancelled), else Succeeded (skipped pipelines do not fail it)."""
+    if any(p not in DONE_PHASES for p in phases):
+        return "Running"
+    return "Failed" if any(p in FAILED_PHASES for p in phases) else "Succeeded"
