@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from podline.core import builds
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -105,6 +106,24 @@ def test_convert_labels_one_files_pipelines_as_one_build(tmp_path: Path) -> None
     }
     bad = podline("convert", "--build", "no/slash", str(repo / ".drone.yml"))
     assert bad.returncode == 1 and bad.stderr.startswith("podline: --build: value")
+
+
+def test_render_of_a_build_shows_the_runs_the_operator_makes(tmp_path: Path) -> None:
+    source = tmp_path / ".drone.yml"
+    source.write_text(BUILD)
+    converted = tmp_path / "build.yaml"
+    converted.write_text(podline("convert", "--build", "app", str(source)).stdout)
+    result = podline("render", str(converted))
+    assert result.returncode == 0, result.stderr
+    pods = {d["metadata"]["labels"]["podline.dev/pipeline"]: d for d in yaml.safe_load_all(result.stdout)}
+    members = {m.name: m for m in map(builds.member_of, yaml.safe_load_all(converted.read_text()))}
+    run = builds.current_runs(members)["publish"]
+    assert run.startswith("g1-d") and pods["publish"]["metadata"]["name"] == f"publish-{run}"
+    assert pods["test"]["metadata"]["name"] == "test-g1"
+    [step] = [c for c in pods["publish"]["spec"]["containers"] if c["name"] == "step-p"]
+    env = {e["name"]: e.get("value") for e in step["env"]}
+    assert env["DRONE_BUILD_STATUS"] == "success" and env["PODLINE_RUN"] == run
+    assert "publish: note: runs after test ended, as if they succeeded" in result.stderr
 
 
 def test_convert_refuses_unknown_dependencies_cycles_and_twin_names(tmp_path: Path) -> None:

@@ -91,14 +91,21 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
         raise CliError(["no Pipeline resources found"])
     out: list[dict[str, Any]] = []
     problems: list[str] = []
-    for where, doc in pipelines:
-        meta = doc.get("metadata") or {}
-        namespace, name = meta.get("namespace", "default"), meta.get("name")
+    bodies = [
+        {**doc, "metadata": {"namespace": "default", "uid": RENDER_UID, **(doc.get("metadata") or {})}}
+        for _, doc in pipelines
+    ]
+    in_builds = builds.runs_if_passing(bodies)
+    for (where, _), body in zip(pipelines, bodies, strict=True):
+        namespace, name = body["metadata"]["namespace"], body["metadata"].get("name")
         if not name:
             problems.append(f"{where}: metadata.name is required")
             continue
-        body = {**doc, "metadata": {"namespace": namespace, "uid": RENDER_UID, **meta}}
-        plan = runs.plan_of(body, policy)  # the operator's own plan, from the same object
+        run, env = in_builds.get((namespace, name), (None, ()))
+        if env:
+            deps = ", ".join(builds.member_of(body).depends_on)
+            print(f"{name}: note: runs after {deps} ended, as if they succeeded", file=sys.stderr)
+        plan = runs.plan_of(body, policy, run=run, env=env)  # the operator's own plan, from the same object
         try:
             if isinstance(plan, errors.PodlineError):
                 raise plan

@@ -259,3 +259,26 @@ def outcome(phases: Sequence[str | None]) -> str:
     if any(p not in DONE_PHASES for p in phases):
         return "Running"
     return "Failed" if any(p in FAILED_PHASES for p in phases) else "Succeeded"
+
+
+Env = tuple[tuple[str, str], ...]
+
+
+def runs_if_passing(bodies: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], tuple[str, Env]]:
+    """For ``podline render``: each build member's run id, and the variables it gets if the pipelines it
+    depends on succeed, by (namespace, name). ``bodies`` are Pipeline objects with their metadata."""
+    groups: dict[tuple[str, str], dict[str, tuple[Member, Mapping[str, Any]]]] = {}
+    for body in bodies:
+        build = build_of(body)
+        if build is not None:
+            meta = body.get("metadata") or {}
+            member = member_of(body)
+            groups.setdefault((meta.get("namespace") or "default", build), {})[member.name] = (member, body)
+    out: dict[tuple[str, str], tuple[str, Env]] = {}
+    for (namespace, _), found in groups.items():
+        members = {name: member for name, (member, _) in found.items()}
+        current = current_runs(members)
+        for name, member in members.items():
+            env: Env = (("DRONE_BUILD_STATUS", "success"),) if member.depends_on else ()
+            out[(namespace, member.resource)] = (current[name], env)
+    return out
