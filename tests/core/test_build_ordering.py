@@ -225,7 +225,7 @@ def test_waiting_is_pending_progressing_and_says_for_what() -> None:
     assert not decision.create
     assert (status.phase, status.reason) == (statuses.Phase.PENDING, statuses.Reason.WAITING)
     assert status.waiting_for == ["test"] and status.message == "waiting for test (Running)"
-    assert status.pod_name is None
+    assert status.pod_name is None and status.start_time is None
     assert conditions(decision) == {
         "Ready": "False",
         "Succeeded": "Unknown",

@@ -224,6 +224,7 @@ def _gated(
                 "phase": Phase.PENDING,
                 "reason": Reason.WAITING,
                 "pod_name": None,
+                "start_time": None,  # it starts when its pod does, not when it began to wait
                 "steps": waiting,
                 "message": gate.message,
                 "waiting_for": list(gate.waiting_for),
