@@ -98,12 +98,11 @@ class Reconciler:
     def resync(self) -> None:
         """Re-read every unfinished run from the API, not the cache: a watch event that never arrived
         must not leave a step running forever."""
+        groups = self._build_groups()
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
-            if (
-                phase not in statuses.TERMINAL_PHASES
-                or (body.get("status") or {}).get("run") != self.build_view(key, body).run
-            ):
+            run = self.build_view(key, body, groups=groups).run
+            if phase not in statuses.TERMINAL_PHASES or (body.get("status") or {}).get("run") != run:
                 self._fresh.add(key)
                 self.kick(key)
 
@@ -128,21 +127,44 @@ class Reconciler:
 
     # --- builds: Pipelines ordered by their depends_on (core/builds.py) ---------------------------------------
 
-    def build_view(self, key: Key, body: Mapping[str, Any]) -> BuildView:
-        """The Pipeline's current run id and, for a build's member, its gate and its peers."""
+    def build_view(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        *,
+        groups: Mapping[tuple[str, str], list[Mapping[str, Any]]] | None = None,
+    ) -> BuildView:
+        """The Pipeline's current run id and, for a build's member, its gate and its peers (``groups``: the
+        cached Pipelines by namespace and build, when the caller has them at hand)."""
         build = builds.build_of(body)
         if build is None:
             return BuildView(runs.run_of(body))
+        peers = (
+            groups.get((key[0], build), [])
+            if groups is not None
+            else [
+                b
+                for (ns, _), b in self.caches.pipelines.items()
+                if ns == key[0] and builds.build_of(b) == build
+            ]
+        )
         members: dict[str, builds.Member] = {}
-        for (namespace, _), other in self.caches.pipelines.items():
-            if namespace == key[0] and builds.build_of(other) == build:
-                member = builds.member_of(other)
-                members[member.name] = member
+        for other in peers:
+            member = builds.member_of(other)
+            members[member.name] = member
         me = builds.member_of(body)
         members[me.name] = me
         current = builds.current_runs(members)
         gate = builds.gate(me.name, members, current) if me.depends_on else None
         return BuildView(current[me.name], gate, me.name, members)
+
+    def _build_groups(self) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for (namespace, _), body in self.caches.pipelines.items():
+            build = builds.build_of(body)
+            if build is not None:
+                groups.setdefault((namespace, build), []).append(body)
+        return groups
 
     def kick_build(self, key: Key, body: Mapping[str, Any], *, only_dependents: bool = False) -> None:
         """Wake the Pipeline's build peers: its dependents (its phase changed), or all (its run id changed)."""
