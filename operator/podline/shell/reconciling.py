@@ -201,16 +201,16 @@ class Reconciler:
         credentials = None
         if (
             pod is None
-            and (view.gate is None or view.gate.opens)
+            and (view.gate is None or view.gate.opens)  # a waiting run reads no Secret yet
             and not isinstance(plan, errors.PodlineError)
             and plan.pull_secret_name
         ):
             credentials = await self._credentials(namespace, plan.pull_secret_sources)
         uid = meta.get("uid", "")
         others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
-        queued = None if pod is not None else self._queued_because(key)
-        may_start = queued is None
         gate_open = view.gate is None or view.gate.opens
+        queued = None if pod is not None or not gate_open else self._queued_because(key)
+        may_start = queued is None
         configs: Mapping[str, Any] = {}
         if (
             pod is None
