@@ -298,3 +298,33 @@ def test_a_run_that_only_waited_is_no_history() -> None:
         )
     )
     assert later.status.history == []
+
+
+def test_twins_of_one_drone_name_cannot_be_told_apart() -> None:
+    got = builds.twins("test", ["test", "test-copy"], "app")
+    assert got.verdict is Verdict.INVALID
+    assert got.message.startswith('spec.name: Pipelines test, test-copy of build "app" are all named "test"')
+
+
+@pytest.mark.parametrize(
+    ("docs", "problems"),
+    [
+        ([{"name": "a"}, {"name": "b", "depends_on": ["a"]}], []),
+        ([{"name": "a", "depends_on": ["x"]}], ['f[0].depends_on[0]: unknown pipeline "x"']),
+        ([{"name": "a"}, {"name": "A"}], ['f[1].name: "A" is the name of f[0] too (as a resource)']),
+        ([{}, {"name": "default"}], ['f[1].name: "default" is the name of f[0] too (as a resource)']),
+        ([{"name": "a", "depends_on": ["a"]}], ["f[0].depends_on: a dependency cycle: a -> a"]),
+    ],
+)
+def test_what_convert_refuses_in_one_file(docs: list[dict[str, Any]], problems: list[str]) -> None:
+    found = builds.check_file([(f"f[{i}]", d) for i, d in enumerate(docs)])
+    assert [str(p) for p in found] == problems
+
+
+def test_order_and_outcome_of_a_build() -> None:
+    members = members_of(body("c", deps=["b"]), body("b", deps=["a"]), body("a"), body("z"))
+    assert builds.order(members) == ["a", "z", "b", "c"]
+    assert builds.outcome(["Succeeded", "Skipped"]) == "Succeeded"
+    assert builds.outcome(["Succeeded", "Failed", "Skipped"]) == "Failed"
+    assert builds.outcome(["Succeeded", "Pending"]) == "Running"
+    assert builds.outcome(["Cancelled", None]) == "Running"

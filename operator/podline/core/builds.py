@@ -197,6 +197,17 @@ def gate(name: str, members: Mapping[str, Member], runs: Mapping[str, str]) -> G
     return Gate(Verdict.START, env=env)
 
 
+def twins(name: str, resources: Sequence[str], build: str) -> Gate:
+    """The gate of Pipelines of one build that share a Drone name: depends_on cannot tell them apart."""
+    listed = ", ".join(resources)
+    return Gate(
+        Verdict.INVALID,
+        f'spec.name: Pipelines {listed} of build "{build}" are all named "{name}"; depends_on could not tell '
+        "them apart",
+        statuses.Reason.INVALID,
+    )
+
+
 def dependents(name: str, members: Mapping[str, Member]) -> list[str]:
     """The members that list ``name`` in their depends_on (by resource name, for the operator to wake)."""
     return [m.resource for m in members.values() if name in m.depends_on]

@@ -148,14 +148,17 @@ class Reconciler:
                 if ns == key[0] and builds.build_of(b) == build
             ]
         )
+        me = builds.member_of(body)
         members: dict[str, builds.Member] = {}
         for other in peers:
             member = builds.member_of(other)
             members[member.name] = member
-        me = builds.member_of(body)
+        twins = sorted(builds.member_of(b).resource for b in peers if builds.member_of(b).name == me.name)
         members[me.name] = me
         current = builds.current_runs(members)
         gate = builds.gate(me.name, members, current) if me.depends_on else None
+        if len(set(twins) | {me.resource}) > 1:
+            gate = builds.twins(me.name, sorted(set(twins) | {me.resource}), build)
         return BuildView(current[me.name], gate, me.name, members)
 
     def _build_groups(self) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
