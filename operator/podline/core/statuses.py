@@ -114,8 +114,8 @@ class PipelineStatus(_Model):
     steps: list[StepStatus] = Field(default_factory=list, description="Per-step state, in declaration order.")
     services: list[StepStatus] = Field(default_factory=list, description="Per-service state.")
     warnings: list[str] = Field(default_factory=list, description="Things that work but deserve attention.")
-    waiting_for: list[str] = Field(
-        default_factory=list, description="Pipelines of the build this run waits for (spec.depends_on)."
+    waiting_for: list[str] | None = Field(
+        default=None, description="Pipelines of the build this run waits for (spec.depends_on)."
     )
     history: list[dict[str, Any]] = Field(
         default_factory=list,
