@@ -328,3 +328,19 @@ def test_order_and_outcome_of_a_build() -> None:
     assert builds.outcome(["Succeeded", "Failed", "Skipped"]) == "Failed"
     assert builds.outcome(["Succeeded", "Pending"]) == "Running"
     assert builds.outcome(["Cancelled", None]) == "Running"
+
+
+def test_a_missing_dependency_does_not_turn_a_begun_run_into_another() -> None:
+    """An operator that has just started may see a Pipeline before the ones it depends on; a dependency may
+    be deleted after its dependents ran. Neither may stop a run that has begun, or run it again."""
+    full = members_of(body("test"), body("publish", deps=["test"]), body("notify", deps=["publish"]))
+    runs = builds.current_runs(full)
+    began = body("publish", deps=["test"], phase="Running", run=runs["publish"])
+    ended = body("notify", deps=["publish"], phase="Succeeded", run=runs["notify"])
+    alone = builds.current_runs(members_of(began, ended))  # test not seen (yet, or any more)
+    assert alone == {"publish": runs["publish"], "notify": runs["notify"]}
+    waited = body("publish", deps=["test"], phase="Pending", run="g1-dold")
+    waited["status"]["reason"] = "WaitingForDependencies"
+    assert builds.current_runs(members_of(waited))["publish"] != "g1-dold"  # a wait is no run: recomputed
+    edited = body("publish", deps=["test"], phase="Succeeded", run=runs["publish"], generation=2)
+    assert builds.current_runs(members_of(edited))["publish"].startswith("g2-d")  # its own spec changed

@@ -54,6 +54,7 @@ class Member:
     own_run: str  # generation and rerun token (``conventions.run_id``), without the dependencies' runs
     status_run: str | None = None
     phase: str | None = None
+    status_reason: str | None = None
     on_success: bool = True
     on_failure: bool = False
 
@@ -99,6 +100,7 @@ def member_of(body: Mapping[str, Any]) -> Member:
         own_run=conventions.run_id(int(meta.get("generation") or 1), notes.get(conventions.ANNOTATION_RERUN)),
         status_run=status.get("run"),
         phase=status.get("phase"),
+        status_reason=status.get("reason"),
         on_success=conditions.runs_on(trigger, failing=False),
         on_failure=not trigger.status.is_empty and conditions.runs_on(trigger, failing=True),
     )
@@ -106,29 +108,46 @@ def member_of(body: Mapping[str, Any]) -> Member:
 
 def current_runs(members: Mapping[str, Member]) -> dict[str, str]:
     """Each member's current run id: its own, plus a digest of its dependencies' current runs (a missing
-    dependency counts as "-"). Members on a cycle keep their own run id."""
+    dependency counts as "-"). Members on a cycle keep their own run id.
+
+    A member some of whose dependencies (directly or not) are missing keeps the run its status is about, if
+    that run has begun (it is neither waiting nor about an older spec of its own): a dependency deleted after
+    it ran, or not yet seen by an operator that has just started, must not turn its run into another one,
+    which would stop it (superseded) and run it again."""
     out: dict[str, str] = {}
+    incomplete: set[str] = set()
 
     def visit(name: str, path: tuple[str, ...]) -> str:
         if name in out:
             return out[name]
         member = members[name]
-        if not member.depends_on:
-            out[name] = member.own_run
-            return out[name]
         parts = []
         for dep in sorted(set(member.depends_on)):
             if dep in path or dep == name:
                 out[name] = member.own_run  # a cycle: never starts (gate), so its id is moot
                 return out[name]
+            if dep not in members or dep in incomplete:
+                incomplete.add(name)
             parts.append(f"{dep}={visit(dep, (*path, name)) if dep in members else '-'}")
-        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:6]
-        out[name] = f"{member.own_run}-d{digest}"
+            if dep in incomplete:
+                incomplete.add(name)
+        if not parts:
+            out[name] = member.own_run
+        elif name in incomplete and _begun(member):
+            out[name] = str(member.status_run)
+        else:
+            out[name] = f"{member.own_run}-d{hashlib.sha256(chr(10).join(parts).encode()).hexdigest()[:6]}"
         return out[name]
 
     for name in members:
         visit(name, ())
     return out
+
+
+def _begun(member: Member) -> bool:
+    """Whether the member's status is about a run of its current spec that has begun (not only waited)."""
+    run = member.status_run or ""
+    return run.startswith(f"{member.own_run}-d") and member.status_reason != statuses.Reason.WAITING
 
 
 def cycle_through(name: str, members: Mapping[str, Member]) -> list[str] | None:
