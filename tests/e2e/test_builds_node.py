@@ -91,7 +91,7 @@ def test_test_then_publish_with_a_kind_secret_password(env, tmp_path) -> None:
     drone = (
         pipe("test", registry.busybox, "sleep 1", "echo tested")
         + "---\n"
-        + pipe("publish", registry.busybox, f'test "$PASSWORD" = "{PASSWORD}"', "echo password-ok",
+        + pipe("publish", registry.busybox, 'test -n "$PASSWORD"', "echo password-length=${#PASSWORD}",
                "echo status=$DRONE_BUILD_STATUS", deps=("test",),
                environment="{PASSWORD: {from_secret: docker_password}}")
         + "---\nkind: secret\nname: docker_password\nget: {path: docker, name: password}\n"
@@ -104,11 +104,17 @@ def test_test_then_publish_with_a_kind_secret_password(env, tmp_path) -> None:
     assert (test["phase"], publish["phase"]) == ("Succeeded", "Succeeded"), publish
     [pod] = pods_of(cluster, ns, "publish")
     assert pod["metadata"]["creationTimestamp"] >= test["completionTime"]
+    [step] = [c for c in pod["spec"]["containers"] if c["name"] == "step-run"]
+    [password] = [e for e in step["env"] if e["name"] == "PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "docker", "key": "password"}
     out = podline(cluster, "logs", "publish", "-n", ns).stdout
-    assert "password-ok" in out and "status=success" in out
+    assert f"password-length={len(PASSWORD)}" in out and "status=success" in out
     got = podline(cluster, "get", "--build", "release", "-n", ns).stdout.splitlines()
     assert got[0].startswith("build release  Succeeded  pipelines=2"), got
-    assert got[1].startswith("1. test  Succeeded") and got[2].startswith("2. (after test) publish  Succeeded")
+    heads = [line for line in got if line[:1].isdigit()]
+    assert heads[0].startswith("1. test  Succeeded") and heads[1].startswith(
+        "2. (after test) publish  Succeeded"
+    )
     assert PASSWORD not in op.log() and PASSWORD not in str(status(cluster, ns, "publish"))
 
 
