@@ -4,8 +4,10 @@ A responder process (``python -m bench.floor KUBECONFIG NAMESPACE``) watches the
 (raw JSON lines, like the bench's observer) and, whenever one's annotation ``bench.podline.dev/ping``
 differs from its ``…/pong``, PATCHes ``pong`` to the same value: one watch event in, one PATCH out, nothing
 else. The bench writes ``ping`` and measures, on its own watch, the time from the event carrying ``ping=i``
-to the event carrying ``pong=i``: exactly how it measures podline's step hand-off (event that ends step N →
-event that starts step N+1). Podline's numbers are read as ratios to this.
+to the event carrying ``pong=i``: one watch event in, one write out. This is the floor of any hand-off that goes
+through a controller (drone-runner-kube's launcher starts each step by updating the pod); podline's steps
+sequence themselves in the pod, so its hand-offs do not go through the operator, and the floor is the
+reference for what the operator does still do in reply to an event (a stand-in, a stop, a status write).
 
 The floor under load uses a ConfigMap, not a pod: the operator watches every pod of the cluster (kopf
 filters labels on its side), so pinging a pod all along would load the operator being measured (see the

@@ -184,7 +184,7 @@ class Bench:
             except OSError:
                 return ""
 
-        found = {
+        found: dict[str, Any] = {
             "kubernetes": binaries.KUBERNETES_VERSION,
             "containerd": out(self.cluster.programs["containerd"], "--version") if self.cluster else "",
             "runc": out("runc", "--version").splitlines()[0] if out("runc", "--version") else "",
@@ -287,7 +287,7 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
             steps = nodesystems.echo_steps(size)
             for system in (s for s in order if takes_part(s, "e2e")):
                 outcomes = bench.run(system, f"n{size}", [(f"echo-{size}", steps)])
-                sample = {
+                sample: dict[str, Any] = {
                     "seconds": _e2e_seconds(outcomes),
                     "handoffs": nodesystems.handoffs(outcomes[0], steps),
                     "handoffs_waiting": nodesystems.handoffs(outcomes[0], steps, waiting=True),
@@ -400,15 +400,13 @@ def run(
 ) -> dict[str, Any]:
     """The whole node bench; ``cluster``: a running node tier to use (a test's) instead of starting one;
     ``build_peer=False``: run the peer and Tekton's entrypoint only if they are already built."""
-    from bench import run as api_run
-
     began = time.monotonic()
     results: dict[str, Any] = {
         "tier": "node",
         "mode": mode,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": proc.machine(),
-        "source": api_run.source(),
+        "source": proc.source(),
         "load_before": proc.uptime_line(),
         "config": dataclasses.asdict(cfg),
         "errors": [],
@@ -446,12 +444,11 @@ def write(results: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
     import json
 
     from bench import nodereport
-    from bench import run as api_run
 
     out.mkdir(parents=True, exist_ok=True)
     # The table and plot are drawn from the numbers the JSON keeps (rounded), so a table rendered later from
     # the JSON is the same text: formatting 4-place-rounded values again may round differently.
-    results = api_run._clean(results)
+    results = stats.json_ready(results)
     text = json.dumps(results, indent=1) + "\n"
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     paths = [out / "node-latest.json", out / f"{stamp}-node-{results['mode']}.json"]

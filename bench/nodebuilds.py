@@ -29,7 +29,7 @@ from typing import Any
 
 import kubernetes
 
-from tests.cluster import clusters, images
+from tests.cluster import clusters, images, nodetier
 from tests.e2e import conftest, operating
 
 NAMESPACE = "build-handoff"
@@ -84,6 +84,7 @@ def _build(repeat: int) -> list[dict[str, Any]]:
 
 def measure(repeats: int) -> dict[str, Any]:
     cluster = clusters.start("node", owner="bench")
+    assert isinstance(cluster, nodetier.NodeCluster)
     samples: dict[str, list[float]] = {
         "reported": [],
         "operator": [],

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from bench import taskevents
-from tests.cluster import clusters, images
+from tests.cluster import clusters, images, nodetier
 from tests.e2e import conftest, operating
 
 REPEATS = 5
@@ -40,6 +40,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 def measure(repeats: int = REPEATS) -> dict[str, Any]:
     cluster = clusters.start("node", owner="bench")
+    assert isinstance(cluster, nodetier.NodeCluster)
     try:
         conftest.install_crd(cluster)
         env = {
@@ -68,7 +69,8 @@ def measure(repeats: int = REPEATS) -> dict[str, Any]:
                 tasks = taskevents.step_tasks(events.tasks(NAMESPACE, status["podName"]))
                 for before, after in itertools.pairwise(status["steps"]):
                     ended = _seconds(before["finishedAt"])
-                    if not tasks[after["container"]].started < ended:
+                    started = tasks[after["container"]].started
+                    if started is None or not started < ended:
                         raise RuntimeError(f"{after['name']}'s container was not waiting yet")
                     own.append(_seconds(after["startedAt"]) - ended)
                     after_exit.append(

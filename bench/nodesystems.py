@@ -214,7 +214,9 @@ class Podline:
         custom = kubernetes.client.CustomObjectsApi(node.api)
         outcomes = []
         for name, _steps in pipelines:
-            body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            body: dict[str, Any] = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )  # type: ignore[assignment]
             status = body.get("status") or {}
             outcome = Outcome(
                 self.name,
@@ -624,7 +626,8 @@ class Tekton:
         self, core: kubernetes.client.CoreV1Api, namespace: str, pod: str, wanted: Sequence[str]
     ) -> list[Interval]:
         tasks = taskevents.step_tasks(self.node.events.tasks(namespace, pod))
-        body = json.loads(core.read_namespaced_pod(pod, namespace, _preload_content=False).data)
+        response = core.read_namespaced_pod(pod, namespace, _preload_content=False)
+        body = json.loads(response.data)  # type: ignore[attr-defined]
         messages = {
             c["name"]: ((c.get("state") or {}).get("terminated") or {}).get("message")
             for c in (body.get("status") or {}).get("containerStatuses") or ()

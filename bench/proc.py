@@ -1,4 +1,5 @@
-"""What /proc says about a process (memory, CPU time) and about the machine the bench runs on."""
+"""What /proc says about a process (memory, CPU time) and about the machine the bench runs on, and which
+commit it measures."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from typing import Any
 
 TICKS = os.sysconf("SC_CLK_TCK")
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # the checkout measured
 
 
 def status_kb(pid: int, field: str) -> int | None:
@@ -43,10 +45,6 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
-def loadavg() -> list[float]:
-    return [float(x) for x in pathlib.Path("/proc/loadavg").read_text().split()[:3]]
-
-
 def uptime_line() -> str:
     try:
         return subprocess.run(
@@ -77,4 +75,21 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": sys.version.split()[0],
         "hostname": platform.node(),
+    }
+
+
+def source() -> dict[str, Any]:
+    """The commit measured, and the operator files that differ from it (others may be editing the tree)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "operator_changes_not_committed": git("status", "--short", "--", "operator").splitlines(),
     }

@@ -16,16 +16,14 @@ import argparse
 import dataclasses
 import datetime
 import json
-import math
 import pathlib
 import signal
-import subprocess
 import sys
 import time
 import traceback
 from typing import Any
 
-from bench import harness, proc, report, scenarios
+from bench import harness, proc, report, scenarios, stats
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 SCENARIOS = ("render", "cli", "floor", "foreign_pods", "start", "handoff", "api_cost", "burst", "memory")
@@ -35,34 +33,6 @@ _began = time.monotonic()
 
 def say(message: str) -> None:
     print(f"[bench {time.monotonic() - _began:6.1f}s] {message}", flush=True)
-
-
-def _clean(value: Any) -> Any:
-    """JSON without NaN/Infinity (null instead), tuples as lists."""
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else round(value, 4)
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def source() -> dict[str, Any]:
-    """The commit measured, and the operator files that differ from it (others may be editing the tree)."""
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=harness.ROOT, capture_output=True, text=True, timeout=30, check=False
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "operator_changes_not_committed": git("status", "--short", "--", "operator").splitlines(),
-    }
 
 
 def warm_up(h: harness.Harness, cfg: scenarios.Config) -> None:
@@ -88,7 +58,7 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": proc.machine(),
         "kubernetes": binaries.KUBERNETES_VERSION,
-        "source": source(),
+        "source": proc.source(),
         "load_before": proc.uptime_line(),
         "config": cfg.__dict__ | {"levels": [lv.__dict__ for lv in cfg.levels]},
         "scenarios": {},
@@ -137,7 +107,7 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
 
 def write(results: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
     out.mkdir(parents=True, exist_ok=True)
-    clean = _clean(results)
+    clean = stats.json_ready(results)
     text = json.dumps(clean, indent=1, sort_keys=False) + "\n"
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     paths = [out / "latest.json", out / f"{stamp}-{results['mode']}.json"]
@@ -174,7 +144,7 @@ def profile(cfg: scenarios.Config, out: pathlib.Path) -> None:
         }
         summary["load"] = proc.uptime_line()
         summary["logs"] = h.keep_logs(out / "logs")
-        (out / "profiled-run.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
+        (out / "profiled-run.json").write_text(json.dumps(stats.json_ready(summary), indent=1) + "\n")
     finally:
         h.close()
     for path in sorted(out.iterdir()):
@@ -214,7 +184,7 @@ def compare(cfg: scenarios.Config, out: pathlib.Path, variants: list[str], burst
     finally:
         h.close()
     results["load_after"] = proc.uptime_line()
-    (out / "compare.json").write_text(json.dumps(_clean(results), indent=1) + "\n")
+    (out / "compare.json").write_text(json.dumps(stats.json_ready(results), indent=1) + "\n")
     lines = [
         (
             "| operator settings | hand-off p50 / p99 (ms) | floor p50 (ms) | operator CPU per hand-off (ms) | "

@@ -1,4 +1,4 @@
-"""The six scenarios of issue 6, plus the floor. Each returns a JSON-able dict (and keeps raw samples for plots).
+"""The api tier's scenarios, plus the floor. Each returns a JSON-able dict (and keeps raw samples for plots).
 
 Every latency is a difference of two arrival times on the bench's own watch (see `watching`). Steps hand
 off inside the pod now (the entrypoint, docs/in-pod.md; here the scripted kubelet plays it), so the operator
@@ -146,9 +146,8 @@ def _record_stuck(h: harness.Harness, recorder: watching.Recorder, names: set[st
             item["status"] = custom.get_namespaced_custom_object(
                 harness.GROUP, harness.VERSION, recorder.namespace, harness.PLURAL, name
             ).get("status")  # type: ignore[attr-defined]
-            pod = json.loads(
-                core.read_namespaced_pod(f"{name}-g1", recorder.namespace, _preload_content=False).data
-            )  # type: ignore[attr-defined]
+            response = core.read_namespaced_pod(f"{name}-g1", recorder.namespace, _preload_content=False)
+            pod = json.loads(response.data)  # type: ignore[attr-defined]
             item["pod"] = {
                 "annotations": pod["metadata"].get("annotations"),
                 "images": {c["name"]: c["image"] for c in pod["spec"]["containers"]},

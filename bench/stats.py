@@ -72,3 +72,14 @@ def histogram_quantile(buckets: Sequence[tuple[float, float]], q: float) -> floa
             return previous_bound + (bound - previous_bound) * fraction
         previous_bound, previous_count = bound, count
     return previous_bound
+
+
+def json_ready(value: Any) -> Any:
+    """JSON without NaN/Infinity (null instead), tuples as lists."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

@@ -2,7 +2,7 @@
 -- A Pipeline is Healthy once its current run Succeeded (or was Skipped: a build's pipeline that its
 -- dependencies' outcome rules out), Degraded if it Failed, errored or was Cancelled, and Progressing while
 -- it is queued, waits for the pipelines it depends on, or runs, or while its status is about an older spec.
--- tests/test_gitops.py runs this file with lua5.4 against the statuses the operator writes.
+-- tests/chart/test_gitops.py runs this file with lua5.4 against the statuses the operator writes.
 local health = { status = "Progressing", message = "waiting for the podline operator to start a run" }
 local status = obj.status
 if status == nil or status.phase == nil then

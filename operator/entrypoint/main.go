@@ -6,6 +6,7 @@
 //	podline-entrypoint run --name=NAME [flags] -- COMMAND ARGS...
 //	podline-entrypoint decide         a decision, JSON in and out (cross-checked with the Python core)
 //	podline-entrypoint encode         a result's two written forms (cross-checked with the Python core)
+//	podline-entrypoint constants      the contract's constants and names as JSON (hidden; compared with the core)
 package main
 
 import (
@@ -66,6 +67,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := encodeJSON(stdin, stdout); err != nil {
 			fmt.Fprintf(stderr, "podline-entrypoint encode: %v\n", err)
 			return 2
+		}
+		return 0
+	case "constants":
+		if err := json.NewEncoder(stdout).Encode(Constants()); err != nil {
+			return fail(err)
 		}
 		return 0
 	case "install", "prepare":
@@ -179,4 +185,21 @@ func encodeJSON(stdin io.Reader, stdout io.Writer) error {
 	}
 	_, err := fmt.Fprintf(stdout, "%s\n%s\n", EncodeResult(*in.Result), EncodeMessage(*in.Result, *in.Limit))
 	return err
+}
+
+// Constants is what this binary takes for granted of the in-pod contract: its numbers, defaults and closed
+// sets of names. The constants subcommand prints it; tests/core/test_stepping_agreement.py compares it with
+// podline.core.stepping's, so the two halves cannot drift apart unseen.
+func Constants() map[string]any {
+	return map[string]any{
+		"earlyExitCode":         EarlyExitCode,
+		"maxMessage":            MaxMessage,
+		"defaultMessageLimit":   DefaultMessageLimit,
+		"defaultRunDir":         DefaultRunDir,
+		"defaultTerminationLog": DefaultTerminationLog,
+		"actions":               []Action{ActionWait, ActionRun, ActionSkip},
+		"states":                []State{StateSucceeded, StateFailed, StateSkipped},
+		"reasons": []Reason{ReasonEarlyExit, ReasonSkipped, ReasonStepTimeout, ReasonStopped,
+			ReasonImagePullFailed, ReasonCommandNotFound, ReasonCommandNotExecutable},
+	}
 }

@@ -16,12 +16,12 @@ import base64
 import os
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, builds, conventions, errors, kubenames, runs, scheduling, secretdocs
+from podline.core import auths, builds, conventions, errors, kubenames, plans, runs, scheduling, secretdocs
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -70,25 +70,7 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
     from podline.shell import settings as settings_  # settings parsing is pure; no cluster is touched
 
     policy = settings_.Settings.from_env(policy_env).policy
-    docs = _load_documents(paths)
-    secrets: dict[tuple[str, str], auths.SourceSecret] = {}
-    pipelines = []
-    for path, index, doc in docs:
-        where = f"{path}[{index}]"
-        if not isinstance(doc, dict):
-            raise CliError([f"{where}: a document must be a mapping"])
-        kind = doc.get("kind")
-        if kind == "Secret" and isinstance(doc.get("metadata"), dict):
-            ns = doc["metadata"].get("namespace", "default")
-            secrets[(ns, doc["metadata"].get("name", ""))] = _secret_source(doc, where)
-        elif kind == conventions.KIND and str(doc.get("apiVersion", "")).startswith(conventions.GROUP + "/"):
-            pipelines.append((where, doc))
-        elif kind == "pipeline":
-            raise CliError([f"{where}: a Drone document; run `podline convert {path}` first"])
-        else:
-            print(f"{where}: skipping {kind or 'a document without kind'}", file=sys.stderr)
-    if not pipelines:
-        raise CliError(["no Pipeline resources found"])
+    secrets, pipelines = _sort_documents(paths)
     out: list[dict[str, Any]] = []
     problems: list[str] = []
     bodies = [
@@ -109,48 +91,94 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
         try:
             if isinstance(plan, errors.PodlineError):
                 raise plan
-            credentials = None
-            if plan.pull_secret_sources:
-                missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
-                if missing:
-                    raise errors.MissingSecret(
-                        [
-                            errors.Problem(
-                                "spec.image_pull_secrets",
-                                f'Secret "{s}" not found in the given files (namespace "{namespace}")',
-                            )
-                            for s in missing
-                        ]
-                    )
-                credentials = auths.convert([secrets[(namespace, s)] for s in plan.pull_secret_sources])
-                for warning in credentials.warnings:
-                    print(f"{name}: warning: {warning}", file=sys.stderr)
-            for warning in plan.warnings:
-                print(f"{name}: warning: {warning}", file=sys.stderr)
-            configs = {image: _FromImage(image) for image in plan.needs_image_config()}
-            for c in plan.steps:
-                if c.image in configs and c.command is None and not c.excluded:
-                    print(
-                        f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
-                        "reads from the registry when the run starts",
-                        file=sys.stderr,
-                    )
-            snap = scheduling.Snapshot(
-                plan=plan,
-                pod=None,
-                now=_epoch(),
-                generation=plan.generation,
-                run=plan.run,
-                credentials=credentials,
-                image_configs=configs,
-            )
-            decision = scheduling.decide(snap)
-            out.extend(decision.create)
+            out.extend(_render_plan(plan, name=name, namespace=namespace, secrets=secrets))
         except errors.PodlineError as exc:
             problems.extend(f"{name}: {line}" for line in exc.lines())
     if problems:
         raise CliError(problems)
     return yaml.safe_dump_all(out, sort_keys=False)
+
+
+def _sort_documents(
+    paths: Sequence[str],
+) -> tuple[dict[tuple[str, str], auths.SourceSecret], list[tuple[str, dict[str, Any]]]]:
+    """The files' Secrets (by namespace and name) and Pipelines (with where each was found)."""
+    secrets: dict[tuple[str, str], auths.SourceSecret] = {}
+    pipelines = []
+    for path, index, doc in _load_documents(paths):
+        where = f"{path}[{index}]"
+        if not isinstance(doc, dict):
+            raise CliError([f"{where}: a document must be a mapping"])
+        kind = doc.get("kind")
+        if kind == "Secret" and isinstance(doc.get("metadata"), dict):
+            ns = doc["metadata"].get("namespace", "default")
+            secrets[(ns, doc["metadata"].get("name", ""))] = _secret_source(doc, where)
+        elif kind == conventions.KIND and str(doc.get("apiVersion", "")).startswith(conventions.GROUP + "/"):
+            pipelines.append((where, doc))
+        elif kind == "pipeline":
+            raise CliError([f"{where}: a Drone document; run `podline convert {path}` first"])
+        else:
+            print(f"{where}: skipping {kind or 'a document without kind'}", file=sys.stderr)
+    if not pipelines:
+        raise CliError(["no Pipeline resources found"])
+    return secrets, pipelines
+
+
+def _render_plan(
+    plan: plans.RunPlan,
+    *,
+    name: str,
+    namespace: str,
+    secrets: Mapping[tuple[str, str], auths.SourceSecret],
+) -> tuple[dict[str, Any], ...]:
+    """The objects the operator would create for ``plan`` (the pull Secret's from the given Secrets)."""
+    credentials = _render_credentials(plan, name=name, namespace=namespace, secrets=secrets)
+    for warning in plan.warnings:
+        print(f"{name}: warning: {warning}", file=sys.stderr)
+    configs = {image: _FromImage(image) for image in plan.needs_image_config()}
+    for c in plan.steps:
+        if c.image in configs and c.command is None and not c.excluded:
+            print(
+                f'{name}: note: step "{c.step}" runs its image\'s own ENTRYPOINT/CMD, which the operator '
+                "reads from the registry when the run starts",
+                file=sys.stderr,
+            )
+    snap = scheduling.Snapshot(
+        plan=plan,
+        pod=None,
+        now=_epoch(),
+        generation=plan.generation,
+        run=plan.run,
+        credentials=credentials,
+        image_configs=configs,
+    )
+    return scheduling.decide(snap).create
+
+
+def _render_credentials(
+    plan: plans.RunPlan,
+    *,
+    name: str,
+    namespace: str,
+    secrets: Mapping[tuple[str, str], auths.SourceSecret],
+) -> auths.Credentials | None:
+    if not plan.pull_secret_sources:
+        return None
+    missing = [s for s in plan.pull_secret_sources if (namespace, s) not in secrets]
+    if missing:
+        raise errors.MissingSecret(
+            [
+                errors.Problem(
+                    "spec.image_pull_secrets",
+                    f'Secret "{s}" not found in the given files (namespace "{namespace}")',
+                )
+                for s in missing
+            ]
+        )
+    credentials = auths.convert([secrets[(namespace, s)] for s in plan.pull_secret_sources])
+    for warning in credentials.warnings:
+        print(f"{name}: warning: {warning}", file=sys.stderr)
+    return credentials
 
 
 class _FromImage:
@@ -295,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _operator_handlers().run(settings_.Settings.from_env())
         elif args.command in ("logs", "get"):
-            from podline.shell import viewing
+            from podline import viewing
 
             return viewing.main(args)
     except CliError as exc:

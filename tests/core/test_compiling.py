@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from podline.core import compiling, models, plans, policies, pulling
+from podline.core import compiling, models, plans, pods, policies, pulling
 
 POLICY = policies.Policy()
 CONTEXT = compiling.RunContext(namespace="ci", pipeline="demo", uid="uid-1", generation=3)
@@ -683,14 +683,14 @@ def test_volumes_map_to_pod_volumes_and_mounts() -> None:
         ],
         policy=policy,
     )
-    assert plan.volumes == (
+    assert [pods.to_volume(v) for v in plan.volumes] == [
         {"name": "podline-workspace", "emptyDir": {}},
         {"name": "v-cache", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
         {"name": "v-sock", "hostPath": {"path": "/var/run/docker.sock", "type": "DirectoryOrCreate"}},
         {"name": "v-data", "persistentVolumeClaim": {"claimName": "build-cache", "readOnly": True}},
         {"name": "v-cfg", "configMap": {"name": "app-config", "optional": False, "defaultMode": 420}},
         {"name": "v-plain", "emptyDir": {}},
-    )
+    ]
     a, b = plan.steps
     assert a.mounts == (plans.Mount("v-cache", "/cache"), plans.Mount("v-sock", "/var/run/docker.sock"))
     assert b.mounts == (plans.Mount("v-data", "/data"), plans.Mount("v-cfg", "/etc/app"))
@@ -719,11 +719,11 @@ def test_pod_level_fields() -> None:
         policy=policy,
     )
     assert plan.node_selector == (("arch", "amd64"), ("zone", "b"))
-    assert plan.tolerations == (
+    assert [pods.to_toleration(t) for t in plan.tolerations] == [
         {"key": "ci", "operator": "Equal", "value": "yes", "effect": "NoSchedule"},
         {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30},
         {"operator": "Exists"},
-    )
+    ]
     assert plan.service_account == "builder"
     assert plan.automount_token is True
     assert plan.pod_labels == (("app", "y"), ("team", "x"))

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from podline.core import auths, errors, images, registries
+from podline.core import auths, errors, images, plans, pulling, registries, stepping
 from podline.core import imageconfigs as ic
 
 Reason = errors.RegistryReason
@@ -415,7 +415,11 @@ def test_malformed_configs_are_bad_responses(raw: bytes, message: str) -> None:
 def test_what_a_container_runs(
     entrypoint: tuple[str, ...], cmd: tuple[str, ...], command: list[str] | None, argv: tuple[str, ...]
 ) -> None:
-    assert ic.ImageConfig(entrypoint, cmd, D1).argv(command) == argv
+    step = plans.ContainerPlan(
+        "step-a", "a", plans.Kind.STEP, "plugin", pulling.PullPolicy.IF_NOT_PRESENT,
+        args=None if command is None else tuple(command),
+    )  # fmt: skip
+    assert stepping.command_of(step, ic.ImageConfig(entrypoint, cmd, D1)) == argv
 
 
 def test_documents_must_match_their_digests() -> None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from podline.core import conditions, conventions, models, quantities
+from podline.core import conventions, models, quantities, whens
 
 # --- quantities -----------------------------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ MATCHES = [
     ("raw", "value", "expected"), [pytest.param(r, v, e, id=i) for i, r, v, e in MATCHES]
 )
 def test_condition_matching(raw: Any, value: str | None, expected: bool) -> None:
-    assert conditions.matches(cond(raw), value) is expected
+    assert whens.matches(cond(raw), value) is expected
 
 
 @pytest.mark.parametrize(
@@ -94,14 +94,14 @@ def test_condition_matching(raw: Any, value: str | None, expected: bool) -> None
 )
 def test_runs_on_status(status: Any, failing: bool, runs: bool) -> None:
     when = models.Conditions.model_validate({"status": status} if status is not None else {})
-    assert conditions.runs_on(when, failing=failing) is runs
+    assert whens.runs_on(when, failing=failing) is runs
 
 
 def test_build_matches_needs_every_condition() -> None:
     when = models.Conditions.model_validate({"branch": "main", "event": ["push"], "paths": ["docs/*"]})
-    assert conditions.build_matches(when, models.BuildInfo(branch="main", event="push"))
-    assert not conditions.build_matches(when, models.BuildInfo(branch="main", event="tag"))
-    assert conditions.build_matches(when, None)
+    assert whens.build_matches(when, models.BuildInfo(branch="main", event="push"))
+    assert not whens.build_matches(when, models.BuildInfo(branch="main", event="tag"))
+    assert whens.build_matches(when, None)
 
 
 def test_build_info_ignores_unknown_fields() -> None:

@@ -51,6 +51,7 @@ from podline.core import auths, images
         ("", ""),
         ("https://", ""),
         ("/v2/", ""),
+        ("0/v1/v1", "0"),  # every leading API segment goes, so a second pass changes nothing
     ],
 )
 def test_registry_keys_are_normalised(raw: str, key: str) -> None:

@@ -6,8 +6,10 @@ byte for byte (so ``--message-limit`` cuts at the same place).
 
 The binary reads ``{"args": [...], "results": {name: result}, "started": [names]}`` and prints
 ``{"action": ..., "reason": ...}`` (docs/in-pod.md). The arguments are the core's own: generated steps go
-through ``stepping.parse_args`` (checked to read back the same step), and the second test takes them from
-``stepping.args_for`` on compiled pipelines. Without Go the tests skip; with ``CI=true`` they fail.
+through ``stepping.argv_of`` and back through ``stepping.parse_args`` (checked to read back the same step),
+and the second test takes them from ``stepping.args_for`` on compiled pipelines. A result's ``failing`` is
+derived from its writer's flags, as both halves derive it. And the binary's own constants and names
+(``podline-entrypoint constants``) are the core's. Without Go the tests skip; with ``CI=true`` they fail.
 """
 
 from __future__ import annotations
@@ -38,29 +40,6 @@ def binary() -> pathlib.Path:
         if fixtures.in_ci():
             pytest.fail(f"{error} (CI=true: the agreement test must not be skipped)", pytrace=False)
         pytest.skip(str(error))
-
-
-def argv_of(step: StepArgs) -> list[str]:
-    """The ``run`` arguments for a step, written the way ``stepping.args_for`` writes them."""
-    args = ["run", f"--name={step.name}"]
-    if step.after:
-        args.append("--after=" + ",".join(step.after))
-    if step.detached:
-        args.append("--detached=" + ",".join(step.detached))
-    args.append(
-        "--on=" + ",".join(w for w, on in (("success", step.on_success), ("failure", step.on_failure)) if on)
-    )
-    for flag, on in (
-        ("--ignore-failure", step.ignore_failure),
-        ("--detach", step.detach),
-        ("--excluded", step.excluded),
-    ):
-        if on:
-            args.append(flag)
-    if step.timeout_seconds:
-        args.append(f"--timeout={step.timeout_seconds}")
-    args.append(f"--message-limit={step.message_limit}")
-    return [*args, "--", *step.command]
 
 
 def binary_decides(
@@ -116,6 +95,8 @@ def steps(draw: st.DrawFn) -> StepArgs:
 @st.composite
 def results_of(draw: st.DrawFn) -> Result:
     state = draw(st.sampled_from(list(ResultState)))
+    # The step that wrote it: its failure fails the run unless it ignores failure or is detached.
+    writer = StepArgs("?", ignore_failure=draw(st.booleans()), detach=draw(st.booleans()))
     code: int | None
     reason: str | None
     if state is ResultState.SKIPPED:
@@ -133,7 +114,7 @@ def results_of(draw: st.DrawFn) -> Result:
         finished_at=1764579600456,
         reason=reason,
         message=draw(st.sampled_from((None, "a sentence."))),
-        failing=draw(st.booleans()) if state is ResultState.FAILED else False,
+        failing=stepping.is_failing(writer, state),
     )
 
 
@@ -156,7 +137,7 @@ def test_binary_and_core_decide_alike(
     binary: pathlib.Path, step: StepArgs, run_dir: tuple[dict[str, Result], frozenset[str]]
 ) -> None:
     results, started = run_dir
-    argv = argv_of(step)
+    argv = stepping.argv_of(step)
     assert stepping.parse_args(argv) == step  # these are arguments the core itself reads as this step
     assert binary_decides(binary, argv, results, started) == core_decides(step, results, started)
 
@@ -226,3 +207,18 @@ def test_binary_and_core_write_results_alike(binary: pathlib.Path, result: Resul
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == [result.to_json(), result.to_message(limit), ""]
+
+
+def test_binary_and_core_share_their_constants_and_names(binary: pathlib.Path) -> None:
+    done = subprocess.run([str(binary), "constants"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "earlyExitCode": stepping.EXIT_EARLY,
+        "maxMessage": stepping.MESSAGE_LIMIT,
+        "defaultMessageLimit": stepping.CONTAINER_MESSAGE_BYTES,
+        "defaultRunDir": stepping.RUN_DIR,
+        "defaultTerminationLog": stepping.TERMINATION_LOG,
+        "actions": [str(a) for a in stepping.Action],
+        "states": [str(s) for s in stepping.ResultState],
+        "reasons": [str(w) for w in stepping.Why],
+    }

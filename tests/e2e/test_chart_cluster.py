@@ -625,7 +625,7 @@ HEALTH = {"Running": "Progressing", "Succeeded": "Healthy", "Failed": "Degraded"
 
 
 def test_gitops_health_of_the_statuses_the_operator_writes(private_cluster: apitier.ApiCluster) -> None:
-    from tests.test_gitops import argocd_health
+    from tests.chart.test_gitops import argocd_health
 
     cluster = private_cluster
     namespace = cluster.new_namespace("gitops")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from podline.core import errors
 from podline.core import imageconfigs as core
-from podline.shell import imageconfigs
+from podline.shell import imagereading
 from podline.shell import settings as settings_
 
 from tests.cluster import apitier, fixtures, images, pki, probes, scripted_kubelet
@@ -73,7 +73,7 @@ def resolve(env: dict[str, str]) -> core.ImageConfig:
     """Read ``IMAGE`` with the operator's reader for the settings ``env``."""
 
     async def main() -> core.ImageConfig:
-        reader = imageconfigs.ImageConfigs.from_settings(settings_.Settings.from_env(env))
+        reader = imagereading.ImageConfigs.from_settings(settings_.Settings.from_env(env))
         try:
             return await reader.resolve(IMAGE, None)
         finally:

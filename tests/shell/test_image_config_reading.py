@@ -21,7 +21,7 @@ import pytest
 from aiohttp import test_utils, web
 from podline.core import auths, errors, plans, registries, runs
 from podline.core import imageconfigs as core
-from podline.shell import imageconfigs, reconciling
+from podline.shell import imagereading, reconciling
 from podline.shell import settings as settings_
 
 T = TypeVar("T")
@@ -156,11 +156,11 @@ def pull_secret(*entries: tuple[str, str]) -> auths.Credentials:
 
 
 def run(
-    scenario: Callable[[imageconfigs.ImageConfigs, Double], Awaitable[T]], double: Double, **options: Any
+    scenario: Callable[[imagereading.ImageConfigs, Double], Awaitable[T]], double: Double, **options: Any
 ) -> T:
     async def main() -> T:
         server = await serving(double)
-        reader = imageconfigs.ImageConfigs(**options)
+        reader = imagereading.ImageConfigs(**options)
         try:
             return await scenario(reader, double)
         finally:
@@ -174,7 +174,7 @@ def image(double: Double, tag: str = "1") -> str:
     return f"{double.base.removeprefix('http://')}/{REPOSITORY}:{tag}"
 
 
-def failure(scenario: Callable[[imageconfigs.ImageConfigs, Double], Awaitable[object]], double: Double,
+def failure(scenario: Callable[[imagereading.ImageConfigs, Double], Awaitable[object]], double: Double,
             **options: Any) -> errors.ImageConfigUnavailable:  # fmt: skip
     with pytest.raises(errors.ImageConfigUnavailable) as caught:
         run(scenario, double, **options)
@@ -187,7 +187,7 @@ def test_the_bearer_flow_sends_the_credential_only_to_the_token_service_and_reme
     caplog.set_level(logging.DEBUG)
     double = Double(auth="bearer")
 
-    async def twice(reader: imageconfigs.ImageConfigs, double: Double) -> tuple[core.ImageConfig, int]:
+    async def twice(reader: imagereading.ImageConfigs, double: Double) -> tuple[core.ImageConfig, int]:
         credentials = pull_secret((double.base.removeprefix("http://"), PASSWORD))
         first = await reader.resolve(image(double), credentials)
         count = len(double.seen)
@@ -216,7 +216,7 @@ def test_anonymous_tokens_are_asked_for_without_credentials() -> None:
 def test_a_refused_credential_gives_way_to_the_next_in_the_kubelets_order() -> None:
     double = Double(auth="basic")
 
-    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> core.ImageConfig:
+    async def scenario(reader: imagereading.ImageConfigs, double: Double) -> core.ImageConfig:
         host = double.base.removeprefix("http://")
         # the more specific key is tried first (and is wrong), then the host's
         credentials = pull_secret((host, PASSWORD), (f"{host}/{REPOSITORY}", "wrong-password"))
@@ -232,7 +232,7 @@ def test_a_refused_credential_gives_way_to_the_next_in_the_kubelets_order() -> N
 def test_every_credential_refused_names_them_all_and_no_secret() -> None:
     double = Double(auth="bearer")
 
-    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> object:
+    async def scenario(reader: imagereading.ImageConfigs, double: Double) -> object:
         host = double.base.removeprefix("http://")
         return await reader.resolve(image(double), pull_secret((host, "wrong-" + PASSWORD)))
 
@@ -246,7 +246,7 @@ def test_a_redirect_to_another_host_carries_no_credential() -> None:
     other = Double()
     double = Double(auth="basic")
 
-    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> core.ImageConfig:
+    async def scenario(reader: imagereading.ImageConfigs, double: Double) -> core.ImageConfig:
         server = await serving(other)
         try:
             double.blob_redirect = other.base.replace("127.0.0.1", "localhost")  # another origin
@@ -334,7 +334,7 @@ def test_the_mirror_setting_is_read_and_a_bad_one_stops_the_operator_without_its
 def test_it_is_the_reconcilers_image_config_source() -> None:
     double = Double()
 
-    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> object:
+    async def scenario(reader: imagereading.ImageConfigs, double: Double) -> object:
         source: reconciling.ImageConfigSource = reader
         return await source.config(image(double), None)
 
@@ -358,13 +358,13 @@ def test_it_is_the_reconcilers_image_config_source() -> None:
 def test_proxies_come_from_the_environment_and_never_for_loopback(
     url: str, proxies: dict[str, str], proxy: str | None
 ) -> None:
-    assert imageconfigs.proxy_for(url, proxies) == proxy
+    assert imagereading.proxy_for(url, proxies) == proxy
 
 
 def test_a_burst_of_resolves_of_one_image_reads_its_config_once() -> None:
     double = Double(slow_blobs=True)
 
-    async def burst(reader: imageconfigs.ImageConfigs, double: Double) -> list[core.ImageConfig]:
+    async def burst(reader: imagereading.ImageConfigs, double: Double) -> list[core.ImageConfig]:
         return list(await asyncio.gather(*(reader.resolve(image(double), None) for _ in range(5))))
 
     configs = run(burst, double)
@@ -413,7 +413,7 @@ def multiarch() -> Double:
 def test_the_reconcilers_source_reads_the_runs_platform_from_an_index() -> None:
     double = multiarch()
 
-    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> list[object]:
+    async def scenario(reader: imagereading.ImageConfigs, double: Double) -> list[object]:
         source: reconciling.ImageConfigSource = reader
         arm64 = core.normalize_platform("linux", "aarch64")
         got = [await source.config(image(double, "multi"), None, platform=arm64)]
@@ -449,7 +449,7 @@ def test_an_index_without_the_runs_platform_says_which_it_has() -> None:
 def test_the_reconciler_asks_for_the_plans_platform(spec: dict[str, Any], cmd: tuple[str, ...]) -> None:
     double = multiarch()
 
-    async def scenario(reader: imageconfigs.ImageConfigs, double: Double) -> dict[str, Any] | None:
+    async def scenario(reader: imagereading.ImageConfigs, double: Double) -> dict[str, Any] | None:
         reconciler = reconciling.Reconciler(object(), settings_.Settings(), images=reader)  # type: ignore[arg-type]
         body = {
             "metadata": {"namespace": "ci", "name": "p", "uid": "u", "generation": 1},
@@ -472,8 +472,8 @@ def test_the_platform_setting_is_read_for_runs_that_name_none() -> None:
     assert config.platform == "linux/arm64/v8"
     amd64 = core.normalize_platform("linux", "amd64")
 
-    async def scenario(_: imageconfigs.ImageConfigs, double: Double) -> list[object]:
-        reader = imageconfigs.ImageConfigs.from_settings(config)
+    async def scenario(_: imagereading.ImageConfigs, double: Double) -> list[object]:
+        reader = imagereading.ImageConfigs.from_settings(config)
         try:
             return [
                 await reader.config(image(double, "multi"), None),

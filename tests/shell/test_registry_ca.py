@@ -23,7 +23,7 @@ import pytest
 from aiohttp import test_utils
 from podline.core import errors, registries
 from podline.core import imageconfigs as core
-from podline.shell import imageconfigs
+from podline.shell import imagereading
 from podline.shell import settings as settings_
 
 from tests.cluster import pki
@@ -55,7 +55,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pki.KeyP
 
 
 def serve_over_tls(
-    scenario: Callable[[imageconfigs.ImageConfigs, str], Awaitable[T]], pair: pki.KeyPair, **options: Any
+    scenario: Callable[[imagereading.ImageConfigs, str], Awaitable[T]], pair: pki.KeyPair, **options: Any
 ) -> T:
     """Serve the double with ``pair``; run ``scenario`` with a reader whose mirror for ``MIRRORED`` is it."""
 
@@ -65,7 +65,7 @@ def serve_over_tls(
         server = test_utils.TestServer(Double().app(), host="127.0.0.1")
         await server.start_server(ssl=context)
         mirrors = registries.parse_mirrors(f"{MIRRORED}=https://127.0.0.1:{server.port}")
-        reader = imageconfigs.ImageConfigs(mirrors=mirrors, **options)
+        reader = imagereading.ImageConfigs(mirrors=mirrors, **options)
         try:
             return await scenario(reader, f"127.0.0.1:{server.port}")
         finally:
@@ -82,7 +82,7 @@ def read(pair: pki.KeyPair, **options: Any) -> core.ImageConfig:
 
 
 def refused(pair: pki.KeyPair, **options: Any) -> tuple[errors.ImageConfigUnavailable, str]:
-    async def scenario(reader: imageconfigs.ImageConfigs, host: str) -> tuple[Any, str]:
+    async def scenario(reader: imagereading.ImageConfigs, host: str) -> tuple[Any, str]:
         with pytest.raises(errors.ImageConfigUnavailable) as caught:
             await reader.resolve(f"{MIRRORED}/{REPOSITORY}:1", None)
         return caught.value, host

@@ -172,3 +172,33 @@ def test_a_deleted_pipeline_drops_its_pending_status(clock: Clock) -> None:
     assert KEY not in r.statuses._pending
     r.forget(KEY)
     assert KEY not in r.caches.pipelines and KEY not in r.statuses._written_at
+
+
+def queue_length() -> float:
+    from podline.shell import metrics
+
+    return metrics.QUEUE._value.get()  # type: ignore[attr-defined,no-any-return]
+
+
+def queued() -> dict[str, Any]:
+    return {**status("Pending"), "reason": "Queued"}
+
+
+def test_the_queue_gauge_never_goes_below_zero_after_a_restart(clock: Clock) -> None:
+    # A Pipeline queued before the operator restarted leaves the queue after it: the new process never
+    # counted it in, so taking it out must not take the gauge below zero.
+    r, _api = reconciler(0)
+    r.caches.pipelines[KEY] = body(queued())
+    before = queue_length()
+    write(r, {**status("Pending"), "reason": "Creating"})
+    assert queue_length() == before >= 0
+
+
+def test_the_queue_gauge_counts_a_pipeline_once_while_it_is_queued(clock: Clock) -> None:
+    r, _api = reconciler(0)
+    before = queue_length()
+    write(r, queued())
+    write(r, queued())  # decided again, unchanged: still one
+    assert queue_length() == before + 1
+    r.forget(KEY)  # the Pipeline is deleted while it waits
+    assert queue_length() == before

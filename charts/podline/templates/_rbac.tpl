@@ -5,15 +5,16 @@ cluster-wide (ClusterRole) or per watched namespace (Role), see rbac.scope.
   pipelines         get, list, watch    kopf lists and watches Pipelines (get: reading one you may list)
   pipelines/status  patch               the reconciler writes status with a merge patch
   pods              get, list, watch    kopf watches podline's pods; the reconciler re-reads a pod it created
-  pods              create, patch,      one pod per run; steps start/stop by patching it; pods of old runs
-                    delete              beyond the history limit are deleted
+  pods              create, patch,      one pod per run; patched to stand the runner image in for a step whose
+                    delete              image cannot be pulled, and to stop it; old runs' pods beyond the
+                                        history limit are deleted
   secrets           get                 the image_pull_secrets a Pipeline names (any name, so no resourceNames)
   secrets           create              the generated kubernetes.io/dockerconfigjson pull Secret
   events            create              a few Events per run (run started, step failed, run finished)
 
 Not granted, on purpose: CRDs and namespaces (kopf then scans resources once at start and serves the exact
 namespaces it is given; it logs that it cannot watch them), pods/log (people read logs, the operator never
-does), updates or deletes of Pipelines, Secrets or Events. tests/test_chart.py pins this list.
+does), updates or deletes of Pipelines, Secrets or Events. tests/chart/test_chart.py pins this list.
 */}}
 {{- define "podline.operatorRules" -}}
 - apiGroups: ["podline.dev"]

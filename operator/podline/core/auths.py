@@ -45,8 +45,6 @@ DOCKER_HUB_KEY = images.DOCKER_HUB
 DOCKER_HUB_SPELLINGS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 _KUBELET_DEFAULT_HOST = "index.docker.io"  # the host-only fallback key of the kubelet's Lookup
 
-# Registries that only serve public images: a missing credential for them is no reason to warn.
-
 # Top-level fields of a config.json that are not registries, so a map holding them is no legacy map.
 _CONFIG_JSON_FIELDS = frozenset(
     {
@@ -170,7 +168,7 @@ def convert(secrets: Sequence[SourceSecret], *, path: str = "image_pull_secrets"
 def registry_key(raw: str) -> str:
     """Normalise a config.json registry key to the form podline writes.
 
-    Strips spaces, an ``http(s)://`` scheme, a ``/v1`` or ``/v2`` API path and trailing slashes; spells
+    Strips spaces, an ``http(s)://`` scheme, leading ``/v1`` or ``/v2`` API path segments and trailing slashes; spells
     every Docker Hub host as ``docker.io``; keeps ports and repository paths (``registry.example.com/team``).
     Returns ``""`` for a key with no host; ``convert`` reports that.
     """
@@ -181,9 +179,7 @@ def registry_key(raw: str) -> str:
             break
     host, _, rest = key.partition("/")
     rest = rest.strip("/")
-    if rest in ("v1", "v2"):
-        rest = ""
-    elif rest.startswith(("v1/", "v2/")):
+    while rest in ("v1", "v2") or rest.startswith(("v1/", "v2/")):  # every API segment, so it is idempotent
         rest = rest[3:].strip("/")
     if host.lower() in DOCKER_HUB_SPELLINGS:
         host = DOCKER_HUB_KEY

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podline.core import conditions, conventions, errors, models, statuses, validation
+from podline.core import conventions, errors, models, statuses, validation, whens
 
 FAILED_PHASES = frozenset({"Failed", "Error", "Cancelled"})
 DONE_PHASES = FAILED_PHASES | {"Succeeded", "Skipped"}
@@ -101,8 +101,8 @@ def member_of(body: Mapping[str, Any]) -> Member:
         status_run=status.get("run"),
         phase=status.get("phase"),
         status_reason=status.get("reason"),
-        on_success=conditions.runs_on(trigger, failing=False),
-        on_failure=not trigger.status.is_empty and conditions.runs_on(trigger, failing=True),
+        on_success=whens.runs_on(trigger, failing=False),
+        on_failure=not trigger.status.is_empty and whens.runs_on(trigger, failing=True),
     )
 
 

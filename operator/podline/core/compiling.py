@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from podline.core import (
-    conditions,
     conventions,
     images,
     models,
@@ -28,10 +27,8 @@ from podline.core import (
     pulling,
     quantities,
     validation,
+    whens,
 )
-
-WORKSPACE_VOLUME = "podline-workspace"
-DEFAULT_WORKSPACE = validation.DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -119,7 +116,7 @@ def compile_model(
         timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
-        triggered=conditions.build_matches(spec.trigger, context.build),
+        triggered=whens.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
 
@@ -270,11 +267,11 @@ def _container(
         limits=limits,
         requests=requests,
         depends_on=depends_on,
-        run_on_success=conditions.runs_on(step.when, failing=False),
-        run_on_failure=conditions.runs_on(step.when, failing=True),
+        run_on_success=whens.runs_on(step.when, failing=False),
+        run_on_failure=whens.runs_on(step.when, failing=True),
         ignore_failure=step.ignores_failure,
         detach=step.detach,
-        excluded=not conditions.build_matches(step.when, context.build),
+        excluded=not whens.build_matches(step.when, context.build),
     )
 
 
@@ -328,43 +325,38 @@ def _volume_names(spec: models.PipelineSpec) -> dict[str, str]:
     return {v.name: conventions.volume_name(v.name) for v in spec.volumes}
 
 
-def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"name": WORKSPACE_VOLUME, "emptyDir": {}}]
+def _volumes(spec: models.PipelineSpec, names: Mapping[str, str]) -> list[plans.VolumePlan]:
+    out = [plans.VolumePlan(conventions.WORKSPACE_VOLUME, "temp")]
     for v in spec.volumes:
         name = names[v.name]
         if v.temp is not None:
-            empty: dict[str, Any] = {}
-            if v.temp.medium == "memory":
-                empty["medium"] = "Memory"
-            if v.temp.size_limit is not None:
-                empty["sizeLimit"] = quantities.parse("memory", v.temp.size_limit)
-            out.append({"name": name, "emptyDir": empty})
-        elif v.host is not None:
-            out.append({"name": name, "hostPath": {"path": v.host.path, "type": "DirectoryOrCreate"}})
-        elif v.claim is not None:
+            size = v.temp.size_limit
             out.append(
-                {
-                    "name": name,
-                    "persistentVolumeClaim": {"claimName": v.claim.name, "readOnly": v.claim.read_only},
-                }
+                plans.VolumePlan(
+                    name,
+                    "temp",
+                    memory=v.temp.medium == "memory",
+                    size_limit=quantities.parse("memory", size) if size is not None else None,
+                )
             )
+        elif v.host is not None:
+            out.append(plans.VolumePlan(name, "host", path=v.host.path))
+        elif v.claim is not None:
+            out.append(plans.VolumePlan(name, "claim", source=v.claim.name, read_only=v.claim.read_only))
         elif v.config_map is not None:
-            cm: dict[str, Any] = {"name": v.config_map.name, "optional": v.config_map.optional}
-            if v.config_map.default_mode is not None:
-                cm["defaultMode"] = v.config_map.default_mode
-            out.append({"name": name, "configMap": cm})
+            cm = v.config_map
+            out.append(
+                plans.VolumePlan(
+                    name, "config_map", source=cm.name, optional=cm.optional, default_mode=cm.default_mode
+                )
+            )
     return out
 
 
-def _toleration(t: models.Toleration) -> dict[str, Any]:
-    raw = {
-        "key": t.key,
-        "operator": t.operator,
-        "value": t.value,
-        "effect": t.effect or None,
-        "tolerationSeconds": t.toleration_seconds,
-    }
-    return {k: v for k, v in raw.items() if v is not None}
+def _toleration(t: models.Toleration) -> plans.TolerationPlan:
+    return plans.TolerationPlan(
+        operator=t.operator, key=t.key, value=t.value, effect=t.effect or None, seconds=t.toleration_seconds
+    )
 
 
 def _clone(

@@ -1,7 +1,10 @@
 """Names, labels and annotations: the one place podline's naming scheme lives.
 
-Everything that links a Pipeline to the objects made for it (pod, generated Secret), and every
-annotation the operator reads or writes, is defined here and nowhere else.
+Everything that links a Pipeline to the objects made for it (pod, generated Secret), the names of the pod's
+containers and pipeline volumes, and every annotation the operator reads or writes, is defined here. Two
+neighbours keep their own names, each beside the code that gives them meaning: the in-pod layout the
+entrypoint shares with the core (the tools volume, the prepare container, the run directory: ``stepping``,
+the in-pod contract) and the value of a ``killed.`` annotation (``pods.failure_note``, with its parser).
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ ANNOTATION_CANCEL = f"{GROUP}/cancel"  # "true" cancels the current run
 ANNOTATION_TIMEOUT = f"{GROUP}/timeout"  # run timeout, e.g. "30m", overrides the operator default
 ANNOTATION_BUILD = f"{GROUP}/build"  # JSON build metadata: branch, event, ref, commit, number, repo
 
-# Annotations on the pod, written by the operator together with the image swap in one request,
-# so the pod itself records which steps were started (see scheduling).
-ANNOTATION_KILLED_PREFIX = f"killed.{GROUP}/"  # + container name → reason a started step was stopped
+# Annotations on the pod, written by the operator, so the pod itself records what the operator decided
+# (see scheduling) and an operator restart reads it back.
+ANNOTATION_KILLED_PREFIX = (
+    f"killed.{GROUP}/"  # + container name → why its image was given up on (pods.failure_note)
+)
 ANNOTATION_STOPPED = f"{GROUP}/stopped"  # why the operator ended the pod (Completed, Cancelled, …)
 ANNOTATION_GENERATION = f"{GROUP}/generation"  # the Pipeline generation the pod was built from
 ANNOTATION_PIPELINE_NAME = f"{GROUP}/pipeline-name"  # the Pipeline's full name (the label may be shortened)
@@ -44,6 +49,9 @@ ANNOTATION_SOURCES = f"{GROUP}/sources"  # on the pull Secret: the Secrets it wa
 
 CONTAINER_STEP_PREFIX = "step-"
 CONTAINER_SERVICE_PREFIX = "svc-"
+
+WORKSPACE_VOLUME = "podline-workspace"  # the pod volume every step mounts at the workspace
+DEFAULT_WORKSPACE = "/drone/src"  # Drone's workspace when the Pipeline sets none
 
 _DNS1123_LABEL_MAX = 63
 _NOT_ALLOWED = re.compile(r"[^a-z0-9-]+")

@@ -8,7 +8,7 @@ verified (digests), which manifest of an index fits a platform (containerd's nor
 every problem is an ``errors.ImageConfigUnavailable`` saying what is wrong.
 
 Where the registry is and who may be sent what are ``registries``'s; the requests, the cache and the
-timeouts are ``podline.shell.imageconfigs``'s.
+timeouts are ``podline.shell.imagereading``'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +52,7 @@ class ImageConfig:
 
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
-    digest: str
-
-    def argv(self, command: Sequence[str] | None = None) -> tuple[str, ...]:
-        """The command a container of this image runs when its spec gives only ``args`` (``command``,
-        Drone's ``command:``) or nothing: ENTRYPOINT, then ``command`` if given (it replaces CMD), else
-        CMD. Empty when the image says nothing and nothing was given; the caller reports that."""
-        return self.entrypoint + (tuple(command) if command is not None else self.cmd)
+    digest: str  # what a step runs from these: stepping.command_of
 
 
 # ---- platforms -------------------------------------------------------------------------------------------

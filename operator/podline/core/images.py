@@ -12,7 +12,6 @@ exists at all (only the kubelet can find out).
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 
@@ -122,13 +121,6 @@ def parse(reference: str, *, path: str = "image") -> ImageRef:
                 )
             reason = _unusable_domain(reference, domain)
     raise errors.InvalidImageReference.at(path, f"invalid reference {_quote(reference)}: {reason}")
-
-
-@functools.lru_cache(maxsize=4096)  # the scheduler asks about the same few references on every reconcile
-def _known_tag(ref: ImageRef) -> str | None:
-    if ref.tag is not None:
-        return ref.tag
-    return None if ref.digest is not None else LATEST
 
 
 def _unusable_domain(reference: str, domain: str) -> str:

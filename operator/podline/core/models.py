@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+from podline.core import conventions
+
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
@@ -273,7 +275,9 @@ class Volume(Model):
 
 
 class Workspace(Model):
-    path: str | None = Field(default=None, description="Workspace directory; default /drone/src.")
+    path: str | None = Field(
+        default=None, description=f"Workspace directory; default {conventions.DEFAULT_WORKSPACE}."
+    )
     base: str | None = Field(default=None, description="Docker pipelines: base directory (joined with path).")
 
 

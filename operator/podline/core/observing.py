@@ -32,11 +32,12 @@ PULL_ERRORS = frozenset(
 # would not fix either: the environment stays).
 PERMANENT_PULL_ERRORS = frozenset({"ErrImageNeverPull", "InvalidImageName"})
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError"})
+# The kubelet's reasons for a terminated container that say only how it exited (0, or not): no news.
+KUBELET_EXITED = frozenset({"Completed", "Error"})
 # What registries answer for an image that is not there or not theirs to give (containerd's wording).
 _REFUSED = re.compile(
     r"\bnot found\b|manifest unknown|\b40[134]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b", re.IGNORECASE
 )
-EXIT_EARLY = stepping.EXIT_EARLY
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _skips_itself(
     """Whether step ``c``, whose turn has come, is being skipped by its entrypoint: ``stepping.decide`` over
     the results that had ended when its last dependency did (the moment it decided). Without the times to
     tell, it is taken to run."""
-    if any(r.exit_code == EXIT_EARLY for r in results.values()):
+    if any(r.exit_code == stepping.EXIT_EARLY for r in results.values()):
         return True  # every step still waiting skips itself: early exit
     ends = [results[d].finished_at for d in c.depends_on if d in results]
     moment = max((end for end in ends if end is not None), default=None)
@@ -262,7 +263,7 @@ def view_service(c: plans.ContainerPlan, pod: Mapping[str, Any] | None) -> StepV
             exit_code=code,
             started_at=t.get("startedAt"),
             finished_at=t.get("finishedAt"),
-            reason=t.get("reason") if t.get("reason") not in ("Completed", "Error") else None,
+            reason=t.get("reason") if t.get("reason") not in KUBELET_EXITED else None,
         )
     waiting = state.get("waiting") or {}
     return StepView(
@@ -285,6 +286,11 @@ def never_started(pod: Mapping[str, Any] | None, name: str) -> bool:
 
 def pod_phase(pod: Mapping[str, Any] | None) -> str | None:
     return _text((pod or {}).get("status", {}).get("phase"))
+
+
+def pod_ended(pod: Mapping[str, Any] | None) -> bool:
+    """Whether the pod has ended (the kubelet's Succeeded or Failed): none of its containers runs again."""
+    return pod_phase(pod) in ("Succeeded", "Failed")
 
 
 def pod_reason(pod: Mapping[str, Any] | None) -> str | None:

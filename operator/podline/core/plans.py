@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Literal
 
-from podline.core import imageconfigs, pulling
+from podline.core import conventions, imageconfigs, pulling
 
 
 class Kind(StrEnum):
@@ -36,6 +36,32 @@ class EnvVar:
 class Mount:
     volume: str  # pod volume name
     path: str
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """A pod volume: the workspace or a pipeline volume, of one kind (``pods.to_volume`` shapes it)."""
+
+    name: str  # pod volume name
+    kind: Literal["temp", "host", "claim", "config_map"]
+    memory: bool = False  # temp: backed by memory
+    size_limit: str | None = None  # temp: a canonical quantity
+    path: str | None = None  # host
+    source: str | None = None  # claim or config_map: the object's name
+    read_only: bool = False  # claim
+    optional: bool = False  # config_map
+    default_mode: int | None = None  # config_map
+
+
+@dataclass(frozen=True)
+class TolerationPlan:
+    """A pod toleration, the fields Drone's ``tolerations`` set (``pods.to_toleration`` shapes it)."""
+
+    operator: str | None = None
+    key: str | None = None
+    value: str | None = None
+    effect: str | None = None  # "" is none
+    seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,11 +105,11 @@ class RunPlan:
     pull_secret_sources: tuple[str, ...]  # image_pull_secrets, in order
     runner_image: str  # holds the entrypoint binary; stands in for a step whose image cannot be pulled
     containers: tuple[ContainerPlan, ...]
-    volumes: tuple[dict[str, Any], ...] = ()
-    workspace: str = "/drone/src"
+    volumes: tuple[VolumePlan, ...] = ()
+    workspace: str = conventions.DEFAULT_WORKSPACE
     node_selector: tuple[tuple[str, str], ...] = ()  # the user's, and platform's node labels
     platform: imageconfigs.Platform | None = None  # image configs are read for it; None: the default
-    tolerations: tuple[dict[str, Any], ...] = ()
+    tolerations: tuple[TolerationPlan, ...] = ()
     service_account: str | None = None
     automount_token: bool = False
     pod_labels: tuple[tuple[str, str], ...] = ()

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from podline.core import auths, compiling, conventions, images, plans, pulling, stepping
+from podline.core import auths, conventions, images, plans, pulling, stepping
 
 Manifest = dict[str, Any]
 Transformer = Callable[[Manifest], Manifest]
@@ -90,7 +90,7 @@ def to_container(
             container["args"] = list(c.args)
     container["env"] = to_env(c.env)
     container["workingDir"] = c.working_dir or plan.workspace
-    mounts = [{"name": compiling.WORKSPACE_VOLUME, "mountPath": plan.workspace}]
+    mounts = [{"name": conventions.WORKSPACE_VOLUME, "mountPath": plan.workspace}]
     if wrapped:
         mounts.append({"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR})
     container["volumeMounts"] = mounts + [{"name": m.volume, "mountPath": m.path} for m in c.mounts]
@@ -164,7 +164,7 @@ def build_pod(
         "enableServiceLinks": False,
         "automountServiceAccountToken": plan.automount_token,
         "containers": containers,
-        "volumes": [dict(v) for v in plan.volumes] + [{"name": stepping.TOOLS_VOLUME, "emptyDir": {}}],
+        "volumes": [to_volume(v) for v in plan.volumes] + [{"name": stepping.TOOLS_VOLUME, "emptyDir": {}}],
     }
     if plan.service_account:
         spec["serviceAccountName"] = plan.service_account
@@ -173,7 +173,7 @@ def build_pod(
     if plan.node_selector:
         spec["nodeSelector"] = dict(plan.node_selector)
     if plan.tolerations:
-        spec["tolerations"] = [dict(t) for t in plan.tolerations]
+        spec["tolerations"] = [to_toleration(t) for t in plan.tolerations]
     metadata = _metadata(plan, plan.pod_name, "run-pod", plan.pod_labels)
     metadata["annotations"].update(dict(plan.pod_annotations))
     metadata["annotations"][conventions.ANNOTATION_GENERATION] = str(plan.generation)
@@ -181,6 +181,35 @@ def build_pod(
     for transform in transformers:
         pod = transform(pod)
     return pod
+
+
+def to_volume(v: plans.VolumePlan) -> Manifest:
+    if v.kind == "host":
+        return {"name": v.name, "hostPath": {"path": v.path, "type": "DirectoryOrCreate"}}
+    if v.kind == "claim":
+        return {"name": v.name, "persistentVolumeClaim": {"claimName": v.source, "readOnly": v.read_only}}
+    if v.kind == "config_map":
+        cm: Manifest = {"name": v.source, "optional": v.optional}
+        if v.default_mode is not None:
+            cm["defaultMode"] = v.default_mode
+        return {"name": v.name, "configMap": cm}
+    empty: Manifest = {}
+    if v.memory:
+        empty["medium"] = "Memory"
+    if v.size_limit is not None:
+        empty["sizeLimit"] = v.size_limit
+    return {"name": v.name, "emptyDir": empty}
+
+
+def to_toleration(t: plans.TolerationPlan) -> Manifest:
+    raw = {
+        "key": t.key,
+        "operator": t.operator,
+        "value": t.value,
+        "effect": t.effect,
+        "tolerationSeconds": t.seconds,
+    }
+    return {k: v for k, v in raw.items() if v is not None}
 
 
 def build_pull_secret(plan: plans.RunPlan, credentials: auths.Credentials) -> Manifest:

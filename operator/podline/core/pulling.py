@@ -13,8 +13,10 @@ attempt to pull"), not drone-runner-kube's code, which falls back to IfNotPresen
 * any other tag is pulled only if absent.
 
 This is Kubernetes' own default for an unset ``imagePullPolicy`` except for ``name:latest@sha256:…``,
-which Kubernetes always pulls because of the tag; podline always sets the field explicitly. Leaves to others: parsing the image (``images``), credentials (``auths``), and
-whether a pull succeeds (the kubelet; ``statuses`` reads the outcome).
+which Kubernetes always pulls because of the tag; podline always sets the field explicitly. Leaves to others:
+parsing the image (``images``), credentials (``auths``), and whether a pull succeeds (the kubelet pulls each
+step's own image; ``observing`` reads the outcome, and ``scheduling`` gives up on an image that cannot be
+pulled, the runner image standing in for the step to record its failure).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ which credentials of a run's ``auths.Credentials`` go there, by the kubelet's ke
 mirror gets only those for its own host); how a ``WWW-Authenticate`` challenge is answered (Basic, or a
 Bearer token, whose service a credential reaches only over https or on this machine); and the errors of a
 refusal and of a TLS certificate that fails verification, in words, never with a credential. What is read (manifests, configs) is ``imageconfigs``'s; the
-requests are ``podline.shell.imageconfigs``'s.
+requests are ``podline.shell.imagereading``'s.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The step scheduler: a pure function from (plan, observed pods, now) to a decision.
+"""The run logic: a pure function from (plan, observed pod, now) to a decision — create, stand in, stop, end.
 
 ``decide`` is the whole of podline's run logic. The shell gathers a ``Snapshot`` (the compiled plan or the
 reason it could not be compiled, the run's pod as the API shows it, the Pipeline's annotations and status,
@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from podline.core import builds, conventions, errors, observing, plans, pods, statuses, stepping
 
@@ -40,7 +40,7 @@ Phase = statuses.Phase
 State = statuses.StepState
 Reason = statuses.Reason
 _EXCLUDED = "when: conditions do not match the build"
-HISTORY_LIMIT = 10
+STATUS_HISTORY_LENGTH = 10  # earlier runs listed in status.history (the pods kept: Snapshot.history_limit)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Snapshot:
     # image -> its config (stepping.ImageCommand) or a PodlineError, for plan.needs_image_config()
     image_configs: Mapping[str, Any] = field(default_factory=dict)
     other_pods: Sequence[Mapping[str, Any]] = ()  # pods of earlier runs of this Pipeline
-    history_limit: int = 3
+    history_limit: int = 3  # pods of earlier runs kept (PODLINE_HISTORY_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -80,50 +80,46 @@ class Decision:
     requeue_after: float | None = None  # seconds until a timeout needs a look, if any
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """What every decision of one look carries besides the run's status: the snapshot, the status before,
+    the history, and what becomes of earlier runs' pods."""
+
+    snap: Snapshot
+    previous: statuses.PipelineStatus
+    history: list[dict[str, Any]]
+    others: tuple[tuple[str, Manifest], ...]
+    deletes: tuple[str, ...]
+
+    def decision(self, status: statuses.PipelineStatus, **kwargs: Any) -> Decision:
+        return _decision(self.previous, status, other_patches=self.others, delete_pods=self.deletes, **kwargs)
+
+    def ended(self, end: End, steps: list[statuses.StepStatus]) -> Decision:
+        """The decision for a run that ends before it has a pod."""
+        return self.decision(_final(self.snap, self.previous, end=end, steps=steps, history=self.history))
+
+
 def decide(snap: Snapshot) -> Decision:
     previous = statuses.PipelineStatus.model_validate(snap.status or {})
-    history = _history(previous, snap)
-    others, deletes = _old_pods(snap)
+    turn = _Turn(snap, previous, _history(previous, snap), *_old_pods(snap))
     if isinstance(snap.plan, errors.PodlineError):
-        reason = (
-            Reason.PULL_SECRET
-            if isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret))
-            else Reason.INVALID
-        )
-        status = _final(snap, previous, Phase.FAILED, reason, "\n".join(snap.plan.lines()), [], [], history)
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        pull_secret = isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret))
+        reason = Reason.PULL_SECRET if pull_secret else Reason.INVALID
+        return turn.ended(End(Phase.FAILED, reason, "\n".join(snap.plan.lines())), [])
     plan = snap.plan
     if not plan.triggered:
-        steps = _all_skipped(plan, Reason.NOT_TRIGGERED)
-        status = _final(
-            snap,
-            previous,
-            Phase.SUCCEEDED,
-            Reason.NOT_TRIGGERED,
-            "trigger does not match the build",
-            steps,
-            [],
-            history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        end = End(Phase.SUCCEEDED, Reason.NOT_TRIGGERED, "trigger does not match the build")
+        return turn.ended(end, _all_skipped(plan, Reason.NOT_TRIGGERED))
     if snap.pod is None:
-        return _no_pod(snap, plan, previous, history, others, deletes)
-    return _running(snap, plan, previous, history, others, deletes)
+        return _no_pod(turn, plan)
+    return _running(turn, plan)
 
 
-def _no_pod(
-    snap: Snapshot,
-    plan: plans.RunPlan,
-    previous: statuses.PipelineStatus,
-    history: list[dict[str, Any]],
-    others: tuple[tuple[str, Manifest], ...],
-    deletes: tuple[str, ...],
-) -> Decision:
+def _no_pod(turn: _Turn, plan: plans.RunPlan) -> Decision:
+    snap, previous = turn.snap, turn.previous
     same_run = previous.run == snap.run
     if same_run and previous.phase is not None and previous.phase.is_terminal:
-        return _decision(
-            previous, previous, other_patches=others, delete_pods=deletes
-        )  # pod removed after the end
+        return turn.decision(previous)  # pod removed after the end
     # The status says Creating only once the pod was created (the shell writes it after the create), so a
     # pod missing then was deleted: making it again would run its first steps twice.
     created = previous.phase is Phase.RUNNING or (
@@ -131,36 +127,16 @@ def _no_pod(
     )
     if same_run and previous.pod_name == plan.pod_name and created:
         steps = [_status_of(c, _gone(observing.StepView(State.WAITING))) for c in plan.steps]
-        status = _final(
-            snap,
-            previous,
-            Phase.ERROR,
-            Reason.POD_GONE,
-            f'pod "{plan.pod_name}" was deleted or evicted before the run finished',
-            steps,
-            [],
-            history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        message = f'pod "{plan.pod_name}" was deleted or evicted before the run finished'
+        return turn.ended(End(Phase.ERROR, Reason.POD_GONE, message), steps)
     if snap.cancel:
-        steps = _all_skipped(plan, Reason.CANCELLED)
-        status = _final(
-            snap,
-            previous,
-            Phase.CANCELLED,
-            Reason.CANCELLED,
-            "cancelled before it started",
-            steps,
-            [],
-            history,
-        )
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        end = End(Phase.CANCELLED, Reason.CANCELLED, "cancelled before it started")
+        return turn.ended(end, _all_skipped(plan, Reason.CANCELLED))
     if snap.gate is not None and not snap.gate.opens:
-        return _gated(snap, snap.gate, plan, previous, history, others, deletes)
+        return _gated(turn, snap.gate, plan)
     waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
-    base = _base(snap, plan, previous, history)
     if not snap.may_start:
-        status = base.model_copy(
+        status = _base(snap, plan, previous, turn.history).model_copy(
             update={
                 "phase": Phase.PENDING,
                 "reason": Reason.QUEUED,
@@ -168,31 +144,28 @@ def _no_pod(
                 "message": f"waiting for a free run slot ({snap.queued_because})",
             }
         )
-        return _decision(previous, _conditions(status, snap), other_patches=others, delete_pods=deletes)
+        return turn.decision(_conditions(status, snap))
+    return _create(turn, plan, waiting)
+
+
+def _create(turn: _Turn, plan: plans.RunPlan, waiting: list[statuses.StepStatus]) -> Decision:
+    """Create the run's objects (its pull Secret, then its pod), or end the run if they cannot be built."""
+    snap = turn.snap
     create: list[Manifest] = []
     if plan.pull_secret_name:
         if isinstance(snap.credentials, errors.PodlineError):
-            status = _final(
-                snap,
-                previous,
-                Phase.FAILED,
-                Reason.PULL_SECRET,
-                "\n".join(snap.credentials.lines()),
-                waiting,
-                [],
-                history,
+            return turn.ended(
+                End(Phase.FAILED, Reason.PULL_SECRET, "\n".join(snap.credentials.lines())), waiting
             )
-            return _decision(previous, status, other_patches=others, delete_pods=deletes)
         if snap.credentials is None:
             raise ValueError("credentials are needed to create the pull Secret")
         create.append(pods.build_pull_secret(plan, snap.credentials))
     unreadable = _unreadable_images(plan, snap.image_configs)
     if unreadable:
-        status = _final(snap, previous, Phase.FAILED, Reason.IMAGE_CONFIG, unreadable, waiting, [], history)
-        return _decision(previous, status, other_patches=others, delete_pods=deletes)
+        return turn.ended(End(Phase.FAILED, Reason.IMAGE_CONFIG, unreadable), waiting)
     create.append(pods.build_pod(plan, image_configs=snap.image_configs))
     warnings = list(plan.warnings) + list(getattr(snap.credentials, "warnings", ()))
-    status = base.model_copy(
+    status = _base(snap, plan, turn.previous, turn.history).model_copy(
         update={
             "phase": Phase.PENDING,
             "reason": Reason.CREATING,
@@ -201,25 +174,15 @@ def _no_pod(
             "message": f'creating pod "{plan.pod_name}"',
         }
     )
-    return _decision(
-        previous, _conditions(status, snap), create=tuple(create), other_patches=others, delete_pods=deletes
-    )
+    return turn.decision(_conditions(status, snap), create=tuple(create))
 
 
-def _gated(
-    snap: Snapshot,
-    gate: builds.Gate,
-    plan: plans.RunPlan,
-    previous: statuses.PipelineStatus,
-    history: list[dict[str, Any]],
-    others: tuple[tuple[str, Manifest], ...],
-    deletes: tuple[str, ...],
-) -> Decision:
+def _gated(turn: _Turn, gate: builds.Gate, plan: plans.RunPlan) -> Decision:
     """A build's member whose run cannot start now: it waits for its dependencies (saying for which), or
     ends skipped (their outcome rules it out), or fails (a dependency cycle)."""
     if gate.verdict is builds.Verdict.WAIT:
         waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
-        status = _base(snap, plan, previous, history).model_copy(
+        status = _base(turn.snap, plan, turn.previous, turn.history).model_copy(
             update={
                 "phase": Phase.PENDING,
                 "reason": Reason.WAITING,
@@ -230,11 +193,9 @@ def _gated(
                 "waiting_for": list(gate.waiting_for),
             }
         )
-        return _decision(previous, _conditions(status, snap), other_patches=others, delete_pods=deletes)
+        return turn.decision(_conditions(status, turn.snap))
     phase = Phase.SKIPPED if gate.verdict is builds.Verdict.SKIP else Phase.FAILED
-    steps = _all_skipped(plan, Reason.SKIPPED)
-    status = _final(snap, previous, phase, gate.reason, gate.message, steps, [], history)
-    return _decision(previous, status, other_patches=others, delete_pods=deletes)
+    return turn.ended(End(phase, gate.reason, gate.message), _all_skipped(plan, Reason.SKIPPED))
 
 
 def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str | None:
@@ -260,18 +221,66 @@ def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str |
     return "\n".join(problems) or None
 
 
-def _running(
-    snap: Snapshot,
-    plan: plans.RunPlan,
-    previous: statuses.PipelineStatus,
-    history: list[dict[str, Any]],
-    others: tuple[tuple[str, Manifest], ...],
-    deletes: tuple[str, ...],
-) -> Decision:
-    pod = snap.pod
-    assert pod is not None
-    notes = observing.annotations(pod)
-    stopped = notes.get(conventions.ANNOTATION_STOPPED)
+class End(NamedTuple):
+    """How a run ended: its phase, its reason and the words for it."""
+
+    phase: Phase
+    reason: str
+    message: str
+
+
+@dataclass
+class _Look:
+    """One look at a running run's pod: what the stages read, and the patches and wake-ups they add."""
+
+    snap: Snapshot
+    plan: plans.RunPlan
+    previous: statuses.PipelineStatus
+    pod: Mapping[str, Any]
+    views: dict[str, observing.StepView]
+    stopped: str | None  # why the operator stopped the pod (podline.dev/stopped), if it did
+    patches: list[Manifest] = field(default_factory=list)
+    requeue: list[float] = field(default_factory=list)
+
+    @property
+    def pod_ended(self) -> bool:
+        return observing.pod_ended(self.pod)
+
+    @property
+    def live(self) -> bool:
+        """Neither stopped by the operator nor ended: the stages that act on the pod may act."""
+        return not self.stopped and not self.pod_ended
+
+    @property
+    def ended_before(self) -> bool:
+        previous = self.previous
+        return previous.run == self.snap.run and previous.phase is not None and previous.phase.is_terminal
+
+
+def _running(turn: _Turn, plan: plans.RunPlan) -> Decision:
+    snap, previous = turn.snap, turn.previous
+    assert snap.pod is not None
+    look = _look(snap, plan, previous, snap.pod)
+    end = _end_of(look)
+    steps = [_status_of(c, _finalise(look.views[c.name]) if end else look.views[c.name]) for c in plan.steps]
+    services = [_status_of(c, observing.view_service(c, look.pod)) for c in plan.services]
+    if end is not None:
+        status = _final(
+            snap, previous, end=end, steps=steps, services=services, history=turn.history, pod=look.pod
+        )
+    else:
+        status = _still_running(look, steps=steps, services=services, history=turn.history)
+    return turn.decision(
+        status,
+        pod_patch=_pod_patch(look),
+        requeue_after=max(0.0, min(look.requeue)) if look.requeue and end is None else None,
+    )
+
+
+def _look(
+    snap: Snapshot, plan: plans.RunPlan, previous: statuses.PipelineStatus, pod: Mapping[str, Any]
+) -> _Look:
+    stopped = observing.annotations(pod).get(conventions.ANNOTATION_STOPPED)
     views = observing.view_steps(plan, pod)
     for c in plan.steps:
         if c.excluded and views[c.name].state is State.SKIPPED:
@@ -280,149 +289,221 @@ def _running(
         for c in plan.steps:
             if observing.never_started(pod, c.name) and views[c.name].reason not in observing.CONFIG_ERRORS:
                 views[c.name] = observing.StepView(State.WAITING)
-    service_views = {c.name: observing.view_service(c, pod) for c in plan.services}
-    patches: list[Manifest] = []
-    requeue: list[float] = []
-    pod_phase = observing.pod_phase(pod)
-    pod_reason = observing.pod_reason(pod)
+    return _Look(snap=snap, plan=plan, previous=previous, pod=pod, views=views, stopped=stopped)
+
+
+# --- the ends of a run, in the order in which they win ---------------------------------------------------------------
+# Each stage returns the run's end, or None to let the next one look; the first end wins. In this order:
+#   1. the pod records that the operator stopped it (cancel, timeout, runner, held up, superseded): the same end
+#      as the decision that stopped it, in the same words ("Completed" records no end: the steps tell it);
+#   2. the pod ended underneath the run: its deadline (timeout), evicted, or ended by itself before every step
+#      was done (ended by itself after the last step is the normal end, 9);
+#   3. the pod is being deleted;
+#   4. the run is cancelled;
+#   5. the run timed out;
+#   6. the runner image cannot run, so no step can;
+#   7. (never an end) images that cannot be pulled get the runner image as a stand-in, which records the failure;
+#      a missing Secret is recorded in the pod;
+#   8. a step ended without a result, holding up the steps after it for ever;
+#   9. every step is done: the natural end, failed or succeeded.
+# Stages 3 to 8 act on a live pod only (not stopped, not ended); the stages that stop the pod add its stop patch.
+
+
+def _recorded_stop(look: _Look) -> End | None:
+    if not look.stopped:
+        return None
+    end = _stopped_end(look.plan, look.stopped, look.views)
+    previous = look.previous
+    if end and look.ended_before and (previous.phase, previous.reason) == end[:2] and previous.message:
+        return end._replace(message=previous.message)  # the words of the decision that stopped it, kept
+    return end
+
+
+def _pod_ended_under_us(look: _Look) -> End | None:
+    if look.stopped or not look.pod_ended:
+        return None
     # The kubelet ends a pod by itself when every container has terminated: after the last step, that is
     # the run's normal end, whose outcome is read from the steps. A pod ended for a reason was ended for us.
-    pod_ended = pod_phase in ("Failed", "Succeeded")
-    deleting = bool(pod.get("metadata", {}).get("deletionTimestamp"))
+    pod_reason = observing.pod_reason(look.pod)
+    if pod_reason == "DeadlineExceeded":
+        return End(Phase.FAILED, Reason.TIMEOUT, _timeout_message(look.plan))
+    if pod_reason:
+        return End(Phase.ERROR, Reason.POD_GONE, f"the pod ended underneath the run ({pod_reason})")
+    if not all(look.views[c.name].state.is_done for c in look.plan.steps):
+        return End(
+            Phase.ERROR,
+            Reason.POD_GONE,
+            f"the pod ended before the run finished ({observing.pod_phase(look.pod)})",
+        )
+    return None
+
+
+def _pod_deleting(look: _Look) -> End | None:
+    if look.live and look.pod.get("metadata", {}).get("deletionTimestamp"):
+        return End(
+            Phase.ERROR, Reason.POD_GONE, f'pod "{look.plan.pod_name}" was deleted before the run finished'
+        )
+    return None
+
+
+def _cancelled(look: _Look) -> End | None:
     # A cancel that arrives after the run has ended (its stop may not show in the pod yet) changes nothing.
-    ended_before = previous.run == snap.run and previous.phase is not None and previous.phase.is_terminal
-    cancel = snap.cancel and not (ended_before and previous.phase is not Phase.CANCELLED)
+    late = look.ended_before and look.previous.phase is not Phase.CANCELLED
+    if not look.live or not look.snap.cancel or late:
+        return None
+    look.patches.append(pods.stop_patch(Reason.CANCELLED))
+    return End(Phase.CANCELLED, Reason.CANCELLED, "cancelled")
 
-    # 1. Things that end the whole run: cancel, timeout, the pod ending underneath us.
-    end: tuple[Phase, str, str] | None = None
-    if stopped:
-        end = _stopped_end(plan, stopped, views)
-        if end and ended_before and (previous.phase, previous.reason) == end[:2] and previous.message:
-            end = (end[0], end[1], previous.message)  # the words of the decision that stopped it, kept
-    elif pod_ended and pod_reason == "DeadlineExceeded":
-        end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
-    elif pod_ended and pod_reason:
-        end = (Phase.ERROR, Reason.POD_GONE, f"the pod ended underneath the run ({pod_reason})")
-    elif pod_ended:
-        pass  # ended by itself: see below
-    elif deleting:
-        end = (Phase.ERROR, Reason.POD_GONE, f'pod "{plan.pod_name}" was deleted before the run finished')
-    elif cancel:
-        end = (Phase.CANCELLED, Reason.CANCELLED, "cancelled")
-        patches.append(pods.stop_patch(Reason.CANCELLED))
-    else:
-        elapsed = observing.seconds_since(_run_start(pod, previous), snap.now)
-        if elapsed is not None and elapsed >= plan.timeout_seconds:
-            end = (Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
-            patches.append(pods.stop_patch(Reason.TIMEOUT))
-        elif elapsed is not None:
-            requeue.append(plan.timeout_seconds - elapsed)
 
-    if end is None and pod_ended and not stopped:
-        if not all(views[c.name].state.is_done for c in plan.steps):
-            end = (Phase.ERROR, Reason.POD_GONE, f"the pod ended before the run finished ({pod_phase})")
-    elif end is None and not stopped:
-        # 2. The runner image must run, or no step can.
-        broken = _prepare_failure(plan, observing.view_prepare(pod), pod, snap.now, requeue)
-        if broken:
-            end = (Phase.ERROR, Reason.RUNNER, broken)
-            patches.append(pods.stop_patch(Reason.RUNNER))
-        else:
-            # 3. Images that cannot be pulled: the runner image stands in, and records the failure in turn.
-            notes_: dict[str, str] = {}
-            for c in plan.steps:
-                note, wait = _pull_deadline(plan, c, views[c.name], snap.now)
-                if note:
-                    notes_[c.name] = note
-                if wait is not None:
-                    requeue.append(wait)
-            config_errors = [c for c in plan.steps if views[c.name].pull_error in observing.CONFIG_ERRORS]
-            if config_errors:
-                c = config_errors[0]
-                view = views[c.name]
-                why = f"{view.message or view.pull_error}; check the Secrets named by from_secret"
-                # Recorded in the pod, so the failure reads the same once the stopped pod no longer shows it.
-                patches.append(
-                    pods.stand_in_patch(
-                        plan, {c.name: pods.failure_note(view.pull_error or "", why)}, swap=()
-                    )
-                )
-                views[c.name] = observing.StepView(
-                    State.FAILED, reason=view.pull_error, message=why, no_result=True
-                )
-            elif notes_:
-                patches.append(pods.stand_in_patch(plan, notes_, swap=notes_))
-                for name, note in notes_.items():
-                    reason, message = pods.parse_failure_note(note)
-                    views[name] = dataclasses.replace(
-                        views[name], reason=reason, message=message, stand_in=True, pull_error=None
-                    )
-            # 4. A step that ended without a result holds up the steps after it forever (their entrypoints wait
-            # for its result file): the run cannot go on.
-            if _held_up(plan, views):
-                end = _stuck_end(plan, views)
-                patches.append(pods.stop_patch(Reason.FAILED))
+def _timed_out(look: _Look) -> End | None:
+    if not look.live:
+        return None
+    elapsed = observing.seconds_since(_run_start(look.pod, look.previous), look.snap.now)
+    if elapsed is None:
+        return None
+    if elapsed < look.plan.timeout_seconds:
+        look.requeue.append(look.plan.timeout_seconds - elapsed)
+        return None
+    look.patches.append(pods.stop_patch(Reason.TIMEOUT))
+    return End(Phase.FAILED, Reason.TIMEOUT, _timeout_message(look.plan))
 
-    failing = _failing(plan, views)
-    done = all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps)
-    if end is None and done:
-        early = any(views[c.name].exit_code == observing.EXIT_EARLY for c in plan.steps)
-        end = (
-            (Phase.FAILED, Reason.FAILED, _failure_message(plan, views))
-            if failing
-            else (
-                Phase.SUCCEEDED,
-                Reason.EARLY_EXIT if early else Reason.SUCCEEDED,
-                "ended early by exit code 78" if early else "all steps finished",
-            )
+
+def _runner_broken(look: _Look) -> End | None:
+    if not look.live:
+        return None
+    broken = _prepare_failure(
+        look.plan, observing.view_prepare(look.pod), look.pod, look.snap.now, look.requeue
+    )
+    if not broken:
+        return None
+    look.patches.append(pods.stop_patch(Reason.RUNNER))
+    return End(Phase.ERROR, Reason.RUNNER, broken)
+
+
+def _stand_ins(look: _Look) -> End | None:
+    """Never an end: the runner image stands in for a step whose image is given up on, and records the
+    failure in turn; a step that cannot start (a missing Secret) is recorded in the pod."""
+    if not look.live:
+        return None
+    plan, views = look.plan, look.views
+    notes: dict[str, str] = {}
+    for c in plan.steps:
+        note, wait = _pull_deadline(plan, c, views[c.name], look.snap.now)
+        if note:
+            notes[c.name] = note
+        if wait is not None:
+            look.requeue.append(wait)
+    config_errors = [c for c in plan.steps if views[c.name].pull_error in observing.CONFIG_ERRORS]
+    if config_errors:
+        c = config_errors[0]
+        view = views[c.name]
+        why = f"{view.message or view.pull_error}; check the Secrets named by from_secret"
+        # Recorded in the pod, so the failure reads the same once the stopped pod no longer shows it.
+        look.patches.append(
+            pods.stand_in_patch(plan, {c.name: pods.failure_note(view.pull_error or "", why)}, swap=())
         )
-        # Detached steps still running are stopped with the pod, as they should be: not a failure.
-        detached = [
-            c.name
-            for c in plan.steps
-            if c.detach
-            and (
-                views[c.name].state is State.RUNNING
-                or (stopped == "Completed" and views[c.name].reason == stepping.Why.STOPPED)
+        views[c.name] = observing.StepView(State.FAILED, reason=view.pull_error, message=why, no_result=True)
+    elif notes:
+        look.patches.append(pods.stand_in_patch(plan, notes, swap=notes))
+        for name, note in notes.items():
+            reason, message = pods.parse_failure_note(note)
+            views[name] = dataclasses.replace(
+                views[name], reason=reason, message=message, stand_in=True, pull_error=None
             )
-        ]
-        for name in detached:
-            views[name] = _detached(views[name])
-        alive = {c.name for c in plan.services} | set(detached)
-        if not pod_ended and not stopped and observing.still_running(pod, alive):
-            patches.append(pods.stop_patch("Completed"))
+    return None
 
-    steps = [_status_of(c, _finalise(views[c.name]) if end else views[c.name]) for c in plan.steps]
-    services = [_status_of(c, service_views[c.name]) for c in plan.services]
-    patch = pods.merge_patches(patches) if not pod_ended else None  # an ended pod is left as it is
-    if patch and pod.get("metadata", {}).get("resourceVersion"):
-        patch.setdefault("metadata", {})["resourceVersion"] = pod["metadata"]["resourceVersion"]
-    if end is not None:
-        phase, reason, message = end
-        status = _final(snap, previous, phase, reason, message, steps, services, history, pod=pod)
+
+def _held_up_end(look: _Look) -> End | None:
+    # A step that ended without a result holds up the steps after it forever (their entrypoints wait for its
+    # result file): the run cannot go on.
+    if not look.live or not _held_up(look.plan, look.views):
+        return None
+    look.patches.append(pods.stop_patch(Reason.FAILED))
+    return _stuck_end(look.plan, look.views)
+
+
+def _natural_end(look: _Look) -> End | None:
+    plan, views = look.plan, look.views
+    if not all(views[c.name].state.is_done or (c.detach and views[c.name].started) for c in plan.steps):
+        return None
+    early = any(views[c.name].exit_code == stepping.EXIT_EARLY for c in plan.steps)
+    if _failing(plan, views):
+        end = End(Phase.FAILED, Reason.FAILED, _failure_message(plan, views))
+    elif early:
+        end = End(Phase.SUCCEEDED, Reason.EARLY_EXIT, f"ended early by exit code {stepping.EXIT_EARLY}")
     else:
-        running = [c.step for c in plan.steps if views[c.name].state is State.RUNNING]
-        base = _base(snap, plan, previous, history, pod=pod)
-        status = _conditions(
-            base.model_copy(
-                update={
-                    "phase": Phase.RUNNING,
-                    "reason": Reason.RUNNING,
-                    "steps": steps,
-                    "services": services,
-                    "current_step": ", ".join(running) or None,
-                    "message": f"running {', '.join(running)}" if running else "starting the next step",
-                }
-            ),
-            snap,
+        end = End(Phase.SUCCEEDED, Reason.SUCCEEDED, "all steps finished")
+    # Detached steps still running are stopped with the pod, as they should be: not a failure.
+    detached = [
+        c.name
+        for c in plan.steps
+        if c.detach
+        and (
+            views[c.name].state is State.RUNNING
+            or (look.stopped == Reason.COMPLETED and views[c.name].reason == stepping.Why.STOPPED)
         )
-    return _decision(
-        previous,
-        status,
-        pod_patch=patch,
-        other_patches=others,
-        delete_pods=deletes,
-        requeue_after=max(0.0, min(requeue)) if requeue and end is None else None,
+    ]
+    for name in detached:
+        views[name] = _detached(views[name])
+    alive = {c.name for c in plan.services} | set(detached)
+    if look.live and observing.still_running(look.pod, alive):
+        look.patches.append(pods.stop_patch(Reason.COMPLETED))
+    return end
+
+
+_END_STAGES = (
+    _recorded_stop,
+    _pod_ended_under_us,
+    _pod_deleting,
+    _cancelled,
+    _timed_out,
+    _runner_broken,
+    _stand_ins,
+    _held_up_end,
+    _natural_end,
+)  # the order written out above
+
+
+def _end_of(look: _Look) -> End | None:
+    """The first end a stage finds, in ``_END_STAGES`` order; the stages after it neither look nor act."""
+    for stage in _END_STAGES:
+        end = stage(look)
+        if end is not None:
+            return end
+    return None
+
+
+def _pod_patch(look: _Look) -> Manifest | None:
+    """The stages' patches as one request, conditional on the pod's resourceVersion; an ended pod is left as
+    it is."""
+    patch = pods.merge_patches(look.patches) if not look.pod_ended else None
+    version = look.pod.get("metadata", {}).get("resourceVersion")
+    if patch and version:
+        patch.setdefault("metadata", {})["resourceVersion"] = version
+    return patch
+
+
+def _still_running(
+    look: _Look,
+    *,
+    steps: list[statuses.StepStatus],
+    services: list[statuses.StepStatus],
+    history: list[dict[str, Any]],
+) -> statuses.PipelineStatus:
+    running = [c.step for c in look.plan.steps if look.views[c.name].state is State.RUNNING]
+    base = _base(look.snap, look.plan, look.previous, history, pod=look.pod)
+    return _conditions(
+        base.model_copy(
+            update={
+                "phase": Phase.RUNNING,
+                "reason": Reason.RUNNING,
+                "steps": steps,
+                "services": services,
+                "current_step": ", ".join(running) or None,
+                "message": f"running {', '.join(running)}" if running else "starting the next step",
+            }
+        ),
+        look.snap,
     )
 
 
@@ -477,9 +558,12 @@ def _pull_deadline(
 
 
 def _failing(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bool:
-    return any(
-        views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach for c in plan.steps
-    )
+    return bool(_failed(plan, views))
+
+
+def _failed(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> list[plans.ContainerPlan]:
+    """The steps whose failure fails the run."""
+    return [c for c in plan.steps if views[c.name].state is State.FAILED and stepping.fails_the_run(c)]
 
 
 def _pull_hint(c: plans.ContainerPlan) -> str:
@@ -509,7 +593,7 @@ def _finalise(view: observing.StepView) -> observing.StepView:
         return observing.StepView(
             State.FAILED,
             started_at=view.started_at,
-            reason="Stopped",
+            reason=stepping.Why.STOPPED,
             message="the run ended while the step was running",
         )
     return view
@@ -532,7 +616,7 @@ def _held_up(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bo
     """Whether a step still to come can never have its turn: it comes after a step that ended without a result
     (unless an exit code 78 ends the run early: the waiting steps then skip themselves)."""
     if any(
-        views[c.name].exit_code == observing.EXIT_EARLY and not views[c.name].no_result for c in plan.steps
+        views[c.name].exit_code == stepping.EXIT_EARLY and not views[c.name].no_result for c in plan.steps
     ):
         return False
     held: set[str] = set()
@@ -543,12 +627,12 @@ def _held_up(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> bo
     return any(not views[name].state.is_done for name in held)
 
 
-def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> tuple[Phase, str, str]:
+def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> End:
     """The end of a run that a step ended without a result holds up: it could not start (a missing Secret,
     CreateContainerConfigError, recorded in the pod) or was killed before its entrypoint could write."""
     for c in plan.steps:
         if views[c.name].reason in observing.CONFIG_ERRORS:
-            return Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}'
+            return End(Phase.FAILED, Reason.FAILED, f'step "{c.step}" cannot start: {views[c.name].message}')
     # Steps that failed only because the stop ended them say nothing about why the run stopped: the words
     # must be the same before the stop shows and after.
     views = {
@@ -557,8 +641,8 @@ def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> 
     }
     stuck = next((c for c in plan.steps if views[c.name].no_result), None)
     if _failing(plan, views) or stuck is None:
-        return Phase.FAILED, Reason.FAILED, _failure_message(plan, views)
-    return (
+        return End(Phase.FAILED, Reason.FAILED, _failure_message(plan, views))
+    return End(
         Phase.FAILED,
         Reason.FAILED,
         (
@@ -568,33 +652,28 @@ def _stuck_end(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> 
     )
 
 
-def _stopped_end(
-    plan: plans.RunPlan, stopped: str, views: Mapping[str, observing.StepView]
-) -> tuple[Phase, str, str] | None:
+def _stopped_end(plan: plans.RunPlan, stopped: str, views: Mapping[str, observing.StepView]) -> End | None:
     """The end the pod records; the same words as the decision that stopped it."""
     if stopped == Reason.FAILED:
         return _stuck_end(plan, views)
     if stopped == Reason.CANCELLED:
-        return Phase.CANCELLED, Reason.CANCELLED, "cancelled"
+        return End(Phase.CANCELLED, Reason.CANCELLED, "cancelled")
     if stopped == Reason.TIMEOUT:
-        return Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan)
+        return End(Phase.FAILED, Reason.TIMEOUT, _timeout_message(plan))
     if stopped == Reason.SUPERSEDED:
-        return Phase.CANCELLED, Reason.SUPERSEDED, "replaced by a newer run"
+        return End(Phase.CANCELLED, Reason.SUPERSEDED, "replaced by a newer run")
     if stopped == Reason.RUNNER:
-        return (
+        return End(
             Phase.ERROR,
             Reason.RUNNER,
             f"the runner image {plan.runner_image} could not run; see the pod's events",
         )
-    return None  # "Completed": the outcome is read from the steps, as before the stop
+    return None  # Reason.COMPLETED: the outcome is read from the steps, as before the stop
 
 
 def _failure_message(plan: plans.RunPlan, views: Mapping[str, observing.StepView]) -> str:
-    failed = [
-        c for c in plan.steps if views[c.name].state is State.FAILED and not c.ignore_failure and not c.detach
-    ]
     parts = []
-    for c in failed:
+    for c in _failed(plan, views):
         v = views[c.name]
         detail = f"exit code {v.exit_code}" if v.exit_code is not None else (v.reason or "failed")
         parts.append(f'step "{c.step}" failed ({detail})')
@@ -655,28 +734,28 @@ def _base(
 def _final(
     snap: Snapshot,
     previous: statuses.PipelineStatus,
-    phase: Phase,
-    reason: str,
-    message: str,
+    *,
+    end: End,
     steps: list[statuses.StepStatus],
-    services: list[statuses.StepStatus],
     history: list[dict[str, Any]],
+    services: list[statuses.StepStatus] | None = None,
     pod: Mapping[str, Any] | None = None,
 ) -> statuses.PipelineStatus:
+    """The status of a run that has ended."""
     same = previous.run == snap.run
     plan = snap.plan if isinstance(snap.plan, plans.RunPlan) else None
     done_before = same and previous.phase is not None and previous.phase.is_terminal
     status = statuses.PipelineStatus(
-        phase=phase,
+        phase=end.phase,
         observed_generation=snap.generation,
         run=snap.run,
         pod_name=plan.pod_name if plan and pod is not None else (previous.pod_name if same else None),
         start_time=(_run_start(pod, previous) if pod else None) or (previous.start_time if same else None),
         completion_time=(previous.completion_time if done_before else None) or _stamp(snap.now),
-        reason=reason,
-        message=message,
+        reason=end.reason,
+        message=end.message,
         steps=steps,
-        services=services,
+        services=services or [],
         warnings=list(plan.warnings) if plan else [],
         history=history,
         conditions=previous.conditions if same else [],
@@ -731,7 +810,7 @@ def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str
             "completionTime": previous.completion_time or _stamp(snap.now),
         }
         history = [entry] + [h for h in history if h.get("run") != previous.run]
-    return history[:HISTORY_LIMIT]
+    return history[:STATUS_HISTORY_LENGTH]
 
 
 def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[str, ...]]:
@@ -742,7 +821,7 @@ def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[s
     )
     for pod in by_age:
         name = pod["metadata"]["name"]
-        if observing.pod_phase(pod) not in ("Failed", "Succeeded") and not observing.annotations(pod).get(
+        if not observing.pod_ended(pod) and not observing.annotations(pod).get(
             conventions.ANNOTATION_STOPPED
         ):
             patches.append((name, pods.stop_patch(Reason.SUPERSEDED)))

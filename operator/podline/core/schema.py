@@ -34,6 +34,21 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return {k: _resolve(v, defs) for k, v in node.items() if k != "$defs"}
 
 
+def _structural_union(node: dict[str, Any]) -> dict[str, Any]:
+    """A union with null (pydantic's ``X | None``) as the one type, nullable."""
+    variants = [v for v in node["anyOf"] if v.get("type") != "null"]
+    nullable = len(variants) != len(node["anyOf"])
+    if len(variants) != 1:
+        raise ValueError(f"cannot express a union of {len(variants)} types structurally: {node}")
+    merged = {**{k: v for k, v in node.items() if k != "anyOf"}, **variants[0]}
+    if "description" in node:
+        merged["description"] = node["description"]
+    out = _structural(merged)
+    if nullable:
+        out["nullable"] = True
+    return out
+
+
 def _structural(node: dict[str, Any]) -> dict[str, Any]:
     """Rewrite one resolved JSON Schema node into a structural schema node."""
     description = node.get("description")
@@ -43,17 +58,7 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
             out["description"] = description
         return out
     if "anyOf" in node:
-        variants = [v for v in node["anyOf"] if v.get("type") != "null"]
-        nullable = len(variants) != len(node["anyOf"])
-        if len(variants) != 1:
-            raise ValueError(f"cannot express a union of {len(variants)} types structurally: {node}")
-        merged = {**{k: v for k, v in node.items() if k != "anyOf"}, **variants[0]}
-        if "description" in node:
-            merged["description"] = node["description"]
-        out = _structural(merged)
-        if nullable:
-            out["nullable"] = True
-        return out
+        return _structural_union(node)
     out = {}
     for key, value in node.items():
         if key in _DROP:
@@ -91,6 +96,17 @@ def _keyed_lists(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
+    {"name": "Run", "type": "string", "jsonPath": ".status.run", "priority": 1},
+    {"name": "Build", "type": "string", "jsonPath": ".metadata.labels.podline\\.dev/build", "priority": 1},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
+    {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
 def crd() -> dict[str, Any]:
     spec = _keyed_lists(openapi_schema(models.PipelineSpec))
     spec["description"] = "A Drone pipeline: the body of a `kind: pipeline` document, field names unchanged."
@@ -120,20 +136,7 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
-                        {"name": "Run", "type": "string", "jsonPath": ".status.run", "priority": 1},
-                        {
-                            "name": "Build",
-                            "type": "string",
-                            "jsonPath": ".metadata.labels.podline\\.dev/build",
-                            "priority": 1,
-                        },
-                        {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
-                        {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

@@ -60,7 +60,6 @@ class Reason(StrEnum):
     CANCELLED = "Cancelled"
     SUPERSEDED = "Superseded"  # the spec changed: the run was replaced by a new one
     NOT_TRIGGERED = "NotTriggered"  # trigger conditions do not match the build
-    IMAGE_PULL = "ImagePullFailed"
     IMAGE_CONFIG = (
         "ImageConfigUnavailable"  # a step's command comes from its image, whose config could not be read
     )
@@ -70,6 +69,7 @@ class Reason(StrEnum):
     DEPENDENCY_FAILED = "DependencyFailed"  # skipped: a pipeline it depends on failed
     TRIGGER_STATUS = "TriggerStatus"  # skipped: trigger.status has no success, and its dependencies passed
     DETACHED = "Detached"  # a detached step still running when the run ended: stopped with the pod
+    COMPLETED = "Completed"  # on the pod (podline.dev/stopped): the run ended, what still ran was stopped
 
 
 class _Model(BaseModel):

@@ -12,6 +12,8 @@ Leaves the pod's shape to ``pods`` and reading results back from the pod status 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -70,8 +72,9 @@ class StepArgs:
     ignore_failure: bool = False
     detach: bool = False
     excluded: bool = False
-    timeout_seconds: int = 0
+    timeout_seconds: float = 0
     run_dir: str = RUN_DIR
+    termination_log: str = TERMINATION_LOG  # where the termination message is written (tests change it)
     message_limit: int = CONTAINER_MESSAGE_BYTES  # bytes of termination message the kubelet keeps for it
     command: tuple[str, ...] = field(default=())
 
@@ -148,26 +151,47 @@ def command_of(c: plans.ContainerPlan, image: ImageCommand | None) -> tuple[str,
     return (*image.entrypoint, *(c.args if c.args is not None else image.cmd))
 
 
+def step_args(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str]) -> StepArgs:
+    """What step ``c``'s entrypoint is told, ending with the command it runs."""
+    return StepArgs(
+        name=c.name,
+        after=tuple(c.depends_on),
+        detached=tuple(d for d in c.depends_on if plan.container(d).detach),
+        on_success=c.run_on_success,
+        on_failure=c.run_on_failure,
+        ignore_failure=c.ignore_failure,
+        detach=c.detach,
+        excluded=c.excluded,
+        timeout_seconds=plan.step_timeout_seconds or 0,
+        message_limit=message_limit(len(plan.containers) + 1),  # + the prepare container
+        command=tuple(command),
+    )
+
+
 def args_for(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str]) -> list[str]:
     """The arguments of step ``c``'s entrypoint, ending with the command it runs."""
-    args = ["run", f"--name={c.name}"]
-    if c.depends_on:
-        args.append("--after=" + ",".join(c.depends_on))
-        detached = [d for d in c.depends_on if plan.container(d).detach]
-        if detached:
-            args.append("--detached=" + ",".join(detached))
-    on = [word for word, yes in (("success", c.run_on_success), ("failure", c.run_on_failure)) if yes]
+    return argv_of(step_args(plan, c, command))
+
+
+def argv_of(step: StepArgs) -> list[str]:
+    """The ``run`` arguments that tell a step container ``step`` (``parse_args`` reads them back)."""
+    args = ["run", f"--name={step.name}"]
+    if step.after:
+        args.append("--after=" + ",".join(step.after))
+    if step.detached:
+        args.append("--detached=" + ",".join(step.detached))
+    on = [word for word, yes in (("success", step.on_success), ("failure", step.on_failure)) if yes]
     args.append("--on=" + ",".join(on))
-    if c.ignore_failure:
-        args.append("--ignore-failure")
-    if c.detach:
-        args.append("--detach")
-    if c.excluded:
-        args.append("--excluded")
-    if plan.step_timeout_seconds:
-        args.append(f"--timeout={plan.step_timeout_seconds}")
-    args.append(f"--message-limit={message_limit(len(plan.containers) + 1)}")  # + the prepare container
-    return [*args, "--", *command]
+    args += [flag for flag, yes in (("--ignore-failure", step.ignore_failure), ("--detach", step.detach),
+                                    ("--excluded", step.excluded)) if yes]  # fmt: skip
+    if step.timeout_seconds:
+        args.append(f"--timeout={step.timeout_seconds}")
+    if step.run_dir != RUN_DIR:
+        args.append(f"--run-dir={step.run_dir}")
+    if step.termination_log != TERMINATION_LOG:
+        args.append(f"--termination-log={step.termination_log}")
+    args.append(f"--message-limit={step.message_limit}")
+    return [*args, "--", *step.command]
 
 
 def message_limit(containers: int) -> int:
@@ -179,8 +203,19 @@ class BadArgs(ValueError):
     pass
 
 
+_VALUE_FLAGS = frozenset(
+    {"name", "after", "detached", "on", "timeout", "run-dir", "termination-log", "message-limit"}
+)
+_BOOL_FLAGS = frozenset({"ignore-failure", "detach", "excluded"})
+_LIST_FLAGS = frozenset({"after", "detached"})
+_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+          "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}  # fmt: skip
+_CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
 def parse_args(argv: Sequence[str]) -> StepArgs:
-    """The inverse of ``args_for`` (used by the scripted kubelet, and to check the two agree)."""
+    """The inverse of ``argv_of``, read as the entrypoint's ``ParseRun`` (step.go) reads them: ``--flag=VALUE``
+    or ``--flag VALUE``; lists comma-separated and repeatable; switches bare or ``=true``/``=false``."""
     if not argv or argv[0] != "run":
         raise BadArgs("the first argument must be run")
     values: dict[str, Any] = {}
@@ -189,30 +224,79 @@ def parse_args(argv: Sequence[str]) -> StepArgs:
     if "--" in rest:
         cut = rest.index("--")
         rest, command = rest[:cut], tuple(rest[cut + 1 :])
-    for arg in rest:
-        key, _, value = arg.partition("=")
-        if key == "--name":
-            values["name"] = value
-        elif key in ("--after", "--detached"):
-            values[key[2:]] = tuple(v for v in value.split(",") if v)
-        elif key == "--on":
-            words = {v for v in value.split(",") if v}
-            if words - {"success", "failure"}:
-                raise BadArgs(f"--on: unknown {sorted(words - {'success', 'failure'})}")
-            values["on_success"], values["on_failure"] = "success" in words, "failure" in words
-        elif key in ("--ignore-failure", "--detach", "--excluded"):
-            values[key[2:].replace("-", "_")] = True
-        elif key == "--timeout":
-            values["timeout_seconds"] = int(value)
-        elif key == "--run-dir":
-            values["run_dir"] = value
-        elif key == "--message-limit":
-            values["message_limit"] = int(value)
-        else:
-            raise BadArgs(f"unknown flag {key}")
+    seen: set[str] = set()
+    while rest:
+        name, value = _next_flag(rest)
+        if name in seen and name not in _LIST_FLAGS:
+            raise BadArgs(f"flag --{name} given twice")
+        seen.add(name)
+        _set(values, name, value)
     if not values.get("name"):
-        raise BadArgs("--name is required")
-    return StepArgs(command=command, **values)
+        raise BadArgs("flag --name is required")
+    step = StepArgs(command=command, **values)
+    _validate(step)
+    return step
+
+
+def _next_flag(rest: list[str]) -> tuple[str, str]:
+    """The next flag's name and value, taken off ``rest``."""
+    arg = rest.pop(0)
+    if not arg.startswith("--") or arg == "--":
+        raise BadArgs(f"unexpected argument {arg!r}: flags come first, then --, then the command")
+    name, has_value, value = arg[2:].partition("=")
+    if name in _VALUE_FLAGS:
+        if not has_value:
+            if not rest:
+                raise BadArgs(f"flag --{name} needs a value (--{name}=VALUE)")
+            value = rest.pop(0)
+        return name, value
+    if name in _BOOL_FLAGS:
+        if has_value and value not in _BOOLS:
+            raise BadArgs(f"flag --{name} takes no value or true/false, not {value!r}")
+        return name, str(_BOOLS[value] if has_value else True)
+    raise BadArgs(f"unknown flag --{name}")
+
+
+def _set(values: dict[str, Any], name: str, value: str) -> None:
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if name in _LIST_FLAGS:
+        values[name] = values.get(name, ()) + items
+    elif name == "on":
+        if set(items) - {"success", "failure"}:
+            raise BadArgs(f"flag --on: unknown {sorted(set(items) - {'success', 'failure'})}")
+        values["on_success"], values["on_failure"] = "success" in items, "failure" in items
+    elif name in _BOOL_FLAGS:
+        values[name.replace("-", "_")] = value == "True"
+    elif name == "timeout":
+        values["timeout_seconds"] = _number(name, value, float)
+    elif name == "message-limit":
+        values["message_limit"] = _number(name, value, int)
+    elif name == "run-dir" and not value:
+        raise BadArgs("flag --run-dir: empty")
+    else:
+        values[name.replace("-", "_")] = value
+
+
+def _number(name: str, value: str, kind: type[float | int]) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise BadArgs(f"flag --{name}: {value!r} is not a number (0 or more)") from None
+    if not 0 <= number < math.inf:  # also NaN
+        raise BadArgs(f"flag --{name}: {value!r} is not a number (0 or more)")
+    return int(number) if number == int(number) else number
+
+
+def _validate(step: StepArgs) -> None:
+    for flag, name in (("name", step.name), *(("after", a) for a in step.after)):
+        if len(name) > 63 or not _CONTAINER_NAME.fullmatch(name):
+            raise BadArgs(f"flag --{flag}: {name!r} is not a container name")
+    if step.name in step.after:
+        raise BadArgs(f"flag --after: {step.name} cannot wait for itself")
+    if len(set(step.after)) < len(step.after):
+        raise BadArgs("flag --after: a name given twice")
+    if set(step.detached) - set(step.after):
+        raise BadArgs(f"flag --detached: {sorted(set(step.detached) - set(step.after))} not in --after")
 
 
 def decide(step: StepArgs, results: Mapping[str, Result], started: Collection[str] = ()) -> Decision:
@@ -230,9 +314,15 @@ def decide(step: StepArgs, results: Mapping[str, Result], started: Collection[st
     return Decision(Action.SKIP, Why.SKIPPED)
 
 
+def fails_the_run(step: StepArgs | plans.ContainerPlan) -> bool:
+    """Whether a failure of this step fails the run: Drone's rule, unless ``failure: ignore``; and a
+    detached step's never does. The entrypoint's ``isFailing`` (result.go) is the same rule."""
+    return not step.ignore_failure and not step.detach
+
+
 def is_failing(step: StepArgs | plans.ContainerPlan, state: ResultState) -> bool:
     """Whether a step that ended in ``state`` makes the run fail (the ``failing`` of its result)."""
-    return state is ResultState.FAILED and not step.ignore_failure and not step.detach
+    return state is ResultState.FAILED and fails_the_run(step)
 
 
 def parse_message(name: str, text: str | None) -> Result | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -20,7 +20,6 @@ from podline.core import conventions, errors, images, kubenames, models, platfor
 
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
-DEFAULT_WORKSPACE = "/drone/src"
 _Problems = Iterator[errors.Problem]
 
 
@@ -293,10 +292,10 @@ def workspace_path(spec: models.PipelineSpec) -> str:
     """Where the shared workspace is mounted: ``workspace.base`` joined with ``workspace.path``."""
     ws = spec.workspace
     if ws is None or (not ws.path and not ws.base):
-        return DEFAULT_WORKSPACE
+        return conventions.DEFAULT_WORKSPACE
     if ws.base:
         return posixpath.normpath(posixpath.join(ws.base, ws.path or ""))
-    return posixpath.normpath(ws.path or DEFAULT_WORKSPACE)
+    return posixpath.normpath(ws.path or conventions.DEFAULT_WORKSPACE)
 
 
 def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _Problems:
@@ -317,54 +316,64 @@ def _volumes(spec: models.PipelineSpec, policy: policies.Policy, root: str) -> _
                 )
             pod_names[pod_name] = index
         declared[volume.name] = index
-        kinds = [k for k in ("temp", "host", "claim", "config_map") if getattr(volume, k) is not None]
-        if len(kinds) != 1:
-            yield errors.Problem(path, "must have exactly one of temp, host, claim, config_map")
-        if volume.host is not None:
-            if not policy.allow_host_volumes:
-                yield errors.Problem(
-                    f"{path}.host", "host volumes are not allowed by the operator configuration"
-                )
-            elif not volume.host.path.startswith("/"):
-                yield errors.Problem(f"{path}.host.path", "must be an absolute path")
-        if volume.temp is not None and volume.temp.size_limit is not None:
-            try:
-                quantities.parse("memory", volume.temp.size_limit)
-            except ValueError as exc:
-                yield errors.Problem(f"{path}.temp.size_limit", str(exc))
-        for kind in ("claim", "config_map"):
-            source = getattr(volume, kind)
-            if source is not None and not kubenames.is_dns1123_subdomain(source.name):
-                yield errors.Problem(
-                    f"{path}.{kind}.name", f'"{source.name}" is not a valid {_KINDS[kind]} name'
-                )
-        mode = volume.config_map.default_mode if volume.config_map is not None else None
-        if mode is not None and not 0 <= mode <= 0o777:
-            yield errors.Problem(
-                f"{path}.config_map.default_mode", "must be a file mode between 0 and 0777 (511)"
-            )
+        yield from _volume_source(volume, policy, path)
     workspace = workspace_path(spec)
     for field, items in (("services", spec.services), ("steps", spec.steps)):
         for index, item in enumerate(items):
-            mounted: dict[str, int] = {}
-            for mount_index, mount in enumerate(item.volumes):
-                path = f"{root}.{field}[{index}].volumes[{mount_index}]"
-                if mount.name not in declared:
-                    yield errors.Problem(f"{path}.name", f'unknown volume "{mount.name}"')
-                if not mount.path.startswith("/"):
-                    yield errors.Problem(f"{path}.path", "must be an absolute path")
-                    continue
-                # The apiserver rejects a container with two mounts at one path; the workspace is one.
-                target = posixpath.normpath(mount.path)
-                if target == workspace:
-                    yield errors.Problem(
-                        f"{path}.path", f'"{target}" is the workspace; mount the volume elsewhere'
-                    )
-                elif target in mounted:
-                    yield errors.Problem(
-                        f"{path}.path", f'"{target}" is mounted twice (also volumes[{mounted[target]}])'
-                    )
-                mounted.setdefault(target, mount_index)
+            yield from _mounts(item.volumes, declared, workspace, f"{root}.{field}[{index}]")
+    yield from _workspace(spec, root)
+
+
+def _volume_source(volume: models.Volume, policy: policies.Policy, path: str) -> _Problems:
+    """One pipeline volume's source: exactly one kind, and that kind's fields."""
+    kinds = [k for k in ("temp", "host", "claim", "config_map") if getattr(volume, k) is not None]
+    if len(kinds) != 1:
+        yield errors.Problem(path, "must have exactly one of temp, host, claim, config_map")
+    if volume.host is not None:
+        if not policy.allow_host_volumes:
+            yield errors.Problem(f"{path}.host", "host volumes are not allowed by the operator configuration")
+        elif not volume.host.path.startswith("/"):
+            yield errors.Problem(f"{path}.host.path", "must be an absolute path")
+    if volume.temp is not None and volume.temp.size_limit is not None:
+        try:
+            quantities.parse("memory", volume.temp.size_limit)
+        except ValueError as exc:
+            yield errors.Problem(f"{path}.temp.size_limit", str(exc))
+    for kind in ("claim", "config_map"):
+        source = getattr(volume, kind)
+        if source is not None and not kubenames.is_dns1123_subdomain(source.name):
+            yield errors.Problem(f"{path}.{kind}.name", f'"{source.name}" is not a valid {_KINDS[kind]} name')
+    mode = volume.config_map.default_mode if volume.config_map is not None else None
+    if mode is not None and not 0 <= mode <= 0o777:
+        yield errors.Problem(
+            f"{path}.config_map.default_mode", "must be a file mode between 0 and 0777 (511)"
+        )
+
+
+def _mounts(
+    mounts: Sequence[models.VolumeMount], declared: Mapping[str, int], workspace: str, root: str
+) -> _Problems:
+    """One step's or service's volume mounts: of declared volumes, at absolute paths, each path once."""
+    mounted: dict[str, int] = {}
+    for mount_index, mount in enumerate(mounts):
+        path = f"{root}.volumes[{mount_index}]"
+        if mount.name not in declared:
+            yield errors.Problem(f"{path}.name", f'unknown volume "{mount.name}"')
+        if not mount.path.startswith("/"):
+            yield errors.Problem(f"{path}.path", "must be an absolute path")
+            continue
+        # The apiserver rejects a container with two mounts at one path; the workspace is one.
+        target = posixpath.normpath(mount.path)
+        if target == workspace:
+            yield errors.Problem(f"{path}.path", f'"{target}" is the workspace; mount the volume elsewhere')
+        elif target in mounted:
+            yield errors.Problem(
+                f"{path}.path", f'"{target}" is mounted twice (also volumes[{mounted[target]}])'
+            )
+        mounted.setdefault(target, mount_index)
+
+
+def _workspace(spec: models.PipelineSpec, root: str) -> _Problems:
     ws = spec.workspace
     if ws and ws.base is not None and not ws.base.startswith("/"):
         yield errors.Problem(f"{root}.workspace.base", "must be an absolute path")

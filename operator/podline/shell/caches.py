@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podline.core import conventions
+from podline.shell import kube
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -52,11 +53,7 @@ POD_FIELDS = ("apiVersion", "kind", "metadata", "status")
 
 def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The part of ``pod`` the operator reads (``POD_FIELDS``, without ``metadata.managedFields``)."""
-    slim = {k: pod[k] for k in POD_FIELDS if k in pod}
-    meta = slim.get("metadata")
-    if isinstance(meta, Mapping) and "managedFields" in meta:
-        slim["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
-    return slim
+    return kube.lean({k: pod[k] for k in POD_FIELDS if k in pod})
 
 
 def _pipeline_uid(pod: Mapping[str, Any]) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from podline.core import conventions
-from podline.shell import imageconfigs, kube, metrics, reconciling
+from podline.shell import imagereading, kube, metrics, reconciling
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
@@ -59,7 +59,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         connections=config.api_workers,
         timeout=settings.networking.request_timeout or 60,
     )
-    images = imageconfigs.ImageConfigs.from_settings(config)
+    images = imagereading.ImageConfigs.from_settings(config)
     reconciler = reconciling.Reconciler(api, config, images=images)
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))
@@ -80,7 +80,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     reconciler = memo.get("reconciler")
     if reconciler:
         await reconciler.api.close()
-        if isinstance(reconciler.images, imageconfigs.ImageConfigs):
+        if isinstance(reconciler.images, imagereading.ImageConfigs):
             await reconciler.images.close()
 
 

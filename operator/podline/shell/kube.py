@@ -196,7 +196,7 @@ def lean(obj: Mapping[str, Any]) -> Manifest:
     """The object without ``metadata.managedFields``: podline never reads them, and on a run's pod (written by
     the operator and the kubelet, field by field) they are a large share of what the caches would hold."""
     meta = obj.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
+    if isinstance(meta, Mapping) and "managedFields" in meta:
         return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
     return obj if isinstance(obj, dict) else dict(obj)
 

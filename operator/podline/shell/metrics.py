@@ -24,6 +24,10 @@ PATCH = prom.Histogram(
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
 )
 QUEUE = prom.Gauge("podline_queue_length", "Pipelines waiting for a run slot.")
+# The Pipelines the gauge counts, by (namespace, name): a set, not increments, so that a Pipeline queued before
+# an operator restart is counted once its status is seen, and one that leaves the queue after it never
+# takes the gauge below zero.
+_queued: set[tuple[str, str]] = set()
 CONFLICTS = prom.Counter("podline_conflicts_total", "Conflicts (409) answered by reading again.")
 
 
@@ -41,10 +45,16 @@ def note_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         old.get("phase") != new.get("phase") or old.get("run") != new.get("run")
     ):
         RUNS.labels(phase=new["phase"]).inc()
-    if new.get("reason") == "Queued" and old.get("reason") != "Queued":
-        QUEUE.inc()
-    elif old.get("reason") == "Queued" and new.get("reason") != "Queued":
-        QUEUE.dec()
+
+
+def note_queue(key: tuple[str, str], status: Mapping[str, Any] | None) -> None:
+    """Count the Pipeline ``key`` as waiting for a run slot while its status (as decided) says Queued; None
+    when the Pipeline is gone."""
+    if status is not None and status.get("reason") == statuses.Reason.QUEUED:
+        _queued.add(key)
+    else:
+        _queued.discard(key)
+    QUEUE.set(len(_queued))
 
 
 def serve(port: int) -> None:

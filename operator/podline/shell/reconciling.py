@@ -188,8 +188,8 @@ class Reconciler:
         notes = meta.get("annotations") or {}
         view = self.build_view(key, body)
         run = view.run
-        generation = int(meta.get("generation") or 1)
-        env = view.gate.env if view.gate is not None and view.gate.opens else ()
+        gate_open = view.gate is None or view.gate.opens
+        env = view.gate.env if view.gate is not None and gate_open else ()
         plan = self._plan(body, run, notes, build=view.members is not None, env=env)
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
         pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
@@ -201,40 +201,21 @@ class Reconciler:
         self._fresh.discard(key)
         if pod_name and (fresh or pod is None and status.get("run") == run and status.get("podName")):
             pod = await self._live_pod(namespace, pod_name)  # the watch may lag behind, or have missed it
-        credentials = None
-        if (
-            pod is None
-            and (view.gate is None or view.gate.opens)  # a waiting run reads no Secret yet
-            and not isinstance(plan, errors.PodlineError)
-            and plan.pull_secret_name
-        ):
-            credentials = await self._credentials(namespace, plan.pull_secret_sources)
-        uid = meta.get("uid", "")
-        others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
-        gate_open = view.gate is None or view.gate.opens
-        queued = None if pod is not None or not gate_open else self._queued_because(key)
-        may_start = queued is None
-        configs: Mapping[str, Any] = {}
-        if (
-            pod is None
-            and may_start
-            and gate_open
-            and not isinstance(plan, errors.PodlineError)
-            and not (status.get("run") == run and status.get("phase") in statuses.TERMINAL_PHASES)
-        ):
-            read = await self._image_configs(key, plan, credentials)
-            if read is None:
-                return  # a registry that may answer soon: asked again later
-            configs = read
+        ended = status.get("run") == run and status.get("phase") in statuses.TERMINAL_PHASES
+        start = await self._start_inputs(key, plan, pod, ended=ended, gate_open=gate_open)
+        if start is None:
+            return  # a registry that may answer soon: asked again later
+        credentials, queued, configs = start
+        others = [p for p in self.caches.pods_of(meta.get("uid", "")) if p["metadata"]["name"] != pod_name]
         snap = scheduling.Snapshot(
             plan=plan,
             pod=pod,
             now=self.clock(),
-            generation=generation,
+            generation=int(meta.get("generation") or 1),
             run=run,
             status=status,
             cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
-            may_start=may_start,
+            may_start=queued is None,
             queued_because=queued or "",
             credentials=credentials,
             other_pods=others,
@@ -242,6 +223,33 @@ class Reconciler:
             image_configs=configs,
             gate=view.gate,
         )
+        decision = await self._decide_and_apply(key, body, pod, snap)
+        if (decision.status.phase, decision.status.run) != (status.get("phase"), status.get("run")):
+            if view.members is not None:
+                self.kick_build(key, body, only_dependents=True)  # at once: the hand-off waits for nothing
+            if decision.status.phase is not None and decision.status.phase.is_terminal:
+                self.wake_queued()
+
+    async def _start_inputs(
+        self, key: Key, plan: Any, pod: Mapping[str, Any] | None, *, ended: bool, gate_open: bool
+    ) -> tuple[Any, str | None, Mapping[str, Any]] | None:
+        """What starting the run needs, when it has no pod: (its pull credentials, why it must queue or None,
+        its images' configs); None while a registry that may answer soon is asked again. A run waiting for its
+        build's dependencies reads nothing yet and takes no place in a queue."""
+        if pod is not None or not gate_open or isinstance(plan, errors.PodlineError):
+            return None, None, {}
+        credentials = None
+        if plan.pull_secret_name:
+            credentials = await self._credentials(key[0], plan.pull_secret_sources)
+        queued = self._queued_because(key)
+        if queued is not None or ended:
+            return credentials, queued, {}
+        configs = await self._image_configs(key, plan, credentials)
+        return None if configs is None else (credentials, queued, configs)
+
+    async def _decide_and_apply(
+        self, key: Key, body: Mapping[str, Any], pod: Mapping[str, Any] | None, snap: scheduling.Snapshot
+    ) -> scheduling.Decision:
         decision = scheduling.decide(snap)
         try:
             await self._apply(key, body, pod, decision)
@@ -251,17 +259,18 @@ class Reconciler:
             # The apiserver refuses what the run needs (Pod Security admission, or a rule validation does not
             # know): sending it again cannot succeed, so the run fails, saying why, instead of waiting forever.
             log.warning(
-                "%s/%s: the apiserver refused the run's objects: %s", namespace, meta.get("name"), exc
+                "%s/%s: the apiserver refused the run's objects: %s",
+                key[0],
+                body["metadata"].get("name"),
+                exc,
             )
             refused = errors.InvalidPipeline.at("", f"the apiserver refused what the run needs: {exc}")
-            self._plans[_plan_key(body, run, notes, env)] = refused
+            notes = body["metadata"].get("annotations") or {}
+            env = snap.gate.env if snap.gate is not None and snap.gate.opens else ()
+            self._plans[_plan_key(body, snap.run, notes, env)] = refused
             decision = scheduling.decide(dataclasses.replace(snap, plan=refused))
             await self._apply(key, body, pod, decision)
-        changed = (decision.status.phase, decision.status.run) != (status.get("phase"), status.get("run"))
-        if changed and view.members is not None:
-            self.kick_build(key, body, only_dependents=True)  # at once: the hand-off waits for nothing else
-        if changed and decision.status.phase is not None and decision.status.phase.is_terminal:
-            self.wake_queued()
+        return decision
 
     def _plan(
         self,
@@ -464,6 +473,4 @@ class BuildView:
 
 
 def _active(pod: Mapping[str, Any]) -> bool:
-    notes = pod.get("metadata", {}).get("annotations") or {}
-    phase = pod.get("status", {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and conventions.ANNOTATION_STOPPED not in notes
+    return not observing.pod_ended(pod) and conventions.ANNOTATION_STOPPED not in observing.annotations(pod)

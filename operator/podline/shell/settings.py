@@ -1,7 +1,14 @@
-"""Operator configuration: environment variables (the Helm chart sets them), grouped by topic.
+"""Operator configuration: ``PODLINE_*`` environment variables (the Helm chart sets them), one table.
 
-Every option is one ``PODLINE_*`` variable; README's configuration reference lists the same table.
-``Settings.from_env`` reports every bad value at once, naming the variable, and never starts half-configured.
+``VARIABLES`` is the one source of every setting: its variable name, the ``Settings`` field it fills, how its
+value is read, its Helm value and what it means. ``Settings.from_env`` reads the environment through it,
+``docs/configuration.md`` is generated from it (``python -m podline.shell.settings --markdown``; a test fails
+when the committed file is stale) and a test checks it against the chart (``charts/podline``). Unset or
+empty variables keep the ``Settings`` field's default. Every bad value is reported at once, naming its
+variable, and the operator never starts half-configured.
+
+Adding a setting is one entry in ``VARIABLES`` (plus the ``Settings`` or ``Policy`` field it fills, and the
+chart value that sets it), then regenerating ``docs/configuration.md``.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import platform as platform_
 import re
 import ssl
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from podline.core import imageconfigs, policies, registries
 
@@ -24,52 +32,23 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    namespaces: tuple[str, ...] = ()
-    """Namespaces to watch (PODLINE_NAMESPACES, comma-separated); empty: all namespaces."""
+    """The operator's configuration; each field is filled by one entry of ``VARIABLES`` (which documents it)."""
 
+    namespaces: tuple[str, ...] = ()
     policy: policies.Policy = field(default_factory=policies.Policy)
     """What pipelines may ask for, and defaults (runner image, timeouts, …)."""
-
     max_running: int = 0
-    """PODLINE_MAX_RUNNING: runs at once across the operator; 0: no limit. The rest queue as Pending."""
-
     history_limit: int = 3
-    """PODLINE_HISTORY_LIMIT: pods of earlier runs kept per Pipeline (for kubectl logs)."""
-
     resync_seconds: float = 30.0
-    """PODLINE_RESYNC_SECONDS: every unfinished run is re-read this often, whatever the watch said."""
-
     status_interval_ms: int = 1000
-    """PODLINE_STATUS_INTERVAL_MS: a run's status is written when it starts and ends; step progress in between
-    at most once per this many milliseconds per Pipeline (0: at every change)."""
-
     log_format: str = "text"
-    """PODLINE_LOG_FORMAT: text or json."""
-
     log_level: str = "INFO"
-    """PODLINE_LOG_LEVEL: DEBUG, INFO, WARNING."""
-
     metrics_port: int = 9090
-    """PODLINE_METRICS_PORT: Prometheus metrics on this port (0: off)."""
-
     liveness_port: int = 8080
-    """PODLINE_LIVENESS_PORT: kopf's liveness endpoint /healthz on this port (0: off)."""
-
     api_workers: int = 8
-    """PODLINE_API_WORKERS: Kubernetes API requests the operator makes at once (its connections)."""
-
     registry_mirrors: tuple[registries.Mirror, ...] = ()
-    """PODLINE_REGISTRY_MIRRORS: registry=url pairs; image configs of that registry are read at the mirror."""
-
     platform: str = field(default_factory=lambda: own_platform())
-    """PODLINE_PLATFORM: the platform (``os/arch[/variant]``) whose manifest of a multi-arch image is read for
-    runs that name none (no ``platform``, no ``kubernetes.io/arch`` node selector); default: the operator's
-    own, as its pod runs on the cluster's nodes."""
-
     registry_ca_file: str = ""
-    """PODLINE_REGISTRY_CA_FILE: a PEM bundle of CA certificates trusted, on top of the system's, for registries,
-    mirrors and their token services; empty: the system's alone."""
-
     registry_ca: str = field(default="", repr=False)
     """The certificates of ``registry_ca_file`` as read (and checked) at start: the file is read once."""
 
@@ -79,101 +58,375 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from ``env`` (default: the process's), or SettingsError listing every bad variable."""
         env = os.environ if env is None else env
         problems: list[str] = []
-
-        def text(name: str, default: str) -> str:
-            return env.get(name, "").strip() or default
-
-        def number(name: str, default: int, minimum: int = 0) -> int:
-            raw = env.get(name, "").strip()
+        values: dict[str, Any] = {}
+        for variable in VARIABLES:
+            raw = env.get(variable.name, "").strip()
             if not raw:
-                return default
+                continue
             try:
-                value = int(raw)
-            except ValueError:
-                problems.append(f"{name}: {raw!r} is not a whole number")
-                return default
-            if value < minimum:
-                problems.append(f"{name}: must be at least {minimum}")
-            return value
-
-        def flag(name: str) -> bool:
-            raw = env.get(name, "").strip().lower()
-            if raw in ("", "0", "false", "no", "off"):
-                return False
-            if raw in ("1", "true", "yes", "on"):
-                return True
-            problems.append(f"{name}: {raw!r} is not true or false")
-            return False
-
-        def names(name: str) -> tuple[str, ...]:
-            return tuple(sorted({n.strip() for n in env.get(name, "").split(",") if n.strip()}))
-
-        def mirrors(name: str) -> tuple[registries.Mirror, ...]:
-            try:
-                return registries.parse_mirrors(env.get(name, ""))
+                value = variable.read(raw)
             except ValueError as error:
-                problems.append(f"{name}: {error}")
-                return ()
-
-        def ca_bundle(name: str) -> tuple[str, str]:
-            path = env.get(name, "").strip()
-            if not path:
-                return "", ""
-            try:
-                return path, read_ca_bundle(path)
-            except ValueError as error:
-                problems.append(f"{name}: {error}")
-                return path, ""
-
-        step_timeout = number("PODLINE_STEP_TIMEOUT", 0)
-        policy = policies.Policy(
-            runner_image=text("PODLINE_RUNNER_IMAGE", policies.DEFAULT_RUNNER_IMAGE),
-            clone_image=text("PODLINE_CLONE_IMAGE", policies.DEFAULT_CLONE_IMAGE),
-            secret_store=text("PODLINE_SECRET_STORE", policies.DEFAULT_SECRET_STORE),
-            allow_privileged=flag("PODLINE_ALLOW_PRIVILEGED"),
-            allow_host_volumes=flag("PODLINE_ALLOW_HOST_VOLUMES"),
-            allowed_service_accounts=frozenset(names("PODLINE_ALLOWED_SERVICE_ACCOUNTS")),
-            default_service_account=text("PODLINE_DEFAULT_SERVICE_ACCOUNT", "") or None,
-            automount_service_account_token=flag("PODLINE_AUTOMOUNT_TOKEN"),
-            run_timeout_seconds=number("PODLINE_RUN_TIMEOUT", 3600, 1),
-            step_timeout_seconds=step_timeout or None,
-            pull_timeout_seconds=number("PODLINE_PULL_TIMEOUT", 300, 1),
-            max_steps=number("PODLINE_MAX_STEPS", 200, 1),
-        )
-        log_format = text("PODLINE_LOG_FORMAT", "text")
-        if log_format not in ("text", "json"):
-            problems.append(f"PODLINE_LOG_FORMAT: {log_format!r} is not text or json")
-        log_level = text("PODLINE_LOG_LEVEL", "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            problems.append(f"PODLINE_LOG_LEVEL: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-        ca_file, ca = ca_bundle("PODLINE_REGISTRY_CA_FILE")
-        platform = text("PODLINE_PLATFORM", "") or own_platform()
-        try:
-            platform = str(imageconfigs.parse_platform(platform))
-        except ValueError as error:
-            problems.append(f"PODLINE_PLATFORM: {error}")
-        settings = cls(
-            namespaces=names("PODLINE_NAMESPACES"),
-            policy=policy,
-            max_running=number("PODLINE_MAX_RUNNING", 0),
-            history_limit=number("PODLINE_HISTORY_LIMIT", 3),
-            resync_seconds=float(number("PODLINE_RESYNC_SECONDS", 30, 1)),
-            status_interval_ms=number("PODLINE_STATUS_INTERVAL_MS", 1000),
-            log_format=log_format,
-            log_level=log_level,
-            metrics_port=number("PODLINE_METRICS_PORT", 9090),
-            liveness_port=number("PODLINE_LIVENESS_PORT", 8080),
-            api_workers=number("PODLINE_API_WORKERS", 8, 1),
-            registry_mirrors=mirrors("PODLINE_REGISTRY_MIRRORS"),
-            platform=platform,
-            registry_ca_file=ca_file,
-            registry_ca=ca,
-        )
+                problems.append(f"{variable.name}: {error}")
+                continue
+            values.update(zip(variable.fields, value if len(variable.fields) > 1 else (value,), strict=True))
         if problems:
             raise SettingsError("; ".join(problems))
-        return settings
+        policy = {name.removeprefix("policy."): v for name, v in values.items() if name.startswith("policy.")}
+        own = {name: v for name, v in values.items() if not name.startswith("policy.")}
+        return cls(policy=policies.Policy(**policy), **own)
+
+
+# ---- how values are read: each reader gets the stripped, non-empty value and returns the field's value, or
+# raises ValueError with a message that follows "PODLINE_X: " -------------------------------------------------
+
+
+def text(raw: str) -> str:
+    return raw
+
+
+def whole(minimum: int = 0) -> Callable[[str], int]:
+    """A whole number, at least ``minimum``."""
+
+    def read(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a whole number") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return read
+
+
+def flag(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{lowered!r} is not true or false")
+
+
+def names(raw: str) -> tuple[str, ...]:
+    """Comma-separated names, sorted, without duplicates."""
+    return tuple(sorted({n.strip() for n in raw.split(",") if n.strip()}))
+
+
+def one_of(*choices: str, upper: bool = False) -> Callable[[str], str]:
+    """One of ``choices`` (upper-cased first when ``upper``)."""
+    listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+
+    def read(raw: str) -> str:
+        value = raw.upper() if upper else raw
+        if value not in choices:
+            raise ValueError(f"{value!r} is not {listed}")
+        return value
+
+    return read
+
+
+def ca_bundle(raw: str) -> tuple[str, str]:
+    """The path and the certificates read from it (``registry_ca_file``, ``registry_ca``)."""
+    return raw, read_ca_bundle(raw)
+
+
+def a_platform(raw: str) -> str:
+    return str(imageconfigs.parse_platform(raw))
+
+
+def step_timeout(raw: str) -> int | None:
+    return whole()(raw) or None
+
+
+# ---- the table ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variable:
+    """One ``PODLINE_*`` environment variable."""
+
+    name: str
+    fields: tuple[str, ...]
+    """The ``Settings`` fields it fills (``policy.x``: a field of ``Settings.policy``); several: ``read``
+    returns a tuple of their values, in this order."""
+    read: Callable[[str], Any]
+    """The value from the variable's stripped, non-empty text; raises ValueError saying what is wrong."""
+    chart: str
+    """The Helm value (path in ``charts/podline/values.yaml``) that sets it."""
+    doc: str
+    """What it means, for ``docs/configuration.md`` (Markdown, one paragraph)."""
+    default: str = ""
+    """The default as the docs show it; empty: the field's own default, as code."""
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        name="PODLINE_NAMESPACES",
+        fields=("namespaces",),
+        read=names,
+        chart="watchNamespaces",
+        default="(all)",
+        doc=(
+            "comma-separated namespaces to watch. Helm sets it from `watchNamespaces` when `rbac.scope` is "
+            "`namespaces`"
+        ),
+    ),
+    Variable(
+        name="PODLINE_RUNNER_IMAGE",
+        fields=("policy.runner_image",),
+        read=text,
+        chart="runner.image",
+        doc=(
+            "image holding the entrypoint binary at `/podline-entrypoint` (the operator image does; the chart "
+            "defaults to the operator's own image): each run pod's first container copies it into the pod, "
+            "and it stands in for a step whose image cannot be pulled"
+        ),
+    ),
+    Variable(
+        name="PODLINE_CLONE_IMAGE",
+        fields=("policy.clone_image",),
+        read=text,
+        chart="operator.cloneImage",
+        doc="image of the implicit clone step",
+    ),
+    Variable(
+        name="PODLINE_SECRET_STORE",
+        fields=("policy.secret_store",),
+        read=text,
+        chart="operator.secretStore",
+        doc="Secret read by a bare `from_secret: key`",
+    ),
+    Variable(
+        name="PODLINE_ALLOW_PRIVILEGED",
+        fields=("policy.allow_privileged",),
+        read=flag,
+        chart="operator.allowPrivileged",
+        doc="allow `privileged: true` steps",
+    ),
+    Variable(
+        name="PODLINE_ALLOW_HOST_VOLUMES",
+        fields=("policy.allow_host_volumes",),
+        read=flag,
+        chart="operator.allowHostVolumes",
+        doc="allow `host:` volumes",
+    ),
+    Variable(
+        name="PODLINE_ALLOWED_SERVICE_ACCOUNTS",
+        fields=("policy.allowed_service_accounts",),
+        read=lambda raw: frozenset(names(raw)),
+        chart="operator.allowedServiceAccounts",
+        default="(none)",
+        doc="ServiceAccounts pipelines may name, comma-separated; `*` for any",
+    ),
+    Variable(
+        name="PODLINE_DEFAULT_SERVICE_ACCOUNT",
+        fields=("policy.default_service_account",),
+        read=text,
+        chart="operator.defaultServiceAccount",
+        default="(namespace default)",
+        doc="ServiceAccount of run pods",
+    ),
+    Variable(
+        name="PODLINE_AUTOMOUNT_TOKEN",
+        fields=("policy.automount_service_account_token",),
+        read=flag,
+        chart="operator.automountServiceAccountToken",
+        doc="mount an API token into run pods",
+    ),
+    Variable(
+        name="PODLINE_RUN_TIMEOUT",
+        fields=("policy.run_timeout_seconds",),
+        read=whole(1),
+        chart="operator.runTimeoutSeconds",
+        doc="seconds; per Pipeline: annotation `podline.dev/timeout`",
+    ),
+    Variable(
+        name="PODLINE_STEP_TIMEOUT",
+        fields=("policy.step_timeout_seconds",),
+        read=step_timeout,
+        chart="operator.stepTimeoutSeconds",
+        default="`0` (none)",
+        doc="seconds a step may run",
+    ),
+    Variable(
+        name="PODLINE_PULL_TIMEOUT",
+        fields=("policy.pull_timeout_seconds",),
+        read=whole(1),
+        chart="operator.pullTimeoutSeconds",
+        doc=(
+            "seconds a step may wait for its image, from its turn, while the registry fails in a way that may "
+            "heal; not found / unauthorized / `ErrImageNeverPull` fail the step at once"
+        ),
+    ),
+    Variable(
+        name="PODLINE_MAX_STEPS",
+        fields=("policy.max_steps",),
+        read=whole(1),
+        chart="operator.maxSteps",
+        doc="steps + services per pipeline (all are containers of one pod)",
+    ),
+    Variable(
+        name="PODLINE_MAX_RUNNING",
+        fields=("max_running",),
+        read=whole(),
+        chart="operator.maxRunning",
+        default="`0` (no limit)",
+        doc="runs at once; the rest wait as `Pending`/`Queued`, in creation order",
+    ),
+    Variable(
+        name="PODLINE_HISTORY_LIMIT",
+        fields=("history_limit",),
+        read=whole(),
+        chart="operator.historyLimit",
+        doc="pods of earlier runs kept per Pipeline, for `kubectl logs`",
+    ),
+    Variable(
+        name="PODLINE_RESYNC_SECONDS",
+        fields=("resync_seconds",),
+        read=lambda raw: float(whole(1)(raw)),
+        chart="operator.resyncSeconds",
+        default="`30`",
+        doc="every unfinished run is re-read this often, whatever the watch said",
+    ),
+    Variable(
+        name="PODLINE_STATUS_INTERVAL_MS",
+        fields=("status_interval_ms",),
+        read=whole(),
+        chart="operator.statusIntervalMs",
+        doc=(
+            "a run's status is written at once when it starts and when it ends; step progress in between at "
+            "most once per this many ms per Pipeline (0: every change)"
+        ),
+    ),
+    Variable(
+        name="PODLINE_API_WORKERS",
+        fields=("api_workers",),
+        read=whole(1),
+        chart="operator.apiWorkers",
+        doc="Kubernetes API requests the operator makes at once (its connections)",
+    ),
+    Variable(
+        name="PODLINE_PLATFORM",
+        fields=("platform",),
+        read=a_platform,
+        chart="operator.platform",
+        default="the operator's own (e.g. `linux/amd64`)",
+        doc=(
+            "`os/arch[/variant]`: the manifest of a multi-arch image whose ENTRYPOINT/CMD is read for plugin "
+            "steps of runs that name no platform (no `platform`, no `kubernetes.io/arch` in `node_selector`); "
+            "a run's own platform wins"
+        ),
+    ),
+    Variable(
+        name="PODLINE_REGISTRY_MIRRORS",
+        fields=("registry_mirrors",),
+        read=registries.parse_mirrors,
+        chart="operator.registryMirrors",
+        default="(none)",
+        doc=(
+            "`registry=url` pairs, comma-separated "
+            "(`docker.io=http://localhost:5101,quay.io=https://mirror.example`): image configs "
+            "(ENTRYPOINT/CMD) of that registry's images are read at the mirror, never at the registry; "
+            "credentials go to a mirror only from `image_pull_secrets` keys naming the mirror's host; plain "
+            "`http://` only for a mirror given so and for loopback registries"
+        ),
+    ),
+    Variable(
+        name="PODLINE_REGISTRY_CA_FILE",
+        fields=("registry_ca_file", "registry_ca"),
+        read=ca_bundle,
+        chart="operator.registryCA",
+        default="(none)",
+        doc=(
+            "path of a PEM bundle of CA certificates trusted, besides the system's, for registries, mirrors "
+            "and their token services (registries behind a private CA); read once at start: a missing, "
+            "unreadable or non-PEM file, or one holding a private key, stops the operator naming the "
+            "variable. A certificate that fails verification fails the step at once, saying whether this "
+            "setting can cure it. Only the operator's trust: nodes pull with containerd's own configuration. "
+            "Helm names a ConfigMap key (`operator.registryCA.configMap.name`/`.key`), mounted read-only at "
+            "`/etc/podline/registry-ca/ca.pem`"
+        ),
+    ),
+    Variable(
+        name="PODLINE_LOG_FORMAT",
+        fields=("log_format",),
+        read=one_of("text", "json"),
+        chart="logging.format",
+        doc="`json` for JSON logs",
+    ),
+    Variable(
+        name="PODLINE_LOG_LEVEL",
+        fields=("log_level",),
+        read=one_of("DEBUG", "INFO", "WARNING", "ERROR", upper=True),
+        chart="logging.level",
+        doc="`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)",
+    ),
+    Variable(
+        name="PODLINE_METRICS_PORT",
+        fields=("metrics_port",),
+        read=whole(),
+        chart="metrics.port",
+        doc=(
+            "Prometheus metrics (`podline_runs_total`, `podline_runs_started_total`, `podline_queue_length`, "
+            "`podline_conflicts_total`, …); 0: off (Helm: `metrics.enabled: false`)"
+        ),
+    ),
+    Variable(
+        name="PODLINE_LIVENESS_PORT",
+        fields=("liveness_port",),
+        read=whole(),
+        chart="livenessProbe.port",
+        doc="kopf's liveness endpoint `/healthz`; 0: off",
+    ),
+)
+"""Every setting, in the order the docs list them."""
+
+
+def default_of(variable: Variable) -> str:
+    """The default as ``docs/configuration.md`` shows it."""
+    if variable.default:
+        return variable.default
+    name = variable.fields[0]
+    owner: object = Settings()
+    if name.startswith("policy."):
+        owner, name = policies.Policy(), name.removeprefix("policy.")
+    value = getattr(owner, name)
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`"
+
+
+def markdown(variables: Sequence[Variable] = VARIABLES) -> str:
+    """``docs/configuration.md``: the reference table, generated from ``VARIABLES``."""
+    rows = [f"| `{v.name}` | {default_of(v)} | `{v.chart}` | {v.doc} |" for v in variables]
+    return "\n".join([*MARKDOWN_HEAD, *rows, *MARKDOWN_TAIL]) + "\n"
+
+
+MARKDOWN_HEAD = (
+    "# Configuration",
+    "",
+    "<!-- Generated by `python -m podline.shell.settings --markdown > docs/configuration.md` from",
+    "     `operator/podline/shell/settings.py` (VARIABLES); edit that table, not this file. -->",
+    "",
+    "The operator reads `PODLINE_*` environment variables; the Helm chart sets each from the value named",
+    "here (`charts/podline/values.yaml` describes them, `values.schema.json` rejects bad ones at install",
+    "time). An unset or empty variable takes its default. Bad values are reported together, each naming its",
+    "variable, and the operator does not start.",
+    "",
+    "| variable | default | Helm value | meaning |",
+    "|---|---|---|---|",
+)
+MARKDOWN_TAIL = (
+    "",
+    "Per Pipeline, annotations override some of these: `podline.dev/timeout` (the run timeout, e.g. `30m`).",
+    "Settings of the in-pod entrypoint for tests only (`PODLINE_RUNNER_MARKER`, `PODLINE_TERMINATION_LOG`)",
+    "are in [in-pod.md](in-pod.md#details-the-binary-settles); the test cluster's (`PODLINE_TIERS`,",
+    "`PODLINE_CACHE`, …) in [development.md](development.md).",
+)
 
 
 def own_platform() -> str:
@@ -226,3 +479,17 @@ def registry_context(certificates: str) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.load_verify_locations(cadata=certificates)
     return context
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m podline.shell.settings --markdown``: print ``docs/configuration.md``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args != ["--markdown"]:
+        print("usage: python -m podline.shell.settings --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

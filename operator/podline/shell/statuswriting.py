@@ -38,6 +38,7 @@ class StatusWriter:
         return pending if pending is not None and pending.get("run") == run else None
 
     def forget(self, key: Key) -> None:
+        metrics.note_queue(key, None)
         self._pending.pop(key, None)
         self._written_at.pop(key, None)
         handle = self._flushes.pop(key, None)
@@ -48,6 +49,7 @@ class StatusWriter:
         """Write ``new_status`` now, or keep it pending until the interval since the last write ends."""
         namespace, name = key
         old_status = body.get("status") or {}
+        metrics.note_queue(key, new_status)
         if new_status == old_status:
             self._pending.pop(key, None)
             return

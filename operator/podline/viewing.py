@@ -4,6 +4,9 @@ Logs are printed per step, in step order, each under a header with the step's st
 running step is followed and the next steps are printed as they run, until the run ends. ``get`` shows each
 run and step with how long it took (`summary`, a pure function of the Pipeline and the time, so it is
 tested without a cluster).
+
+CLI code on the synchronous Kubernetes client, beside ``cli`` (the import contracts keep it out of the
+operator's shell and core).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any
 
 import kubernetes
 
-from podline.core import builds, conventions
+from podline.core import builds, conventions, statuses
 
-TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled", "Skipped")
+TERMINAL = statuses.TERMINAL_PHASES
 
 
 def _load_config() -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from podline.core import builds
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
 CANARY = "CANARY-cli-s3cr3t-7f1e"
 

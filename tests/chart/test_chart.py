@@ -22,7 +22,7 @@ from podline.shell import settings as settings_
 
 from tests.cluster import binaries
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "podline"
 # helm built with `go install` does not know its Kubernetes version and assumes v1.20, older than the
 # chart's kubeVersion; tell it the test cluster's.

@@ -22,7 +22,7 @@ from bench import run
 from tests.cluster import binaries, fixtures
 
 pytestmark = pytest.mark.api
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _positive(value: Any) -> bool:

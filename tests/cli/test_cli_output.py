@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from podline.shell import viewing
+from podline import viewing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.datetime(2026, 12, 1, 10, 0, 0, tzinfo=datetime.UTC)
 
 
@@ -63,7 +63,7 @@ def test_get_shows_each_steps_duration_and_the_runs() -> None:
 CHATTY = """
 import sys
 from podline import cli
-from podline.shell import viewing
+from podline import viewing
 
 def chatty(args):  # stands in for `logs`: a line at a time, as it prints each step's log
     for n in range(1_000_000):

@@ -18,7 +18,7 @@ from podline import cli
 from podline.core import auths, conventions, errors, runs, scheduling, statuses
 from podline.shell import settings as settings_
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "badinput").glob("*.yaml"))
 EXAMPLES = [p for p in sorted((ROOT / "docs" / "examples").glob("*.yaml"))]
 NAMESPACE = "ci"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from podline.core import statuses
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "argocd-health.lua"
 HARNESS = """
 local check = assert(loadfile(arg[1]))
