@@ -98,7 +98,7 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     reconciler = _reconciler(memo)
     if event.get("type") == "DELETED":
         reconciler.forget(key)
-        reconciler.kick_build(key, obj)  # its dependents wait for it again
+        reconciler.kick_build(key, obj)  # dependents that have not begun wait for it again
         return
     news = not _same_version(reconciler.caches.pipelines.get(key), obj)
     reconciler.caches.pipelines[key] = obj
