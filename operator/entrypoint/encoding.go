@@ -21,15 +21,16 @@ func EncodeResult(r Result) []byte {
 	b.strp("reason", (*string)(r.Reason))
 	b.strp("message", r.Message)
 	b.raw("failing", strconv.FormatBool(r.Failing))
+	b.int64p("outputBytes", r.OutputBytes)
 	return b.close()
 }
 
 // EncodeMessage is the termination message: short keys, null fields left out, the start and the duration
-// (or the end when there is no start); the message, then the reason, are left out if it would not fit in
-// limit bytes (the kubelet keeps no more of it).
+// (or the end when there is no start), the output's bytes; the message, then the reason, then the output's
+// bytes are left out if it would not fit in limit bytes (the kubelet keeps no more of it).
 func EncodeMessage(r Result, limit int) []byte {
 	drop := map[string]bool{}
-	for _, next := range []string{"m", "r", ""} {
+	for _, next := range []string{"m", "r", "o", ""} {
 		var b jsonObject
 		b.str("s", string(r.State))
 		if r.ExitCode != nil {
@@ -49,6 +50,9 @@ func EncodeMessage(r Result, limit int) []byte {
 		}
 		if r.Message != nil && !drop["m"] {
 			b.str("m", *r.Message)
+		}
+		if r.OutputBytes != nil && !drop["o"] {
+			b.int64p("o", r.OutputBytes)
 		}
 		data := b.close()
 		if len(data) <= limit || next == "" {

@@ -33,12 +33,12 @@ func TestQuoteIsPythonsJSON(t *testing.T) {
 func TestEncodeResult(t *testing.T) {
 	r := Result{Name: "step-b", State: StateSucceeded, ExitCode: intp(0), StartedAt: i64(1764579600123),
 		FinishedAt: i64(1764579600456)}
-	want := `{"name":"step-b","state":"succeeded","exitCode":0,"startedAt":1764579600123,"finishedAt":1764579600456,"reason":null,"message":null,"failing":false}`
+	want := `{"name":"step-b","state":"succeeded","exitCode":0,"startedAt":1764579600123,"finishedAt":1764579600456,"reason":null,"message":null,"failing":false,"outputBytes":null}`
 	if got := string(EncodeResult(r)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	s := Result{Name: "step-c", State: StateSkipped, FinishedAt: i64(5), Reason: reasonp(ReasonSkipped), Message: message("Skipped: é.")}
-	want = `{"name":"step-c","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":5,"reason":"Skipped","message":"Skipped: \u00e9.","failing":false}`
+	want = `{"name":"step-c","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":5,"reason":"Skipped","message":"Skipped: \u00e9.","failing":false,"outputBytes":null}`
 	if got := string(EncodeResult(s)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -79,3 +79,21 @@ func TestEncodeMessage(t *testing.T) {
 }
 
 func i64(i int64) *int64 { return &i }
+
+// The output's byte count is in both forms, and is dropped from the termination message after the message and
+// the reason when it does not fit.
+func TestOutputBytesInBothForms(t *testing.T) {
+	out := int64(12345)
+	r := Result{Name: "step-a", State: StateSucceeded, ExitCode: intp(0), StartedAt: i64(1764579600123),
+		FinishedAt: i64(1764579600456), OutputBytes: &out}
+	if got := string(EncodeResult(r)); !strings.HasSuffix(got, `"failing":false,"outputBytes":12345}`) {
+		t.Errorf("result file %s", got)
+	}
+	full := `{"s":"succeeded","x":0,"a":1764579600123,"d":333,"o":12345}`
+	if got := string(EncodeMessage(r, 4096)); got != full {
+		t.Errorf("message %s", got)
+	}
+	if got := string(EncodeMessage(r, len(full)-1)); got != `{"s":"succeeded","x":0,"a":1764579600123,"d":333}` {
+		t.Errorf("cut message %s", got)
+	}
+}

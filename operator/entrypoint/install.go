@@ -16,6 +16,7 @@ import (
 const (
 	binDir        = "bin"
 	runDir        = "run"
+	logsDir       = "logs"
 	installedName = ".installed"
 	entrypointBin = "entrypoint"
 )
@@ -28,8 +29,8 @@ var (
 )
 
 // Install is the prepare container's postStart hook: it copies this binary to DIR/bin/entrypoint (mode
-// 0755, through a temporary file and a rename, so no step ever runs half a binary), creates DIR/run (mode
-// 01777: steps running as any user write their results there) and then writes DIR/bin/.installed.
+// 0755, through a temporary file and a rename, so no step ever runs half a binary), creates DIR/run and
+// DIR/logs (mode 01777: steps running as any user write their results and output copies there) and then writes DIR/bin/.installed.
 func Install(dir string) error {
 	bin := filepath.Join(dir, binDir)
 	if err := os.MkdirAll(bin, 0o755); err != nil {
@@ -38,12 +39,14 @@ func Install(dir string) error {
 	if err := copySelf(filepath.Join(bin, entrypointBin)); err != nil {
 		return fmt.Errorf("copying the entrypoint: %v", err)
 	}
-	run := filepath.Join(dir, runDir)
-	if err := os.Mkdir(run, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	if err := syscall.Chmod(run, 0o1777); err != nil { // os.Chmod would need os.ModeSticky
-		return fmt.Errorf("chmod %s: %v", run, err)
+	for _, sub := range []string{runDir, logsDir} {
+		shared := filepath.Join(dir, sub)
+		if err := os.Mkdir(shared, 0o777); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := syscall.Chmod(shared, 0o1777); err != nil { // os.Chmod would need os.ModeSticky
+			return fmt.Errorf("chmod %s: %v", shared, err)
+		}
 	}
 	return writeAtomic(filepath.Join(bin, installedName), nil, 0o644)
 }

@@ -31,7 +31,8 @@ const usage = `usage: podline-entrypoint prepare DIR
        podline-entrypoint install DIR
        podline-entrypoint run --name=NAME [--after=A,B] [--detached=B] [--on=success,failure]
            [--ignore-failure] [--detach] [--excluded] [--timeout=SECONDS] [--run-dir=DIR]
-           [--message-limit=BYTES] -- COMMAND ARGS...
+           [--message-limit=BYTES] [--log-dir=DIR] [--log-limit=BYTES] [--mask=VARIABLE ...]
+           -- COMMAND ARGS...
        podline-entrypoint decide < {"args": [...], "results": {...}, "started": [...]}
        podline-entrypoint encode < {"result": {...}, "limit": BYTES}
 `
@@ -97,7 +98,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func runStep(args []string, stderr io.Writer) int {
-	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog, MessageLimit: DefaultMessageLimit}
+	defaults := Step{RunDir: DefaultRunDir, TerminationLog: DefaultTerminationLog, MessageLimit: DefaultMessageLimit,
+		LogLimit: DefaultLogLimit}
 	if path, ok := os.LookupEnv(terminationLogEnv); ok {
 		defaults.TerminationLog = path
 	}
@@ -118,7 +120,7 @@ func runStep(args []string, stderr io.Writer) int {
 		Step:     step,
 		StandIn:  err == nil,
 		Waiter:   &DirWaiter{Dir: step.RunDir},
-		Runner:   ProcessRunner{},
+		Runner:   ProcessRunner{Output: outputFor(step, os.Stdout, stderr)},
 		Recorder: FileRecorder{RunDir: step.RunDir, Name: step.Name, TerminationLog: step.TerminationLog, MessageLimit: step.MessageLimit},
 		Stops:    stops,
 		Now:      time.Now,
@@ -143,6 +145,10 @@ type decideInput struct {
 type decideOutput struct {
 	Action Action  `json:"action"`
 	Reason *Reason `json:"reason"`
+	// What the output flags were read as (so the tests see the core and the binary read the same).
+	Mask     []string `json:"mask"`
+	LogDir   string   `json:"logDir"`
+	LogLimit int64    `json:"logLimit"`
 }
 
 func decideJSON(stdin io.Reader, stdout io.Writer) error {
@@ -158,7 +164,7 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "run" {
 		args = args[1:]
 	}
-	step, err := ParseRun(args, Step{RunDir: DefaultRunDir, MessageLimit: DefaultMessageLimit}, false)
+	step, err := ParseRun(args, Step{RunDir: DefaultRunDir, MessageLimit: DefaultMessageLimit, LogLimit: DefaultLogLimit}, false)
 	if err != nil {
 		return err
 	}
@@ -167,7 +173,9 @@ func decideJSON(stdin io.Reader, stdout io.Writer) error {
 		snap.Started[name] = true
 	}
 	decision := Decide(step, snap)
-	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason)})
+	mask := append([]string{}, step.Mask...)
+	return json.NewEncoder(stdout).Encode(decideOutput{Action: decision.Action, Reason: reasonp(decision.Reason), Mask: mask,
+		LogDir: step.LogDir, LogLimit: step.LogLimit})
 }
 
 // encodeJSON prints the result file and the termination message for a result, one a line: what the

@@ -27,6 +27,9 @@ type Result struct {
 	Reason     *Reason `json:"reason"`
 	Message    *string `json:"message"`
 	Failing    bool    `json:"failing"`
+	// OutputBytes: bytes of (masked) output the entrypoint relayed to the container log; nil when it ran no
+	// command. The archive compares it with the log it reads, to tell a gap in the node's log pipeline.
+	OutputBytes *int64 `json:"outputBytes"`
 }
 
 // MaxMessage is the longest message, in characters.
@@ -40,11 +43,13 @@ type Outcome struct {
 	Detail     string         // why it could not start
 	TimedOut   bool           // the step timeout ended it
 	Stopped    string         // the stop signal forwarded to it (SIGTERM, SIGINT), or ""
+	Output     *int64         // bytes of output relayed (masked) to the container log; nil when not relayed
 }
 
 // Judge turns the outcome of a command that ran (or tried to) into its result. It is pure.
 func Judge(step Step, startedAt, finishedAt time.Time, o Outcome) Result {
-	r := Result{Name: step.Name, ExitCode: intp(o.ExitCode), StartedAt: millis(startedAt), FinishedAt: millis(finishedAt)}
+	r := Result{Name: step.Name, ExitCode: intp(o.ExitCode), StartedAt: millis(startedAt), FinishedAt: millis(finishedAt),
+		OutputBytes: o.Output}
 	switch {
 	case o.NotStarted != ReasonNone:
 		r.State, r.Reason = StateFailed, reasonp(o.NotStarted)

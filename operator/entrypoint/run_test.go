@@ -61,6 +61,12 @@ type step struct {
 // start starts `run --name=NAME --run-dir=... ARGS` (ARGS end with -- and the command).
 func (p *pod) start(name string, args ...string) *step {
 	p.t.Helper()
+	return p.startWith(nil, name, args...)
+}
+
+// startWith is start with more environment variables.
+func (p *pod) startWith(env []string, name string, args ...string) *step {
+	p.t.Helper()
 	s := &step{name: name, done: make(chan struct{}), messageLimit: DefaultMessageLimit}
 	for _, arg := range args {
 		if limit := strings.TrimPrefix(arg, "--message-limit="); limit != arg {
@@ -71,6 +77,7 @@ func (p *pod) start(name string, args ...string) *step {
 	s.cmd = exec.Command(os.Args[0], argv...)
 	s.cmd.Env = append(os.Environ(), beEntrypoint+"=1", runnerMarkerEnv+"="+p.marker,
 		terminationLogEnv+"="+filepath.Join(p.logs, name))
+	s.cmd.Env = append(s.cmd.Env, env...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -189,8 +196,9 @@ func TestChainInOrder(t *testing.T) {
 	if *rb.StartedAt < *a.FinishedAt || *rc.StartedAt < *rb.FinishedAt {
 		t.Errorf("out of order: a ended %d, b started %d, b ended %d, c started %d", *a.FinishedAt, *rb.StartedAt, *rb.FinishedAt, *rc.StartedAt)
 	}
-	// Output reaches the container's stdout/stderr unchanged; the entrypoint itself says nothing.
-	if b.stdout.String() != "b\n" || b.stderr.String() != "to-stderr\n" || c.stdout.String() != "c\n" {
+	// Output reaches the container's stdout, stderr merged into it in the order written (as in Drone's log);
+	// the entrypoint itself says nothing.
+	if b.stdout.String() != "b\nto-stderr\n" || b.stderr.String() != "" || c.stdout.String() != "c\n" {
 		t.Errorf("output: %q %q %q", b.stdout.String(), b.stderr.String(), c.stdout.String())
 	}
 	for _, name := range []string{"step-a", "step-b", "step-c"} {
@@ -231,7 +239,7 @@ func TestResultFileShape(t *testing.T) {
 	for key := range fields {
 		keys = append(keys, key)
 	}
-	want := []string{"exitCode", "failing", "finishedAt", "message", "name", "reason", "startedAt", "state"}
+	want := []string{"exitCode", "failing", "finishedAt", "message", "name", "outputBytes", "reason", "startedAt", "state"}
 	if got := strings.Join(sortStrings(keys), ","); got != strings.Join(want, ",") {
 		t.Errorf("keys %s", got)
 	}
@@ -446,7 +454,8 @@ func TestStoppedWhileRunning(t *testing.T) {
 	}
 	r := p.wait(s)
 	p.expect(r, StateFailed, code(7), ReasonStopped)
-	if s.stdout.String() != "got TERM\n" {
+	// (the shell may say on stderr, merged into the output, that its sleep was Terminated)
+	if !strings.HasSuffix(s.stdout.String(), "got TERM\n") {
 		t.Errorf("output %q", s.stdout.String())
 	}
 }
@@ -563,13 +572,13 @@ func TestDecideSubcommand(t *testing.T) {
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
 	cmd.Stdin = strings.NewReader(in)
 	out, err := cmd.Output()
-	if err != nil || strings.TrimSpace(string(out)) != `{"action":"run","reason":null}` {
+	if err != nil || strings.TrimSpace(string(out)) != `{"action":"run","reason":null,"mask":[],"logDir":"","logLimit":67108864}` {
 		t.Errorf("%v: %s", err, out)
 	}
 	cmd = exec.Command(os.Args[0], "decide")
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
-	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a"], "results": {}, "started": []}`)
-	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null}` {
+	cmd.Stdin = strings.NewReader(`{"args": ["--name=step-b", "--after=step-a", "--mask=A,B", "--mask=C", "--log-dir=/l", "--log-limit=5"], "results": {}, "started": []}`)
+	if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != `{"action":"wait","reason":null,"mask":["A,B","C"],"logDir":"/l","logLimit":5}` {
 		t.Errorf("%v: %s", err, out)
 	}
 }
@@ -578,9 +587,9 @@ func TestEncodeSubcommand(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "encode")
 	cmd.Env = append(os.Environ(), beEntrypoint+"=1")
 	cmd.Stdin = strings.NewReader(`{"result": {"name": "step-a", "state": "skipped", "exitCode": null, "startedAt": null,
-		"finishedAt": 7, "reason": "Skipped", "message": "caf\u00e9", "failing": false}, "limit": 4096}`)
+		"finishedAt": 7, "reason": "Skipped", "message": "caf\u00e9", "failing": false, "outputBytes": null}, "limit": 4096}`)
 	out, err := cmd.Output()
-	want := `{"name":"step-a","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":7,"reason":"Skipped","message":"caf\u00e9","failing":false}` +
+	want := `{"name":"step-a","state":"skipped","exitCode":null,"startedAt":null,"finishedAt":7,"reason":"Skipped","message":"caf\u00e9","failing":false,"outputBytes":null}` +
 		"\n" + `{"s":"skipped","f":7,"r":"Skipped","m":"caf\u00e9"}` + "\n"
 	if err != nil || string(out) != want {
 		t.Errorf("%v:\n%s\nwant\n%s", err, out, want)
@@ -622,9 +631,11 @@ func TestInstallAndPrepare(t *testing.T) {
 	if !bytes.Equal(self, copied) {
 		t.Errorf("bin/entrypoint is not a copy of the binary")
 	}
-	info, err = os.Stat(filepath.Join(tools, "run"))
-	if err != nil || info.Mode().Perm() != 0o777 || info.Mode()&os.ModeSticky == 0 || !info.IsDir() {
-		t.Errorf("run: %v %v", info.Mode(), err)
+	for _, sub := range []string{"run", "logs"} {
+		info, err = os.Stat(filepath.Join(tools, sub))
+		if err != nil || info.Mode().Perm() != 0o777 || info.Mode()&os.ModeSticky == 0 || !info.IsDir() {
+			t.Errorf("%s: %v %v", sub, info.Mode(), err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(tools, "bin", ".installed")); err != nil {
 		t.Errorf(".installed: %v", err)
@@ -653,5 +664,112 @@ func TestPrepareAfterInstall(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v %s", sub, err, out)
 		}
+	}
+}
+
+// The values of the --mask variables (each line, and the base64 form) never reach the container's output,
+// however the command writes them (stdout, stderr, one value in two writes); the result is untouched.
+func TestSecretsAreMasked(t *testing.T) {
+	p := newPod(t)
+	script := `printf '%s\n' "token=$TOKEN"; printf '%s' "$TOKEN" | base64; printf 'pem: %s\n' "$PEM" >&2
+printf 'split: %s' "$(printf '%s' "$TOKEN" | cut -c1-5)"; sleep 0.2; printf '%s\n' "$(printf '%s' "$TOKEN" | cut -c6-)"
+echo "plain $PLAIN"; exit 3`
+	s := p.startWith([]string{"TOKEN=tok-1234567890", "PEM=-----BEGIN-----\nMIIBxyz\n-----END-----", "PLAIN=seen"},
+		"step-a", "--mask=TOKEN", "--mask=PEM", "--mask=UNSET", "--", "sh", "-c", script)
+	r := p.wait(s)
+	p.expect(r, StateFailed, code(3), "")
+	want := "token=******\n******=\npem: ******\n******\n******\nsplit: ******\nplain seen\n"
+	if s.stdout.String() != want || s.stderr.String() != "" {
+		t.Errorf("output %q (stderr %q), want %q", s.stdout.String(), s.stderr.String(), want)
+	}
+}
+
+// Without --mask the output is relayed as written, and output that ends without a newline is not lost; the
+// result counts the bytes that reached the container log (masked), for the archive to tell a gap.
+func TestOutputWithoutNewlineIsKept(t *testing.T) {
+	p := newPod(t)
+	s, r := p.runStep("step-a", "--", "sh", "-c", "printf 'no newline'; printf ' at all' >&2")
+	p.expect(r, StateSucceeded, code(0), "")
+	if s.stdout.String() != "no newline at all" || r.OutputBytes == nil || *r.OutputBytes != 17 {
+		t.Errorf("output %q, counted %v", s.stdout.String(), show(r.OutputBytes))
+	}
+	_, skipped := p.runStep("step-b", "--excluded", "--", "true")
+	if skipped.OutputBytes != nil {
+		t.Errorf("a step that ran nothing has no count: %v", *skipped.OutputBytes)
+	}
+}
+
+// A process that leaves the command's process group and keeps the output open does not hold the step.
+func TestEscapedProcessDoesNotHoldTheStep(t *testing.T) {
+	p := newPod(t)
+	s, r := p.runStep("step-a", "--", "sh", "-c", "setsid sh -c 'sleep 5' & echo done")
+	p.expect(r, StateSucceeded, code(0), "")
+	if s.stdout.String() != "done\n" {
+		t.Errorf("output %q", s.stdout.String())
+	}
+}
+
+// The copy on the volume holds the output exactly as the container's log has it (masked), every byte.
+func TestOutputIsCopiedToTheLogDir(t *testing.T) {
+	p := newPod(t)
+	logs := t.TempDir()
+	script := `i=0; while [ $i -lt 2000 ]; do echo "line $i $TOKEN"; echo "err $i" >&2; i=$((i+1)); done; printf tail`
+	s := p.startWith([]string{"TOKEN=tok-1234567890"}, "step-a", "--log-dir="+logs, "--mask=TOKEN", "--", "sh", "-c", script)
+	r := p.wait(s)
+	p.expect(r, StateSucceeded, code(0), "")
+	data, err := os.ReadFile(filepath.Join(logs, "step-a.log"))
+	if err != nil || string(data) != s.stdout.String() {
+		t.Fatalf("copy (%v) differs from the output: %d vs %d bytes", err, len(data), s.stdout.Len())
+	}
+	if !strings.HasPrefix(string(data), "line 0 ******\nerr 0\n") || !strings.HasSuffix(string(data), "err 1999\ntail") ||
+		strings.Contains(string(data), "tok-") {
+		t.Errorf("copy %.60q...%q", data, data[len(data)-20:])
+	}
+}
+
+// Past --log-limit the copy keeps nothing more and ends with a note saying how much was dropped; the
+// container's log still has it all.
+func TestLogCopyIsLimited(t *testing.T) {
+	p := newPod(t)
+	logs := t.TempDir()
+	s, r := p.runStep("step-a", "--log-dir="+logs, "--log-limit=10", "--", "sh", "-c", "echo 0123456789abcdef")
+	p.expect(r, StateSucceeded, code(0), "")
+	data, _ := os.ReadFile(filepath.Join(logs, "step-a.log"))
+	if want := "0123456789" + TruncationNote(10, 7); string(data) != want || s.stdout.String() != "0123456789abcdef\n" {
+		t.Errorf("copy %q, want %q; output %q", data, want, s.stdout.String())
+	}
+}
+
+func TestLogCopyCounts(t *testing.T) {
+	path := t.TempDir()
+	c, err := CreateLogCopy(path, "step-x", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []string{"ab", "cd", "", "ef", "g"} {
+		if n, err := c.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Errorf("write %q: %d %v", chunk, n, err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(path, "step-x.log"))
+	if string(data) != "abcd"+TruncationNote(4, 3) {
+		t.Errorf("%q", data)
+	}
+	info, _ := os.Stat(filepath.Join(path, "step-x.log"))
+	if info.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v", info.Mode())
+	}
+}
+
+// A log directory that is not there costs the copy, not the step.
+func TestMissingLogDirStillRunsTheStep(t *testing.T) {
+	p := newPod(t)
+	s, r := p.runStep("step-a", "--log-dir=/nonexistent/podline-logs", "--", "echo", "hi")
+	p.expect(r, StateSucceeded, code(0), "")
+	if s.stdout.String() != "hi\n" || !strings.Contains(s.stderr.String(), "no copy of the output") {
+		t.Errorf("output %q, stderr %q", s.stdout.String(), s.stderr.String())
 	}
 }

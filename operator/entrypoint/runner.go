@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,7 +27,21 @@ const KillGrace = 5 * time.Second
 // to a second waiter.
 type ProcessRunner struct {
 	KillGrace time.Duration
+	// Output, when set, gets the command's stdout and stderr, merged in the order written (one pipe, as
+	// Drone's log has them), instead of the container's own; it is flushed once the command has ended.
+	Output OutputSink
 }
+
+// OutputSink is where a step's output goes through the entrypoint (the masker, see masking.go).
+type OutputSink interface {
+	io.Writer
+	Flush() error
+	Bytes() int64 // what reached the container log so far
+}
+
+// DrainGrace bounds how long the output is still read once the command has ended, when something that
+// left the command's process group keeps the pipe open.
+const DrainGrace = 200 * time.Millisecond
 
 func (p ProcessRunner) Run(command []string, timeout time.Duration, stops <-chan os.Signal) Outcome {
 	path, notStarted := lookPath(command[0], pathEnv())
@@ -41,15 +56,38 @@ func (p ProcessRunner) Run(command []string, timeout time.Duration, stops <-chan
 	if err != nil {
 		return Outcome{ExitCode: 126, NotStarted: ReasonCommandNotExecutable, Detail: fmt.Sprintf("Cannot open %s: %v.", os.DevNull, err)}
 	}
+	files := []uintptr{devnull.Fd(), os.Stdout.Fd(), os.Stderr.Fd()}
+	relay := p.startRelay()
+	if relay != nil {
+		files[1], files[2] = relay.writer.Fd(), relay.writer.Fd()
+	}
 	pid, err := syscall.ForkExec(path, command, &syscall.ProcAttr{
 		Env:   os.Environ(),
-		Files: []uintptr{devnull.Fd(), os.Stdout.Fd(), os.Stderr.Fd()},
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
 	devnull.Close()
+	if relay != nil {
+		relay.writer.Close() // the command has its own copy; the pipe ends when it and its children close theirs
+	}
 	if err != nil {
+		if relay != nil {
+			relay.finish()
+		}
 		return startFailure(command[0], path, err)
 	}
+	outcome := p.wait(pid, timeout, stops, children)
+	if relay != nil {
+		relay.finish()
+		written := relay.sink.Bytes()
+		outcome.Output = &written
+	}
+	return outcome
+}
+
+// wait waits for the command (pid) to end, forwarding stops and enforcing the timeout, and reaps what it
+// leaves behind in its group.
+func (p ProcessRunner) wait(pid int, timeout time.Duration, stops <-chan os.Signal, children <-chan os.Signal) Outcome {
 
 	var outcome Outcome
 	var deadline, kill <-chan time.Time
@@ -89,6 +127,56 @@ func (p ProcessRunner) Run(command []string, timeout time.Duration, stops <-chan
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	reap(pid)
 	return outcome
+}
+
+// relay copies the command's output from a pipe to an OutputSink.
+type relay struct {
+	reader, writer *os.File
+	sink           OutputSink
+	done           chan struct{}
+}
+
+// startRelay starts copying, or returns nil when there is no Output (or no pipe: the output then goes
+// straight to the container's stdout and stderr).
+func (p ProcessRunner) startRelay() *relay {
+	if p.Output == nil {
+		return nil
+	}
+	reader, writer, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "podline-entrypoint: no pipe for the step's output (%v); it is not masked\n", err)
+		return nil
+	}
+	r := &relay{reader: reader, writer: writer, sink: p.Output, done: make(chan struct{})}
+	go r.copy()
+	return r
+}
+
+// copy reads to the end of the output; if the sink fails, it goes on reading (the command must never
+// block on a full pipe) and drops what it reads.
+func (r *relay) copy() {
+	defer close(r.done)
+	buf := make([]byte, 32*1024)
+	sinkFailed := false
+	for {
+		n, err := r.reader.Read(buf)
+		if n > 0 && !sinkFailed {
+			if _, werr := r.sink.Write(buf[:n]); werr != nil {
+				sinkFailed = true
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// finish waits for the end of the output (at most DrainGrace once the command is gone) and flushes it.
+func (r *relay) finish() {
+	_ = r.reader.SetReadDeadline(time.Now().Add(DrainGrace))
+	<-r.done
+	_ = r.sink.Flush()
+	r.reader.Close()
 }
 
 // reap collects every child that has exited; it tells whether pid was among them, and its status.

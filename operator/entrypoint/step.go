@@ -26,6 +26,9 @@ type Step struct {
 	RunDir         string        // --run-dir: the shared results directory
 	TerminationLog string        // --termination-log (or $PODLINE_TERMINATION_LOG): for tests only
 	MessageLimit   int           // --message-limit: bytes of termination message the kubelet keeps for it
+	LogDir         string        // --log-dir: where the copy of its output goes (<LogDir>/<Name>.log); "" is none
+	LogLimit       int64         // --log-limit: bytes of output the copy keeps
+	Mask           []string      // --mask (one name each, repeated): environment variables whose values are secret
 	Command        []string      // after --: what the step runs; Command[0] is looked up in PATH
 }
 
@@ -41,14 +44,15 @@ var containerName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 var (
 	valueFlags = map[string]bool{"name": true, "after": true, "detached": true, "on": true, "timeout": true,
-		"run-dir": true, "termination-log": true, "message-limit": true}
+		"run-dir": true, "termination-log": true, "message-limit": true, "mask": true,
+		"log-dir": true, "log-limit": true}
 	boolFlags = map[string]bool{"ignore-failure": true, "detach": true, "excluded": true}
-	listFlags = map[string]bool{"after": true, "detached": true}
+	listFlags = map[string]bool{"after": true, "detached": true, "mask": true}
 )
 
 // ParseRun parses the arguments of `run` (without the word run). A step that gives no --on runs on success
 // only (Drone's default); --on= (empty) means never. An --excluded step may have no command. Lists may be repeated (--after=a --after=b) and are
-// comma-separated. With requireCommand false (the decide subcommand) the -- and the command may be left out.
+// comma-separated; --mask is repeated, one variable name each (a name may hold a comma). With requireCommand false (the decide subcommand) the -- and the command may be left out.
 func ParseRun(args []string, defaults Step, requireCommand bool) (Step, error) {
 	step := defaults
 	step.OnSuccess, step.OnFailure = true, false
@@ -147,6 +151,19 @@ func (s *Step) set(name, value string) error {
 			return fmt.Errorf("flag --message-limit: %q is not a number of bytes (0 or more)", value)
 		}
 		s.MessageLimit = limit
+	case "log-dir":
+		s.LogDir = value
+	case "log-limit":
+		limit, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || limit < 0 {
+			return fmt.Errorf("flag --log-limit: %q is not a number of bytes (0 or more)", value)
+		}
+		s.LogLimit = limit
+	case "mask":
+		if value == "" || strings.Contains(value, "=") {
+			return fmt.Errorf("flag --mask: %q is not an environment variable name", value)
+		}
+		s.Mask = append(s.Mask, value)
 	case "ignore-failure":
 		s.IgnoreFailure = value == "true"
 	case "detach":

@@ -5,6 +5,7 @@
   podline operator                run the operator (configured by PODLINE_* variables)
   podline logs PIPELINE [-f]      each step's logs in step order
   podline get [PIPELINE]          a summary of runs
+  podline dashboard               a web view of runs, live (with your kubeconfig's credentials)
 
 Errors are one line per problem on stderr with exit code 1 (2 for usage); never a traceback.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import signal
 import sys
@@ -21,7 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, builds, conventions, errors, kubenames, plans, runs, scheduling, secretdocs
+from podline.core import auths, builds, conventions, converting, errors, kubenames, plans, runs, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -94,9 +96,7 @@ def render(paths: Sequence[str], *, policy_env: dict[str, str] | None = None) ->
             out.extend(_render_plan(plan, name=name, namespace=namespace, secrets=secrets))
         except errors.PodlineError as exc:
             problems.extend(f"{name}: {line}" for line in exc.lines())
-    if problems:
-        raise CliError(problems)
-    return yaml.safe_dump_all(out, sort_keys=False)
+    return _output(yaml.safe_dump_all(out, sort_keys=False) if out else "", problems)
 
 
 def _sort_documents(
@@ -195,13 +195,34 @@ def _epoch() -> Any:
     return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def convert(paths: Sequence[str], *, build: str | None = None) -> str:
-    if build is not None and (kubenames.label_value_problem(build) or not build):
-        raise CliError([f"--build: {kubenames.label_value_problem(build) or 'must not be empty'}"])
-    out = []
+def convert(paths: Sequence[str], *, build: str | None = None, build_name: str | None = None) -> str:
+    """Pipeline resources of Drone files; notes on stderr; every refused pipeline an error line after the
+    others are printed (exit 1). Each file's Pipelines are one build, labelled ``build_name`` or the name of
+    the file's directory (``builds``)."""
+    metadata = _build_metadata(build)
+    if build_name is not None and (kubenames.label_value_problem(build_name) or not build_name):
+        raise CliError([f"--build-name: {kubenames.label_value_problem(build_name) or 'must not be empty'}"])
+    pipelines: list[dict[str, Any]] = []
+    problems: list[str] = []
     for path in paths:
-        out.extend(_convert_file(path, build or _build_name(path)))
-    return yaml.safe_dump_all(out, sort_keys=False)
+        try:
+            with open(path, encoding="utf-8") if path != "-" else sys.stdin as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise CliError([f"{path}: {exc.strerror}"]) from None
+        try:
+            name = build_name or _build_name(path)
+            converted = converting.convert(text, path=path, build=metadata, build_name=name)
+        except errors.PodlineError as exc:
+            problems.extend(exc.lines())
+            continue
+        for note in converted.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        pipelines.extend(converted.pipelines)
+        problems.extend(converted.problems)
+    if not pipelines and not problems:
+        problems.append("no kind: pipeline documents found")
+    return _output(converting.dump(pipelines) if pipelines else "", problems)
 
 
 def _build_name(path: str) -> str:
@@ -210,52 +231,26 @@ def _build_name(path: str) -> str:
     return conventions.dns1123_label(folder or "build")
 
 
-def _convert_file(path: str, build: str) -> list[dict[str, Any]]:
-    pipelines: list[tuple[str, dict[str, Any]]] = []
-    secret_docs: list[tuple[str, dict[str, Any]]] = []
-    for _, index, doc in _load_documents([path]):
-        where = f"{path}[{index}]"
-        kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
-        if kind == "pipeline":
-            pipelines.append((where, doc))
-        elif kind == secretdocs.KIND:
-            secret_docs.append((where, doc))
-        else:
-            print(
-                f"{where}: skipping kind {kind!r} (only kind: pipeline becomes a Pipeline)", file=sys.stderr
-            )
-    if not pipelines:
-        raise CliError([f"{path}: no kind: pipeline documents found"])
-    return _converted(pipelines, secret_docs, build)
-
-
-def _converted(
-    pipelines: Sequence[tuple[str, dict[str, Any]]],
-    secret_docs: Sequence[tuple[str, dict[str, Any]]],
-    build: str,
-) -> list[dict[str, Any]]:
-    """The Pipeline resources of one file's documents, one build: ``kind: secret`` references resolved
-    (``secretdocs``), each labelled with the build, whose depends_on then order them (``builds``)."""
-    problems = builds.check_file(pipelines)
-    if problems:
-        raise CliError(str(p) for p in problems)
+def _build_metadata(build: str | None) -> dict[str, Any]:
+    if not build:
+        return {}
     try:
-        secrets = secretdocs.collect(secret_docs)
-        specs = [secretdocs.apply(doc, secrets, where) for where, doc in pipelines]
-    except errors.PodlineError as exc:
-        raise CliError(exc.lines()) from None
-    return [
-        {
-            "apiVersion": conventions.API_VERSION,
-            "kind": conventions.KIND,
-            "metadata": {
-                "name": conventions.dns1123_label(str(spec.get("name") or "default")),
-                "labels": {conventions.LABEL_BUILD: build},
-            },
-            "spec": spec,
-        }
-        for spec in specs
-    ]
+        value = json.loads(build)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise CliError(
+            ["--build: must be a JSON object like the podline.dev/build annotation (event, branch, ref, …)"]
+        )
+    return value
+
+
+def _output(text: str, problems: list[str]) -> str:
+    """``text`` when there is no problem; else ``text`` is printed and the problems raised."""
+    if problems:
+        sys.stdout.write(text)
+        raise CliError(problems)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -265,24 +260,52 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "files", nargs="+", help="YAML files with Pipelines (and the Secrets they name); - for stdin"
     )
-    p = sub.add_parser("convert", help="turn a .drone.yml into Pipeline resources")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser(
+        "convert", help="turn a .drone.yml (or .drone.jsonnet, or a 0.8 file) into Pipeline resources"
+    )
+    p.add_argument("files", nargs="+", help="Drone configuration files; - for stdin")
     p.add_argument(
         "--build",
+        help="build metadata as JSON (the podline.dev/build annotation's fields): a Jsonnet file's "
+        "std.extVar values, and the repository (remote) that names a 0.8 file's workspace",
+    )
+    p.add_argument(
+        "--build-name",
         default=None,
-        help="the build label (podline.dev/build) of the Pipelines; default: the file's directory name",
+        help="the build label (podline.dev/build) of each file's Pipelines; default: the file's directory name",
     )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
     p = sub.add_parser("logs", help="print each step's logs in order")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--run", default=None, help="a past run, read from the archive (see --archive)")
     p.add_argument("-b", "--build", default=None, help="every Pipeline of this build, in its order")
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     p = sub.add_parser("get", help="summarise Pipelines and their steps")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     p.add_argument("-b", "--build", default=None, help="a build: its Pipelines in order, its result")
+    p = sub.add_parser("dashboard", help="serve a web view of runs (as you: your kubeconfig's credentials)")
+    p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("-n", "--namespace", action="append", default=[], help="namespace to show (repeatable)")
+    p.add_argument("--read-only", action="store_true", help="never offer rerun or cancel")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="Host name the page is served as (repeatable; *: any)",
+    )
+    p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     return parser
+
+
+ARCHIVE_HELP = (
+    "the operator's archive, to read past runs: file:///dir or s3://bucket/prefix (AWS_* variables for S3); "
+    "default $PODLINE_ARCHIVE"
+)
 
 
 def _fail(lines: Iterable[str], code: int = 1) -> NoReturn:
@@ -317,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "render":
             sys.stdout.write(render(args.files))
         elif args.command == "convert":
-            sys.stdout.write(convert(args.files, build=args.build))
+            sys.stdout.write(convert(args.files, build=args.build, build_name=args.build_name))
         elif args.command == "operator":
             from podline.shell import settings as settings_
 
@@ -326,6 +349,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from podline import viewing
 
             return viewing.main(args)
+        elif args.command == "dashboard":
+            from podline.dashboard import serving
+
+            return serving.main(
+                serving.Config(
+                    address=args.address,
+                    port=args.port,
+                    namespaces=tuple(args.namespace),
+                    read_only=args.read_only,
+                    allowed_hosts=tuple(args.allowed_host),
+                    archive=args.archive or os.environ.get("PODLINE_ARCHIVE", ""),
+                )
+            )
     except CliError as exc:
         _fail(exc.lines)
     except ValueError as exc:  # settings errors name the variable

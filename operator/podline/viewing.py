@@ -12,13 +12,17 @@ operator's shell and core).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
+import json
+import os
 import time
 from typing import Any
 
 import kubernetes
 
-from podline.core import builds, conventions, statuses
+from podline.core import builds, conventions, records, statuses
+from podline.shell import archiving
 
 TERMINAL = statuses.TERMINAL_PHASES
 
@@ -60,15 +64,76 @@ def _header(step: dict[str, Any]) -> str:
     return f"==> {step['name']} ({state}{detail}{reason})"
 
 
+def _store(args: argparse.Namespace) -> archiving.Store | None:
+    url = getattr(args, "archive", None) or os.environ.get("PODLINE_ARCHIVE", "")
+    if not url:
+        return None
+    try:
+        return archiving.open_store(url)
+    except ValueError as error:
+        raise SystemExit(f"podline: --archive: {error}") from None
+
+
+def _archived(store: archiving.Store, namespace: str, pipeline: str) -> list[dict[str, Any]]:
+    try:
+        keys = asyncio.run(store.keys(f"{namespace}/{pipeline}/"))
+        found = [asyncio.run(store.get(k)) for k in keys if k.endswith("/" + records.RECORD)]
+    except Exception as exc:  # noqa: BLE001 - the store's own errors: said, never a traceback
+        raise SystemExit(
+            f"podline: cannot read the archive {store.url}: {archiving.describe_error(exc)}"
+        ) from None
+    return [json.loads(data) for data in found if data]
+
+
+def archived_logs(store: archiving.Store, namespace: str, pipeline: str, run: str) -> int:
+    """A past run from the archive: each step's header and output, in step order, then the run's result."""
+    data = asyncio.run(store.get(records.run_prefix(namespace, pipeline, run) + records.RECORD))
+    if data is None:
+        raise SystemExit(f'podline: run "{run}" of {namespace}/{pipeline} is not in the archive {store.url}')
+    record = json.loads(data)
+    for step in record.get("steps") or []:
+        print(_header(step), flush=True)
+        text = asyncio.run(store.get(records.log_key(namespace, pipeline, run, step["container"]))) or b""
+        shown = text.decode(errors="replace")
+        if shown:
+            print(shown, end="" if shown.endswith("\n") else "\n", flush=True)
+    print(f"==> run {run}: {record.get('result')} (archived)", flush=True)
+    return 0 if record.get("result") == "Succeeded" else 1
+
+
+def past_runs(archived: list[dict[str, Any]]) -> list[str]:
+    """The lines `podline get` prints for a Pipeline's archived runs, newest first: result and duration."""
+    lines = []
+    newest = sorted(archived, key=lambda r: r.get("finishedAt") or 0, reverse=True)
+    for r in newest:
+        start, end = r.get("startedAt"), r.get("finishedAt")
+        took_ = duration((end - start) / 1000) if start is not None and end is not None else "-"
+        ended = (
+            datetime.datetime.fromtimestamp(end / 1000, datetime.UTC).isoformat(timespec="seconds")
+            if end
+            else "-"
+        )
+        lines.append(
+            f"  past run {r.get('run', '?'):<14} {r.get('result', '?'):<10} {took_:>8}  ended {ended}"
+        )
+    return lines
+
+
 def logs(args: argparse.Namespace) -> int:
     _load_config()
     core = kubernetes.client.CoreV1Api()
     custom = kubernetes.client.CustomObjectsApi()
     namespace = _namespace(args)
     printed: dict[str, int] = {}  # step → characters of its log already printed
+    store = _store(args)
+    if args.run is not None and store is None:
+        raise SystemExit("podline: --run reads the archive: give --archive URL (or set PODLINE_ARCHIVE)")
     while True:
         body = _pipeline(custom, namespace, args.pipeline)
         status = body.get("status") or {}
+        if store is not None and args.run is not None and (args.run != status.get("run") or not _exists(
+            core, namespace, status.get("podName"))):  # fmt: skip
+            return archived_logs(store, namespace, args.pipeline, args.run)
         pod = status.get("podName")
         for step in status.get("steps") or []:
             if step.get("state") in ("waiting", "skipped") or not pod:
@@ -216,10 +281,24 @@ def get(args: argparse.Namespace) -> int:
         )
         items = dict(listed).get("items", []) if isinstance(listed, dict) else []
     now = datetime.datetime.now(datetime.UTC)
+    store = _store(args)
     for body in items:
         for line in summary(body, now):
             print(line, flush=True)
+        if store is not None:
+            for line in past_runs(_archived(store, namespace, body["metadata"]["name"])):
+                print(line, flush=True)
     return 0
+
+
+def _exists(core: Any, namespace: str, pod: str | None) -> bool:
+    if not pod:
+        return False
+    try:
+        core.read_namespaced_pod(pod, namespace)
+    except kubernetes.client.ApiException:
+        return False
+    return True
 
 
 def main(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ with ``CI=true``. No cluster is needed: ``tests/e2e/test_chart_cluster.py`` inst
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -42,6 +43,7 @@ OPERATOR_RULES = {
     ("", "pods", "create"), ("", "pods", "patch"), ("", "pods", "delete"),
     ("", "secrets", "get"), ("", "secrets", "create"),
     ("", "events", "create"),
+    ("", "pods/log", "get"),  # the archiver (archive.enabled, the default) reads ended steps' output
 }  # fmt: skip
 Manifest = dict[str, Any]
 
@@ -271,7 +273,10 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     variables = env(render(helm, *MODES[mode]))
     config = settings_.Settings.from_env(variables)  # raises SettingsError naming any bad variable
     assert config.namespaces == (WATCHED if mode == "namespaces" else ())
-    assert config == settings_.Settings(namespaces=config.namespaces), (
+    # One deliberate difference: the chart archives to its own volume by default; a bare operator process has
+    # no such volume, so it archives only when PODLINE_ARCHIVE says where.
+    assert config.archive_url == "file:///var/lib/podline/archive"
+    assert dataclasses.replace(config, archive_url="") == settings_.Settings(namespaces=config.namespaces), (
         "chart defaults must be the operator's defaults"
     )
 
@@ -320,7 +325,10 @@ def test_the_registry_ca_configmap_is_mounted_read_only_and_named_to_the_operato
     assert lint.returncode == 0, lint.stdout + lint.stderr
     default = render(helm)
     assert env(default)["PODLINE_REGISTRY_CA_FILE"] == ""
-    assert [m["mountPath"] for m in container(default)["volumeMounts"]] == ["/tmp"]
+    assert [m["mountPath"] for m in container(default)["volumeMounts"]] == [
+        "/tmp",
+        "/var/lib/podline/archive",
+    ]
 
 
 def test_metrics_service_and_service_monitor(helm: str) -> None:
@@ -518,3 +526,80 @@ def test_chart_crd_is_identical_to_the_generated_crd() -> None:
         "  cp crds/pipelines.podline.dev.yaml charts/podline/crds/"
     )
     assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["pipelines.podline.dev.yaml"]
+
+
+# ---- the archive (docs/archive.md) ---------------------------------------------------------------------------
+
+
+def test_archive_defaults_to_a_directory_that_says_it_keeps_nothing_without_a_claim(helm: str) -> None:
+    docs = render(helm)
+    variables = env(docs)
+    assert variables["PODLINE_ARCHIVE"] == "file:///var/lib/podline/archive"
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "archive")
+    assert "emptyDir" in volume, "no persistence: an emptyDir (values.yaml says it keeps nothing)"
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "archive", "mountPath": "/var/lib/podline/archive"} in mounts
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+
+
+def test_archive_on_a_claim(helm: str) -> None:
+    docs = render(helm, "--set", "archive.persistence.enabled=true", "--set", "archive.persistence.size=5Gi")
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "archive")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    existing = render(helm, "--set", "archive.persistence.enabled=true", "--set",
+                      "archive.persistence.existingClaim=mine")  # fmt: skip
+    assert not [d for d in existing if d["kind"] == "PersistentVolumeClaim"]
+
+
+def test_archive_on_s3_takes_credentials_from_a_secret(helm: str) -> None:
+    docs = render(helm, "--set", "archive.url=s3://ci-logs/podline", "--set",
+                  "archive.s3.endpoint=https://minio.example:9000", "--set", "archive.s3.credentialsSecret=s3-creds",
+                  "--set", "archive.retention=30d\\,20runs")  # fmt: skip
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    by_name = {e["name"]: e for e in container["env"]}
+    assert by_name["PODLINE_ARCHIVE"]["value"] == "s3://ci-logs/podline"
+    assert by_name["AWS_ENDPOINT_URL"]["value"] == "https://minio.example:9000"
+    assert by_name["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}  # fmt: skip
+    assert by_name["PODLINE_LOG_RETENTION"]["value"] == "30d,20runs"
+    assert not [v for v in pod["volumes"] if v["name"] == "archive"], "no volume for an S3 archive"
+
+
+def test_without_the_archive_the_operator_reads_no_logs(helm: str) -> None:
+    docs = render(helm, "--set", "archive.enabled=false")
+    assert env(docs)["PODLINE_ARCHIVE"] == ""
+    for role in operator_roles(docs):
+        assert triples(role["rules"]) == OPERATOR_RULES - {("", "pods/log", "get")}
+
+
+# ---- field warnings ------------------------------------------------------------------------------------
+
+VAP = ("--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")
+
+
+def test_field_warnings_policy_only_warns_and_holds_the_generated_validations(helm: str) -> None:
+    """kubectl's warnings for fields Drone ignores: a ValidatingAdmissionPolicy whose binding only warns
+    (it must never refuse what Drone accepts), with the validations generated from the models."""
+    from podline.core import schema
+
+    docs = render(helm, *VAP)
+    policy, binding = only(docs, "ValidatingAdmissionPolicy"), only(docs, "ValidatingAdmissionPolicyBinding")
+    assert policy["spec"]["validations"] == schema.field_warnings()
+    assert policy["spec"]["failurePolicy"] == "Ignore"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Warn"]}
+    assert (CHART / "files" / "field-warnings.yaml").read_text() == schema.render_field_warnings(), (
+        "charts/podline/files/field-warnings.yaml drifted from the models; regenerate it with "
+        "`python -m podline.core.schema --field-warnings > charts/podline/files/field-warnings.yaml`"
+    )
+
+
+def test_field_warnings_can_be_turned_off_and_need_kubernetes_1_30(helm: str) -> None:
+    kinds = {d["kind"] for d in render(helm, *VAP, "--set", "fieldWarnings=false")}
+    assert not kinds & {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    kinds = {d["kind"] for d in render(helm)}  # a cluster without the v1 API (helm's offline default)
+    assert not kinds & {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}

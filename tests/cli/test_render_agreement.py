@@ -126,6 +126,21 @@ def test_render_and_the_operator_agree(name: str, docs: list[dict[str, Any]], tm
     assert rendered == created
 
 
+WARNED = [p for p in CORPUS if "warning" in yaml.safe_load(p.read_text(encoding="utf-8"))["expect"]]
+
+
+@pytest.mark.parametrize("path", WARNED, ids=[p.stem for p in WARNED])
+def test_the_corpus_warnings_are_the_plans(path: pathlib.Path) -> None:
+    """A case that runs with a warning (``expect.warning``): the plan's warnings, which the operator writes
+    to status.warnings, hold it."""
+    docs = _corpus_documents(path)
+    assert docs is not None
+    plan = runs.plan_of({**docs[-1], "metadata": {"uid": cli.RENDER_UID, **docs[-1]["metadata"]}}, POLICY)
+    assert not isinstance(plan, errors.PodlineError), plan
+    expected = yaml.safe_load(path.read_text(encoding="utf-8"))["expect"]["warning"]
+    assert any(expected in warning for warning in plan.warnings), plan.warnings
+
+
 def test_a_timeout_annotation_reaches_the_rendered_pod(tmp_path: pathlib.Path) -> None:
     doc = {
         "apiVersion": conventions.API_VERSION,

@@ -99,7 +99,7 @@ def scripted_kubelet(api_cluster: apitier.ApiCluster) -> Iterator[scripted.Scrip
     kubelet.start()
     yield kubelet
     kubelet.stop()
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

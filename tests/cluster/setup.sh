@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what one test tier needs. Idempotent: a second run installs and builds nothing.
 #   tests/cluster/setup.sh unit   nothing (the unit tests need only the Python environment)
-#   tests/cluster/setup.sh api    openssl, lua + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+#   tests/cluster/setup.sh api    openssl, lua, chromium + chromium-driver + Go-built etcd, kube-apiserver, kube-controller-manager, kubectl, helm
 #   tests/cluster/setup.sh node   the api tier + kube-scheduler, kubelet, kube-proxy and Debian's containerd,
 #                                 runc, CNI plugins, docker-registry, skopeo, umoci, busybox-static, htpasswd,
 #                                 gcc, nftables; buildah + mmdebstrap, and the operator image built from the
@@ -16,7 +16,10 @@ tier=${1:-node}
 t0=$(date +%s)
 say() { printf '[setup %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(($(date +%s) - t0))" "$*"; }
 
-api_packages=(openssl ca-certificates lua5.1 lua5.4)  # lua: the Argo CD health check test (docs/gitops.md)
+api_packages=(openssl ca-certificates lua5.1 lua5.4  # lua: the Argo CD health check test (docs/gitops.md)
+  maven openjdk-17-jre-headless)  # s3proxy (Maven Central), the S3-compatible store the archive tests use
+# the dashboard's browser tests (tests/dashboard): headless Chromium driven through Debian's chromedriver
+api_packages+=(chromium chromium-driver fonts-dejavu-core)
 node_packages=(containerd runc containernetworking-plugins docker-registry skopeo umoci busybox-static
   apache2-utils iptables iproute2 gcc libc6-dev nftables buildah mmdebstrap)
 
@@ -52,6 +55,9 @@ if [ "$tier" = node ]; then
     say "warning: no cgroup v1 memory hierarchy; the node tier is only set up for cgroup v1 so far"
   fi
 fi
+
+say "s3proxy from Maven Central for the archive's S3 tests (a no-op when cached)"
+"$here/s3proxy.sh"
 
 say "building the cluster binaries (a no-op when cached)"
 "$here/build.sh" "$tier"

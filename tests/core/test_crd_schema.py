@@ -111,6 +111,7 @@ STRUCTURAL_KEYS = {
     "x-kubernetes-int-or-string",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
 }
 
 
@@ -209,8 +210,24 @@ def test_free_form_and_int_or_string_values() -> None:
         step["resources"]["properties"]["limits"]["properties"]["memory"]["x-kubernetes-int-or-string"]
         is True
     )
-    assert step["pull"]["enum"] == ["always", "if-not-exists", "never", "default", ""]
-    assert step["pull"]["nullable"] is True
+    # Any pull value reaches the operator, which reads it as Drone does (`pull: true` is the default there):
+    # drone-runner-docker engine/compiler/util.go convertPullPolicy.
+    assert step["pull"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert step["ports"]["items"]["x-kubernetes-preserve-unknown-fields"] is True
+    for words in ("commands", "command", "entrypoint"):  # `command: [--max, 6]`, as Drone reads it
+        assert step[words]["items"] == {"x-kubernetes-int-or-string": True}
+
+
+def test_every_spec_object_keeps_unknown_fields_for_the_operator_to_warn_about() -> None:
+    """Drone's parser reads past unknown keys (drone/drone-yaml yaml/parse.go: a non-strict yaml.Unmarshal);
+    the apiserver must keep them rather than refuse the Pipeline under kubectl's strict field validation."""
+    objects = [(p, n) for p, n in SPEC_NODES if "properties" in n]
+    assert len(objects) > 20
+    for path, node in objects:
+        assert node.get("x-kubernetes-preserve-unknown-fields") is True, path
+    for path, node in nodes(STATUS, ".status"):
+        if "properties" in node:
+            assert "x-kubernetes-preserve-unknown-fields" not in node, path
 
 
 def test_status_uses_camel_case() -> None:
@@ -268,8 +285,8 @@ def test_an_example_pipeline_validates_against_the_generated_schema() -> None:
         "trigger": {"branch": "main"},
     }
     assert list(violations(SPEC, spec)) == []
-    assert list(violations(SPEC, {"steps": [{"name": "x", "image": "y", "pull": "sometimes"}]})) == [
-        ".steps[0].pull: 'sometimes' not in enum"
+    assert list(violations(SPEC, {"steps": [{"name": "x", "image": "y", "failure": "sometimes"}]})) == [
+        ".steps[0].failure: 'sometimes' not in enum"
     ]
     assert list(violations(SPEC, {"steps": [{"image": "y"}]})) == [".steps[0]: missing name"]
 
@@ -311,3 +328,13 @@ def violations(node: dict[str, Any], value: Any, path: str = "") -> Iterator[str
     if kind == "array":
         for index, item in enumerate(value):
             yield from violations(node["items"], item, f"{path}[{index}]")
+
+
+def test_the_apiserver_refuses_other_runners_pipelines_for_their_type() -> None:
+    """An exec pipeline has no images: the apiserver must reach the type's rule (it checks no CEL rule of an
+    object missing a required field), so `image` is the operator's to require."""
+    [rule] = SPEC["properties"]["type"]["x-kubernetes-validations"]
+    assert rule["rule"] == "self in ['docker', 'kubernetes', '']"
+    assert "pipelines are not run" in rule["messageExpression"]
+    for field in ("steps", "services"):
+        assert SPEC["properties"][field]["items"]["required"] == ["name"]

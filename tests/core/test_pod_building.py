@@ -241,6 +241,8 @@ def test_a_step_is_wrapped_by_the_entrypoint_with_its_turn_and_its_command() -> 
         "--on=success",
         "--ignore-failure",
         "--message-limit=4096",
+        "--log-dir=/podline/logs",
+        f"--log-limit={policies.DEFAULT_LOG_LIMIT}",
         "--",
         "/bin/sh",
         "-c",
@@ -385,6 +387,30 @@ def test_a_long_pipeline_name_is_shortened_in_the_label_and_kept_in_the_annotati
     meta = pods.build_pod(plan)["metadata"]
     assert len(meta["labels"]["podline.dev/pipeline"]) <= 63
     assert meta["annotations"]["podline.dev/pipeline-name"] == name
+
+
+def test_from_secret_variables_are_masked_by_name() -> None:
+    """Every ``from_secret`` variable of a step (environment, pipeline environment, plugin settings) is
+    named in a ``--mask`` argument, so the entrypoint masks its value in the output (Drone masks a step's
+    secrets: drone/runner-go pipeline/runtime/execer.go, ``newReplacer(wc, secretSlice(step))``); plain
+    values are not, and no value reaches the arguments."""
+    plan = plan_of(
+        step("a", commands=["make"], environment={"T": {"from_secret": "tok/ci"}, "P": "v"}),
+        {"name": "p", "image": "plugins/x", "entrypoint": ["/bin/x"],
+         "settings": {"password": {"from_secret": "tok/pw"}, "user": "ci"}},
+        step("c", commands=["true"]),
+        environment={"G": {"from_secret": "tok/g"}},
+    )  # fmt: skip
+    by_name = containers(pods.build_pod(plan))
+    masks = {name: [a for a in c["args"] if a.startswith("--mask")] for name, c in by_name.items()
+             if name.startswith("step-")}  # fmt: skip
+    assert masks == {
+        "step-a": ["--mask=G", "--mask=T"],
+        "step-p": ["--mask=G", "--mask=PLUGIN_PASSWORD"],
+        "step-c": ["--mask=G"],
+    }
+    assert stepping.parse_args(by_name["step-p"]["args"]).mask == ("G", "PLUGIN_PASSWORD")
+    assert not any("tok" in arg for c in by_name.values() for arg in c.get("args", ()))
 
 
 def test_container_fields() -> None:

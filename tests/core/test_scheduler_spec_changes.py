@@ -6,6 +6,7 @@ import dataclasses
 
 from podline.core import (
     compiling,
+    records,
     scheduling,
     statuses,
 )
@@ -122,6 +123,26 @@ def test_old_pods_beyond_the_history_limit_are_deleted_oldest_first() -> None:
     decision = scheduling.decide(snapshot(plan, None, now=100, other_pods=others[::-1], history_limit=3))
     assert decision.other_patches == ()  # finished or already stopped
     assert set(decision.delete_pods) == {"demo-g0-r0", "demo-g0-r1", "demo-g0-r2", "demo-g0-r3"}
+
+
+def test_with_an_archive_old_pods_are_deleted_only_once_archived_or_waited_for() -> None:
+    """The archive (``records.must_keep``): a pod beyond the history limit stays until the archiver marked it
+    ``podline.dev/archived``, or ``archive_wait_seconds`` after its run ended (the store is down: bounded)."""
+    plan = PLANS["seq"]
+    archived = records.archived_patch(ps.at(5))["metadata"]["annotations"]
+    others = [
+        old_pod("g0-r0", created=0, phase="Succeeded", notes=archived),
+        old_pod("g0-r1", created=1, phase="Succeeded"),
+        old_pod("g0-r2", created=2, phase="Succeeded"),
+    ]
+    kept = scheduling.decide(snapshot(plan, None, now=100, other_pods=others, history_limit=0,
+                                      archive_wait_seconds=3600))  # fmt: skip
+    assert set(kept.delete_pods) == {"demo-g0-r0"}
+    late = scheduling.decide(snapshot(plan, None, now=4000, other_pods=others, history_limit=0,
+                                      archive_wait_seconds=3600))  # fmt: skip
+    assert set(late.delete_pods) == {"demo-g0-r0", "demo-g0-r1", "demo-g0-r2"}
+    off = scheduling.decide(snapshot(plan, None, now=100, other_pods=others, history_limit=0))
+    assert set(off.delete_pods) == {"demo-g0-r0", "demo-g0-r1", "demo-g0-r2"}
 
 
 def test_history_is_bounded_and_newest_first() -> None:

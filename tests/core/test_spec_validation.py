@@ -388,12 +388,24 @@ CASES = [
     (
         "pull-secret-name",
         spec(step(), image_pull_secrets=["Docker_Config"]),
-        ['spec.image_pull_secrets[0]: "Docker_Config" is not a valid Secret name'],
+        [
+            (
+                'spec.image_pull_secrets[0]: "Docker_Config" is not a valid Secret name: in Drone it names a Drone secret '
+                "holding a Docker config.json; here it names a Kubernetes Secret in the Pipeline's namespace "
+                "(lowercase letters, digits, '-' and '.'): store the config.json in one and name that"
+            )
+        ],
     ),
     (
         "pull-secret-namespaced",
         spec(step(), image_pull_secrets=["other-ns/dockerconfig"]),
-        ['spec.image_pull_secrets[0]: "other-ns/dockerconfig" is not a valid Secret name'],
+        [
+            (
+                'spec.image_pull_secrets[0]: "other-ns/dockerconfig" is not a valid Secret name: in Drone it names a Drone secret '
+                "holding a Docker config.json; here it names a Kubernetes Secret in the Pipeline's namespace "
+                "(lowercase letters, digits, '-' and '.'): store the config.json in one and name that"
+            )
+        ],
     ),
     (
         "pull-secret-twice",
@@ -910,7 +922,11 @@ def test_every_problem_is_reported_at_once() -> None:
         "spec.steps[0].entrypoint: cannot be combined with commands: commands run through the shell",
         "spec.steps[0].privileged: privileged steps are not allowed by the operator configuration",
         'spec.steps[0].user: must be a numeric id on Kubernetes, not "root"',
-        'spec.image_pull_secrets[0]: "Bad_Name" is not a valid Secret name',
+        (
+            'spec.image_pull_secrets[0]: "Bad_Name" is not a valid Secret name: in Drone it names a Drone secret '
+            "holding a Docker config.json; here it names a Kubernetes Secret in the Pipeline's namespace "
+            "(lowercase letters, digits, '-' and '.'): store the config.json in one and name that"
+        ),
         'spec.steps[0].environment.T.from_secret: "Bad_Secret" is not a valid Secret name',
         'spec.steps[0].volumes[0].name: unknown volume "cache"',
         "spec.steps[0].volumes[0].path: must be an absolute path",
@@ -1009,7 +1025,7 @@ def test_docker_only_fields_warn(field: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", ["docker", "kubernetes", "exec", ""])
+@pytest.mark.parametrize("kind", ["docker", "kubernetes", ""])
 def test_pipeline_type_is_informational(kind: str) -> None:
     assert warnings(spec(step(), type=kind, kind="pipeline", name="default")) == []
 

@@ -87,10 +87,12 @@ def test_args_round_trip_every_flag() -> None:
                     "commands": ["true"],
                     "depends_on": ["a", "b"],
                     "when": {"status": ["failure"], "branch": ["nope"]},
+                    "environment": {"TOKEN": {"from_secret": "s/k"}},
                 },
             ]
         },
         step_timeout_seconds=30,
+        log_limit_bytes=1000,
     )
     c = plan.container("step-c")
     args = stepping.args_for(plan, c, ["/bin/sh", "-c", "echo -- hi"])
@@ -104,6 +106,9 @@ def test_args_round_trip_every_flag() -> None:
         excluded=c.excluded,
         timeout_seconds=30,
         message_limit=12288 // 4,
+        log_dir=stepping.LOG_DIR,
+        log_limit=1000,
+        mask=("TOKEN",),
         command=("/bin/sh", "-c", "echo -- hi"),
     )
     b = stepping.parse_args(stepping.args_for(plan, plan.container("step-b"), ["x"]))

@@ -14,6 +14,7 @@ derived from its writer's flags, as both halves derive it. And the binary's own 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -70,6 +71,9 @@ def core_decides(
     return {
         "action": str(decision.action),
         "reason": None if decision.reason is None else str(decision.reason),
+        "mask": list(step.mask),
+        "logDir": step.log_dir,
+        "logLimit": step.log_limit,
     }
 
 
@@ -88,6 +92,9 @@ def steps(draw: st.DrawFn) -> StepArgs:
         excluded=draw(st.booleans()),
         timeout_seconds=draw(st.sampled_from((0, 0, 1, 3600))),
         message_limit=stepping.message_limit(draw(st.integers(1, 300))),
+        log_dir=draw(st.sampled_from(("", stepping.LOG_DIR))),
+        log_limit=draw(st.sampled_from((stepping.DEFAULT_LOG_LIMIT, 1, 4096))),
+        mask=tuple(draw(st.lists(st.sampled_from(("TOKEN", "PLUGIN_PASSWORD", "A,B", "x")), unique=True))),
         command=draw(st.sampled_from((("/bin/sh", "-c", "echo hi"), ("make", "--", "test"), ("true",)))),
     )
 
@@ -127,8 +134,7 @@ def run_dirs(draw: st.DrawFn) -> tuple[dict[str, Result], frozenset[str]]:
 
 
 def _named(result: Result, name: str) -> Result:
-    return Result(name, result.state, result.exit_code, result.started_at, result.finished_at, result.reason,
-                  result.message, result.failing)  # fmt: skip
+    return dataclasses.replace(result, name=name)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -190,6 +196,7 @@ def any_results(draw: st.DrawFn) -> Result:
         reason=draw(st.none() | st.sampled_from([str(w) for w in stepping.Why])),
         message=draw(st.none() | st.text(max_size=stepping.MESSAGE_LIMIT)),
         failing=draw(st.booleans()),
+        output_bytes=draw(st.none() | st.integers(0, 2**40)),
     )
 
 

@@ -10,7 +10,8 @@ optional ``generate`` for inputs too big to keep as text (``steps: 1000``, ``env
   (the field); nothing is created;
 - ``status: Failed``, ``reason`` and ``message``: the run ends Failed with that reason and a message
   containing ``message`` (the field), and no pod or pull Secret exists for it — never half a configuration;
-- ``status: Succeeded`` (``verbatim: true``): the input is harmless and runs; the pod has every container
+- ``status: Succeeded`` (``verbatim: true``, ``warning``): the input is harmless and runs (with ``warning``
+  in its status.warnings: what Drone ignores, see core/leniency.py); the pod has every container
   the compiled plan has, and with ``verbatim`` each step's command — what its entrypoint runs, after ``--``
   in its arguments — is exactly ``/bin/sh -c <compiled script>`` while no other part of the pod, the status,
   the Events or the operator's log holds a command.
@@ -265,6 +266,8 @@ def check_outcome(env: Env, case: Case, status: Mapping[str, Any]) -> None:
         assert not run_pods, f"{case.name}: a pod exists for a run that failed before it started"
         assert not env.items("secrets", run_selector), f"{case.name}: a pull Secret exists for it"
         return
+    if expect.get("warning"):
+        assert any(expect["warning"] in w for w in status.get("warnings", [])), summary
     [pod] = run_pods
     body = env.pipeline(case.name)
     assert body is not None
@@ -284,7 +287,7 @@ def check_complete_pod(case: Case, body: Mapping[str, Any], pod: Mapping[str, An
 
     def shape(p: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         return [(c["name"], c.get("command"), c.get("args"), c.get("env"), c.get("volumeMounts"),
-                 c.get("securityContext"), c.get("workingDir")) for c in p["spec"]["containers"]]  # fmt: skip
+                 c.get("securityContext"), c.get("workingDir"), c.get("ports")) for c in p["spec"]["containers"]]  # fmt: skip
 
     assert shape(pod) == shape(wanted), f"{case.name}: the pod differs from the compiled plan"
     images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}

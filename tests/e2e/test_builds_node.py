@@ -63,7 +63,7 @@ def convert(cluster: Any, tmp_path: Any, drone_yml: str, build: str) -> list[str
     """`podline convert` of the file: the Pipelines' YAML documents, one string each."""
     path = tmp_path / ".drone.yml"
     path.write_text(drone_yml)
-    result = podline(cluster, "convert", "--build", build, str(path))
+    result = podline(cluster, "convert", "--build-name", build, str(path))
     assert result.returncode == 0, result.stderr
     return ["---\n" + doc for doc in result.stdout.split("---\n") if doc.strip()]
 

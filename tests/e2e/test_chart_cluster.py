@@ -516,6 +516,7 @@ def test_operator_runs_a_pipeline_with_only_the_charts_permissions(
     assert env.get("PODLINE_NAMESPACES", "") == (watched if mode == "namespaces" else "")
     liveness, metrics = probes.free_port(), probes.free_port()
     env.update(POD_ID=f"{rel}-local", PODLINE_LIVENESS_PORT=str(liveness), PODLINE_METRICS_PORT=str(metrics))
+    env["PODLINE_ARCHIVE"] = ""  # the chart's archive is its pod's volume; the api tier serves no pods/log
     token = cluster.token_kubeconfig(home, f"{rel}-podline")
     kubelet = scripted_kubelet.ScriptedKubelet(cluster.api_client())
     operator = operating.OperatorProcess(token, cluster.log_dir, env=env, name=f"operator-chart-{mode}")

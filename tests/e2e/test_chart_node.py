@@ -215,6 +215,11 @@ def test_scenario_run_by_the_in_cluster_operator(
     run, args = SCENARIOS[scenario]
     run((node_cluster, workspace, operator, node_cluster.registry), *args)
     assert operator.alive() and operator.restarts() == 0, operator.log()[-3000:]
+    if scenario == "commands-exit-codes-logs":
+        # the chart's default archive (an emptyDir, pods/log granted): the ended run's pod gets archived
+        operating.wait_for(lambda: "podline.dev/archived" in node_cluster.kubectl(
+            "get", "pods", "-n", workspace, "-o", "jsonpath={.items[*].metadata.annotations}").stdout,
+            timeout=60, what="the in-cluster operator to archive the run")  # fmt: skip
 
 
 def test_podline_logs_into_a_closed_pipe_ends_quietly(

@@ -94,7 +94,10 @@ class Chart:
     def operator_env(docs: list[dict[str, Any]]) -> dict[str, str]:
         [deployment] = [d for d in docs if d["kind"] == "Deployment"]
         [container] = deployment["spec"]["template"]["spec"]["containers"]
-        return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        # The chart's archive is a volume of its pod, and the api tier has no kubelet to serve pods/log: this
+        # operator process does not archive (the archive runs on the node tier: tests/e2e/test_archive_node.py).
+        return env | {"PODLINE_ARCHIVE": ""}
 
 
 def mode_values(watched: list[str]) -> list[str]:
@@ -247,12 +250,15 @@ def test_namespaced_operator_cannot_reach_outside_its_namespaces(
         # what it needs, inside
         ("create", "pods", "-n", inside): True,
         ("get", "secrets", "-n", inside): True,
+        ("get", "pods", "--subresource=log", "-n", inside): True,  # the archive reads ended steps' output
+        ("create", "pods", "--subresource=exec", "-n", inside): False,  # never exec (docs/archive.md)
         ("watch", "pipelines.podline.dev", "-n", inside): True,
         # nothing outside: another namespace, its own home, or cluster-wide
         **{(*what, "-n", ns): False
            for ns in (outside, home)
            for what in (("get", "secrets"), ("create", "secrets"), ("create", "pods"), ("list", "pods"),
                         ("watch", "pods"), ("patch", "pods"), ("delete", "pods"), ("create", "events"),
+                        ("get", "pods", "--subresource=log"),
                         ("list", "pipelines.podline.dev"), ("get", "pipelines.podline.dev"),
                         ("patch", "pipelines.podline.dev", "--subresource=status"))},
         ("list", "pods", "--all-namespaces"): False,

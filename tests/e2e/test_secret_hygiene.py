@@ -15,6 +15,12 @@ log, every Event, every Pipeline (status included), every pod, the generated pul
 operator's metrics, and the output of ``podline render`` (outside the generated Secret's ``data``),
 ``podline logs`` and ``podline get``. Zero hits. A positive control first proves the search finds a canary
 where it must be: in the generated pull Secret's data.
+
+On the node tier, step output: steps print ``from_secret`` canaries (an environment variable, a plugin
+setting, a multi-line value, each as itself, base64-encoded, on stdout and stderr, one value in two writes),
+and neither ``kubectl logs`` nor ``podline logs`` shows any of them: the entrypoint masks them (``******``,
+drone/runner-go ``pipeline/runtime/replacer.go``) before the output reaches the container log. A positive
+control: the mask is there, and a value that is no secret is printed as it is.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from tests.cluster import apitier, probes, scripted_kubelet
 from tests.e2e import conftest as e2e_conftest
 from tests.e2e import operating
 
-pytestmark = pytest.mark.api
+# (tests get the api or node marker from the cluster fixture they use: tests/cluster/fixtures.py)
 TOKEN = secrets.token_hex(4)
 EMPTY_REGISTRY = operating.EmptyRegistry()  # a loopback registry with no image: the api tier has none
 
@@ -254,3 +260,55 @@ def render_outside_secret_data(cluster: apitier.ApiCluster, path: Path) -> str:
         if doc.get("kind") == "Secret":
             assert doc.pop("data"), "the generated Secret has data"
     return json.dumps(docs) + result.stderr
+
+
+MULTI_LINES = [canary("multi-one"), canary("multi-two")]
+OUTPUT_CANARIES = [ENV_TOKEN, PLUGIN_PASSWORD, *MULTI_LINES]
+PRINT_ALL = [
+    'echo "token $TOKEN"',
+    'printf %s "$TOKEN" | base64',
+    'echo "multi $MULTI" >&2',
+    'printf %s "$MULTI" | base64 | tr -d "\\n"; echo',  # (busybox wraps base64 at 76 columns)
+    'printf "split %s" "$(echo "$TOKEN" | cut -c1-9)"; sleep 0.3; echo "$TOKEN" | cut -c10-',
+    'echo "plain $PLAIN"',
+]
+
+
+def test_step_output_is_masked(node_cluster: Any, node_namespace: str) -> None:
+    cluster, namespace = node_cluster, node_namespace
+    e2e_conftest.install_crd(cluster)
+    operator = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-hygiene-node",
+                                         env={"PODLINE_RUNNER_IMAGE": cluster.registry.runner})  # fmt: skip
+    busybox = cluster.registry.busybox
+    spec = {
+        "environment": {"MULTI": {"from_secret": "out-secrets/multi"}},
+        "steps": [
+            {"name": "print", "image": busybox, "commands": PRINT_ALL,
+             "environment": {"TOKEN": {"from_secret": "out-secrets/token"}, "PLAIN": "not-a-secret"}},
+            # a plugin setting becomes PLUGIN_PASSWORD (Drone's convention), masked alike
+            {"name": "plugin", "image": busybox, "entrypoint": ["/bin/sh", "-c"],
+             "command": ['echo "password $PLUGIN_PASSWORD"; printf %s "$PLUGIN_PASSWORD" | base64'],
+             "settings": {"password": {"from_secret": "out-secrets/plugin"}}},
+        ],
+    }  # fmt: skip
+    data = {"token": ENV_TOKEN, "plugin": PLUGIN_PASSWORD, "multi": "\n".join(MULTI_LINES)}
+    operator.start()
+    try:
+        operating.apply(cluster, namespace, secret("out-secrets", data), operating.pipeline("printer", spec))
+        st = operating.wait_for_phase(cluster, namespace, "printer", timeout=180, operator=operator)
+        outputs = {
+            f"kubectl logs {c}": cluster.kubectl("logs", "-n", namespace, st["podName"], "-c", c).stdout
+            for c in ("step-print", "step-plugin")
+        }
+        outputs["podline logs"] = podline(cluster, "logs", "printer", "-n", namespace)
+    finally:
+        operator.stop()
+    assert st["phase"] == "Succeeded", st
+    printed = outputs["kubectl logs step-print"]
+    assert "token ******" in printed and "multi ******\n******" in printed and "plain not-a-secret" in printed
+    assert "split ******" in printed, printed
+    assert "password ******" in outputs["kubectl logs step-plugin"]
+    needles = {c: forms(c) for c in OUTPUT_CANARIES}
+    found = [f"{c} in {where}" for where, text in outputs.items() for c, n in needles.items()
+             if any(x in text for x in n)]  # fmt: skip
+    assert not found, f"secret values in step output: {found}\n{outputs}"

@@ -20,7 +20,17 @@ from tests import entrypointbin
 from tests.cluster import fixtures, images
 
 DEADLINE = 60  # seconds; generous: nothing here is a timing assertion
-RESULT_KEYS = ["name", "state", "exitCode", "startedAt", "finishedAt", "reason", "message", "failing"]
+RESULT_KEYS = [
+    "name",
+    "state",
+    "exitCode",
+    "startedAt",
+    "finishedAt",
+    "reason",
+    "message",
+    "failing",
+    "outputBytes",
+]
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +89,10 @@ class Pod:
         plan = compiling.compile_spec(spec, context, policies.Policy())
         self.containers = {c["name"]: c for c in pods.build_pod(plan)["spec"]["containers"]}
         self.binary, self.run_dir, self.logs = binary, tmp / "run", tmp / "logs"
+        self.copies = tmp / "copies"  # the pod's /podline/logs
         self.run_dir.mkdir()
         self.logs.mkdir()
+        self.copies.mkdir()
         self.marker = tmp / "podline-runner"  # absent: the steps run their own commands
         self.processes: dict[str, subprocess.Popen[str]] = {}
 
@@ -88,7 +100,11 @@ class Pod:
         container = self.containers[name]
         assert container["command"] == [stepping.BINARY]
         args: Sequence[str] = container["args"]
-        argv = [str(self.binary), args[0], f"--run-dir={self.run_dir}", *args[1:]]
+        cut = args.index("--")
+        flags = [
+            f"--log-dir={self.copies}" if a == f"--log-dir={stepping.LOG_DIR}" else a for a in args[1:cut]
+        ]
+        argv = [str(self.binary), args[0], f"--run-dir={self.run_dir}", *flags, *args[cut:]]
         env = {
             **os.environ,
             "PODLINE_TERMINATION_LOG": str(self.logs / name),
@@ -161,8 +177,11 @@ def test_steps_chain_through_the_run_directory(binary: pathlib.Path, tmp_path: p
         0,
     )
     assert (a_out, a_err) == ("+ echo one\none\n", "")  # the command's output, unchanged; nothing else
+    # stderr is merged into stdout in the order written (one pipe, as Drone's log has it)
     assert (b["state"], b["exitCode"], b["reason"], b["failing"], b_exit) == ("failed", 3, None, True, 3)
-    assert (b_out, b_err) == ("+ echo two\ntwo\n+ echo oops >&2\n+ exit 3\n", "oops\n")
+    assert (b_out, b_err) == ("+ echo two\ntwo\n+ echo oops >&2\noops\n+ exit 3\n", "")
+    # the copy on the pod's volume holds the same output
+    assert (pod.copies / "step-b.log").read_text() == b_out
     assert isinstance(b["message"], str) and "3" in b["message"]
     assert (c["state"], c["exitCode"], c["startedAt"], c["reason"], c["failing"], c_exit, c_out) == (
         "skipped",
@@ -290,4 +309,10 @@ def test_decide_speaks_json(binary: pathlib.Path) -> None:
         timeout=DEADLINE,
         check=True,
     )
-    assert json.loads(done.stdout) == {"action": "skip", "reason": "EarlyExit"}
+    assert json.loads(done.stdout) == {
+        "action": "skip",
+        "reason": "EarlyExit",
+        "mask": [],
+        "logDir": "",
+        "logLimit": stepping.DEFAULT_LOG_LIMIT,
+    }

@@ -82,3 +82,40 @@ Cross-field rules values.schema.json cannot state clearly; each failure says wha
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The dashboard (dashboard.enabled): its own name and labels, so the operator's selectors never match it. */}}
+{{- define "podline.dashboard.fullname" -}}
+{{- printf "%s-dashboard" (include "podline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "podline.dashboard.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-dashboard" (include "podline.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: dashboard
+{{- end }}
+
+{{- define "podline.dashboard.labels" -}}
+helm.sh/chart: {{ include "podline.chart" . }}
+{{ include "podline.dashboard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: podline
+{{- end }}
+
+{{- define "podline.dashboard.rules" -}}
+- apiGroups: ["podline.dev"]
+  resources: ["pipelines"]
+  verbs: {{ if .Values.dashboard.allowActions }}["get", "list", "watch", "patch"]{{ else }}["get", "list", "watch"]{{ end }}
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end }}
+
+{{/*
+The archive's directory when it is a file:// URL (mounted as the archive volume), else "".
+*/}}
+{{- define "podline.archiveDir" -}}
+{{- if and .Values.archive.enabled (hasPrefix "file:///" .Values.archive.url) -}}
+{{- trimPrefix "file://" .Values.archive.url -}}
+{{- end -}}
+{{- end }}

@@ -11,10 +11,12 @@ cluster-wide (ClusterRole) or per watched namespace (Role), see rbac.scope.
   secrets           get                 the image_pull_secrets a Pipeline names (any name, so no resourceNames)
   secrets           create              the generated kubernetes.io/dockerconfigjson pull Secret
   events            create              a few Events per run (run started, step failed, run finished)
+  pods/log          get                 only with archive.enabled: the archiver reads each ended step's
+                                        (masked) output to archive it (docs/archive.md: why not pods/exec)
 
 Not granted, on purpose: CRDs and namespaces (kopf then scans resources once at start and serves the exact
-namespaces it is given; it logs that it cannot watch them), pods/log (people read logs, the operator never
-does), updates or deletes of Pipelines, Secrets or Events. tests/chart/test_chart.py pins this list.
+namespaces it is given; it logs that it cannot watch them), pods/log without the archive, pods/exec, updates
+or deletes of Pipelines, Secrets or Events. tests/chart/test_chart.py pins this list.
 */}}
 {{- define "podline.operatorRules" -}}
 - apiGroups: ["podline.dev"]
@@ -32,4 +34,9 @@ does), updates or deletes of Pipelines, Secrets or Events. tests/chart/test_char
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.archive.enabled }}
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end }}
 {{- end }}

@@ -20,6 +20,7 @@ from typing import Any
 from podline.core import (
     conventions,
     images,
+    leniency,
     models,
     plans,
     platforms,
@@ -54,8 +55,9 @@ def compile_spec(
     raw: Mapping[str, Any] | None, context: RunContext, policy: policies.Policy
 ) -> plans.RunPlan:
     """Parse, validate and compile. Raises ``errors.InvalidPipeline`` listing every problem."""
-    spec = validation.parse(raw)
-    warnings = validation.check(spec, policy)
+    reading = leniency.read(raw) if isinstance(raw, Mapping) else None
+    spec = validation.parse(reading.spec if reading else raw)
+    warnings = [*(reading.warnings if reading else ()), *validation.check(spec, policy)]
     return compile_model(spec, context, policy, warnings=warnings)
 
 
@@ -77,18 +79,7 @@ def compile_model(
     clone = _clone(spec, context, policy, workspace, base_env)
     if clone:
         containers.append(clone)
-    sequential = not any(step.depends_on for step in spec.steps)
-    previous: str | None = clone.name if clone else None
-    for step in spec.steps:
-        if sequential:
-            deps: tuple[str, ...] = (previous,) if previous else ()
-        else:
-            named = tuple(conventions.step_container(d) for d in step.depends_on or ())
-            deps = named or ((clone.name,) if clone else ())
-        plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
-        containers.append(plan)
-        if sequential:
-            previous = plan.name
+    containers += _steps(spec, policy, workspace, volumes, base_env, context, clone)
     containers = _spread_requests(containers)
     meta = spec.metadata or models.PodMetadata()
     return plans.RunPlan(
@@ -116,9 +107,43 @@ def compile_model(
         timeout_seconds=context.timeout_seconds or policy.run_timeout_seconds,
         step_timeout_seconds=policy.step_timeout_seconds,
         pull_timeout_seconds=policy.pull_timeout_seconds,
+        log_limit_bytes=policy.log_limit_bytes,
         triggered=whens.build_matches(spec.trigger, context.build),
         warnings=tuple(warnings),
     )
+
+
+def _steps(
+    spec: models.PipelineSpec,
+    policy: policies.Policy,
+    workspace: str,
+    volumes: dict[str, str],
+    base_env: dict[str, plans.EnvVar],
+    context: RunContext,
+    clone: plans.ContainerPlan | None,
+) -> list[plans.ContainerPlan]:
+    """The steps' containers: each after the one before (after the clone), or after its ``depends_on``."""
+    out: list[plans.ContainerPlan] = []
+    sequential = not any(step.depends_on for step in spec.steps)
+    previous: str | None = clone.name if clone else None
+    for step in spec.steps:
+        if sequential:
+            deps: tuple[str, ...] = (previous,) if previous else ()
+        else:
+            named = tuple(conventions.step_container(d) for d in _known_deps(step, spec, clone))
+            deps = named or ((clone.name,) if clone else ())
+        plan = _container(step, plans.Kind.STEP, spec, policy, workspace, volumes, base_env, context, deps)
+        out.append(plan)
+        if sequential:
+            previous = plan.name
+    return out
+
+
+def _known_deps(step: models.Step, spec: models.PipelineSpec, clone: plans.ContainerPlan | None) -> list[str]:
+    """A step's depends_on, with Drone's implicit "clone" step dropped when this run has none (no remote in
+    the build metadata): Drone's clone step always exists unless disabled (drone-yaml linter.go)."""
+    steps = {s.name for s in spec.steps}
+    return [d for d in step.depends_on or () if d != validation.CLONE_STEP or d in steps or clone]
 
 
 def script(commands: Iterable[str]) -> str:
@@ -272,6 +297,7 @@ def _container(
         ignore_failure=step.ignores_failure,
         detach=step.detach,
         excluded=not whens.build_matches(step.when, context.build),
+        ports=tuple((p.port, (p.protocol or "TCP").upper()) for p in step.ports),
     )
 
 
@@ -369,7 +395,7 @@ def _clone(
     """Drone clones first when it knows the repository; podline does when build metadata names a remote."""
     if context.build is None or not context.build.remote or (spec.clone and spec.clone.disable):
         return None
-    name = conventions.step_container("clone")
+    name = conventions.step_container(validation.CLONE_STEP)
     if any(conventions.step_container(step.name) == name for step in spec.steps):
         return None  # the pipeline clones by itself (a step "clone", or one whose container would clash)
     env = dict(base_env)

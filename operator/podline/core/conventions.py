@@ -46,6 +46,7 @@ ANNOTATION_STOPPED = f"{GROUP}/stopped"  # why the operator ended the pod (Compl
 ANNOTATION_GENERATION = f"{GROUP}/generation"  # the Pipeline generation the pod was built from
 ANNOTATION_PIPELINE_NAME = f"{GROUP}/pipeline-name"  # the Pipeline's full name (the label may be shortened)
 ANNOTATION_SOURCES = f"{GROUP}/sources"  # on the pull Secret: the Secrets it was made from
+ANNOTATION_ARCHIVED = f"{GROUP}/archived"  # on the pod: when its run's record and logs were archived
 
 CONTAINER_STEP_PREFIX = "step-"
 CONTAINER_SERVICE_PREFIX = "svc-"

@@ -44,6 +44,10 @@ class InvalidPipeline(PodlineError):
     """The Pipeline spec breaks a rule (schema, names, dependencies, policy)."""
 
 
+class InvalidDroneFile(PodlineError):
+    """A Drone configuration file (``.drone.yml``, ``.jsonnet``, ``.star``, 0.8) that cannot be converted."""
+
+
 class InvalidImageReference(PodlineError):
     """An image reference does not follow the distribution/reference grammar."""
 

@@ -43,6 +43,11 @@ IntOrString = Annotated[
 ]
 
 
+# A word of a command: text, though an integer is accepted as its digits (`command: [--max, 6]`), as Drone
+# reads it into a string (see ``leniency``, which turns it into text before the models see it).
+Word = Annotated[str, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+
+
 class Model(BaseModel):
     model_config = _STRICT
 
@@ -181,6 +186,41 @@ class VolumeMount(Model):
     path: str = Field(description="Absolute mount path in the container.")
 
 
+def _to_port(value: Any) -> Any:
+    """Drone writes a port as a number or as ``{port, host, protocol}`` (drone-yaml ``yaml/port.go``)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a port number or {port: number, protocol: TCP|UDP}, not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
+    if isinstance(value, (int, str)):
+        return {"port": value}
+    return value
+
+
+class Port(Model):
+    """A port a step or service listens on."""
+
+    port: int = Field(ge=1, le=65535, description="Port number.")
+    host: int | None = Field(
+        default=None, description="Docker only (publish on the host's port); ignored on Kubernetes."
+    )
+    protocol: str | None = Field(default=None, description="TCP (default) or UDP; any case.")
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in ("TCP", "UDP", ""):
+            raise ValueError("must be TCP or UDP")
+        return value
+
+
+PortField = Annotated[
+    Port,
+    BeforeValidator(_to_port),
+    WithJsonSchema(
+        {"x-kubernetes-preserve-unknown-fields": True, "description": "A port number, or {port, protocol}."}
+    ),
+]
+
+
 class Step(Model):
     """One step (or service): a container of the run's pod."""
 
@@ -188,17 +228,22 @@ class Step(Model):
     image: str = Field(
         min_length=1, description="Image reference, e.g. golang:1.22 or registry:5000/team/app@sha256:…."
     )
-    pull: Literal["always", "if-not-exists", "never", "default", ""] | None = Field(
+    pull: Annotated[
+        Literal["always", "if-not-exists", "never", "default", ""] | None,
+        # Any value reaches the operator, which reads it as Drone does (see ``leniency``): `pull: true`,
+        # which kubectl makes a boolean, is the default policy there, with a warning.
+        WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True}),
+    ] = Field(
         default=None,
-        description="Image pull: always, if-not-exists, never. Unset: always for :latest or untagged images, "
-        "otherwise if-not-exists.",
+        description="Image pull: always, if-not-exists, never. Unset (or any other value, as in Drone): always "
+        "for :latest or untagged images, otherwise if-not-exists.",
     )
-    commands: list[str] | None = Field(
+    commands: list[Word] | None = Field(
         default=None,
         description="Shell commands run in order by /bin/sh with set -e, each echoed as '+ cmd'.",
     )
-    entrypoint: list[str] | None = Field(default=None, description="Overrides the image's entrypoint.")
-    command: list[str] | None = Field(default=None, description="Overrides the image's arguments (CMD).")
+    entrypoint: list[Word] | None = Field(default=None, description="Overrides the image's entrypoint.")
+    command: list[Word] | None = Field(default=None, description="Overrides the image's arguments (CMD).")
     environment: dict[str, EnvValue] = Field(default_factory=dict, description="Environment variables.")
     settings: dict[str, SettingValue] = Field(
         default_factory=dict, description="Plugin settings, passed as PLUGIN_<NAME> environment variables."
@@ -221,6 +266,11 @@ class Step(Model):
     volumes: list[VolumeMount] = Field(default_factory=list, description="Pipeline volumes to mount.")
     resources: Resources | None = Field(default=None, description="CPU and memory.")
     shell: str | None = Field(default=None, description="Shell that runs commands; default /bin/sh.")
+    ports: list[PortField] = Field(
+        default_factory=list,
+        description="Ports the container listens on (a number or {port, protocol}); every container of the "
+        "run's pod shares one network, so no two may listen on the same port.",
+    )
     # Accepted for compatibility with Docker pipelines; not meaningful in a pod (reported as warnings).
     network_mode: str | None = Field(default=None, description="Docker only; ignored on Kubernetes.")
     extra_hosts: list[str] | None = Field(default=None, description="Docker only; ignored on Kubernetes.")
@@ -340,8 +390,20 @@ class PipelineSpec(Model):
     """The body of a Drone ``kind: pipeline`` document."""
 
     kind: Literal["pipeline"] | None = Field(default=None, description='Drone document kind; "pipeline".')
-    type: Literal["docker", "kubernetes", "exec", ""] | None = Field(
-        default=None, description="Drone runner type: docker or kubernetes (informational)."
+    type: str | None = Field(
+        default=None,
+        description="Drone runner type: docker or kubernetes (the same to podline); other runners' pipelines "
+        "(exec, ssh, …) are refused.",
+        # The apiserver refuses them saying why (validation.runner_problem says the same to render and convert)
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self in ['docker', 'kubernetes', '']",
+                    "messageExpression": "'\"' + self + '\" pipelines are not run: podline runs Drone\\'s docker "
+                    "and kubernetes pipelines as pods (this one needs Drone\\'s ' + self + ' runner)'",
+                }
+            ]
+        },
     )
     name: str | None = Field(default=None, description="Drone pipeline name (informational).")
     steps: list[Step] = Field(

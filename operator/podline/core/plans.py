@@ -87,6 +87,7 @@ class ContainerPlan:
     ignore_failure: bool = False
     detach: bool = False
     excluded: bool = False  # `when` conditions on build metadata do not match: skipped from the start
+    ports: tuple[tuple[int, str], ...] = ()  # (containerPort, protocol)
 
     @property
     def is_step(self) -> bool:
@@ -117,6 +118,7 @@ class RunPlan:
     timeout_seconds: int = 3600
     step_timeout_seconds: int | None = None
     pull_timeout_seconds: int = 300
+    log_limit_bytes: int = 64 * 1024 * 1024  # of each step's output copy (policies.Policy.log_limit_bytes)
     triggered: bool = True
     warnings: tuple[str, ...] = field(default=())
 

@@ -90,6 +90,8 @@ def to_container(
             container["args"] = list(c.args)
     container["env"] = to_env(c.env)
     container["workingDir"] = c.working_dir or plan.workspace
+    if c.ports:
+        container["ports"] = [{"containerPort": port, "protocol": protocol} for port, protocol in c.ports]
     mounts = [{"name": conventions.WORKSPACE_VOLUME, "mountPath": plan.workspace}]
     if wrapped:
         mounts.append({"name": stepping.TOOLS_VOLUME, "mountPath": stepping.TOOLS_DIR})

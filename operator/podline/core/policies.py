@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 DEFAULT_RUNNER_IMAGE = "podline/podline:0.1.0"
 DEFAULT_CLONE_IMAGE = "drone/git"
 DEFAULT_SECRET_STORE = "podline-secrets"
+DEFAULT_LOG_LIMIT = 64 * 1024 * 1024  # the entrypoint's own default (operator/entrypoint/logcopy.go)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Policy:
 
     max_steps: int = 200
     """Steps plus services per pipeline: every one is a container of one pod."""
+
+    log_limit_bytes: int = DEFAULT_LOG_LIMIT
+    """Bytes of each step's output kept in its copy on the pod's volume (and so in the archive); the rest is
+    counted and a note says where it was cut (PODLINE_LOG_LIMIT)."""
 
     max_env_bytes: int = 256 * 1024
     """Bound on the environment a pod gets, summed over containers (a pod must fit in etcd)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from podline.core import builds, conventions, errors, observing, plans, pods, statuses, stepping
+from podline.core import builds, conventions, errors, observing, plans, pods, records, statuses, stepping
 
 Manifest = dict[str, Any]
 Phase = statuses.Phase
@@ -60,6 +60,10 @@ class Snapshot:
     image_configs: Mapping[str, Any] = field(default_factory=dict)
     other_pods: Sequence[Mapping[str, Any]] = ()  # pods of earlier runs of this Pipeline
     history_limit: int = 3  # pods of earlier runs kept (PODLINE_HISTORY_LIMIT)
+    archive_wait_seconds: float = 0  # a pod beyond the history is kept this long for the archive (0: none)
+
+
+_EVENT_TEXT = 900  # characters of an Event's message (the apiserver keeps 1 KiB of a note)
 
 
 @dataclass(frozen=True)
@@ -814,7 +818,8 @@ def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str
 
 
 def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[str, ...]]:
-    """Stop earlier runs' pods that still run (superseded); delete the oldest beyond the history limit."""
+    """Stop earlier runs' pods that still run (superseded); delete the oldest beyond the history limit, once
+    archived (or when the archive has been waited for long enough: ``records.must_keep``)."""
     patches = []
     by_age = sorted(
         snap.other_pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True
@@ -825,7 +830,11 @@ def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[s
             conventions.ANNOTATION_STOPPED
         ):
             patches.append((name, pods.stop_patch(Reason.SUPERSEDED)))
-    deletes = tuple(p["metadata"]["name"] for p in by_age[snap.history_limit :])
+    deletes = tuple(
+        p["metadata"]["name"]
+        for p in by_age[snap.history_limit :]
+        if not records.must_keep(p, now=snap.now, archive_wait_seconds=snap.archive_wait_seconds)
+    )
     return tuple(patches), deletes
 
 
@@ -841,6 +850,13 @@ def _events(previous: statuses.PipelineStatus, status: statuses.PipelineStatus) 
     # A run whose first look (after an operator restart, say) finds it over has started all the same.
     ran = any(s.state in (State.RUNNING, State.SUCCEEDED, State.FAILED) for s in status.steps)
     started = status.phase is Phase.RUNNING or (status.phase is not None and status.phase.is_terminal and ran)
+    told = set() if new_run else set(previous.warnings)
+    fresh = [w for w in status.warnings if w not in told]
+    if fresh:  # e.g. what the run ignores (see leniency): once, for `kubectl describe`
+        text = "; ".join(fresh)
+        out.append(
+            Event("Warning", "Warnings", text if len(text) <= _EVENT_TEXT else text[: _EVENT_TEXT - 1] + "…")
+        )
     if started and was in (None, Phase.PENDING):
         out.append(Event("Normal", "Started", f"run {status.run} started in pod {status.pod_name}"))
     before = {s.name: s.state for s in ([] if new_run else previous.steps)}

@@ -3,7 +3,8 @@
 ``models.PipelineSpec`` and ``statuses.PipelineStatus`` are the one source of truth; this module turns their
 JSON Schema into a Kubernetes *structural* openAPIV3Schema: ``$ref`` inlined, ``anyOf [X, null]`` turned
 into ``nullable``, free-form values marked ``x-kubernetes-preserve-unknown-fields``, int-or-string marked,
-no ``additionalProperties: false`` beside ``properties``, no ``title``/``default``/``uniqueItems``.
+no ``additionalProperties: false`` beside ``properties``, no ``title``/``default``/``uniqueItems``. The spec's
+objects keep unknown fields (Drone reads past them; the operator warns about each, see ``leniency``).
 
 ``crds/pipelines.podline.dev.yaml`` is written by ``python -m podline.core.schema`` and a test fails when the
 file drifts from the models.
@@ -89,10 +90,15 @@ def openapi_schema(model: type[Any]) -> dict[str, Any]:
 
 
 def _keyed_lists(spec: dict[str, Any]) -> dict[str, Any]:
-    """Steps and services are maps keyed by name: the apiserver rejects duplicates, SSA merges by name."""
+    """Steps and services are maps keyed by name: the apiserver rejects duplicates, SSA merges by name.
+
+    ``image`` is left to the operator: the apiserver checks no CEL rule of an object with a missing required
+    field, so an exec pipeline (which has no images) would be refused for its images, never for its type."""
     for field in ("steps", "services"):
         spec["properties"][field]["x-kubernetes-list-type"] = "map"
         spec["properties"][field]["x-kubernetes-list-map-keys"] = ["name"]
+        items = spec["properties"][field]["items"]
+        items["required"] = [r for r in items["required"] if r != "image"]
     return spec
 
 
@@ -107,8 +113,22 @@ PRINTER_COLUMNS = [
 ]
 
 
+def _lenient(node: dict[str, Any]) -> dict[str, Any]:
+    """Every object of the spec keeps fields it does not know, as Drone's parser reads past them: the
+    operator drops them with a warning in the status (``leniency``), where strict field validation
+    (kubectl's default) would refuse the whole Pipeline. Known fields are still typed and checked."""
+    if "properties" in node:
+        node["x-kubernetes-preserve-unknown-fields"] = True
+        for sub in node["properties"].values():
+            _lenient(sub)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _lenient(node[key])
+    return node
+
+
 def crd() -> dict[str, Any]:
-    spec = _keyed_lists(openapi_schema(models.PipelineSpec))
+    spec = _lenient(_keyed_lists(openapi_schema(models.PipelineSpec)))
     spec["description"] = "A Drone pipeline: the body of a `kind: pipeline` document, field names unchanged."
     status = openapi_schema(statuses.PipelineStatus)
     status["description"] = "Run state, written by the operator."
@@ -162,5 +182,58 @@ def render() -> str:
     return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
 
 
+# --- Field warnings: kubectl's warnings for what Drone ignores ---------------------------------------------
+
+
+_IGNORED = (
+    "': ignored, as Drone ignores fields it does not read (the status.warnings of the Pipeline say more)'"
+)
+
+
+def _cel_list(names: list[str]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
+
+
+def field_warnings() -> list[dict[str, str]]:
+    """The validations of the chart's ValidatingAdmissionPolicy (bound with ``validationActions: [Warn]``):
+    each unknown key of the spec, a step, a service, a condition is a warning kubectl prints, as the
+    apiserver's own warnings for unknown fields would be. The schema keeps such keys (``_lenient``) and the
+    operator drops them (``leniency``), also warning in the status; this is what ``kubectl apply`` shows."""
+    spec = _cel_list(sorted(models.PipelineSpec.model_fields))
+    step = _cel_list(sorted(models.Step.model_fields))
+    condition = _cel_list(sorted(models.Conditions.model_fields))
+    out = [
+        {
+            "expression": f"object.spec.all(k, k in {spec})",
+            "messageExpression": f"object.spec.filter(k, !(k in {spec})).map(k, 'spec.' + k).join(', ') + "
+            + _IGNORED,
+        },
+        {
+            "expression": f"!has(object.spec.trigger) || object.spec.trigger.all(k, k in {condition})",
+            "messageExpression": f"object.spec.trigger.filter(k, !(k in {condition})).map(k, 'spec.trigger.' + k)"
+            ".join(', ') + " + _IGNORED,
+        },
+    ]
+    for field in ("steps", "services"):
+        items = f"object.spec.{field}"
+        bad = f"{items}.filter(s, !s.all(k, k in {step}))"
+        out.append(
+            {
+                "expression": f"!has({items}) || {items}.all(s, s.all(k, k in {step}))",
+                "messageExpression": f"{bad}.map(s, 'spec.{field}[' + (has(s.name) ? string(s.name) : '?') + '].' + "
+                f"s.filter(k, !(k in {step})).join(', ')).join('; ') + {_IGNORED}",
+            }
+        )
+    return out
+
+
+def render_field_warnings() -> str:
+    header = (
+        "# Generated from podline.core.models by `python -m podline.core.schema --field-warnings`; do not edit.\n"
+        "# The validations of templates/field-warnings.yaml (kubectl's warnings for fields Drone ignores).\n"
+    )
+    return header + yaml.safe_dump(field_warnings(), sort_keys=False, width=120)
+
+
 if __name__ == "__main__":  # pragma: no cover - a tiny generator entry point
-    sys.stdout.write(render())
+    sys.stdout.write(render_field_warnings() if sys.argv[1:] == ["--field-warnings"] else render())

@@ -26,6 +26,8 @@ TOOLS_VOLUME = "podline-tools"
 TOOLS_DIR = "/podline"
 BINARY = f"{TOOLS_DIR}/bin/entrypoint"  # where the prepare container's postStart hook installs it
 RUN_DIR = f"{TOOLS_DIR}/run"
+LOG_DIR = f"{TOOLS_DIR}/logs"  # <LOG_DIR>/<container>.log: the copy of a step's (masked) output
+DEFAULT_LOG_LIMIT = 64 * 1024 * 1024  # the binary's --log-limit when not given
 RUNNER_BINARY = "/podline-entrypoint"  # where every runner image has it
 PREPARE_CONTAINER = "podline-prepare"
 TERMINATION_LOG = "/dev/termination-log"
@@ -76,6 +78,9 @@ class StepArgs:
     run_dir: str = RUN_DIR
     termination_log: str = TERMINATION_LOG  # where the termination message is written (tests change it)
     message_limit: int = CONTAINER_MESSAGE_BYTES  # bytes of termination message the kubelet keeps for it
+    log_dir: str = ""  # where the copy of its output goes; "": none
+    log_limit: int = DEFAULT_LOG_LIMIT  # bytes of output the copy keeps
+    mask: tuple[str, ...] = ()  # environment variables whose values are masked in its output
     command: tuple[str, ...] = field(default=())
 
 
@@ -91,18 +96,20 @@ class Result:
     reason: str | None = None
     message: str | None = None
     failing: bool = False
+    output_bytes: int | None = None  # bytes of (masked) output the entrypoint relayed; None: it ran nothing
 
     def to_message(self, limit: int = CONTAINER_MESSAGE_BYTES) -> str:
         """The termination message: short keys, null fields left out, the start in ms since the epoch and the
-        duration in ms; the message, then the reason, are dropped if it would not fit in ``limit`` bytes."""
+        duration in ms, the output's bytes (``o``); the message, then the reason, then ``o`` are dropped if it
+        would not fit in ``limit`` bytes."""
         fields: dict[str, Any] = {"s": str(self.state), "x": self.exit_code, "a": self.started_at}
         if self.started_at is not None and self.finished_at is not None:
             fields["d"] = self.finished_at - self.started_at
         elif self.finished_at is not None:
             fields["f"] = self.finished_at
-        fields["r"], fields["m"] = self.reason, self.message
+        fields["r"], fields["m"], fields["o"] = self.reason, self.message, self.output_bytes
         compact = {k: v for k, v in fields.items() if v is not None}
-        for drop in ("m", "r"):
+        for drop in ("m", "r", "o"):
             text = json.dumps(compact, separators=(",", ":"))
             if len(text.encode()) <= limit:
                 return text
@@ -120,6 +127,7 @@ class Result:
                 "reason": self.reason,
                 "message": self.message,
                 "failing": self.failing,
+                "outputBytes": self.output_bytes,
             },
             separators=(",", ":"),
         )
@@ -164,6 +172,9 @@ def step_args(plan: plans.RunPlan, c: plans.ContainerPlan, command: Sequence[str
         excluded=c.excluded,
         timeout_seconds=plan.step_timeout_seconds or 0,
         message_limit=message_limit(len(plan.containers) + 1),  # + the prepare container
+        log_dir=LOG_DIR,
+        log_limit=plan.log_limit_bytes,
+        mask=masked_variables(c),
         command=tuple(command),
     )
 
@@ -191,7 +202,19 @@ def argv_of(step: StepArgs) -> list[str]:
     if step.termination_log != TERMINATION_LOG:
         args.append(f"--termination-log={step.termination_log}")
     args.append(f"--message-limit={step.message_limit}")
+    if step.log_dir:
+        args.append(f"--log-dir={step.log_dir}")
+    if step.log_dir or step.log_limit != DEFAULT_LOG_LIMIT:
+        args.append(f"--log-limit={step.log_limit}")
+    args.extend(f"--mask={name}" for name in step.mask)
     return [*args, "--", *step.command]
+
+
+def masked_variables(c: plans.ContainerPlan) -> tuple[str, ...]:
+    """The environment variables whose values the entrypoint masks in the step's output: every ``from_secret``
+    one (``environment`` and plugin ``settings``), as Drone masks a step's secrets. Only the names reach the
+    pod's arguments; the values come from the Secret into the container's environment."""
+    return tuple(var.name for var in c.env if var.secret is not None)
 
 
 def message_limit(containers: int) -> int:
@@ -204,8 +227,9 @@ class BadArgs(ValueError):
 
 
 _VALUE_FLAGS = frozenset(
-    {"name", "after", "detached", "on", "timeout", "run-dir", "termination-log", "message-limit"}
-)
+    {"name", "after", "detached", "on", "timeout", "run-dir", "termination-log", "message-limit", "log-dir",
+     "log-limit", "mask"}
+)  # fmt: skip
 _BOOL_FLAGS = frozenset({"ignore-failure", "detach", "excluded"})
 _LIST_FLAGS = frozenset({"after", "detached"})
 _BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
@@ -227,7 +251,7 @@ def parse_args(argv: Sequence[str]) -> StepArgs:
     seen: set[str] = set()
     while rest:
         name, value = _next_flag(rest)
-        if name in seen and name not in _LIST_FLAGS:
+        if name in seen and name not in _LIST_FLAGS and name != "mask":
             raise BadArgs(f"flag --{name} given twice")
         seen.add(name)
         _set(values, name, value)
@@ -271,6 +295,12 @@ def _set(values: dict[str, Any], name: str, value: str) -> None:
         values["timeout_seconds"] = _number(name, value, float)
     elif name == "message-limit":
         values["message_limit"] = _number(name, value, int)
+    elif name == "log-limit":
+        values["log_limit"] = _number(name, value, int)
+    elif name == "mask":  # one variable name each, repeated (a name may hold a comma)
+        if not value or "=" in value:
+            raise BadArgs(f"flag --mask: {value!r} is not an environment variable name")
+        values["mask"] = (*values.get("mask", ()), value)
     elif name == "run-dir" and not value:
         raise BadArgs("flag --run-dir: empty")
     else:
@@ -350,6 +380,7 @@ def parse_message(name: str, text: str | None) -> Result | None:
             reason=_str_or_none(data.get("r")),
             message=_str_or_none(data.get("m")),
             failing=False,
+            output_bytes=_int_or_none(data.get("o")),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -370,6 +401,7 @@ def parse_result(text: str | None) -> Result | None:
             reason=_str_or_none(data.get("reason")),
             message=_str_or_none(data.get("message")),
             failing=bool(data.get("failing", False)),
+            output_bytes=_int_or_none(data.get("outputBytes")),
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -20,6 +20,8 @@ from podline.core import conventions, errors, images, kubenames, models, platfor
 
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _DOCKER_ONLY = ("network_mode", "extra_hosts", "dns", "dns_search", "cpu", "mem_limit", "shm_size")
+CLONE_STEP = "clone"  # Drone's implicit first step, there unless clone.disable (drone-yaml linter.go)
+RUNNER_TYPES = ("docker", "kubernetes", "")
 _Problems = Iterator[errors.Problem]
 
 
@@ -37,16 +39,30 @@ def parse(raw: Mapping[str, Any] | None, *, root: str = "spec") -> models.Pipeli
     """Parse a spec, turning pydantic's errors into problems with Kubernetes-style field paths."""
     if not isinstance(raw, Mapping):
         raise errors.InvalidPipeline.at(root, "must be an object (the body of a Drone pipeline)")
+    kind = raw.get("type")
+    if kind is not None and kind not in RUNNER_TYPES:
+        raise errors.InvalidPipeline.at(f"{root}.type", runner_problem(kind))
     try:
         return models.PipelineSpec.model_validate(dict(raw))
     except pydantic.ValidationError as exc:
         problems, seen = [], set()
-        for err in exc.errors(include_url=False, include_input=False):
+        for err in exc.errors(include_url=False):  # the input is looked at, never shown
             problem = errors.Problem(path_of(err["loc"], root), _message(err))
             if problem not in seen:
                 seen.add(problem)
                 problems.append(problem)
         raise errors.InvalidPipeline(problems) from None
+
+
+def runner_problem(kind: Any) -> str:
+    """Why a pipeline for another Drone runner is not run (checked before its fields: an exec pipeline has no
+    images, and saying so beats "steps[0].image: required field is missing")."""
+    if not isinstance(kind, str):
+        return "must be a string: docker or kubernetes"
+    return (
+        f"{json.dumps(kind)} pipelines are not run: podline runs Drone's docker and kubernetes pipelines as "
+        f"pods (this one needs Drone's {kind} runner)"
+    )
 
 
 def _message(err: Mapping[str, Any]) -> str:
@@ -55,6 +71,8 @@ def _message(err: Mapping[str, Any]) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type") and err.get("input", "") is None:
+        return "is null; must be an object"
     if kind == "literal_error":
         return "unsupported value; " + str(err["msg"]).replace("Input should be", "expected")
     return str(err["msg"]).removeprefix("Value error, ")
@@ -73,6 +91,7 @@ def check(spec: models.PipelineSpec, policy: policies.Policy, *, root: str = "sp
         *_unconfined(spec, policy, root),
         *_placement(spec, root),
         *_platform(spec, root),
+        *_ports(spec, root),
     ]
     if spec.service_account_name and not policy.allows_service_account(spec.service_account_name):
         problems.append(
@@ -128,10 +147,14 @@ def _names(spec: models.PipelineSpec, root: str) -> _Problems:
 def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
     steps = {s.name: i for i, s in enumerate(spec.steps)}
     services = {s.name for s in spec.services}
+    cloning = not (spec.clone and spec.clone.disable)
     for index, step in enumerate(spec.steps):
         for dep in step.depends_on or ():
             path = f"{root}.steps[{index}].depends_on"
-            if dep == step.name:
+            if dep == CLONE_STEP and dep not in steps:
+                if not cloning:
+                    yield errors.Problem(path, 'unknown step "clone": clone.disable leaves no clone step')
+            elif dep == step.name:
                 yield errors.Problem(path, f'step "{step.name}" depends on itself')
             elif dep in services and dep not in steps:
                 yield errors.Problem(
@@ -270,7 +293,10 @@ def _secrets(spec: models.PipelineSpec, root: str) -> _Problems:
     for index, name in enumerate(spec.image_pull_secrets):
         if not _valid_secret_name(name):
             yield errors.Problem(
-                f"{root}.image_pull_secrets[{index}]", f'"{name}" is not a valid Secret name'
+                f"{root}.image_pull_secrets[{index}]",
+                f'"{name}" is not a valid Secret name: in Drone it names a Drone secret holding a Docker '
+                "config.json; here it names a Kubernetes Secret in the Pipeline's namespace (lowercase letters, "
+                "digits, '-' and '.'): store the config.json in one and name that",
             )
     if len(set(spec.image_pull_secrets)) != len(spec.image_pull_secrets):
         yield errors.Problem(f"{root}.image_pull_secrets", "lists a Secret more than once")
@@ -536,6 +562,25 @@ def _platform(spec: models.PipelineSpec, root: str) -> _Problems:
             )
 
 
+def _ports(spec: models.PipelineSpec, root: str) -> _Problems:
+    """The containers of a pod share one network: two cannot listen on one port (Docker gave each service
+    its own address; in the pod the second fails to bind)."""
+    seen: dict[tuple[int, str], str] = {}
+    for field, items in (("services", spec.services), ("steps", spec.steps)):
+        for index, item in enumerate(items):
+            for number, port in enumerate(item.ports):
+                key = (port.port, (port.protocol or "TCP").upper())
+                where = f"{root}.{field}[{index}].ports[{number}]"
+                if key in seen:
+                    yield errors.Problem(
+                        where,
+                        f'"{item.name}" and {seen[key]} both listen on {key[0]}/{key[1]}: the containers of '
+                        "the run's pod share one network; give one another port",
+                    )
+                else:
+                    seen[key] = f'"{item.name}" ({field}[{index}])'
+
+
 def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
     out = []
     for field, items in (("services", spec.services), ("steps", spec.steps)):
@@ -543,4 +588,10 @@ def _warnings(spec: models.PipelineSpec, root: str) -> list[str]:
             for attr in _DOCKER_ONLY:
                 if getattr(item, attr) is not None:
                     out.append(f"{root}.{field}[{index}].{attr}: Docker-only field, ignored on Kubernetes")
+            for number, port in enumerate(item.ports):
+                if port.host is not None:
+                    out.append(
+                        f"{root}.{field}[{index}].ports[{number}].host: Docker-only (publishes on the host), "
+                        "ignored on Kubernetes"
+                    )
     return out

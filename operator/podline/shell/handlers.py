@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 
 from podline.core import conventions
-from podline.shell import imagereading, kube, metrics, reconciling
+from podline.shell import archiving, imagereading, kube, metrics, reconciling
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
@@ -63,6 +63,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     reconciler = reconciling.Reconciler(api, config, images=images)
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))
+    if config.archive_url:
+        archiver = archiving.Archiver(
+            api,
+            reconciler.caches,
+            archiving.open_store(config.archive_url),
+            log_limit_bytes=config.policy.log_limit_bytes,
+            retention=config.log_retention,
+        )
+        memo["archiver"] = archiver
+        memo["archiving"] = asyncio.get_running_loop().create_task(archiver.run_forever())
+        log.info("archiving ended runs to %s", config.archive_url)
     metrics.serve(config.metrics_port)
     log.info("podline operator started (namespaces: %s)", ", ".join(config.namespaces) or "all")
 
@@ -74,9 +85,10 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("resync")
-    if task:
-        task.cancel()
+    for name in ("resync", "archiving"):
+        task = memo.get(name)
+        if task:
+            task.cancel()
     reconciler = memo.get("reconciler")
     if reconciler:
         await reconciler.api.close()
@@ -99,6 +111,9 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     if event.get("type") == "DELETED":
         reconciler.forget(key)
         reconciler.kick_build(key, obj)  # dependents that have not begun wait for it again
+        archiver = memo.get("archiver")
+        if archiver and reconciler.settings.archive_on_delete == "delete":
+            await archiver.forget_pipeline(*key)
         return
     news = not _same_version(reconciler.caches.pipelines.get(key), obj)
     reconciler.caches.pipelines[key] = obj
@@ -123,6 +138,8 @@ async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     pipeline = (meta.get("annotations") or {}).get(conventions.ANNOTATION_PIPELINE_NAME)
     if pipeline and news:
         reconciler.kick((namespace, pipeline))
+        if memo.get("archiver"):
+            memo["archiver"].poke()
 
 
 def _same_version(cached: Any, obj: Any) -> bool:

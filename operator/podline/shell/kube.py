@@ -146,6 +146,22 @@ class Kube:
     async def patch_pod(self, namespace: str, name: str, patch: Manifest) -> Manifest:
         return await self._request("PATCH", _core(namespace, "pods", name), patch, STRATEGIC_MERGE)
 
+    async def read_log(self, namespace: str, name: str, container: str, *, limit_bytes: int) -> bytes:
+        """A container's log as the kubelet keeps it (``pods/log``), at most ``limit_bytes``."""
+        session = self._session or self._open()
+        path = _core(namespace, "pods", name) + f"/log?container={container}&limitBytes={limit_bytes}"
+        try:
+            async with session.get(self._server + path) as response:
+                raw, status, reason = await response.read(), response.status, response.reason or ""
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise Transient(f"{type(exc).__name__}: {exc}") from None
+        log.debug('API "GET %s HTTP/1.1" %d', path, status)
+        if status == 404:
+            raise NotFound(_message(raw, reason))
+        if status >= 300:
+            raise Transient(f"{status} {_message(raw, reason)}")
+        return raw
+
     async def delete_pod(self, namespace: str, name: str) -> None:
         await self._request("DELETE", _core(namespace, "pods", name))
 

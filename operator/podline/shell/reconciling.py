@@ -220,6 +220,7 @@ class Reconciler:
             credentials=credentials,
             other_pods=others,
             history_limit=self.settings.history_limit,
+            archive_wait_seconds=self.settings.archive_wait_seconds if self.settings.archive_url else 0,
             image_configs=configs,
             gate=view.gate,
         )

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from podline.core import imageconfigs, policies, registries
+from podline.core import imageconfigs, policies, records, registries
 
 
 class SettingsError(ValueError):
@@ -49,6 +49,10 @@ class Settings:
     registry_mirrors: tuple[registries.Mirror, ...] = ()
     platform: str = field(default_factory=lambda: own_platform())
     registry_ca_file: str = ""
+    archive_url: str = ""
+    archive_wait_seconds: int = 3600
+    log_retention: records.Retention = field(default_factory=records.Retention)
+    archive_on_delete: str = "keep"
     registry_ca: str = field(default="", repr=False)
     """The certificates of ``registry_ca_file`` as read (and checked) at start: the file is read once."""
 
@@ -140,6 +144,12 @@ def a_platform(raw: str) -> str:
 
 def step_timeout(raw: str) -> int | None:
     return whole()(raw) or None
+
+
+def archive_url(raw: str) -> str:
+    if not raw.startswith(("file:///", "s3://")):
+        raise ValueError(f"{raw!r} is neither file:///path nor s3://bucket/prefix")
+    return raw
 
 
 # ---- the table ---------------------------------------------------------------------------------------------
@@ -381,6 +391,50 @@ VARIABLES: tuple[Variable, ...] = (
         read=whole(),
         chart="livenessProbe.port",
         doc="kopf's liveness endpoint `/healthz`; 0: off",
+    ),
+    Variable(
+        name="PODLINE_LOG_LIMIT",
+        fields=("policy.log_limit_bytes",),
+        read=whole(1),
+        chart="operator.logLimitBytes",
+        doc=(
+            "bytes of each step's (masked) output kept in its copy on the run pod's volume, and so in the "
+            "archive; past it the copy ends with a line saying how much was cut ([archive.md](archive.md))"
+        ),
+    ),
+    Variable(
+        name="PODLINE_ARCHIVE",
+        fields=("archive_url",),
+        read=archive_url,
+        chart="archive.url",
+        default="empty (off; the chart: `file:///var/lib/podline/archive`)",
+        doc=(
+            "where ended runs' records and step output are archived: `file:///dir` or `s3://bucket/prefix` "
+            "(`AWS_*` variables: credentials, `AWS_ENDPOINT_URL`, `AWS_REGION`); the chart sets it only with "
+            "`archive.enabled` ([archive.md](archive.md))"
+        ),
+    ),
+    Variable(
+        name="PODLINE_ARCHIVE_WAIT",
+        fields=("archive_wait_seconds",),
+        read=whole(1),
+        chart="archive.waitSeconds",
+        doc="seconds after its run ended that a pod beyond the history limit is kept while it is not archived",
+    ),
+    Variable(
+        name="PODLINE_LOG_RETENTION",
+        fields=("log_retention",),
+        read=records.parse_retention,
+        chart="archive.retention",
+        default="empty (keep all)",
+        doc="archived runs kept: `30d` (age: s, m, h, d), `20runs` (newest per Pipeline), or `30d,20runs`",
+    ),
+    Variable(
+        name="PODLINE_ARCHIVE_ON_DELETE",
+        fields=("archive_on_delete",),
+        read=one_of("keep", "delete"),
+        chart="archive.onPipelineDelete",
+        doc="`keep` a deleted Pipeline's archived runs, or `delete` them with it",
     ),
 )
 """Every setting, in the order the docs list them."""

@@ -1,0 +1,147 @@
+"""The archive on the node tier (docs/archive.md): a run's record and step output outlive its pod.
+
+A Pipeline is run four times (``podline.dev/rerun``) with ``PODLINE_HISTORY_LIMIT=1``: the pods of the first
+runs are pruned, and their output (masked, in the order written, stderr included) and their record (every
+step's state, exit code, start and end, the digest of the image it ran) are in the archive, a directory
+(``PODLINE_ARCHIVE=file://...``) and a real S3-compatible server (s3proxy, ``tests/cluster/s3proxy.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from podline.shell import archiving
+
+from tests.cluster import fixtures, s3proxy
+from tests.e2e import conftest, operating
+
+SECRET = "s3cr3t-archive-canary-0123456789"
+
+
+@pytest.fixture(params=["file", "s3"])
+def archive(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, dict[str, str]]]:
+    if request.param == "file":
+        yield f"file://{tmp_path}/archive", {}
+        return
+    try:
+        server = s3proxy.S3Proxy().start()
+    except s3proxy.Missing as error:
+        if fixtures.in_ci():
+            pytest.fail(f"{error} (CI=true: must not be skipped)", pytrace=False)
+        pytest.skip(str(error))
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)  # for this test's own reads of the store
+    yield f"s3://{s3proxy.BUCKET}/runs", server.env
+    server.stop()
+
+
+def test_past_runs_are_archived_before_their_pods_are_pruned(
+    node_cluster: Any, node_namespace: str, archive: tuple[str, dict[str, str]]
+) -> None:
+    cluster, namespace = node_cluster, node_namespace
+    url, store_env = archive
+    conftest.install_crd(cluster)
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-archive", env={
+        "PODLINE_RUNNER_IMAGE": cluster.registry.runner, "PODLINE_HISTORY_LIMIT": "1", "PODLINE_ARCHIVE": url,
+        "PODLINE_LOG_RETENTION": "3runs", **store_env})  # fmt: skip
+    busybox = cluster.registry.busybox
+    spec = {
+        "steps": [
+            {"name": "a", "image": busybox, "commands": ["echo out-a $TOKEN", "echo err-a >&2"],
+             "environment": {"TOKEN": {"from_secret": "archive-secret/token"}}},
+            {"name": "b", "image": busybox, "commands": ["echo ran-b", "exit 3"], "failure": "ignore"},
+        ]
+    }  # fmt: skip
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "archive-secret"},
+              "stringData": {"token": SECRET}}  # fmt: skip
+    op.start()
+    runs = []
+    try:
+        operating.apply(cluster, namespace, secret, operating.pipeline("kept", spec))
+        for i in range(4):
+            if i:
+                cluster.kubectl(
+                    "annotate", "--overwrite", "-n", namespace, "pipeline", "kept", f"podline.dev/rerun=r{i}"
+                )
+                operating.wait_for(lambda i=i: operating.status(cluster, namespace, "kept").get("run") != runs[-1],
+                                   timeout=60, what=f"rerun {i} to start")  # fmt: skip
+            st = operating.wait_for_phase(cluster, namespace, "kept", timeout=180, operator=op)
+            assert st["phase"] == "Succeeded", st
+            runs.append(st["run"])
+        store = archiving.open_store(url)
+        operating.wait_for(lambda: all(_record(store, namespace, r) for r in runs[1:]), timeout=120,
+                           what="the last three runs in the archive")  # fmt: skip
+        operating.wait_for(lambda: _pods(cluster, namespace) <= 2, timeout=120, what="old pods pruned")
+        operating.wait_for(lambda: _record(store, namespace, runs[0]) is None, timeout=60,
+                           what="retention (3runs) to remove the first run")  # fmt: skip
+    finally:
+        op.stop()
+    for run in runs[1:]:
+        record = _record(store, namespace, run)
+        assert record is not None and record["result"] == "Succeeded", record
+        a, b = record["steps"]
+        assert (a["name"], a["state"], a["exitCode"]) == ("a", "succeeded", 0)
+        assert (b["name"], b["state"], b["exitCode"], b["failing"]) == ("b", "failed", 3, False)
+        assert a["imageDigest"].startswith("sha256:") and a["startedAt"] <= a["finishedAt"] <= b["startedAt"]
+        log_a = asyncio.run(store.get(f"{namespace}/kept/{run}/step-a.log"))
+        assert log_a == b"+ echo out-a $TOKEN\nout-a ******\n+ echo err-a >&2\nerr-a\n", log_a
+        assert (
+            asyncio.run(store.get(f"{namespace}/kept/{run}/step-b.log")) == b"+ echo ran-b\nran-b\n+ exit 3\n"
+        )
+
+
+def _record(
+    store: archiving.Store, namespace: str, run: str, pipeline: str = "kept"
+) -> dict[str, Any] | None:
+    data = asyncio.run(store.get(f"{namespace}/{pipeline}/{run}/record.json"))
+    return None if data is None else dict(json.loads(data))
+
+
+def _pods(cluster: Any, namespace: str) -> int:
+    return len(cluster.kubectl("get", "pods", "-n", namespace, "-o", "name").stdout.split())
+
+
+def test_containerd_restarted_mid_step_every_line_or_a_marked_gap(
+    node_cluster: Any, node_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """containerd restarts while a step writes (issue 18: the node's log pipeline then drops lines). The
+    archive holds every line the step wrote, or says how many bytes the pipeline lost (the entrypoint counts
+    what it relayed, ``outputBytes``): a loss is never silent."""
+    cluster, namespace = node_cluster, node_namespace
+    conftest.install_crd(cluster)
+    url = f"file://{tmp_path}/archive"
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-archive-restart", env={
+        "PODLINE_RUNNER_IMAGE": cluster.registry.runner, "PODLINE_ARCHIVE": url})  # fmt: skip
+    lines = 60
+    spec = {"steps": [
+        {"name": "a", "image": cluster.registry.busybox,
+         "commands": [f"i=0; while [ $i -lt {lines} ]; do echo line-$i; i=$((i+1)); sleep 0.1; done"]},
+        {"name": "b", "image": cluster.registry.busybox, "commands": ["echo ran-b"]},
+    ]}  # fmt: skip
+    op.start()
+    try:
+        operating.apply(cluster, namespace, operating.pipeline("restarted", spec))
+        operating.wait_for(lambda: any(s.get("name") == "a" and s.get("state") == "running"
+                                       for s in operating.status(cluster, namespace, "restarted").get("steps", [])),
+                           timeout=120, what="step a to run")  # fmt: skip
+        cluster.components["containerd"].restart()
+        st = operating.wait_for_phase(cluster, namespace, "restarted", timeout=240, operator=op)
+        store = archiving.open_store(url)
+        operating.wait_for(lambda: _record(store, namespace, st["run"], "restarted"), timeout=120,
+                           what="the run in the archive")  # fmt: skip
+    finally:
+        op.stop()
+    assert st["phase"] == "Succeeded", st
+    record = _record(store, namespace, st["run"], "restarted")
+    assert record is not None
+    a = record["steps"][0]
+    log = asyncio.run(store.get(f"{namespace}/restarted/{st['run']}/step-a.log")) or b""
+    every = all(f"line-{i}\n".encode() in log for i in range(lines))
+    assert a["outputBytes"] and (every or b"the node's log pipeline lost them" in log), (a, log)
