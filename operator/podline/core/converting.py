@@ -109,11 +109,12 @@ def _as_build(
 ) -> list[dict[str, Any]]:
     """The file's Pipelines as one build: ``kind: secret`` references resolved, labelled ``build_name``;
     what cannot be (a bad secret document, an unknown depends_on name, a cycle) added to ``problems``."""
-    try:
-        secrets = secretdocs.collect(secret_docs)
-    except errors.PodlineError as exc:
-        problems.extend(exc.lines())
-        return []  # any pipeline may name the refused secret: none would read what the file means
+    secrets = {}
+    for one in secret_docs:  # each refused one is a problem (exit 1); the others are still resolved
+        try:
+            secrets.update(secretdocs.collect([one]))
+        except errors.PodlineError as exc:
+            problems.extend(exc.lines())
     found = builds.check_file([(w, p["spec"]) for w, p in zip(wheres, pipelines, strict=True)])
     problems.extend(str(p) for p in found)
     refused = {w for w in wheres for p in found if p.path.startswith(w + ".")}
