@@ -1,6 +1,7 @@
 -- Argo CD health check for podline.dev/Pipeline (see docs/gitops.md for how to install it).
--- A Pipeline is Healthy once its current run Succeeded, Degraded if it Failed, errored or was Cancelled,
--- and Progressing while it is queued or running, or while its status is about an older spec.
+-- A Pipeline is Healthy once its current run Succeeded (or was Skipped: a build's pipeline that its
+-- dependencies' outcome rules out), Degraded if it Failed, errored or was Cancelled, and Progressing while
+-- it is queued, waits for the pipelines it depends on, or runs, or while its status is about an older spec.
 -- tests/chart/test_gitops.py runs this file with lua5.4 against the statuses the operator writes.
 local health = { status = "Progressing", message = "waiting for the podline operator to start a run" }
 local status = obj.status
@@ -16,12 +17,12 @@ if generation ~= nil and status.observedGeneration ~= nil and status.observedGen
 end
 
 local phase = status.phase
-if phase == "Succeeded" then
+if phase == "Succeeded" or phase == "Skipped" then
   health.status = "Healthy"
 elseif phase == "Failed" or phase == "Error" or phase == "Cancelled" then
   health.status = "Degraded"
 else
-  health.status = "Progressing"  -- Pending (queued or creating the pod) or Running
+  health.status = "Progressing"  -- Pending (queued, waiting for dependencies, creating the pod) or Running
 end
 health.message = phase
 if status.message ~= nil and status.message ~= "" then

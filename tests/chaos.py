@@ -44,12 +44,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import kubernetes
-from podline.core import conventions
+from podline.core import builds, conventions
 
 from tests.cluster import apitier, scripted_kubelet
 from tests.e2e import operating
 
-TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled")
+TERMINAL = ("Succeeded", "Failed", "Error", "Cancelled", "Skipped")
 BUSYBOX = "busybox:1.36"
 PRIVATE_IMAGE = "registry.example.com/team/app:1"
 PULL_SECRET = {"auths": {"registry.example.com": {"auth": "Y2k6cHc="}}}  # ci:pw, a test value
@@ -97,9 +97,19 @@ class Planned:
     phase: str
     steps: Mapping[str, str]
     no_command: frozenset[str] = frozenset()  # steps that end without their command running (stand-ins)
+    build: str | None = None  # a build's member (label podline.dev/build)
+    run: str = "g1"  # a build's member's run id includes its dependencies' (core/builds.py)
+    after: tuple[str, ...] = ()  # Pipelines whose commands must all start before this one's first
 
     def manifest(self) -> Body:
-        return operating.pipeline(self.name, self.spec)
+        body = operating.pipeline(self.name, self.spec)
+        if self.build:
+            body["metadata"]["labels"] = {conventions.LABEL_BUILD: self.build}
+        return body
+
+    @property
+    def pod(self) -> str | None:
+        return None if self.phase == "Skipped" else f"{self.name}-{self.run}"
 
 
 def _step(name: str, rng: random.Random, *commands: str, **extra: Any) -> Body:
@@ -194,6 +204,44 @@ KINDS: dict[str, Callable[[random.Random, int], tuple[Body, str, dict[str, str]]
 }  # fmt: skip
 
 
+# Builds of 3–4 Pipelines: (name, depends_on, fails, trigger.status, the phase it must end in).
+BUILDS: dict[str, list[tuple[str, list[str], bool, list[str] | None, str]]] = {
+    "chain": [("a", [], False, None, "Succeeded"), ("b", ["a"], False, None, "Succeeded"),
+              ("c", ["b"], False, None, "Succeeded")],
+    "fan-in": [("x", [], False, None, "Succeeded"), ("y", [], False, None, "Succeeded"),
+               ("z", ["x", "y"], False, None, "Succeeded"), ("n", ["z"], False, ["failure"], "Skipped")],
+    "failing": [("t", [], True, None, "Failed"), ("p", ["t"], False, None, "Skipped"),
+                ("n", ["p"], False, ["failure"], "Succeeded"), ("d", ["p"], False, None, "Skipped")],
+}  # fmt: skip
+
+
+def plan_build(kind: str, rng: random.Random, prefix: str) -> list[Planned]:
+    """One build's Pipelines (``BUILDS``), each with the run id it must have and what must run before it."""
+    build = f"{prefix}-{kind}"
+    out = []
+    for name, deps, fails, trigger, phase in BUILDS[kind]:
+        steps = [_step("s0", rng), _step("s1", rng, "exit 2" if fails else "true")]
+        spec: Body = {"name": name, "steps": steps, "depends_on": deps}
+        if trigger:
+            spec["trigger"] = {"status": trigger}
+        states = {"s0": "succeeded", "s1": "failed" if fails else "succeeded"}
+        if phase == "Skipped":
+            states = {"s0": "skipped", "s1": "skipped"}
+        out.append(Planned(f"{build}-{name}", f"build-{kind}", spec, phase, states, build=build,
+                           after=tuple(f"{build}-{d}" for d in deps)))  # fmt: skip
+    members = {m.name: m for m in (builds.member_of(p.manifest()) for p in out)}
+    runs = builds.current_runs(members)
+    return [dataclasses.replace(p, run=runs[p.spec["name"]]) for p in out]
+
+
+def plan_builds(count: int, rng: random.Random, prefix: str = "chaos") -> list[Planned]:
+    """``count`` builds, each of ``BUILDS`` in turn, in a random creation order (a dependent may come first)."""
+    out = [p for index in range(count)
+           for p in plan_build(list(BUILDS)[index % len(BUILDS)], rng, f"{prefix}-b{index:02d}")]  # fmt: skip
+    rng.shuffle(out)
+    return out
+
+
 def plan(
     count: int, rng: random.Random, prefix: str = "chaos", kinds: Sequence[str] = tuple(KINDS)
 ) -> list[Planned]:
@@ -271,6 +319,7 @@ class Figures:
     duplicates: int = 0
     second_pods: int = 0
     lost_steps: int = 0
+    out_of_order: int = 0  # a build's Pipeline started before a Pipeline it depends on ended
     orphans: int = 0
     tracebacks: int = 0
     found_dead: int = 0
@@ -287,6 +336,7 @@ class Figures:
             self.duplicates,
             self.second_pods,
             self.lost_steps,
+            self.out_of_order,
             self.orphans,
             self.tracebacks,
             self.found_dead,
@@ -302,6 +352,7 @@ class Figures:
             f"duplicates           {self.duplicates} (step commands or containers started twice, from the ledger)",
             f"second pods          {self.second_pods} (runs with more than one pod)",
             f"lost steps           {self.lost_steps} (commands that should have run and did not, or the reverse)",
+            f"out of order         {self.out_of_order} (a build's Pipeline started before its dependencies ended)",
             f"orphans              {self.orphans} (pods and pull Secrets left after deleting every Pipeline)",
             f"tracebacks           {self.tracebacks} (in the operator logs)",
             f"died by themselves   {self.found_dead} (operators found dead before a kill)",
@@ -325,7 +376,7 @@ def check_outcomes(planned: Iterable[Planned], statuses: Mapping[str, Body], fig
             wrong.append(f"phase {status.get('phase')} (want {p.phase})")
         if states != dict(p.steps):
             wrong.append(f"steps {states} (want {dict(p.steps)})")
-        if status.get("run") != "g1" or status.get("podName") != f"{p.name}-g1":
+        if status.get("run") != p.run or status.get("podName") != p.pod:
             wrong.append(f"run {status.get('run')} pod {status.get('podName')}")
         if wrong:
             figures.problems.append(f"{p.name}: " + "; ".join(wrong) + f" — {status.get('message')}")
@@ -347,7 +398,7 @@ def check_ledger(
                 figures.problems.append(f"{pod}/{container}: its {what} started {count} times")
     for p in planned:
         for step, state in p.steps.items():
-            count = commands[(f"{p.name}-g1", conventions.step_container(step))]
+            count = commands[(p.pod or "", conventions.step_container(step))]
             should = state != "skipped" and step not in p.no_command
             if should != (count > 0):
                 figures.lost_steps += 1
@@ -361,6 +412,12 @@ def check_events(events: Iterable[Body], planned: Iterable[Planned], figures: Fi
                                  if e["involvedObject"].get("kind") == conventions.KIND)  # fmt: skip
     for p in planned:
         seen = [counts[(p.name, "Started")], counts[(p.name, p.phase)]]
+        if p.phase == "Skipped":  # it never started: a Started Event would be wrong
+            if seen != [0, 1]:
+                figures.events_repeated += seen[0] > 0 or seen[1] > 1
+                figures.events_missing += seen[1] == 0
+                figures.problems.append(f"{p.name}: Events Started {seen[0]}, Skipped {seen[1]} (want 0, 1)")
+            continue
         if 0 in seen or any(n > 1 for n in seen):
             figures.events_missing += 0 in seen
             figures.events_repeated += any(n > 1 for n in seen)
@@ -374,9 +431,33 @@ def check_pods(pods: Iterable[Body], planned: Iterable[Planned], figures: Figure
         by_pipeline[notes.get(conventions.ANNOTATION_PIPELINE_NAME)].append(pod["metadata"]["name"])
     for p in planned:
         names = by_pipeline.get(p.name, [])
-        if names != [f"{p.name}-g1"]:
+        if names != ([p.pod] if p.pod else []):
             figures.second_pods += len(names) > 1
             figures.problems.append(f"{p.name}: pods {names}")
+
+
+def check_order(
+    instances: Iterable[scripted_kubelet.Instance],
+    planned: Iterable[Planned],
+    statuses: Mapping[str, Body],
+    figures: Figures,
+) -> None:
+    """No build's Pipeline ran a command before every command of the Pipelines it depends on had started
+    (the ledger's order), nor started before they ended (the statuses' times)."""
+    planned = list(planned)
+    pods = {p.name: p.pod for p in planned}
+    order = [i.pod for i in instances if i.kind == "command"]
+    for p in planned:
+        if not p.pod or p.pod not in order:
+            continue
+        first = order.index(p.pod)
+        for dep in p.after:
+            late = [i for i, pod in enumerate(order) if pod == pods.get(dep) and i > first]
+            ended = (statuses.get(dep) or {}).get("completionTime") or ""
+            started = (statuses.get(p.name) or {}).get("startTime") or ""
+            if late or (ended and started and started < ended):
+                figures.out_of_order += 1
+                figures.problems.append(f"{p.name}: started before {dep} ended ({started} < {ended})")
 
 
 # ---- the engine ----------------------------------------------------------------------------------------
@@ -466,6 +547,7 @@ def run(
         say(f"runs ended after {figures.seconds_to_end:.0f}s; checking")
         check_outcomes(planned, statuses, figures)
         check_ledger(kubelet.instances(namespace), planned, figures)
+        check_order(kubelet.instances(namespace), planned, statuses, figures)
         check_pods(listing(api, "pods", namespace, MANAGED), planned, figures)
         check_events(listing(api, "events", namespace), planned, figures)
         collecting = time.monotonic()

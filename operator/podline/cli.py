@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from podline.core import auths, conventions, converting, errors, plans, runs, scheduling
+from podline.core import auths, builds, conventions, converting, errors, kubenames, plans, runs, scheduling
 
 RENDER_UID = "00000000-0000-0000-0000-000000000000"
 # The apiserver accepts JSON nested up to 10000 levels (a Pipeline's plugin settings may be that deep).
@@ -142,19 +142,26 @@ def render(
     secrets, pipelines = _sort_documents(paths)
     out: list[dict[str, Any]] = []
     problems: list[str] = []
-    for where, given in pipelines:
-        doc = _with_build(given, build or {})
-        meta = doc.get("metadata") or {}
-        namespace, name = meta.get("namespace", "default"), meta.get("name")
+    given = [_with_build(doc, build or {}) for _, doc in pipelines]
+    bodies = [
+        {**doc, "metadata": {"namespace": "default", "uid": RENDER_UID, **(doc.get("metadata") or {})}}
+        for doc in given
+    ]
+    in_builds = builds.runs_if_passing(bodies)
+    for (where, _), body in zip(pipelines, bodies, strict=True):
+        namespace, name = body["metadata"]["namespace"], body["metadata"].get("name")
         if not name:
             problems.append(f"{where}: metadata.name is required")
             continue
-        body = {**doc, "metadata": {"namespace": namespace, "uid": RENDER_UID, **meta}}
-        plan = runs.plan_of(body, policy)  # the operator's own plan, from the same object
+        run, env = in_builds.get((namespace, name), (None, ()))
+        if env:
+            deps = ", ".join(builds.member_of(body).depends_on)
+            print(f"{name}: note: runs after {deps} ended, as if they succeeded", file=sys.stderr)
+        plan = runs.plan_of(body, policy, run=run, env=env)  # the operator's own plan, from the same object
         try:
             if isinstance(plan, errors.PodlineError):
                 raise plan
-            _note_empty_build(name, doc)
+            _note_empty_build(name, body)
             out.extend(_render_plan(plan, name=name, namespace=namespace, secrets=secrets))
         except errors.PodlineError as exc:
             problems.extend(f"{name}: {line}" for line in exc.lines())
@@ -266,10 +273,13 @@ def _epoch() -> Any:
     return datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def convert(paths: Sequence[str], *, build: str | None = None) -> str:
+def convert(paths: Sequence[str], *, build: str | None = None, build_name: str | None = None) -> str:
     """Pipeline resources of Drone files; notes on stderr; every refused pipeline an error line after the
-    others are printed (exit 1)."""
+    others are printed (exit 1). Each file's Pipelines are one build, labelled ``build_name`` or the name of
+    the file's directory (``builds``)."""
     metadata = _build_metadata(build)
+    if build_name is not None and (kubenames.label_value_problem(build_name) or not build_name):
+        raise CliError([f"--build-name: {kubenames.label_value_problem(build_name) or 'must not be empty'}"])
     pipelines: list[dict[str, Any]] = []
     problems: list[str] = []
     for path in paths:
@@ -279,7 +289,8 @@ def convert(paths: Sequence[str], *, build: str | None = None) -> str:
         except OSError as exc:
             raise CliError([f"{path}: {exc.strerror}"]) from None
         try:
-            converted = converting.convert(text, path=path, build=metadata)
+            name = build_name or _build_name(path)
+            converted = converting.convert(text, path=path, build=metadata, build_name=name)
         except errors.PodlineError as exc:
             problems.extend(exc.lines())
             continue
@@ -290,6 +301,12 @@ def convert(paths: Sequence[str], *, build: str | None = None) -> str:
     if not pipelines and not problems:
         problems.append("no kind: pipeline documents found")
     return _output(converting.dump(pipelines) if pipelines else "", problems)
+
+
+def _build_name(path: str) -> str:
+    """The default build of a file: its directory's name (a repository's), as a label value."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path))) if path != "-" else ""
+    return conventions.dns1123_label(folder or "build")
 
 
 def _build_metadata(build: str | None) -> dict[str, Any]:
@@ -340,17 +357,24 @@ def _parser() -> argparse.ArgumentParser:
         help="build metadata as JSON (the podline.dev/build annotation's fields): a Jsonnet file's "
         "std.extVar values, and the repository (remote) that names a 0.8 file's workspace",
     )
+    p.add_argument(
+        "--build-name",
+        default=None,
+        help="the build label (podline.dev/build) of each file's Pipelines; default: the file's directory name",
+    )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
     p = sub.add_parser("logs", help="print each step's logs in order")
-    p.add_argument("pipeline")
+    p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--run", default=None, help="a past run, read from the archive (see --archive)")
+    p.add_argument("-b", "--build", default=None, help="every Pipeline of this build, in its order")
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     p = sub.add_parser("get", help="summarise Pipelines and their steps")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
+    p.add_argument("-b", "--build", default=None, help="a build: its Pipelines in order, its result")
     p = sub.add_parser("dashboard", help="serve a web view of runs (as you: your kubeconfig's credentials)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8080)
@@ -396,12 +420,15 @@ def _operator_handlers() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "logs" and not args.pipeline and not args.build:
+        parser.error("logs: name a Pipeline, or a build with --build")
     try:
         if args.command == "render":
             sys.stdout.write(render(args.files, build=build_overrides(args)))
         elif args.command == "convert":
-            sys.stdout.write(convert(args.files, build=args.build))
+            sys.stdout.write(convert(args.files, build=args.build, build_name=args.build_name))
         elif args.command == "operator":
             from podline.shell import settings as settings_
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import kubernetes
 
-from podline.core import conventions, records, statuses
+from podline.core import builds, conventions, records, statuses
 from podline.shell import archiving
 
 TERMINAL = statuses.TERMINAL_PHASES
@@ -154,7 +154,7 @@ def logs(args: argparse.Namespace) -> int:
         if not args.follow or phase in TERMINAL:
             message = f" - {status['message']}" if status.get("message") else ""
             print(f"==> run {status.get('run', '?')}: {phase or 'Pending'}{message}", flush=True)
-            return 1 if phase in ("Failed", "Error", "Cancelled") else 0
+            return 1 if phase in builds.FAILED_PHASES else 0
         time.sleep(1.0)
 
 
@@ -211,10 +211,68 @@ def summary(body: dict[str, Any], now: datetime.datetime) -> list[str]:
     return lines
 
 
+def build_summary(name: str, bodies: list[dict[str, Any]], now: datetime.datetime) -> list[str]:
+    """The lines `podline get --build` prints: the build's result and times, then its pipelines in the
+    order their depends_on give, each with what it waits for or depends on."""
+    by_name = {builds.member_of(b).name: b for b in bodies}
+    members = {n: builds.member_of(b) for n, b in by_name.items()}
+    statuses = [b.get("status") or {} for b in bodies]
+    result = builds.outcome([s.get("phase") for s in statuses])
+    starts = sorted(s["startTime"] for s in statuses if s.get("startTime"))
+    ends = sorted(s["completionTime"] for s in statuses if s.get("completionTime"))
+    took_ = took(
+        starts[0] if starts else None,
+        ends[-1] if ends and result != "Running" else None,
+        now,
+        running=result == "Running",
+    )
+    lines = [f"build {name}  {result}  pipelines={len(bodies)}" + ("" if took_ == "-" else f"  took {took_}")]
+    for index, drone_name in enumerate(builds.order(members), 1):
+        body = by_name[drone_name]
+        deps = members[drone_name].depends_on
+        lines.append(f"{index}. " + ("" if not deps else f"(after {', '.join(deps)}) "))
+        lines[-1] += summary(body, now)[0]
+        lines.extend("  " + line for line in summary(body, now)[1:])
+    return lines
+
+
+def _build_items(custom: Any, namespace: str, build: str) -> list[dict[str, Any]]:
+    listed = custom.list_namespaced_custom_object(
+        conventions.GROUP,
+        conventions.VERSION,
+        namespace,
+        conventions.PLURAL,
+        label_selector=f"{conventions.LABEL_BUILD}={build}",
+    )
+    items = dict(listed).get("items", []) if isinstance(listed, dict) else []
+    if not items:
+        raise SystemExit(f'podline: no Pipelines of build "{build}" in namespace "{namespace}"')
+    return list(items)
+
+
+def build_logs(args: argparse.Namespace) -> int:
+    """``podline logs --build``: each pipeline's logs in the build's order (followed one after the other)."""
+    _load_config()
+    namespace = _namespace(args)
+    items = _build_items(kubernetes.client.CustomObjectsApi(), namespace, args.build)
+    members = {builds.member_of(b).name: builds.member_of(b) for b in items}
+    code = 0
+    for drone_name in builds.order(members):
+        print(f"=== pipeline {members[drone_name].resource}", flush=True)
+        one = argparse.Namespace(**{**vars(args), "pipeline": members[drone_name].resource})
+        code = max(code, logs(one))
+    return code
+
+
 def get(args: argparse.Namespace) -> int:
     _load_config()
     custom = kubernetes.client.CustomObjectsApi()
     namespace = _namespace(args)
+    if getattr(args, "build", None):
+        now = datetime.datetime.now(datetime.UTC)
+        for line in build_summary(args.build, _build_items(custom, namespace, args.build), now):
+            print(line, flush=True)
+        return 0
     if args.pipeline:
         items = [_pipeline(custom, namespace, args.pipeline)]
     else:
@@ -244,4 +302,6 @@ def _exists(core: Any, namespace: str, pod: str | None) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    return logs(args) if args.command == "logs" else get(args)
+    if args.command == "logs":
+        return build_logs(args) if getattr(args, "build", None) else logs(args)
+    return get(args)

@@ -317,3 +317,21 @@ def test_a_hand_off_below_zero_has_no_ratio() -> None:
     # podline's next command can start a few ms before containerd reports the previous container's exit
     assert nodereport._ratio({"median": -0.4}, {"median": 3.0}) == "–"
     assert nodereport._ratio({"median": 6.0}, {"median": 3.0}) == "2.00×"
+
+
+def test_build_handoff_figures_are_medians_with_ranges_and_a_ratio_to_the_floor() -> None:
+    from bench import nodebuilds
+
+    figures = nodebuilds.summarise(
+        {"reported": [0.5, 0.5, 0.5], "operator": [0.1, 0.3, 0.2], "kubelet": [1.0, 1.2, 1.1], "total": [1.1, 1.5, 1.3],
+         "floor": [1.0, 1.4, 1.2]},
+        3,
+    )  # fmt: skip
+    assert figures["operator_ms"]["median"] == pytest.approx(200)
+    assert (figures["total_ms"]["min"], figures["total_ms"]["max"]) == (
+        pytest.approx(1100),
+        pytest.approx(1500),
+    )
+    assert figures["total_over_floor"] == pytest.approx(1300 / 1200)
+    text = nodebuilds.report(figures)
+    assert "(operator)            median 200 ms (range 100–300)" in text and "total / floor (medians)" in text

@@ -35,6 +35,9 @@ EXPECTED = {
     statuses.Phase.FAILED: "Degraded",
     statuses.Phase.ERROR: "Degraded",
     statuses.Phase.CANCELLED: "Degraded",
+    # A build's pipeline whose dependencies rule it out (a notify-on-failure after a passing build; a
+    # publish after a failed test, which is Degraded itself): nothing is wrong with this resource.
+    statuses.Phase.SKIPPED: "Healthy",
 }
 
 
@@ -123,6 +126,13 @@ def test_phase_maps_to_health(phase: statuses.Phase) -> None:
     )
     assert status == EXPECTED[phase]
     assert message == f'{phase}: step "build" failed (exit code 2)'
+
+
+def test_a_pipeline_waiting_for_its_build_dependencies_is_progressing_and_says_for_what() -> None:
+    waiting = pipeline(
+        phase=statuses.Phase.PENDING, observed_generation=1, message="waiting for test (Running)"
+    )
+    assert argocd_health(waiting) == ("Progressing", "Pending: waiting for test (Running)")
 
 
 def test_without_status_it_is_progressing() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from podline.core import builds
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -48,13 +49,96 @@ def test_convert_then_render_the_seed_pipeline(tmp_path: Path) -> None:
 
 def test_convert_skips_other_document_kinds_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / ".drone.yml"
-    path.write_text(
-        "kind: secret\nname: x\nget: {path: a, name: b}\n---\n" + (EXAMPLES / "seed-go.drone.yml").read_text()
-    )
+    path.write_text("kind: signature\nhmac: abc\n---\n" + (EXAMPLES / "seed-go.drone.yml").read_text())
     result = podline("convert", str(path))
     assert result.returncode == 0
-    assert "skipping kind 'secret'" in result.stderr
+    assert "skipping kind 'signature'" in result.stderr
     assert len(list(yaml.safe_load_all(result.stdout))) == 1
+
+
+def test_convert_reads_kind_secret_documents_as_keys_of_kubernetes_secrets(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        "kind: pipeline\nname: publish\nsteps:\n- name: p\n  image: plugins/docker\n"
+        "  settings: {password: {from_secret: docker_password}}\n"
+        "---\nkind: secret\nname: docker_password\nget: {path: docker, name: password}\n"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 0, result.stderr
+    [pipeline] = list(yaml.safe_load_all(result.stdout))
+    assert pipeline["spec"]["steps"][0]["settings"]["password"] == {"from_secret": "docker/password"}
+
+
+def test_convert_refuses_an_encrypted_secret_naming_the_document(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        (EXAMPLES / "seed-go.drone.yml").read_text() + f"\n---\nkind: secret\nname: token\ndata: {CANARY}\n"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 1  # the seed pipeline names no secret: it still converts
+    assert f'{path}[1] (kind: secret "token")' in result.stderr and "encrypted" in result.stderr
+    assert CANARY not in result.stderr and "Traceback" not in result.stderr
+
+
+BUILD = """\
+kind: pipeline
+name: test
+steps: [{name: t, image: busybox, commands: ["true"]}]
+---
+kind: pipeline
+name: publish
+depends_on: [test]
+steps: [{name: p, image: busybox, commands: ["true"]}]
+"""
+
+
+def test_convert_labels_one_files_pipelines_as_one_build(tmp_path: Path) -> None:
+    repo = tmp_path / "My_App"
+    repo.mkdir()
+    (repo / ".drone.yml").write_text(BUILD)
+    result = podline("convert", str(repo / ".drone.yml"))
+    assert result.returncode == 0, result.stderr
+    labels = [p["metadata"]["labels"] for p in yaml.safe_load_all(result.stdout)]
+    assert labels == [{"podline.dev/build": "my-app"}] * 2
+    named = podline("convert", "--build-name", "release-7", str(repo / ".drone.yml"))
+    assert {p["metadata"]["labels"]["podline.dev/build"] for p in yaml.safe_load_all(named.stdout)} == {
+        "release-7"
+    }
+    bad = podline("convert", "--build-name", "no/slash", str(repo / ".drone.yml"))
+    assert bad.returncode == 1 and bad.stderr.startswith("podline: --build-name: value")
+
+
+def test_render_of_a_build_shows_the_runs_the_operator_makes(tmp_path: Path) -> None:
+    source = tmp_path / ".drone.yml"
+    source.write_text(BUILD)
+    converted = tmp_path / "build.yaml"
+    converted.write_text(podline("convert", "--build-name", "app", str(source)).stdout)
+    result = podline("render", str(converted))
+    assert result.returncode == 0, result.stderr
+    pods = {d["metadata"]["labels"]["podline.dev/pipeline"]: d for d in yaml.safe_load_all(result.stdout)}
+    members = {m.name: m for m in map(builds.member_of, yaml.safe_load_all(converted.read_text()))}
+    run = builds.current_runs(members)["publish"]
+    assert run.startswith("g1-d") and pods["publish"]["metadata"]["name"] == f"publish-{run}"
+    assert pods["test"]["metadata"]["name"] == "test-g1"
+    [step] = [c for c in pods["publish"]["spec"]["containers"] if c["name"] == "step-p"]
+    env = {e["name"]: e.get("value") for e in step["env"]}
+    assert env["DRONE_BUILD_STATUS"] == "success" and env["PODLINE_RUN"] == run
+    assert "publish: note: runs after test ended, as if they succeeded" in result.stderr
+
+
+def test_convert_refuses_unknown_dependencies_cycles_and_twin_names(tmp_path: Path) -> None:
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        BUILD.replace("depends_on: [test]", "depends_on: [test, lint]")
+        + "---\nkind: pipeline\nname: test\ndepends_on: [publish]\nsteps: [{name: s, image: x}]\n"
+    )
+    result = podline("convert", str(path))
+    assert result.returncode == 1
+    printed = [d["metadata"]["name"] for d in yaml.safe_load_all(result.stdout)]
+    assert printed == ["test"]  # the others are refused, each on a line of its own
+    lines = result.stderr.splitlines()
+    assert any(line.startswith(f"podline: {path}[2].name: the Pipeline name") for line in lines)
+    assert f'podline: {path}[1].depends_on[1]: unknown pipeline "lint"' in lines
 
 
 def test_render_private_image_makes_dockerconfigjson_secret() -> None:

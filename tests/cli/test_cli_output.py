@@ -88,3 +88,38 @@ def test_output_into_a_pipe_closed_early_ends_quietly() -> None:
     assert first == b"line 0\n"
     assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
     assert code == 141
+
+
+def _member(name: str, phase: str, deps: list[str] | None = None, **status: str) -> dict[str, object]:
+    spec: dict[str, object] = {"name": name, "steps": []}
+    if deps:
+        spec["depends_on"] = deps
+    return {
+        "metadata": {"name": name, "labels": {"podline.dev/build": "app"}},
+        "spec": spec,
+        "status": {"phase": phase, "run": "g1", **status},
+    }
+
+
+def test_get_build_shows_its_result_its_pipelines_in_order_and_times() -> None:
+    bodies = [
+        _member("publish", "Skipped", ["test-amd64", "test-arm64"], message='skipped: pipeline "test-arm64" failed',
+                startTime="2026-12-01T09:59:00Z", completionTime="2026-12-01T09:59:00Z"),
+        _member("test-arm64", "Failed", startTime="2026-12-01T09:58:00Z", completionTime="2026-12-01T09:58:40Z"),
+        _member("test-amd64", "Succeeded", startTime="2026-12-01T09:58:01Z", completionTime="2026-12-01T09:58:30Z"),
+    ]  # fmt: skip
+    lines = viewing.build_summary("app", bodies, NOW)
+    assert lines[0] == "build app  Failed  pipelines=3  took 1m00s"
+    assert [line.split()[1] for line in lines if line[0].isdigit()] == ["test-amd64", "test-arm64", "(after"]
+    assert lines[3].startswith("3. (after test-amd64, test-arm64) publish  Skipped")
+    assert lines[-1].strip() == 'skipped: pipeline "test-arm64" failed'
+
+
+def test_get_build_of_a_waiting_build_is_running_and_says_for_what() -> None:
+    bodies = [
+        _member("test", "Running", startTime="2026-12-01T09:59:00Z"),
+        _member("publish", "Pending", ["test"], message="waiting for test (Running)"),
+    ]
+    lines = viewing.build_summary("app", bodies, NOW)
+    assert lines[0] == "build app  Running  pipelines=2  took 1m00s so far"
+    assert "    waiting for test (Running)" in lines

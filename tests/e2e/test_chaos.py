@@ -47,6 +47,7 @@ def run(
     kill_every: float = 0.0,
     disrupt: Callable[[str], None] | None = None,
     seed: int = 1,
+    builds: int = 0,
 ) -> tuple[chaos.Figures, list[operating.OperatorProcess]]:
     """``disrupt(namespace)`` runs in a thread once the first run is Running."""
     namespace = cluster.new_namespace(name)
@@ -58,7 +59,8 @@ def run(
     rng = random.Random(seed)
     kubelet.start()
     try:
-        figures = chaos.run(cluster, namespace, processes, kubelet, chaos.plan(count, rng, prefix=name),
+        planned = chaos.plan(count, rng, prefix=name) + chaos.plan_builds(builds, rng, prefix=name)
+        figures = chaos.run(cluster, namespace, processes, kubelet, planned,
                             kill_every=kill_every, rng=rng, timeout=150,
                             disrupt=functools.partial(disrupt, namespace) if disrupt else None)  # fmt: skip
     finally:
@@ -82,6 +84,15 @@ def test_operator_killed_at_random_moments(cluster: apitier.ApiCluster) -> None:
     assert figures.ok, explain(figures, operators)
     assert figures.kills >= 2, f"too few kills to prove anything:\n{figures.report()}"
     assert figures.starts == figures.kills + 1
+
+
+def test_builds_with_the_operator_killed_at_random_moments(cluster: apitier.ApiCluster) -> None:
+    """Builds of 3–4 dependent Pipelines (a chain, a fan-in with a failure notifier that must skip, a failing
+    test whose dependents skip but for a failure notifier), created in random order: none runs twice, none
+    before its dependencies ended, none is lost, each ends as Drone would end it."""
+    figures, operators = run(cluster, "builds", 4, kill_every=2.0, seed=4, builds=6)
+    assert figures.ok, explain(figures, operators)
+    assert figures.kills >= 2, f"too few kills to prove anything:\n{figures.report()}"
 
 
 def test_two_operators_at_once_drive_no_run_twice(cluster: apitier.ApiCluster) -> None:

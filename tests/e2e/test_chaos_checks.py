@@ -48,3 +48,31 @@ def test_a_command_missing_or_one_that_should_not_run_is_a_lost_step() -> None:
         check(ledger("step-s0", "step-s1")).lost_steps == 1
     )  # the stand-in ran the unpullable step's command
     assert check(ledger("step-s0", "step-s2")).lost_steps == 1  # a skipped step ran
+
+
+def test_a_build_pipeline_started_before_its_dependency_is_out_of_order() -> None:
+    first = chaos.Planned("b-a", "build-chain", {}, "Succeeded", {}, build="b")
+    second = chaos.Planned("b-b", "build-chain", {}, "Succeeded", {}, build="b", run="g1-d1", after=("b-a",))
+    ended = {"b-a": {"completionTime": "2026-01-01T00:00:05Z"}, "b-b": {"startTime": "2026-01-01T00:00:05Z"}}
+
+    def order(*pods: str, statuses: dict[str, dict[str, str]] = ended) -> int:
+        figures = chaos.Figures(runs=2)
+        ledger = [Instance("ns", pod, "step-s0", "busybox:1.36", "scripted://u/1", "command") for pod in pods]
+        chaos.check_order(ledger, [first, second], statuses, figures)
+        return figures.out_of_order
+
+    assert order("b-a-g1", "b-b-g1-d1") == 0
+    assert order("b-b-g1-d1", "b-a-g1") == 1
+    assert order("b-a-g1", "b-b-g1-d1", statuses={**ended, "b-b": {"startTime": "2026-01-01T00:00:04Z"}}) == 1
+
+
+def test_a_skipped_build_pipeline_must_have_no_pod_and_no_started_event() -> None:
+    skipped = chaos.Planned("b-p", "build-failing", {}, "Skipped", {"s0": "skipped"}, build="b", run="g1-d2")
+    assert skipped.pod is None
+    figures = chaos.Figures(runs=1)
+    event = {"involvedObject": {"name": "b-p", "kind": "Pipeline"}, "reason": "Skipped"}
+    chaos.check_events([event], [skipped], figures)
+    chaos.check_pods([], [skipped], figures)
+    assert not figures.problems
+    chaos.check_events([event, {**event, "reason": "Started"}], [skipped], figures)
+    assert figures.events_repeated == 1

@@ -46,10 +46,12 @@ class RunContext:
     rerun: str | None = None
     build: models.BuildInfo | None = None
     timeout_seconds: int | None = None
+    build_run: str | None = None  # a build member's run id, which includes its dependencies' (builds)
+    build_env: tuple[tuple[str, str], ...] = ()  # DRONE_BUILD_STATUS, … from its dependencies (builds)
 
     @property
     def run(self) -> str:
-        return conventions.run_id(self.generation, self.rerun)
+        return self.build_run or conventions.run_id(self.generation, self.rerun)
 
 
 def compile_spec(
@@ -198,13 +200,14 @@ def _variables_of_raw(raw: Mapping[str, Any], context: RunContext) -> dict[str, 
     found_platform, found_depends = raw.get("platform"), raw.get("depends_on")
     platform: Mapping[str, Any] = found_platform if isinstance(found_platform, Mapping) else {}
     depends: list[Any] = found_depends if isinstance(found_depends, list) else []
-    return environs.variables(
+    values = environs.variables(
         context.build,
         stage=text(raw.get("name")) or context.pipeline,
         stage_type=text(raw.get("type")) or "kubernetes",
         depends_on=tuple(str(d) for d in depends),
         platform=(text(platform.get("os")), text(platform.get("arch"))),
     )
+    return {**values, **dict(context.build_env)}  # what its dependencies give it (builds) is substituted too
 
 
 def _drone_env(spec: models.PipelineSpec, context: RunContext, workspace: str) -> dict[str, plans.EnvVar]:
@@ -224,6 +227,7 @@ def _drone_env(spec: models.PipelineSpec, context: RunContext, workspace: str) -
             "PODLINE_RUN": context.run,
         }
     )
+    values.update(context.build_env)
     return {k: plans.EnvVar(k, v) for k, v in values.items()}
 
 

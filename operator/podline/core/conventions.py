@@ -28,6 +28,9 @@ LABEL_PIPELINE_UID = f"{GROUP}/pipeline-uid"  # the Pipeline's uid
 LABEL_RUN = f"{GROUP}/run"  # the run id (see run_id)
 LABEL_COMPONENT = f"{GROUP}/component"  # "run-pod" or "pull-secret"
 
+# Labels on the Pipeline, set by users (or `podline convert`).
+LABEL_BUILD = f"{GROUP}/build"  # the build (one .drone.yml) the Pipeline belongs to; see core/builds.py
+
 # Annotations on the Pipeline, set by users.
 ANNOTATION_RERUN = f"{GROUP}/rerun"  # any new value starts a new run of the same spec
 ANNOTATION_CANCEL = f"{GROUP}/cancel"  # "true" cancels the current run

@@ -4,7 +4,9 @@ In Drone's order (drone/drone ``trigger/trigger.go``): a ``.jsonnet`` file is ev
 ``.star`` files are refused there, saying why), a 0.8 file is converted as the server converts it
 (``legacy``), then the documents are read as Drone reads them (``dronefiles``) and each ``kind: pipeline``
 document's body as its runner reads it (``leniency``): what Drone ignores is dropped and reported, not
-refused. Other documents (``kind: secret``, ``signature``, ``cron``, ``registry``) are skipped with a note.
+refused. ``kind: secret`` documents are resolved in the pipelines (``secretdocs``); the file's pipelines are
+labelled as one build, whose depends_on must name pipelines of the file and form no cycle (``builds``). Other
+documents (``signature``, ``cron``, ``registry``) are skipped with a note.
 A pipeline for another runner (``type: exec``, ``ssh``…) is an error naming it, and so is a second pipeline of
 one name (drone-yaml ``linter/config.go``: duplicate pipeline names), counting names as Kubernetes names; the
 others still convert.
@@ -22,7 +24,17 @@ from typing import Any
 
 import yaml
 
-from podline.core import conventions, dronefiles, errors, legacy, leniency, scripting, validation
+from podline.core import (
+    builds,
+    conventions,
+    dronefiles,
+    errors,
+    legacy,
+    leniency,
+    scripting,
+    secretdocs,
+    validation,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +47,12 @@ class Converted:
     problems: tuple[str, ...]
 
 
-def convert(text: str, *, path: str, build: Mapping[str, Any] | None = None) -> Converted:
-    """Convert the text of the Drone file ``path``. Raises ``errors.InvalidDroneFile`` when the file as a
-    whole cannot be read (YAML syntax, a Jsonnet error, a Starlark file)."""
+def convert(
+    text: str, *, path: str, build: Mapping[str, Any] | None = None, build_name: str | None = None
+) -> Converted:
+    """Convert the text of the Drone file ``path``; its Pipelines are labelled as the build ``build_name``.
+    Raises ``errors.InvalidDroneFile`` when the file as a whole cannot be read (YAML syntax, a Jsonnet error,
+    a Starlark file)."""
     build = build or {}
     notes: list[str] = []
     if path.endswith(scripting.JSONNET_SUFFIXES):
@@ -58,6 +73,8 @@ def convert(text: str, *, path: str, build: Mapping[str, Any] | None = None) -> 
     for index, doc in docs:
         where = f"{path}[{index}]"
         kind = doc.get("kind") if isinstance(doc, Mapping) else None
+        if kind == secretdocs.KIND:
+            continue  # read by _as_build
         if not isinstance(doc, Mapping) or kind != "pipeline":
             shown = f"kind {str(kind)!r}" if kind is not None else "a document without kind"
             notes.append(f"{where}: skipping {shown} (only kind: pipeline becomes a Pipeline)")
@@ -76,7 +93,45 @@ def convert(text: str, *, path: str, build: Mapping[str, Any] | None = None) -> 
             continue
         names[name] = where
         pipelines.append(pipeline)
+    secret_docs = [
+        (f"{path}[{i}]", d) for i, d in docs if isinstance(d, Mapping) and d.get("kind") == "secret"
+    ]
+    pipelines = _as_build(pipelines, list(names.values()), secret_docs, build_name, problems)
     return Converted(pipelines=tuple(pipelines), notes=tuple(notes), problems=tuple(problems))
+
+
+def _as_build(
+    pipelines: list[dict[str, Any]],
+    wheres: list[str],
+    secret_docs: list[tuple[str, Mapping[str, Any]]],
+    build_name: str | None,
+    problems: list[str],
+) -> list[dict[str, Any]]:
+    """The file's Pipelines as one build: ``kind: secret`` references resolved, labelled ``build_name``;
+    what cannot be (a bad secret document, an unknown depends_on name, a cycle) added to ``problems``."""
+    secrets = {}
+    for one in secret_docs:  # each refused one is a problem (exit 1); the others are still resolved
+        try:
+            secrets.update(secretdocs.collect([one]))
+        except errors.PodlineError as exc:
+            problems.extend(exc.lines())
+    found = builds.check_file([(w, p["spec"]) for w, p in zip(wheres, pipelines, strict=True)])
+    problems.extend(str(p) for p in found)
+    refused = {w for w in wheres for p in found if p.path.startswith(w + ".")}
+    out = []
+    for where, pipeline in zip(wheres, pipelines, strict=True):
+        if where in refused:
+            continue
+        try:
+            spec = secretdocs.apply(pipeline["spec"], secrets, where)
+        except errors.PodlineError as exc:
+            problems.extend(exc.lines())
+            continue
+        meta = dict(pipeline["metadata"])
+        if build_name:
+            meta["labels"] = {conventions.LABEL_BUILD: build_name}
+        out.append({**pipeline, "metadata": meta, "spec": spec})
+    return out
 
 
 def _documents(text: str, path: str) -> list[tuple[int, Any]]:

@@ -388,7 +388,10 @@ class PodMetadata(Model):
 
 class Concurrency(Model):
     limit: int | None = Field(
-        default=None, description="Drone server setting; recorded, not enforced per Pipeline."
+        default=None,
+        ge=0,
+        description="At most this many runs of the pipeline of this name (spec.name) in the namespace at "
+        "once; the others wait (Pending, Queued) in creation order. 0 or unset: no limit.",
     )
 
 
@@ -436,12 +439,18 @@ class PipelineSpec(Model):
         default=None, description="Target platform: the pod's node selector, and the manifest of images read."
     )
     trigger: Conditions = Field(
-        default_factory=Conditions, description="Conditions under which the pipeline runs."
+        default_factory=Conditions,
+        description="Conditions under which the pipeline runs; status: after its depends_on ended, on "
+        "their success (default) or failure.",
     )
-    depends_on: list[str] | None = Field(default=None, description="Other Drone pipelines (informational).")
+    depends_on: list[str] | None = Field(
+        default=None,
+        description="Pipelines of the same build (label podline.dev/build), by name, whose runs must end "
+        "first; without the label, informational.",
+    )
     node: dict[str, str] = Field(default_factory=dict, description="Drone runner labels (informational).")
     metadata: PodMetadata | None = Field(default=None, description="Labels and annotations of the run's pod.")
-    concurrency: Concurrency | None = Field(default=None, description="Drone concurrency (informational).")
+    concurrency: Concurrency | None = Field(default=None, description="Runs of this pipeline at once.")
 
     @property
     def all_containers(self) -> list[Step]:

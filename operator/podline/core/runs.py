@@ -22,7 +22,9 @@ def run_of(body: Mapping[str, Any]) -> str:
     return conventions.run_id(int(meta.get("generation") or 1), notes.get(conventions.ANNOTATION_RERUN))
 
 
-def context_of(body: Mapping[str, Any]) -> compiling.RunContext:
+def context_of(
+    body: Mapping[str, Any], *, run: str | None = None, env: tuple[tuple[str, str], ...] = ()
+) -> compiling.RunContext:
     """Who the run belongs to, from the Pipeline's metadata. Raises ``errors.InvalidPipeline`` naming the
     annotation that cannot be read."""
     meta = body.get("metadata") or {}
@@ -45,6 +47,8 @@ def context_of(body: Mapping[str, Any]) -> compiling.RunContext:
         rerun=notes.get(conventions.ANNOTATION_RERUN),
         build=build,
         timeout_seconds=timeout,
+        build_run=run,
+        build_env=env,
     )
 
 
@@ -74,9 +78,16 @@ def _detail(err: Mapping[str, Any]) -> str:
     return f" ({err['msg']})" if err["type"] == "json_invalid" else ""
 
 
-def plan_of(body: Mapping[str, Any], policy: policies.Policy) -> plans.RunPlan | errors.PodlineError:
-    """The plan of the Pipeline's current run, or the error that says why there can be none."""
+def plan_of(
+    body: Mapping[str, Any],
+    policy: policies.Policy,
+    *,
+    run: str | None = None,
+    env: tuple[tuple[str, str], ...] = (),
+) -> plans.RunPlan | errors.PodlineError:
+    """The plan of the Pipeline's current run, or the error that says why there can be none. A build's
+    member passes its ``run`` and the ``env`` its dependencies give it (``builds``)."""
     try:
-        return compiling.compile_spec(body.get("spec"), context_of(body), policy)
+        return compiling.compile_spec(body.get("spec"), context_of(body, run=run, env=env), policy)
     except errors.PodlineError as exc:
         return exc

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from podline.core import conventions, errors, observing, plans, pods, records, statuses, stepping
+from podline.core import builds, conventions, errors, observing, plans, pods, records, statuses, stepping
 
 Manifest = dict[str, Any]
 Phase = statuses.Phase
@@ -53,6 +53,8 @@ class Snapshot:
     status: Mapping[str, Any] = field(default_factory=dict)  # the Pipeline's current status
     cancel: bool = False
     may_start: bool = True  # False while the operator's concurrency limit is reached
+    queued_because: str = "operator concurrency limit"  # why it may not start (for the status message)
+    gate: builds.Gate | None = None  # a build's member: may its run start (its dependencies' outcome)?
     credentials: Any = None  # auths.Credentials for the pull Secret, or a PodlineError, or None
     # image -> its config (stepping.ImageCommand) or a PodlineError, for plan.needs_image_config()
     image_configs: Mapping[str, Any] = field(default_factory=dict)
@@ -134,6 +136,8 @@ def _no_pod(turn: _Turn, plan: plans.RunPlan) -> Decision:
     if snap.cancel:
         end = End(Phase.CANCELLED, Reason.CANCELLED, "cancelled before it started")
         return turn.ended(end, _all_skipped(plan, Reason.CANCELLED))
+    if snap.gate is not None and not snap.gate.opens:
+        return _gated(turn, snap.gate, plan)
     waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
     if not snap.may_start:
         status = _base(snap, plan, previous, turn.history).model_copy(
@@ -141,7 +145,7 @@ def _no_pod(turn: _Turn, plan: plans.RunPlan) -> Decision:
                 "phase": Phase.PENDING,
                 "reason": Reason.QUEUED,
                 "steps": waiting,
-                "message": "waiting for a free run slot (operator concurrency limit)",
+                "message": f"waiting for a free run slot ({snap.queued_because})",
             }
         )
         return turn.decision(_conditions(status, snap))
@@ -175,6 +179,27 @@ def _create(turn: _Turn, plan: plans.RunPlan, waiting: list[statuses.StepStatus]
         }
     )
     return turn.decision(_conditions(status, snap), create=tuple(create))
+
+
+def _gated(turn: _Turn, gate: builds.Gate, plan: plans.RunPlan) -> Decision:
+    """A build's member whose run cannot start now: it waits for its dependencies (saying for which), or
+    ends skipped (their outcome rules it out), or fails (a dependency cycle)."""
+    if gate.verdict is builds.Verdict.WAIT:
+        waiting = [_status_of(c, observing.StepView(State.WAITING)) for c in plan.steps]
+        status = _base(turn.snap, plan, turn.previous, turn.history).model_copy(
+            update={
+                "phase": Phase.PENDING,
+                "reason": Reason.WAITING,
+                "pod_name": None,
+                "start_time": None,  # it starts when its pod does, not when it began to wait
+                "steps": waiting,
+                "message": gate.message,
+                "waiting_for": list(gate.waiting_for),
+            }
+        )
+        return turn.decision(_conditions(status, turn.snap))
+    phase = Phase.SKIPPED if gate.verdict is builds.Verdict.SKIP else Phase.FAILED
+    return turn.ended(End(phase, gate.reason, gate.message), _all_skipped(plan, Reason.SKIPPED))
 
 
 def _unreadable_images(plan: plans.RunPlan, configs: Mapping[str, Any]) -> str | None:
@@ -747,6 +772,7 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
     phase = status.phase
     terminal = phase is not None and phase.is_terminal
     ok = phase is Phase.SUCCEEDED
+    failed = terminal and not ok and phase is not Phase.SKIPPED  # skipped: its dependencies' doing
     wanted = {
         "Ready": ("True" if ok else "False", status.reason or "", status.message or ""),
         "Succeeded": (
@@ -755,7 +781,7 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
             status.message or "",
         ),
         "Reconciling": ("False" if terminal else "True", status.reason or "", status.message or ""),
-        "Stalled": ("True" if terminal and not ok else "False", status.reason or "", status.message or ""),
+        "Stalled": ("True" if failed else "False", status.reason or "", status.message or ""),
     }
     old = {c.type: c for c in status.conditions}
     out = []
@@ -777,7 +803,9 @@ def _conditions(status: statuses.PipelineStatus, snap: Snapshot) -> statuses.Pip
 
 def _history(previous: statuses.PipelineStatus, snap: Snapshot) -> list[dict[str, Any]]:
     history = list(previous.history)
-    if previous.run and previous.run != snap.run:
+    # A run that only waited for its build's dependencies never ran: it is no history.
+    waited = previous.phase is Phase.PENDING and previous.reason == Reason.WAITING
+    if previous.run and previous.run != snap.run and not waited:
         ended = previous.phase is not None and previous.phase.is_terminal
         entry = {
             "run": previous.run,
@@ -839,7 +867,7 @@ def _events(previous: statuses.PipelineStatus, status: statuses.PipelineStatus) 
             )
             out.append(Event("Warning", "StepFailed", f'step "{step.name}" failed ({detail})'))
     if status.phase is not None and status.phase.is_terminal and was != status.phase:
-        kind = "Normal" if status.phase is Phase.SUCCEEDED else "Warning"
+        kind = "Normal" if status.phase in (Phase.SUCCEEDED, Phase.SKIPPED) else "Warning"
         out.append(
             Event(kind, str(status.phase), f"run {status.run} {str(status.phase).lower()}: {status.message}")
         )

@@ -102,6 +102,17 @@ def _keyed_lists(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
+    {"name": "Run", "type": "string", "jsonPath": ".status.run", "priority": 1},
+    {"name": "Build", "type": "string", "jsonPath": ".metadata.labels.podline\\.dev/build", "priority": 1},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
+    {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
 def _lenient(node: dict[str, Any]) -> dict[str, Any]:
     """Every object of the spec keeps fields it does not know, as Drone's parser reads past them: the
     operator drops them with a warning in the status (``leniency``), where strict field validation
@@ -145,13 +156,7 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
-                        {"name": "Run", "type": "string", "jsonPath": ".status.run", "priority": 1},
-                        {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",

@@ -21,10 +21,11 @@ class Phase(StrEnum):
     FAILED = "Failed"
     ERROR = "Error"
     CANCELLED = "Cancelled"
+    SKIPPED = "Skipped"  # a build's pipeline whose dependencies' outcome rules it out (core/builds.py)
 
     @property
     def is_terminal(self) -> bool:
-        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR, Phase.CANCELLED)
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.ERROR, Phase.CANCELLED, Phase.SKIPPED)
 
 
 TERMINAL_PHASES = frozenset(str(p) for p in Phase if p.is_terminal)  # as the status spells them
@@ -64,6 +65,9 @@ class Reason(StrEnum):
     )
     RUNNER = "RunnerUnavailable"  # the runner image (the entrypoint binary) could not be pulled or run
     SKIPPED = "Skipped"
+    WAITING = "WaitingForDependencies"  # a build's pipeline waits for the pipelines it depends on to end
+    DEPENDENCY_FAILED = "DependencyFailed"  # skipped: a pipeline it depends on failed
+    TRIGGER_STATUS = "TriggerStatus"  # skipped: trigger.status has no success, and its dependencies passed
     DETACHED = "Detached"  # a detached step still running when the run ended: stopped with the pod
     COMPLETED = "Completed"  # on the pod (podline.dev/stopped): the run ended, what still ran was stopped
 
@@ -94,7 +98,7 @@ class StepStatus(_Model):
 
 class PipelineStatus(_Model):
     phase: Phase | None = Field(
-        default=None, description="Pending, Running, Succeeded, Failed, Error, Cancelled."
+        default=None, description="Pending, Running, Succeeded, Failed, Error, Cancelled, Skipped."
     )
     observed_generation: int | None = Field(default=None, description="The spec generation of this run.")
     run: str | None = Field(default=None, description="Run id: generation plus rerun token.")
@@ -110,6 +114,9 @@ class PipelineStatus(_Model):
     steps: list[StepStatus] = Field(default_factory=list, description="Per-step state, in declaration order.")
     services: list[StepStatus] = Field(default_factory=list, description="Per-service state.")
     warnings: list[str] = Field(default_factory=list, description="Things that work but deserve attention.")
+    waiting_for: list[str] | None = Field(
+        default=None, description="Pipelines of the build this run waits for (spec.depends_on)."
+    )
     history: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Earlier runs of this Pipeline: run, phase, podName, completionTime.",

@@ -162,7 +162,7 @@ def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
                 )
             elif dep not in steps:
                 yield errors.Problem(path, f'unknown step "{dep}"')
-    cycle = _find_cycle(
+    cycle = find_cycle(
         {s.name: [d for d in s.depends_on or () if d in steps and d != s.name] for s in spec.steps}
     )
     if cycle:
@@ -170,7 +170,7 @@ def _dependencies(spec: models.PipelineSpec, root: str) -> _Problems:
         yield errors.Problem(f"{root}.steps[{first}].depends_on", "dependency cycle: " + " -> ".join(cycle))
 
 
-def _find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str] | None:
     """Return one cycle as a path ``[a, b, …, a]``, or None. Iterative, so 1000 steps cannot overflow."""
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     for start in graph:

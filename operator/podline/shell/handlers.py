@@ -110,6 +110,7 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     reconciler = _reconciler(memo)
     if event.get("type") == "DELETED":
         reconciler.forget(key)
+        reconciler.kick_build(key, obj)  # dependents that have not begun wait for it again
         archiver = memo.get("archiver")
         if archiver and reconciler.settings.archive_on_delete == "delete":
             await archiver.forget_pipeline(*key)
@@ -118,6 +119,7 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
     reconciler.caches.pipelines[key] = obj
     if news:  # else the echo of the operator's own write: its reconcile has seen this state already
         reconciler.kick(key)
+        reconciler.kick_build(key, obj)  # a new or changed member changes what its build's others wait for
 
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 from podline.core import (
     auths,
+    builds,
+    concurrency,
     conventions,
     errors,
     imageconfigs,
@@ -96,11 +98,11 @@ class Reconciler:
     def resync(self) -> None:
         """Re-read every unfinished run from the API, not the cache: a watch event that never arrived
         must not leave a step running forever."""
+        groups = self._build_groups()
         for key, body in list(self.caches.pipelines.items()):
             phase = (body.get("status") or {}).get("phase")
-            if phase not in statuses.TERMINAL_PHASES or (body.get("status") or {}).get("run") != runs.run_of(
-                body
-            ):
+            run = self.build_view(key, body, groups=groups).run
+            if phase not in statuses.TERMINAL_PHASES or (body.get("status") or {}).get("run") != run:
                 self._fresh.add(key)
                 self.kick(key)
 
@@ -123,13 +125,72 @@ class Reconciler:
                 log.debug("reconcile %s/%s: the pod is gone, reading again", *key)
         self.kick_later(key, 1.0)
 
+    # --- builds: Pipelines ordered by their depends_on (core/builds.py) ---------------------------------------
+
+    def build_view(
+        self,
+        key: Key,
+        body: Mapping[str, Any],
+        *,
+        groups: Mapping[tuple[str, str], list[Mapping[str, Any]]] | None = None,
+    ) -> BuildView:
+        """The Pipeline's current run id and, for a build's member, its gate and its peers (``groups``: the
+        cached Pipelines by namespace and build, when the caller has them at hand)."""
+        build = builds.build_of(body)
+        if build is None:
+            return BuildView(runs.run_of(body))
+        peers = (
+            groups.get((key[0], build), [])
+            if groups is not None
+            else [
+                b
+                for (ns, _), b in self.caches.pipelines.items()
+                if ns == key[0] and builds.build_of(b) == build
+            ]
+        )
+        me = builds.member_of(body)
+        members: dict[str, builds.Member] = {}
+        for other in peers:
+            member = builds.member_of(other)
+            members[member.name] = member
+        twins = sorted(builds.member_of(b).resource for b in peers if builds.member_of(b).name == me.name)
+        members[me.name] = me
+        current = builds.current_runs(members)
+        gate = builds.gate(me.name, members, current) if me.depends_on else None
+        if len(set(twins) | {me.resource}) > 1:
+            gate = builds.twins(me.name, sorted(set(twins) | {me.resource}), build)
+        return BuildView(current[me.name], gate, me.name, members)
+
+    def _build_groups(self) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for (namespace, _), body in self.caches.pipelines.items():
+            build = builds.build_of(body)
+            if build is not None:
+                groups.setdefault((namespace, build), []).append(body)
+        return groups
+
+    def kick_build(self, key: Key, body: Mapping[str, Any], *, only_dependents: bool = False) -> None:
+        """Wake the Pipeline's build peers: its dependents (its phase changed), or all (its run id changed)."""
+        view = self.build_view(key, body)
+        if view.members is None or view.name is None:
+            return
+        names = (
+            builds.dependents(view.name, view.members)
+            if only_dependents
+            else [m.resource for m in view.members.values() if m.resource != key[1]]
+        )
+        for name in names:
+            self.kick((key[0], name))
+
     async def _once(self, key: Key, body: Mapping[str, Any]) -> None:
         namespace, _name = key
         meta = body["metadata"]
         notes = meta.get("annotations") or {}
-        run = runs.run_of(body)
-        generation = int(meta.get("generation") or 1)
-        plan = self._plan(body, run, generation, notes)
+        view = self.build_view(key, body)
+        run = view.run
+        gate_open = view.gate is None or view.gate.opens
+        env = view.gate.env if view.gate is not None and gate_open else ()
+        plan = self._plan(body, run, notes, build=view.members is not None, env=env)
         pod_name = plan.pod_name if not isinstance(plan, errors.PodlineError) else None
         pod = self.caches.pods.get((namespace, pod_name)) if pod_name else None
         status = body.get("status") or {}
@@ -140,43 +201,56 @@ class Reconciler:
         self._fresh.discard(key)
         if pod_name and (fresh or pod is None and status.get("run") == run and status.get("podName")):
             pod = await self._live_pod(namespace, pod_name)  # the watch may lag behind, or have missed it
-        credentials = None
-        if pod is None and not isinstance(plan, errors.PodlineError) and plan.pull_secret_name:
-            credentials = await self._credentials(namespace, plan.pull_secret_sources)
-        uid = meta.get("uid", "")
-        others = [p for p in self.caches.pods_of(uid) if p["metadata"]["name"] != pod_name]
-        may_start = pod is not None or self._may_start(key)
-        configs: Mapping[str, Any] = {}
-        if (
-            pod is None
-            and may_start
-            and not isinstance(plan, errors.PodlineError)
-            and not (status.get("run") == run and status.get("phase") in statuses.TERMINAL_PHASES)
-        ):
-            read = await self._image_configs(key, plan, credentials)
-            if read is None:
-                return  # a registry that may answer soon: asked again later
-            configs = read
+        ended = status.get("run") == run and status.get("phase") in statuses.TERMINAL_PHASES
+        start = await self._start_inputs(key, plan, pod, ended=ended, gate_open=gate_open)
+        if start is None:
+            return  # a registry that may answer soon: asked again later
+        credentials, queued, configs = start
+        others = [p for p in self.caches.pods_of(meta.get("uid", "")) if p["metadata"]["name"] != pod_name]
         snap = scheduling.Snapshot(
             plan=plan,
             pod=pod,
             now=self.clock(),
-            generation=generation,
+            generation=int(meta.get("generation") or 1),
             run=run,
             status=status,
             cancel=notes.get(conventions.ANNOTATION_CANCEL, "").lower() == "true",
-            may_start=may_start,
+            may_start=queued is None,
+            queued_because=queued or "",
             credentials=credentials,
             other_pods=others,
             history_limit=self.settings.history_limit,
             archive_wait_seconds=self.settings.archive_wait_seconds if self.settings.archive_url else 0,
             image_configs=configs,
+            gate=view.gate,
         )
-        await self._decide_and_apply(key, body, pod, snap)
+        decision = await self._decide_and_apply(key, body, pod, snap)
+        if (decision.status.phase, decision.status.run) != (status.get("phase"), status.get("run")):
+            if view.members is not None:
+                self.kick_build(key, body, only_dependents=True)  # at once: the hand-off waits for nothing
+            if decision.status.phase is not None and decision.status.phase.is_terminal:
+                self.wake_queued()
+
+    async def _start_inputs(
+        self, key: Key, plan: Any, pod: Mapping[str, Any] | None, *, ended: bool, gate_open: bool
+    ) -> tuple[Any, str | None, Mapping[str, Any]] | None:
+        """What starting the run needs, when it has no pod: (its pull credentials, why it must queue or None,
+        its images' configs); None while a registry that may answer soon is asked again. A run waiting for its
+        build's dependencies reads nothing yet and takes no place in a queue."""
+        if pod is not None or not gate_open or isinstance(plan, errors.PodlineError):
+            return None, None, {}
+        credentials = None
+        if plan.pull_secret_name:
+            credentials = await self._credentials(key[0], plan.pull_secret_sources)
+        queued = self._queued_because(key)
+        if queued is not None or ended:
+            return credentials, queued, {}
+        configs = await self._image_configs(key, plan, credentials)
+        return None if configs is None else (credentials, queued, configs)
 
     async def _decide_and_apply(
         self, key: Key, body: Mapping[str, Any], pod: Mapping[str, Any] | None, snap: scheduling.Snapshot
-    ) -> None:
+    ) -> scheduling.Decision:
         decision = scheduling.decide(snap)
         try:
             await self._apply(key, body, pod, decision)
@@ -193,14 +267,25 @@ class Reconciler:
             )
             refused = errors.InvalidPipeline.at("", f"the apiserver refused what the run needs: {exc}")
             notes = body["metadata"].get("annotations") or {}
-            self._plans[_plan_key(body, snap.run, notes)] = refused
-            await self._apply(key, body, pod, scheduling.decide(dataclasses.replace(snap, plan=refused)))
+            env = snap.gate.env if snap.gate is not None and snap.gate.opens else ()
+            self._plans[_plan_key(body, snap.run, notes, env)] = refused
+            decision = scheduling.decide(dataclasses.replace(snap, plan=refused))
+            await self._apply(key, body, pod, decision)
+        return decision
 
-    def _plan(self, body: Mapping[str, Any], run: str, generation: int, notes: Mapping[str, str]) -> Any:
-        cache_key = _plan_key(body, run, notes)
+    def _plan(
+        self,
+        body: Mapping[str, Any],
+        run: str,
+        notes: Mapping[str, str],
+        *,
+        build: bool,
+        env: tuple[tuple[str, str], ...],
+    ) -> Any:
+        cache_key = _plan_key(body, run, notes, env)
         if cache_key in self._plans:
             return self._plans[cache_key]
-        plan = runs.plan_of(body, self.settings.policy)
+        plan = runs.plan_of(body, self.settings.policy, run=run if build else None, env=env)
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[cache_key] = plan
@@ -266,6 +351,23 @@ class Reconciler:
         except errors.PodlineError as exc:
             return exc
 
+    def _queued_because(self, key: Key) -> str | None:
+        """Why the Pipeline's run may not start yet (a concurrency limit), or None."""
+        if not self._may_start(key):
+            return "operator concurrency limit"
+        running = {
+            (ns, str(observing.annotations(p).get(conventions.ANNOTATION_PIPELINE_NAME)))
+            for (ns, _), p in self.caches.pods.items()
+            if _active(p)
+        }
+        return concurrency.waits_for_a_slot(key, self.caches.pipelines, running)
+
+    def wake_queued(self) -> None:
+        """A run ended: the Pipelines queued for a slot may start now."""
+        for key, body in list(self.caches.pipelines.items()):
+            if (body.get("status") or {}).get("reason") == statuses.Reason.QUEUED:
+                self.kick(key)
+
     def _may_start(self, key: Key) -> bool:
         limit = self.settings.max_running
         if not limit:
@@ -277,7 +379,9 @@ class Reconciler:
         waiting = sorted(
             (b["metadata"].get("creationTimestamp", ""), k)
             for k, b in self.caches.pipelines.items()
-            if (b.get("status") or {}).get("phase") in (None, "Pending") and not self._has_pod(k, b)
+            if (b.get("status") or {}).get("phase") in (None, "Pending")
+            and (b.get("status") or {}).get("reason") != statuses.Reason.WAITING  # for its build's pipelines
+            and not self._has_pod(k, b)
         )
         return key in [k for _, k in waiting[:slots]]
 
@@ -342,14 +446,31 @@ def _event_name(body: Mapping[str, Any], run: str, event: scheduling.Event) -> s
     return f"{meta['name'][:200].rstrip('.-')}.{digest.hexdigest()[:16]}"
 
 
-def _plan_key(body: Mapping[str, Any], run: str, notes: Mapping[str, str]) -> tuple[str, str, str]:
+def _plan_key(
+    body: Mapping[str, Any], run: str, notes: Mapping[str, str], env: tuple[tuple[str, str], ...]
+) -> tuple[str, str, str]:
     """What a run's plan depends on besides its spec (the spec is fixed for a run)."""
     uid = body["metadata"].get("uid", "")
     return (
         uid,
         run,
-        notes.get(conventions.ANNOTATION_BUILD, "") + "|" + notes.get(conventions.ANNOTATION_TIMEOUT, ""),
+        notes.get(conventions.ANNOTATION_BUILD, "")
+        + "|"
+        + notes.get(conventions.ANNOTATION_TIMEOUT, "")
+        + "|"
+        + repr(env),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildView:
+    """A Pipeline's current run id; for a member of a build also its gate (None without depends_on), its
+    Drone name and the build's members as the caches show them."""
+
+    run: str
+    gate: builds.Gate | None = None
+    name: str | None = None
+    members: Mapping[str, builds.Member] | None = None
 
 
 def _active(pod: Mapping[str, Any]) -> bool:
