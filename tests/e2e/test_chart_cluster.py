@@ -377,7 +377,10 @@ def test_namespaced_serviceaccount_is_confined_to_its_namespaces(
         ("update", "secrets", "-n", watched): False,
         ("patch", "pipelines.podline.dev", "-n", watched): False,
         ("delete", "pipelines.podline.dev", "-n", watched): False,
-        ("get", "pods", "--subresource=log", "-n", watched): False,
+        # the archive (on by default) reads its runs' logs there; never a shell in a pod
+        ("get", "pods", "--subresource=log", "-n", watched): True,
+        ("create", "pods", "--subresource=exec", "-n", watched): False,
+        ("get", "pods", "--subresource=log", "-n", other): False,
         ("update", "pods", "-n", watched): False,
         # nothing outside them: another namespace, its own release namespace, cluster-wide
         ("get", "secrets", "-n", other): False,
@@ -422,7 +425,8 @@ def test_clusterwide_serviceaccount_has_the_same_verbs_everywhere(
         ("patch", "pipelines.podline.dev", "-n", somewhere): False,
         ("list", "namespaces"): False,
         ("create", "clusterroles.rbac.authorization.k8s.io"): False,
-        ("get", "pods", "--subresource=log", "-n", somewhere): False,
+        ("get", "pods", "--subresource=log", "-n", somewhere): True,  # the archive, on by default
+        ("create", "pods", "--subresource=exec", "-n", somewhere): False,
     }  # fmt: skip
     wrong = {
         " ".join(args): expected
