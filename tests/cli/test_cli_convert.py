@@ -175,3 +175,26 @@ def test_convert_reads_stdin_and_a_bad_build_is_one_line() -> None:
     result = podline("convert", "--build", "[1]", "-", stdin="kind: pipeline\n")
     assert result.returncode == 1
     assert result.stderr.startswith("podline: --build: must be a JSON object")
+
+
+def test_convert_for_a_tag_build_renders_what_that_build_runs(tmp_path: Path) -> None:
+    """``convert --build`` is the build the file is converted for: its metadata rides on each Pipeline (the
+    podline.dev/build annotation), so ``kubectl apply`` of the output substitutes ``${DRONE_TAG}`` as Drone
+    does for that build (drone/drone ``trigger/trigger.go`` substitutes before anything runs)."""
+    path = tmp_path / ".drone.yml"
+    path.write_text(
+        "kind: pipeline\nname: release\nsteps:\n- name: tag\n  image: busybox:1\n"
+        "  commands: ['echo ${DRONE_TAG} ${DRONE_COMMIT_SHA:0:8} $${HOME}']\n"
+    )
+    build = {"event": "tag", "tag": "v1.2.0", "commit": "0123456789abcdef"}
+    converted = podline("convert", str(path), "--build", json.dumps(build))
+    assert converted.returncode == 0, converted.stderr
+    [pipeline] = yaml.safe_load_all(converted.stdout)
+    assert json.loads(pipeline["metadata"]["annotations"]["podline.dev/build"]) == build
+    out = tmp_path / "pipeline.yaml"
+    out.write_text(converted.stdout)
+    rendered = podline("render", str(out))
+    assert rendered.returncode == 0, rendered.stderr
+    pod = next(d for d in yaml.safe_load_all(rendered.stdout) if d["kind"] == "Pod")
+    step = next(c for c in pod["spec"]["containers"] if c["name"] == "step-tag")
+    assert "echo v1.2.0 01234567 ${HOME}" in json.dumps(step)

@@ -97,6 +97,8 @@ def convert(
         (f"{path}[{i}]", d) for i, d in docs if isinstance(d, Mapping) and d.get("kind") == "secret"
     ]
     pipelines = _as_build(pipelines, list(names.values()), secret_docs, build_name, problems)
+    if build:
+        pipelines = [_with_build_metadata(p, build) for p in pipelines]
     return Converted(pipelines=tuple(pipelines), notes=tuple(notes), problems=tuple(problems))
 
 
@@ -132,6 +134,14 @@ def _as_build(
             meta["labels"] = {conventions.LABEL_BUILD: build_name}
         out.append({**pipeline, "metadata": meta, "spec": spec})
     return out
+
+
+def _with_build_metadata(pipeline: dict[str, Any], build: Mapping[str, Any]) -> dict[str, Any]:
+    """The Pipeline run for this build: its metadata in the ``podline.dev/build`` annotation, where the
+    operator reads it for substitution, ``DRONE_*`` variables and ``when``/``trigger``."""
+    meta = dict(pipeline["metadata"])
+    notes = {**(meta.get("annotations") or {}), conventions.ANNOTATION_BUILD: json.dumps(dict(build))}
+    return {**pipeline, "metadata": {**meta, "annotations": notes}}
 
 
 def _documents(text: str, path: str) -> list[tuple[int, Any]]:
