@@ -159,14 +159,54 @@ def test_a_jsonnet_import_is_read_beside_the_file_and_an_error_is_one_line(tmp_p
     assert "Traceback" not in result.stderr
 
 
-def test_a_starlark_file_is_refused_saying_why(tmp_path: Path) -> None:
+def test_convert_a_starlark_file_with_drones_ctx(tmp_path: Path) -> None:
+    """starlark/starlark.go and args.go: main(ctx) with ctx.build and ctx.repo as structs; a list is one
+    pipeline per element."""
     path = tmp_path / ".drone.star"
-    path.write_text("def main(ctx):\n  return {'kind': 'pipeline', 'steps': []}\n")
+    path.write_text(
+        """
+def pipeline(name, image, ctx):
+    return {"kind": "pipeline", "type": "docker", "name": name,
+            "steps": [{"name": "test", "image": image,
+                       "commands": ["echo " + ctx.build.branch + " " + ctx.repo.name]}]}
+
+def main(ctx):
+    print("not in the output")
+    return [pipeline(ctx.repo.name + "-go-" + v, "golang:" + v, ctx) for v in ("1.21", "1.22")]
+"""
+    )
+    build = {"event": "push", "branch": "main", "repo": "octocat/hello", "commit": "abc"}
+    result = podline("convert", "--build", json.dumps(build), str(path))
+    assert result.returncode == 0, result.stderr
+    pipelines = list(yaml.safe_load_all(result.stdout))
+    assert [p["metadata"]["name"] for p in pipelines] == ["hello-go-1-21", "hello-go-1-22"]
+    assert pipelines[1]["spec"]["steps"][0]["image"] == "golang:1.22"
+    assert pipelines[0]["spec"]["steps"][0]["commands"] == ["echo main hello"]
+
+
+def test_a_starlark_dict_is_one_pipeline_and_an_error_is_one_line(tmp_path: Path) -> None:
+    """starlark.go: a dict result is the one document; a runtime error or a result of another type
+    (ErrMainReturn) refuses the file."""
+    path = tmp_path / ".drone.star"
+    path.write_text("def main(ctx):\n  return {'kind': 'pipeline', 'name': ctx.build.event,\n"
+                    "          'steps': [{'name': 'a', 'image': 'x'}]}\n")  # fmt: skip
+    result = podline("convert", "--build", '{"event": "tag"}', str(path))
+    assert result.returncode == 0, result.stderr
+    assert [p["metadata"]["name"] for p in yaml.safe_load_all(result.stdout)] == ["tag"]
+    path.write_text("def main(ctx):\n  return ctx.build.branches\n")
     result = podline("convert", str(path))
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"podline: {path}: Starlark files are not evaluated: ")
-    assert "drone starlark" in line
+    assert (
+        line
+        == f"podline: {path}: Starlark error (line 2): Object of type `struct` has no attribute `branches`, did you mean `branch`?"
+    )
+    path.write_text("def main(ctx):\n  return 'kind: pipeline'\n")
+    result = podline("convert", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"podline: {path}: Starlark error: main(ctx) must return a dict or a list, not string"
+    )
 
 
 def test_convert_reads_stdin_and_a_bad_build_is_one_line() -> None:
