@@ -42,6 +42,21 @@ def test_ctx_build_and_repo_are_structs_of_drones_fields() -> None:
                         "octo/app", "octo", "app", "https://git.example/octo/app", ".drone.star", False, False, ""]  # fmt: skip
 
 
+def test_ctx_reads_the_pull_request_and_repository_fields_of_the_build_metadata() -> None:
+    """args.go: build.source is the pull request's source branch; repo.git_ssh_url, repo.branch (the default
+    branch), repo.private and repo.visibility come from the repository — here the build metadata's
+    source_branch, ssh_url, repo_branch, private and visibility."""
+    build = {**BUILD, "source_branch": "feature/x", "ssh_url": "git@git.example:octo/app.git",
+             "repo_branch": "trunk", "private": True, "visibility": "private"}  # fmt: skip
+    [doc] = star(
+        "def main(ctx):\n"
+        "  return {'v': [ctx.build.source, ctx.repo.git_ssh_url, ctx.repo.branch, ctx.repo.private,\n"
+        "                ctx.repo.visibility]}\n",
+        build,
+    )
+    assert doc["v"] == ["feature/x", "git@git.example:octo/app.git", "trunk", True, "private"]
+
+
 def test_the_ctx_fields_are_the_jsonnet_variables_plus_starlarks_own() -> None:
     """One mapping for both converters: every Jsonnet ``build.*``/``repo.*`` variable (jsonnet.go) is a ctx
     field, with the same value as text; args.go adds build.cron, build.debug, build.params, repo.visibility."""

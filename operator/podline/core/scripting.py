@@ -52,7 +52,7 @@ _STARLARK_PRELUDE = (
 # Drone's build ext vars (jsonnet.go mapBuild) ← BuildInfo fields (None: podline has no such field).
 _BUILD_VARS = {
     "event": "event", "action": "action", "environment": "target", "link": "link", "branch": "branch",
-    "source": "source", "before": "before", "after": "commit", "target": "branch", "ref": "ref",
+    "source": "source_branch", "before": "before", "after": "commit", "target": "branch", "ref": "ref",
     "commit": "commit", "title": "title", "message": "message", "source_repo": "fork",
     "author_login": "author", "author_name": "author_name", "author_email": "author_email",
     "author_avatar": "author_avatar", "sender": "sender",
@@ -73,8 +73,9 @@ def context(build: Mapping[str, Any], *, config: str) -> dict[str, dict[str, Any
     link = _text(build.get("remote")).removesuffix(".git")
     repo: dict[str, Any] = {var: "" for var in _REPO_VARS}
     repo.update(slug=slug, namespace=namespace, name=name, git_http_url=_text(build.get("remote")), link=link,
-                config=config, visibility="")  # fmt: skip
-    repo.update({flag: False for flag in _REPO_FLAGS})
+                git_ssh_url=_text(build.get("ssh_url")), branch=_text(build.get("repo_branch")),
+                config=config, visibility=_text(build.get("visibility")))  # fmt: skip
+    repo.update({flag: False for flag in _REPO_FLAGS}, private=bool(build.get("private")))
     return {"build": out, "repo": repo}
 
 
