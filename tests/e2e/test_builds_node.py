@@ -88,10 +88,11 @@ def test_test_then_publish_with_a_kind_secret_password(env, tmp_path) -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "docker"},
               "stringData": {"password": PASSWORD}}  # fmt: skip
     operating.apply(cluster, ns, secret)
+    # $${…}: Drone substitutes ${…} in the file before any shell sees it, so the shell's own needs the escape
     drone = (
         pipe("test", registry.busybox, "sleep 1", "echo tested")
         + "---\n"
-        + pipe("publish", registry.busybox, 'test -n "$PASSWORD"', "echo password-length=${#PASSWORD}",
+        + pipe("publish", registry.busybox, 'test -n "$PASSWORD"', "echo password-length=$${#PASSWORD}",
                "echo status=$DRONE_BUILD_STATUS", deps=("test",),
                environment="{PASSWORD: {from_secret: docker_password}}")
         + "---\nkind: secret\nname: docker_password\nget: {path: docker, name: password}\n"
