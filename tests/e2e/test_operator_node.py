@@ -117,7 +117,7 @@ def test_private_image_runs_with_image_pull_secrets(env) -> None:
     }
     apply(cluster, ns, pipeline("private", spec))
     st = wait_for_phase(cluster, ns, "private", timeout=180, operator=op)
-    assert st["phase"] == "Succeeded", st
+    assert st["phase"] == "Succeeded", (st, logs(cluster, ns, "private"))
     assert "pulled with credentials" in logs(cluster, ns, "private")
     assert registry.password not in json.dumps(st) and registry.password not in op.log()
 
