@@ -81,3 +81,9 @@ def test_a_pipeline_waiting_for_its_build_holds_no_place_in_the_queue() -> None:
 def test_a_pipeline_whose_status_is_about_an_older_run_still_asks_for_a_slot() -> None:
     rerun = pipeline("a", status={"phase": "Succeeded"})
     assert waits(rerun[0], rerun) is None
+
+
+def test_a_pipeline_gone_from_the_cache_waits_for_nothing() -> None:
+    """Deleted while its reconcile was queued (the node tier's in-cluster operator met it): no KeyError."""
+    a = pipeline("a")
+    assert waits(("ci", "deleted"), a, running={a[0]}) is None

@@ -39,8 +39,11 @@ def waits_for_a_slot(
 ) -> str | None:
     """Why the Pipeline ``key`` (whose run has no pod yet) must wait for a slot, or None if it may start.
 
-    ``running``: the Pipelines whose run has a pod that still runs."""
-    body = pipelines[key]
+    ``running``: the Pipelines whose run has a pod that still runs. A Pipeline the cache no longer holds (it
+    was deleted while its reconcile was queued) waits for nothing: there is nothing left to start."""
+    body = pipelines.get(key)
+    if body is None:
+        return None
     limit = limit_of(body)
     if not limit:
         return None
