@@ -40,6 +40,15 @@ IMAGES = [
     "ghcr.io/octo/tool:2.1.0",
 ]
 NAME_ALPHABET = string.ascii_letters + string.digits + " -_."
+
+
+def literal_text(alphabet: Any = None, **sizes: int) -> st.SearchStrategy[str]:
+    """Any text as a Drone file holds it literally: every ``$`` written ``$$`` (a lone ``${`` is refused, as
+    drone/envsubst refuses it; tests/core/test_substitution.py pins that)."""
+    text = st.text(**sizes) if alphabet is None else st.text(alphabet, **sizes)
+    return text.map(lambda s: s.replace("$", "$$"))
+
+
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 names = st.text(NAME_ALPHABET, min_size=1, max_size=24).filter(lambda n: n.strip(" -_.") != "")
@@ -49,10 +58,10 @@ secret_refs = st.builds(
     st.sampled_from(["", "creds", "tokens", "docker"]),
     st.from_regex(r"[a-z][a-z0-9_.-]{0,10}", fullmatch=True),
 )
-plain_values = st.one_of(st.text(max_size=40), st.integers(-(10**6), 10**6), st.booleans(), st.none())
+plain_values = st.one_of(literal_text(max_size=40), st.integers(-(10**6), 10**6), st.booleans(), st.none())
 env_values = st.one_of(plain_values, secret_refs.map(lambda r: {"from_secret": r}))
 json_values = st.recursive(
-    st.one_of(st.text(max_size=20), st.integers(), st.booleans(), st.none()),
+    st.one_of(literal_text(max_size=20), st.integers(), st.booleans(), st.none()),
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=6), inner, max_size=3),
@@ -71,10 +80,10 @@ def pipelines(draw: st.DrawFn) -> dict[str, Any]:
         step: dict[str, Any] = {"name": name, "image": draw(st.sampled_from(IMAGES))}
         body = draw(st.sampled_from(["commands", "entrypoint", "plugin"]))
         if body == "commands":
-            step["commands"] = draw(st.lists(st.text(max_size=60), min_size=1, max_size=4))
+            step["commands"] = draw(st.lists(literal_text(max_size=60), min_size=1, max_size=4))
         elif body == "entrypoint":
-            step["entrypoint"] = draw(st.lists(st.text(max_size=20), min_size=1, max_size=3))
-            step["command"] = draw(st.lists(st.text(max_size=20), max_size=3))
+            step["entrypoint"] = draw(st.lists(literal_text(max_size=20), min_size=1, max_size=3))
+            step["command"] = draw(st.lists(literal_text(max_size=20), max_size=3))
         else:
             step["settings"] = draw(
                 st.dictionaries(
