@@ -189,3 +189,46 @@ def test_a_config_error_says_which_secret_to_check_and_reads_the_same_once_the_p
         ("skipped", "Stopped"),
         ("skipped", "Stopped"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("plan_name", "message", "now", "fails", "requeue"),
+    [
+        # With image_pull_secrets, a 401/403/denied is waited for until the kubelet's next attempt, which
+        # has the secret it may not have had in time for the first (`observing.refused_for_credentials`).
+        ("private", ps.UNAUTHORIZED, 2, False, observing.CREDENTIALS_RETRY_SECONDS - 2),
+        ("private", ps.DENIED, 29, False, observing.CREDENTIALS_RETRY_SECONDS - 29),
+        ("private", ps.UNAUTHORIZED, observing.CREDENTIALS_RETRY_SECONDS, True, None),
+        # Not found needs no credentials: final at once, secrets or not.
+        ("private", ps.NOT_FOUND, 2, True, None),
+        # Without image_pull_secrets, no attempt brings credentials: final at once.
+        ("one", ps.UNAUTHORIZED, 2, True, None),
+        ("one", ps.DENIED, 2, True, None),
+    ],
+)
+def test_a_pull_refused_for_credentials_waits_for_the_kubelets_retry_only_with_pull_secrets(
+    plan_name: str, message: str, now: float, fails: bool, requeue: float | None
+) -> None:
+    plan = PLANS[plan_name]
+    step_a = plan.steps[0].name
+    refused = ps.pod(plan, waiting(step_a, plan.steps[0].image, "ErrImagePull", message))
+    decision = scheduling.decide(snapshot(plan, refused, now=now))
+    killed = (decision.pod_patch or {}).get("metadata", {}).get("annotations", {})
+    assert bool(killed) is fails
+    if requeue is not None:
+        assert decision.requeue_after == pytest.approx(requeue)
+
+
+def test_which_pull_refusals_are_for_want_of_credentials() -> None:
+    plan = PLANS["private"]
+    a = plan.steps[0]
+
+    def view(reason: str, message: str) -> observing.StepView:
+        return observing.view_steps(plan, ps.pod(plan, waiting(a.name, a.image, reason, message)))[a.name]
+
+    assert observing.refused_for_credentials(view("ErrImagePull", ps.UNAUTHORIZED))
+    assert observing.refused_for_credentials(view("ImagePullBackOff", "403 Forbidden"))
+    assert observing.refused_for_credentials(view("ErrImagePull", ps.DENIED))
+    assert not observing.refused_for_credentials(view("ErrImagePull", ps.NOT_FOUND))
+    assert not observing.refused_for_credentials(view("ErrImagePull", ps.REFUSED))
+    assert not observing.refused_for_credentials(view("ErrImageNeverPull", "401 Unauthorized"))

@@ -38,6 +38,12 @@ KUBELET_EXITED = frozenset({"Completed", "Error"})
 _REFUSED = re.compile(
     r"\bnot found\b|manifest unknown|\b40[134]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b", re.IGNORECASE
 )
+# Of those, the answers a pull without credentials gets (see `refused_for_credentials`).
+_NO_CREDENTIALS = re.compile(r"\b40[13]\b|unauthori[sz]ed|\bdenied\b|\bforbidden\b", re.IGNORECASE)
+# How long a step whose pod has image pull secrets keeps waiting after its pull was refused for want of
+# credentials: the kubelet's first retry comes 10 s after the first failure (its image back-off), and by then
+# it has the secret. Longer than that, the secret itself is wrong.
+CREDENTIALS_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,19 @@ def pull_failure(view: StepView) -> str | None:
     if view.pull_error in ("ErrImagePull", "ImagePullBackOff") and _REFUSED.search(view.message or ""):
         return "permanent"
     return "transient"
+
+
+def refused_for_credentials(view: StepView) -> bool:
+    """Whether the registry refused the pull as one without (good) credentials: 401, 403, denied.
+
+    A pod with image pull secrets can still be pulled for without them: the kubelet waits at most 1 s for
+    its watch of each pull secret to sync, and on a loaded node it then pulls with none ("Unable to retrieve
+    pull secret, the image pull may not succeed": kubernetes pkg/kubelet/kubelet_pods.go
+    getPullSecretsForPod; the 1 s wait: pkg/kubelet/util/manager/watch_based_manager.go objectCache.Get).
+    Its next attempt has them, so such a refusal is not final at once."""
+    return view.pull_error in ("ErrImagePull", "ImagePullBackOff") and bool(
+        _NO_CREDENTIALS.search(view.message or "")
+    )
 
 
 def view_prepare(pod: Mapping[str, Any] | None) -> StepView:

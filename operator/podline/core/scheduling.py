@@ -545,13 +545,20 @@ def _pull_deadline(
     kind = observing.pull_failure(view)
     if kind is None or view.pull_error in observing.CONFIG_ERRORS:
         return None, None
+    waited = None if view.turn_since is None else observing.seconds_since(view.turn_since, now) or 0.0
+    if kind == "permanent" and plan.pull_secret_name and observing.refused_for_credentials(view):
+        # The kubelet may have pulled without the pod's pull secrets (its cache of them was not ready):
+        # its next attempt has them, so wait for it (`observing.refused_for_credentials`).
+        if waited is None:
+            return None, None
+        if waited < observing.CREDENTIALS_RETRY_SECONDS:
+            return None, observing.CREDENTIALS_RETRY_SECONDS - waited
     if kind == "permanent":
         return pods.failure_note(
             view.pull_error or "ErrImagePull", f"{view.message or view.pull_error}; {_pull_hint(c)}"
         ), None
-    if view.turn_since is None:
+    if waited is None:
         return None, None  # not its turn yet: the kubelet keeps retrying meanwhile
-    waited = observing.seconds_since(view.turn_since, now) or 0.0
     if waited >= plan.pull_timeout_seconds:
         message = (
             f"image {c.image} could not be pulled in {plan.pull_timeout_seconds}s ({view.pull_error}: "
