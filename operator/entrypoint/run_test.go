@@ -699,16 +699,6 @@ func TestOutputWithoutNewlineIsKept(t *testing.T) {
 	}
 }
 
-// A process that leaves the command's process group and keeps the output open does not hold the step.
-func TestEscapedProcessDoesNotHoldTheStep(t *testing.T) {
-	p := newPod(t)
-	s, r := p.runStep("step-a", "--", "sh", "-c", "setsid sh -c 'sleep 5' & echo done")
-	p.expect(r, StateSucceeded, code(0), "")
-	if s.stdout.String() != "done\n" {
-		t.Errorf("output %q", s.stdout.String())
-	}
-}
-
 // The copy on the volume holds the output exactly as the container's log has it (masked), every byte.
 func TestOutputIsCopiedToTheLogDir(t *testing.T) {
 	p := newPod(t)

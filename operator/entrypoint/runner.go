@@ -27,6 +27,8 @@ const KillGrace = 5 * time.Second
 // to a second waiter.
 type ProcessRunner struct {
 	KillGrace time.Duration
+	// DrainGrace bounds the read of the output once the command has ended (0: the DrainGrace constant).
+	DrainGrace time.Duration
 	// Output, when set, gets the command's stdout and stderr, merged in the order written (one pipe, as
 	// Drone's log has them), instead of the container's own; it is flushed once the command has ended.
 	Output OutputSink
@@ -40,7 +42,8 @@ type OutputSink interface {
 }
 
 // DrainGrace bounds how long the output is still read once the command has ended, when something that
-// left the command's process group keeps the pipe open.
+// left the command's process group keeps the pipe open. It is not a wait: when the command and its group
+// are gone, the pipe has no writer left and the read ends at once, at its end of file.
 const DrainGrace = 200 * time.Millisecond
 
 func (p ProcessRunner) Run(command []string, timeout time.Duration, stops <-chan os.Signal) Outcome {
@@ -72,17 +75,24 @@ func (p ProcessRunner) Run(command []string, timeout time.Duration, stops <-chan
 	}
 	if err != nil {
 		if relay != nil {
-			relay.finish()
+			relay.finish(p.drainGrace())
 		}
 		return startFailure(command[0], path, err)
 	}
 	outcome := p.wait(pid, timeout, stops, children)
 	if relay != nil {
-		relay.finish()
+		relay.finish(p.drainGrace())
 		written := relay.sink.Bytes()
 		outcome.Output = &written
 	}
 	return outcome
+}
+
+func (p ProcessRunner) drainGrace() time.Duration {
+	if p.DrainGrace > 0 {
+		return p.DrainGrace
+	}
+	return DrainGrace
 }
 
 // wait waits for the command (pid) to end, forwarding stops and enforcing the timeout, and reaps what it
@@ -171,9 +181,13 @@ func (r *relay) copy() {
 	}
 }
 
-// finish waits for the end of the output (at most DrainGrace once the command is gone) and flushes it.
-func (r *relay) finish() {
-	_ = r.reader.SetReadDeadline(time.Now().Add(DrainGrace))
+// finish waits for the end of the output and flushes it. The copy ends as soon as the pipe reports its end
+// of file, which it does once every process holding it has closed it: at the command's end, as its group is
+// killed with it. Only a process that left the group (setsid, a daemon) can keep it open; the read
+// deadline then ends the copy grace after the command's end, and what the masker held back is still
+// flushed (masked as far as it is complete).
+func (r *relay) finish(grace time.Duration) {
+	_ = r.reader.SetReadDeadline(time.Now().Add(grace))
 	<-r.done
 	_ = r.sink.Flush()
 	r.reader.Close()
