@@ -130,3 +130,17 @@ def test_with_the_archive_off_the_finalizer_is_released(tmp_path: pathlib.Path) 
     cache.put_pod(("ci", pod["metadata"]["name"]), pod)
     asyncio.run(archiving.Releaser(api, cache).pass_once())  # type: ignore[arg-type]
     assert conventions.FINALIZER_ARCHIVE not in api.pod["metadata"]["finalizers"] and api.reads == 0
+
+
+def test_on_delete_delete_a_deleted_pod_of_a_gone_pipeline_is_released_unarchived(
+    tmp_path: pathlib.Path,
+) -> None:
+    """``PODLINE_ARCHIVE_ON_DELETE=delete``: the Pipeline's runs went with it; a pod it left is not archived."""
+    pod = held(run_pod(ps.succeeded(COMPILE, IMG)), deleting_at=50)
+    archiver, api = setup(tmp_path, pod, LOGS)
+    archiver.forget_deleted = True
+    step_pass(archiver, api)
+    assert api.reads == 0 and stored(archiver, "record.json") is None and not records.holds(api.pod)
+    kept, api2 = setup(tmp_path / "kept", held(run_pod(ps.succeeded(COMPILE, IMG)), deleting_at=50), LOGS)
+    step_pass(kept, api2)  # keep (the default): archived all the same
+    assert api2.reads == 1 and stored(kept, "record.json") is not None and not records.holds(api2.pod)

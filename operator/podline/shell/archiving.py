@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import obstore
 from obstore.store import LocalStore, ObjectStore, S3Store
 
-from podline.core import records
+from podline.core import conventions, records
 from podline.shell import caches as caches_
 from podline.shell import kube
 
@@ -164,6 +164,7 @@ class Archiver(Loop):
         log_limit_bytes: int,
         retention: records.Retention,
         archive_wait_seconds: float = 3600,
+        forget_deleted: bool = False,
         interval: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -176,6 +177,7 @@ class Archiver(Loop):
             clock,
         )
         self.archive_wait_seconds = archive_wait_seconds
+        self.forget_deleted = forget_deleted  # PODLINE_ARCHIVE_ON_DELETE=delete
         self._retry_at: dict[caches_.Key, tuple[float, float]] = {}  # pod → (monotonic time, backoff)
         self._done: dict[caches_.Key, dict[str, str]] = {}  # pod → container → instance whose log is archived
         self.log_reads = 0  # pods/log requests made (for tests and benchmarks)
@@ -215,6 +217,10 @@ class Archiver(Loop):
         namespace, name = key
         pod = await self.api.get_pod(namespace, name)  # the whole pod: the cache keeps no spec
         work = self.work(key, pod)
+        if self.forget_deleted and records.is_deleting(pod) and not self.pipeline_exists(pod):
+            work = records.Work(
+                release=records.holds(pod)
+            )  # its Pipeline's runs went with it: so does this one
         if work.release and not work.record:
             self.caches.put_pod(key, await self.api.patch_pod(namespace, name, records.release_patch()))
             if work.notes:
@@ -240,6 +246,12 @@ class Archiver(Loop):
         self._done.pop(key, None)
         log.info("archived run %s of %s/%s (%s)", run, ns, pipeline, self.store.url)
         await self.prune(ns, pipeline)
+
+    def pipeline_exists(self, pod: Mapping[str, Any]) -> bool:
+        namespace, pipeline, _ = records.identity(pod)
+        cached = self.caches.pipelines.get((namespace, pipeline))
+        uid = ((pod.get("metadata") or {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID)
+        return cached is not None and (cached.get("metadata") or {}).get("uid") == uid
 
     async def archive_log(
         self, pod: Mapping[str, Any], container: str, written: int | None, *, partial: bool

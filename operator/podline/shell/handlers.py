@@ -72,6 +72,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             log_limit_bytes=config.policy.log_limit_bytes,
             retention=config.log_retention,
             archive_wait_seconds=config.archive_wait_seconds,
+            forget_deleted=config.archive_on_delete == "delete",
         )
         memo["archiver"] = archiver
         memo["archiving"] = asyncio.get_running_loop().create_task(archiver.run_forever())
