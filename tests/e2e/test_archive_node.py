@@ -192,9 +192,12 @@ def test_a_pipeline_deleted_mid_run_or_right_after_is_archived_all_the_same(
         cluster.kubectl("delete", "-n", namespace, "pipeline", "ended", "--wait=false")  # background
         operating.wait_for(lambda: _gone(cluster, namespace, "pipelines.podline.dev", "ended"), timeout=60,
                            what="the Pipeline gone")  # fmt: skip
-        time.sleep(3)  # the garbage collector has deleted the pod: the finalizer keeps it
-        held = operating.get(cluster, namespace, "pod", pod.split("/")[1])["metadata"]
-        assert held.get("deletionTimestamp") and held["finalizers"] == ["podline.dev/archive"], held
+        pod_name = pod.split("/")[1]
+        operating.wait_for(lambda: operating.get(cluster, namespace, "pod", pod_name)["metadata"].get("deletionTimestamp"),
+                           timeout=90, what="the garbage collector to delete the pod")  # fmt: skip
+        time.sleep(2)  # the kubelet has had time to act on it: the finalizer keeps it all the same
+        held = operating.get(cluster, namespace, "pod", pod_name)["metadata"]
+        assert held["finalizers"] == ["podline.dev/archive"], held
         op.start()
         operating.apply(
             cluster, namespace, operating.pipeline("mid-bg", slow), operating.pipeline("mid-fg", slow)
