@@ -218,9 +218,8 @@ class Archiver(Loop):
         pod = await self.api.get_pod(namespace, name)  # the whole pod: the cache keeps no spec
         work = self.work(key, pod)
         if self.forget_deleted and records.is_deleting(pod) and not self.pipeline_exists(pod):
-            work = records.Work(
-                release=records.holds(pod)
-            )  # its Pipeline's runs went with it: so does this one
+            # PODLINE_ARCHIVE_ON_DELETE=delete: its Pipeline's runs went with it, so does this one
+            work = records.Work(release=records.holds(pod))
         if work.release and not work.record:
             self.caches.put_pod(key, await self.api.patch_pod(namespace, name, records.release_patch()))
             if work.notes:
