@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from podline.core import records
 from podline.shell import archiving
 
 from tests.cluster import fixtures, s3proxy
@@ -145,3 +147,138 @@ def test_containerd_restarted_mid_step_every_line_or_a_marked_gap(
     log = asyncio.run(store.get(f"{namespace}/restarted/{st['run']}/step-a.log")) or b""
     every = all(f"line-{i}\n".encode() in log for i in range(lines))
     assert a["outputBytes"] and (every or b"the node's log pipeline lost them" in log), (a, log)
+
+
+def _step_running(cluster: Any, namespace: str, name: str, step: str) -> bool:
+    steps = operating.status(cluster, namespace, name).get("steps", [])
+    return any(s.get("name") == step and s.get("state") == "running" for s in steps)
+
+
+def _gone(cluster: Any, namespace: str, kind: str, name: str) -> bool:
+    return cluster.kubectl("get", "-n", namespace, kind, name, check=False).returncode != 0
+
+
+def test_a_pipeline_deleted_mid_run_or_right_after_is_archived_all_the_same(
+    node_cluster: Any, node_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """Issue 18: nothing lost on deletion. The run pod carries the archive's finalizer: a Pipeline deleted
+    right after its run ended (background propagation, as kubectl and Flux delete), or mid-run in the
+    background or in the foreground (as Argo CD deletes: the pod goes first) still has its run archived, and
+    then goes. Mid-run, the kubelet removes the deleted pod's containers, logs and all, as soon as they have
+    stopped (``records.log_gone``): the step that had ended was archived as it ended, the running one up to
+    its deletion (with a note), and the record says ``Deleted``."""
+    cluster, namespace = node_cluster, node_namespace
+    conftest.install_crd(cluster)
+    url = f"file://{tmp_path}/archive"
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-archive-delete", env={
+        "PODLINE_RUNNER_IMAGE": cluster.registry.runner, "PODLINE_ARCHIVE": url})  # fmt: skip
+    busybox = cluster.registry.busybox
+    quick = {"steps": [{"name": "a", "image": busybox, "commands": ["echo done-a"]},
+                       {"name": "b", "image": busybox, "commands": ["echo done-b"]}]}  # fmt: skip
+    slow = {"steps": [{"name": "a", "image": busybox, "commands": ["echo done-a"]},
+                      {"name": "b", "image": busybox, "commands": ["echo began-b", "sleep 300", "echo never-b"]}]}  # fmt: skip
+    op.start()
+    try:
+        operating.apply(cluster, namespace, operating.pipeline("ended", quick))
+        operating.wait_for(lambda: _pods_of(cluster, namespace, "ended"), timeout=60, what="the run's pod")
+        op.kill()  # the operator is away when the run ends and its Pipeline is deleted
+        [pod] = _pods_of(cluster, namespace, "ended")
+        operating.wait_for(lambda: operating.get(cluster, namespace, "pod", pod.split("/")[1])["status"]["phase"]
+                           == "Succeeded", timeout=180, what="the run to end")  # fmt: skip
+        runs = {
+            "ended": operating.status(cluster, namespace, "ended").get("run")
+            or _run_of(cluster, namespace, pod)
+        }
+        cluster.kubectl("delete", "-n", namespace, "pipeline", "ended", "--wait=false")  # background
+        operating.wait_for(lambda: _gone(cluster, namespace, "pipelines.podline.dev", "ended"), timeout=60,
+                           what="the Pipeline gone")  # fmt: skip
+        pod_name = pod.split("/")[1]
+        operating.wait_for(lambda: operating.get(cluster, namespace, "pod", pod_name)["metadata"].get("deletionTimestamp"),
+                           timeout=90, what="the garbage collector to delete the pod")  # fmt: skip
+        time.sleep(2)  # the kubelet has had time to act on it: the finalizer keeps it all the same
+        held = operating.get(cluster, namespace, "pod", pod_name)["metadata"]
+        assert held["finalizers"] == ["podline.dev/archive"], held
+        op.start()
+        operating.apply(
+            cluster, namespace, operating.pipeline("mid-bg", slow), operating.pipeline("mid-fg", slow)
+        )
+        for name, cascade in (("mid-bg", "background"), ("mid-fg", "foreground")):
+            operating.wait_for(lambda name=name: _step_running(cluster, namespace, name, "b"), timeout=180,
+                               what=f"{name}: step b to run")  # fmt: skip
+            runs[name] = operating.status(cluster, namespace, name)["run"]
+            time.sleep(2)  # b has written its first lines
+            cluster.kubectl(
+                "delete", "-n", namespace, "pipeline", name, f"--cascade={cascade}", "--wait=false"
+            )
+        store = archiving.open_store(url)
+        for name, run in runs.items():
+            operating.wait_for(lambda name=name, run=run: (_record(store, namespace, run, name) or {}).get("result")
+                               not in (None, "Running"), timeout=120, what=f"{name}: the final record")  # fmt: skip
+            operating.wait_for(lambda name=name: _gone(cluster, namespace, "pipelines.podline.dev", name)
+                               and not _pods_of(cluster, namespace, name), timeout=120,
+                               what=f"{name}: the Pipeline and its pod gone")  # fmt: skip
+    finally:
+        op.stop()
+    began = b"+ echo began-b\nbegan-b\n+ sleep 300\n"
+    for name, run in runs.items():
+        record = _record(store, namespace, run, name)
+        assert record is not None
+        log_a = asyncio.run(store.get(f"{namespace}/{name}/{run}/step-a.log"))
+        log_b = asyncio.run(store.get(f"{namespace}/{name}/{run}/step-b.log")) or b""
+        assert log_a == b"+ echo done-a\ndone-a\n", (name, log_a)
+        if name == "ended":
+            assert record["result"] == "Succeeded" and log_b == b"+ echo done-b\ndone-b\n", (record, log_b)
+            continue
+        assert record["result"] == "Deleted", (name, record)
+        # read while it was being stopped (the kubelet then removed it), or read whole once it had stopped
+        assert log_b in (began + records.partial_note(), began), (name, log_b)
+        print(f"{name}: step b archived {'up to its deletion' if log_b != began else 'whole'}")
+
+
+def _run_of(cluster: Any, namespace: str, pod: str) -> str:
+    labels = operating.get(cluster, namespace, "pod", pod.split("/")[1])["metadata"]["labels"]
+    return str(labels["podline.dev/run"])
+
+
+def _pods_of(cluster: Any, namespace: str, pipeline: str) -> list[str]:
+    out = cluster.kubectl(
+        "get", "pods", "-n", namespace, "-l", f"podline.dev/pipeline={pipeline}", "-o", "name"
+    )
+    return out.stdout.split()
+
+
+def test_no_line_is_lost_with_the_operator_killed_and_restarted_mid_run(
+    node_cluster: Any, node_namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """The count of lost lines (issue 18), on the node tier: the api tier's scripted kubelet writes statuses,
+    not logs, and the apiserver serves ``pods/log`` from a kubelet only. Three steps write numbered lines
+    while the operator is SIGKILLed and started again twice; every line of every step is in the archive."""
+    cluster, namespace = node_cluster, node_namespace
+    conftest.install_crd(cluster)
+    url = f"file://{tmp_path}/archive"
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-archive-kills", env={
+        "PODLINE_RUNNER_IMAGE": cluster.registry.runner, "PODLINE_ARCHIVE": url})  # fmt: skip
+    lines, names = 150, ("one", "two", "three")
+    loop = f"i=0; while [ $i -lt {lines} ]; do echo $STEP-line-$i; i=$((i+1)); [ $((i % 10)) = 0 ] && sleep 0.2; done"
+    spec = {"steps": [{"name": n, "image": cluster.registry.busybox, "environment": {"STEP": n},
+                       "commands": [loop]} for n in names]}  # fmt: skip
+    op.start()
+    try:
+        operating.apply(cluster, namespace, operating.pipeline("counted", spec))
+        for step in names[:2]:
+            operating.wait_for(lambda step=step: _step_running(cluster, namespace, "counted", step), timeout=180,
+                               what=f"step {step} to run", interval=0.1)  # fmt: skip
+            op.restart()
+        st = operating.wait_for_phase(cluster, namespace, "counted", timeout=240, operator=op)
+        store = archiving.open_store(url)
+        operating.wait_for(lambda: (_record(store, namespace, st["run"], "counted") or {}).get("result")
+                           not in (None, "Running"), timeout=120, what="the final record")  # fmt: skip
+    finally:
+        op.stop()
+    assert st["phase"] == "Succeeded", st
+    lost = 0
+    for n in names:
+        log = asyncio.run(store.get(f"{namespace}/counted/{st['run']}/step-{n}.log")) or b""
+        lost += sum(1 for i in range(lines) if f"\n{n}-line-{i}\n".encode() not in log)
+    print(f"lines written: {lines * len(names)}, lost: {lost}, operator starts: {op.starts}")
+    assert lost == 0 and op.starts == 3

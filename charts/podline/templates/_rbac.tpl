@@ -6,7 +6,8 @@ cluster-wide (ClusterRole) or per watched namespace (Role), see rbac.scope.
   pipelines/status  patch               the reconciler writes status with a merge patch
   pods              get, list, watch    kopf watches podline's pods; the reconciler re-reads a pod it created
   pods              create, patch,      one pod per run; patched to stand the runner image in for a step whose
-                    delete              image cannot be pulled, and to stop it; old runs' pods beyond the
+                    delete              image cannot be pulled, to stop it, and to mark it archived and remove
+                                        the archive's finalizer (podline.dev/archive); old runs' pods beyond the
                                         history limit are deleted
   secrets           get                 the image_pull_secrets a Pipeline names (any name, so no resourceNames)
   secrets           create              the generated kubernetes.io/dockerconfigjson pull Secret

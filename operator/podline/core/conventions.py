@@ -47,6 +47,8 @@ ANNOTATION_GENERATION = f"{GROUP}/generation"  # the Pipeline generation the pod
 ANNOTATION_PIPELINE_NAME = f"{GROUP}/pipeline-name"  # the Pipeline's full name (the label may be shortened)
 ANNOTATION_SOURCES = f"{GROUP}/sources"  # on the pull Secret: the Secrets it was made from
 ANNOTATION_ARCHIVED = f"{GROUP}/archived"  # on the pod: when its run's record and logs were archived
+# On the run pod while the archive is on: a deleted pod stays (Terminating) until its run is archived.
+FINALIZER_ARCHIVE = f"{GROUP}/archive"
 
 CONTAINER_STEP_PREFIX = "step-"
 CONTAINER_SERVICE_PREFIX = "svc-"

@@ -153,8 +153,10 @@ def build_pod(
     *,
     image_configs: Mapping[str, stepping.ImageCommand] | None = None,
     transformers: Sequence[Transformer] = (),
+    finalizers: Sequence[str] = (),
 ) -> Manifest:
-    """The run's pod: the prepare container, the services, then the steps, each with its own image."""
+    """The run's pod: the prepare container, the services, then the steps, each with its own image.
+    ``finalizers``: the archive's (``records``), when the archive is on."""
     commands = step_commands(plan, image_configs or {})
     containers = [prepare_container(plan)] + [
         to_container(plan, c, command=commands.get(c.name)) for c in plan.containers
@@ -181,6 +183,8 @@ def build_pod(
     metadata = _metadata(plan, plan.pod_name, "run-pod", plan.pod_labels)
     metadata["annotations"].update(dict(plan.pod_annotations))
     metadata["annotations"][conventions.ANNOTATION_GENERATION] = str(plan.generation)
+    if finalizers:
+        metadata["finalizers"] = list(finalizers)
     pod: Manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     for transform in transformers:
         pod = transform(pod)

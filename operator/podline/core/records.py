@@ -1,10 +1,12 @@
-"""The run record: what the archive keeps of a run once its pod has ended, and when archived runs go.
+"""The run record: what the archive keeps of a run, step by step as its steps end, and when archived runs go.
 
 Pure: from a run pod (as the API shows it) to the record (every step's state, exit code, reason, start and end
-in ms, the image and the digest it ran), the store keys of the record and of each step's output, whether the
-pod is ready to archive or already archived, and which archived runs retention prunes. The shell
-(``shell.archiving``) reads the logs, writes the store and marks the pod; the scheduler keeps a pod beyond the
-history limit until it is marked (``must_keep``).
+in ms, the image and the digest it ran; a run not over yet says ``Running``), the store keys of the record and
+of each step's output, what of a pod is due for archiving given what was archived already (``work``: each step
+container's log once it has terminated, a running step's output so far once its pod is being deleted, the
+final record, the mark and the release of the pod's ``podline.dev/archive`` finalizer), and which archived runs
+retention prunes. The shell (``shell.archiving``) reads the logs, writes the store and patches the pod; the
+scheduler keeps a pod beyond the history limit until it is marked (``must_keep``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -46,12 +48,20 @@ def step_containers(pod: Mapping[str, Any]) -> list[str]:
     return [c["name"] for c in containers if c["name"].startswith(conventions.CONTAINER_STEP_PREFIX)]
 
 
+def status_steps(pod: Mapping[str, Any]) -> list[str]:
+    """The step containers the kubelet reports on (the cached pod has no spec), in its order."""
+    return [n for n in observing.container_statuses(pod) if n.startswith(conventions.CONTAINER_STEP_PREFIX)]
+
+
 def is_over(pod: Mapping[str, Any]) -> bool:
-    """The run's pod has ended (or every step container has): its output is complete."""
+    """The run's pod has ended (or every step container has): its output is complete. A pod being deleted
+    before the kubelet reported any container (never scheduled) is over too: nothing in it ever ran."""
     if observing.pod_phase(pod) in FINISHED:
         return True
     statuses = observing.container_statuses(pod)
-    names = step_containers(pod)
+    names = step_containers(pod) or status_steps(pod)
+    if is_deleting(pod) and not statuses:
+        return True
     return bool(names) and all("terminated" in (statuses.get(n, {}).get("state") or {}) for n in names)
 
 
@@ -59,8 +69,80 @@ def is_archived(pod: Mapping[str, Any]) -> bool:
     return bool(observing.annotations(pod).get(conventions.ANNOTATION_ARCHIVED))
 
 
+def is_deleting(pod: Mapping[str, Any]) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def holds(pod: Mapping[str, Any]) -> bool:
+    """The pod carries the archive's finalizer."""
+    return conventions.FINALIZER_ARCHIVE in ((pod.get("metadata") or {}).get("finalizers") or ())
+
+
 def archived_patch(at: datetime) -> dict[str, Any]:
-    return {"metadata": {"annotations": {conventions.ANNOTATION_ARCHIVED: at.isoformat(timespec="seconds")}}}
+    """Marks the pod archived and releases the archive's finalizer (a no-op on a pod without it)."""
+    return {
+        "metadata": {
+            "annotations": {conventions.ANNOTATION_ARCHIVED: at.isoformat(timespec="seconds")},
+            "$deleteFromPrimitiveList/finalizers": [conventions.FINALIZER_ARCHIVE],
+        }
+    }
+
+
+def release_patch() -> dict[str, Any]:
+    """Removes the archive's finalizer only (the archive is off, or was given up on)."""
+    return {"metadata": {"$deleteFromPrimitiveList/finalizers": [conventions.FINALIZER_ARCHIVE]}}
+
+
+def container_id(pod: Mapping[str, Any], container: str) -> str:
+    """The instance of a container the kubelet reports (``containerd://…``; empty if none ran)."""
+    status = observing.container_statuses(pod).get(container, {})
+    terminated = (status.get("state") or {}).get("terminated") or {}
+    return str(terminated.get("containerID") or status.get("containerID") or "")
+
+
+@dataclass(frozen=True)
+class Work:
+    """What of one pod is due for archiving now, given what was archived of it (``work``)."""
+
+    complete: tuple[str, ...] = ()  # terminated step containers whose whole log is read and archived
+    partial: tuple[str, ...] = ()  # running steps of a pod being deleted: their output so far, at once
+    record: bool = False  # (re)write record.json
+    finish: bool = False  # the run is over: mark the pod archived, release the finalizer
+    release: bool = False  # only remove the finalizer (archived already, or given up on)
+    notes: tuple[str, ...] = field(default=())  # for the log: why it was given up on
+
+    @property
+    def idle(self) -> bool:
+        return not (self.complete or self.partial or self.record or self.finish or self.release)
+
+
+def work(
+    pod: Mapping[str, Any],
+    done: Mapping[str, str],
+    *,
+    now: datetime,
+    archive_wait_seconds: float,
+) -> Work:
+    """What to archive of ``pod`` now. ``done``: container → the instance (``container_id``) whose complete
+    log this operator has archived already (its memory; empty after a restart: archiving again rewrites the
+    same bytes). Each step's log is read once, when its container has terminated; while the pod is being
+    deleted, the running steps' output so far is read at every pass (the kubelet removes a deleted pod's
+    containers, logs and all, as soon as the last one has stopped); the record is rewritten with every log;
+    once the run is over, the final record, the mark and the release of the finalizer. A pod still not
+    archived ``archive_wait_seconds`` after its deletion (a store down) is released all the same (bounded)."""
+    if is_archived(pod):
+        return Work(release=holds(pod))
+    deleting = is_deleting(pod)
+    waited = observing.seconds_since((pod.get("metadata") or {}).get("deletionTimestamp"), now)
+    if deleting and waited is not None and waited >= archive_wait_seconds:
+        return Work(release=holds(pod), notes=("not archived within PODLINE_ARCHIVE_WAIT of its deletion",))
+    statuses = observing.container_statuses(pod)
+    steps = status_steps(pod)
+    ended = [n for n in steps if "terminated" in (statuses[n].get("state") or {})]
+    complete = tuple(n for n in ended if done.get(n) != container_id(pod, n))
+    partial = tuple(n for n in steps if deleting and "running" in (statuses[n].get("state") or {}))
+    over = is_over(pod)
+    return Work(complete=complete, partial=partial, record=bool(complete or partial or over), finish=over)
 
 
 def must_keep(pod: Mapping[str, Any], *, now: datetime, archive_wait_seconds: float) -> bool:
@@ -83,27 +165,34 @@ def _ended_at(pod: Mapping[str, Any]) -> str | None:
 
 
 def record(pod: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's record, as JSON-ready data."""
+    """The run's record, as JSON-ready data. A run not over yet (archived as each step ends) has the result
+    ``Running``, no ``finishedAt``, and its steps not ended yet ``running`` or ``waiting``."""
     namespace, pipeline, run = identity(pod)
     statuses = observing.container_statuses(pod)
     specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
-    steps = [_step(name, statuses.get(name, {}), specs.get(name, {})) for name in step_containers(pod)]
+    over = is_over(pod)
+    steps = [
+        _step(name, statuses.get(name, {}), specs.get(name, {}), live=not over)
+        for name in step_containers(pod)
+    ]
     started = [s["startedAt"] for s in steps if s["startedAt"] is not None]
     finished = [s["finishedAt"] for s in steps if s["finishedAt"] is not None]
+    stopped = observing.annotations(pod).get(conventions.ANNOTATION_STOPPED)
     return {
         "namespace": namespace,
         "pipeline": pipeline,
         "run": run,
         "pod": (pod.get("metadata") or {}).get("name"),
-        "result": result_of(steps, observing.annotations(pod).get(conventions.ANNOTATION_STOPPED)),
+        "result": result_of(steps, stopped, deleted=is_deleting(pod)) if over else "Running",
         "startedAt": min(started) if started else None,
-        "finishedAt": max(finished) if finished else None,
+        "finishedAt": max(finished) if finished and over else None,
         "steps": steps,
     }
 
 
-def _step(name: str, status: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
-    terminated = (status.get("state") or {}).get("terminated") or {}
+def _step(name: str, status: Mapping[str, Any], spec: Mapping[str, Any], *, live: bool) -> dict[str, Any]:
+    state = status.get("state") or {}
+    terminated = state.get("terminated") or {}
     result = stepping.parse_message(name, terminated.get("message"))
     image_id = status.get("imageID") or ""
     out: dict[str, Any] = {
@@ -122,7 +211,17 @@ def _step(name: str, status: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
             "finishedAt": result.finished_at,
             "outputBytes": result.output_bytes,
         }
-    # no result: the container never ran its entrypoint to the end (the kubelet's reason, if any)
+    # no result: a live run's container not ended yet (running, waiting); else it never ran its entrypoint to
+    # the end (the kubelet's reason, if any)
+    if live and not terminated:
+        return (
+            out
+            | dict.fromkeys(("exitCode", "reason", "startedAt", "finishedAt", "outputBytes"))
+            | {
+                "failing": False,
+                "state": "running" if "running" in state else "waiting",
+            }
+        )
     return out | {
         "failing": True,
         "state": "failed" if terminated else "unknown",
@@ -141,14 +240,16 @@ def _args(spec: Mapping[str, Any]) -> stepping.StepArgs:
         return stepping.StepArgs(name=str(spec.get("name", "")))
 
 
-def result_of(steps: Sequence[Mapping[str, Any]], stopped: str | None) -> str:
+def result_of(steps: Sequence[Mapping[str, Any]], stopped: str | None, *, deleted: bool = False) -> str:
     """Why the pod was stopped (Cancelled, Timeout, Superseded, …) if that cut a step short (a result with
-    reason ``Stopped``, or none at all); else Succeeded unless a step failed in a way that fails the run (not
-    ``failure: ignore``, not detached). A pod stopped after its run ended (superseded by a rerun) keeps the
-    run's own result."""
+    reason ``Stopped``, or none at all); ``Deleted`` if its deletion did; else Succeeded unless a step failed in
+    a way that fails the run (not ``failure: ignore``, not detached). A pod stopped or deleted after its run
+    ended (superseded by a rerun, pruned) keeps the run's own result."""
     cut_short = any(s["reason"] == "Stopped" or s["state"] == "unknown" for s in steps)
     if stopped and stopped not in ("Completed", "StepFailed") and cut_short:
         return str(stopped)
+    if deleted and cut_short and stopped != "StepFailed":
+        return "Deleted"
     return "Failed" if stopped == "StepFailed" or any(s["failing"] for s in steps) else "Succeeded"
 
 
@@ -172,6 +273,24 @@ def limited(log: bytes, limit: int, written: int | None = None) -> bytes:
     if written is not None and len(log) < min(written, limit):
         return log + gap_note(min(written, limit) - len(log), written)
     return log
+
+
+def partial_note() -> bytes:
+    return (
+        b"\n[podline: the pod was deleted while this step ran: this is its output until then; what it wrote "
+        b"while being stopped may be missing]\n"
+    )
+
+
+def gone_note() -> bytes:
+    return b"[podline: this step's output was removed with its pod (deleted mid-run) before it could be archived]\n"
+
+
+def log_gone(body: bytes, container: str) -> bool:
+    """The kubelet's answer for a container whose log it no longer has (a deleted pod's containers are
+    removed once they have all stopped): HTTP 200, and this sentence as the log (kuberuntime ``ReadLogs``;
+    seen on the node tier, ``tests/e2e/test_archive_node.py``)."""
+    return bool(container) and body.strip() == f"unable to retrieve container logs for {container}".encode()
 
 
 def encode(data: Mapping[str, Any]) -> bytes:

@@ -61,6 +61,7 @@ class Snapshot:
     other_pods: Sequence[Mapping[str, Any]] = ()  # pods of earlier runs of this Pipeline
     history_limit: int = 3  # pods of earlier runs kept (PODLINE_HISTORY_LIMIT)
     archive_wait_seconds: float = 0  # a pod beyond the history is kept this long for the archive (0: none)
+    archive: bool = False  # the archive is on: run pods carry its finalizer (records, docs/archive.md)
 
 
 _EVENT_TEXT = 900  # characters of an Event's message (the apiserver keeps 1 KiB of a note)
@@ -167,7 +168,8 @@ def _create(turn: _Turn, plan: plans.RunPlan, waiting: list[statuses.StepStatus]
     unreadable = _unreadable_images(plan, snap.image_configs)
     if unreadable:
         return turn.ended(End(Phase.FAILED, Reason.IMAGE_CONFIG, unreadable), waiting)
-    create.append(pods.build_pod(plan, image_configs=snap.image_configs))
+    finalizers = (conventions.FINALIZER_ARCHIVE,) if snap.archive else ()
+    create.append(pods.build_pod(plan, image_configs=snap.image_configs, finalizers=finalizers))
     warnings = list(plan.warnings) + list(getattr(snap.credentials, "warnings", ()))
     status = _base(snap, plan, turn.previous, turn.history).model_copy(
         update={
@@ -840,7 +842,8 @@ def _old_pods(snap: Snapshot) -> tuple[tuple[tuple[str, Manifest], ...], tuple[s
     deletes = tuple(
         p["metadata"]["name"]
         for p in by_age[snap.history_limit :]
-        if not records.must_keep(p, now=snap.now, archive_wait_seconds=snap.archive_wait_seconds)
+        if not records.is_deleting(p)  # deleted already, kept by the archive's finalizer until archived
+        and not records.must_keep(p, now=snap.now, archive_wait_seconds=snap.archive_wait_seconds)
     )
     return tuple(patches), deletes
 

@@ -1,12 +1,18 @@
-"""The archive: every ended run's record and each step's output, written to a store off the critical path.
+"""The archive: each step's output as it ends and the run's record, written to a store off the critical path.
 
-A background task (started with the operator) looks at the run pods the watch delivered; a pod whose run is
-over and that is not marked ``podline.dev/archived`` is archived: each step container's log is read through
-``pods/log`` (already masked by the entrypoint, at most ``PODLINE_LOG_LIMIT`` bytes plus the note), then the
-run record (``core.records``) is written, then the pod is marked. The scheduler deletes a pod beyond the
-history limit only once it is marked, or ``PODLINE_ARCHIVE_WAIT`` seconds after its run ended (bounded). A
+A background task (started with the operator) looks at the run pods the watch delivered and archives what
+``records.work`` says is due: a step container's log once the container has terminated (read once through
+``pods/log``, already masked by the entrypoint, at most ``PODLINE_LOG_LIMIT`` bytes plus the note), the run
+record (``core.records``) with it, and once the run is over the final record, then the pod is marked
+``podline.dev/archived`` and its ``podline.dev/archive`` finalizer removed. The finalizer (put on the pod when
+it is made) keeps a deleted pod — its Pipeline deleted, ``kubectl delete pod``, history pruning — until its
+run is archived; while it is being deleted, its running steps' output so far is archived at once (the kubelet
+removes a deleted pod's containers, logs and all, as soon as they have stopped). What was archived of each
+pod is remembered (an operator restart archives again: the same bytes). The scheduler deletes a pod beyond
+the history limit only once it is marked, or ``PODLINE_ARCHIVE_WAIT`` seconds after its run ended (bounded). A
 store that fails is tried again with back-off; an operator that was down archives what ended meanwhile when it
-is back (the pods are still there: not marked, not pruned). Steps never wait for any of this.
+is back (the pods are still there: not marked, not pruned). Steps never wait for any of this. With the archive
+off, ``Releaser`` removes the finalizer from pods made while it was on.
 
 Stores, through obstore (``PODLINE_ARCHIVE``): ``file:///dir`` (a directory; the chart mounts a PVC there, or
 an emptyDir that keeps nothing across restarts) and ``s3://bucket/prefix`` (credentials and endpoint from the
@@ -21,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -29,7 +35,7 @@ from urllib.parse import urlparse
 import obstore
 from obstore.store import LocalStore, ObjectStore, S3Store
 
-from podline.core import records
+from podline.core import conventions, records
 from podline.shell import caches as caches_
 from podline.shell import kube
 
@@ -56,6 +62,13 @@ class Store:
         except FileNotFoundError:
             return None
         return bytes(await result.bytes_async())
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await obstore.head_async(self._store, key)
+        except FileNotFoundError:
+            return False
+        return True
 
     async def keys(self, prefix: str) -> list[str]:
         out: list[str] = []
@@ -94,29 +107,13 @@ def open_store(url: str) -> Store:
     raise ValueError(f"{url!r}: the archive is file:///path or s3://bucket/prefix")
 
 
-class Archiver:
-    """Archives ended runs' pods: one pass over the cached pods per ``poke`` (or every ``interval`` s)."""
+class Loop:
+    """A background pass over the cached pods per ``poke`` (a pod event) or every ``interval`` s."""
 
-    def __init__(
-        self,
-        api: kube.Kube,
-        caches: caches_.Caches,
-        store: Store,
-        *,
-        log_limit_bytes: int,
-        retention: records.Retention,
-        interval: float = 2.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.api, self.caches, self.store = api, caches, store
-        self.log_limit_bytes, self.retention, self.interval, self.clock = (
-            log_limit_bytes,
-            retention,
-            interval,
-            clock,
-        )
+    interval = 2.0
+
+    def __init__(self) -> None:
         self._wake = asyncio.Event()
-        self._retry_at: dict[caches_.Key, tuple[float, float]] = {}  # pod → (monotonic time, backoff)
 
     def poke(self) -> None:
         self._wake.set()
@@ -130,15 +127,73 @@ class Archiver:
             self._wake.clear()
             await self.pass_once()
 
+    async def pass_once(self) -> None:
+        raise NotImplementedError
+
+
+class Releaser(Loop):
+    """With the archive off: removes the archive's finalizer from run pods that still carry it (made while
+    the archive was on), so none is kept for ever."""
+
+    def __init__(self, api: kube.Kube, caches: caches_.Caches) -> None:
+        super().__init__()
+        self.api, self.caches = api, caches
+
+    async def pass_once(self) -> None:
+        for key, pod in list(self.caches.pods.items()):
+            if not records.holds(pod):
+                continue
+            try:
+                self.caches.put_pod(key, await self.api.patch_pod(*key, records.release_patch()))
+            except kube.NotFound:
+                self.caches.drop_pod(key)
+            except Exception as exc:  # noqa: BLE001 - tried again at the next pass
+                log.warning("releasing %s/%s failed (%s)", *key, describe_error(exc))
+
+
+class Archiver(Loop):
+    """Archives each step's log as its container ends, the run's record with it, and the final record, mark
+    and release of the finalizer when the run is over (``records.work`` decides)."""
+
+    def __init__(
+        self,
+        api: kube.Kube,
+        caches: caches_.Caches,
+        store: Store,
+        *,
+        log_limit_bytes: int,
+        retention: records.Retention,
+        archive_wait_seconds: float = 3600,
+        forget_deleted: bool = False,
+        interval: float = 2.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__()
+        self.api, self.caches, self.store = api, caches, store
+        self.log_limit_bytes, self.retention, self.interval, self.clock = (
+            log_limit_bytes,
+            retention,
+            interval,
+            clock,
+        )
+        self.archive_wait_seconds = archive_wait_seconds
+        self.forget_deleted = forget_deleted  # PODLINE_ARCHIVE_ON_DELETE=delete
+        self._retry_at: dict[caches_.Key, tuple[float, float]] = {}  # pod → (monotonic time, backoff)
+        self._done: dict[caches_.Key, dict[str, str]] = {}  # pod → container → instance whose log is archived
+        self.log_reads = 0  # pods/log requests made (for tests and benchmarks)
+
+    def work(self, key: caches_.Key, pod: Mapping[str, Any]) -> records.Work:
+        return records.work(
+            pod, self._done.get(key, {}), now=self.clock(), archive_wait_seconds=self.archive_wait_seconds
+        )
+
     def due(self) -> list[caches_.Key]:
-        """Pods whose run is over and not archived, not waiting for a retry."""
+        """Pods with something to archive (``records.work``), not waiting for a retry."""
         now = time.monotonic()
         return [
             key
             for key, pod in list(self.caches.pods.items())
-            if records.is_over(pod)
-            and not records.is_archived(pod)
-            and self._retry_at.get(key, (0, 0))[0] <= now
+            if not self.work(key, pod).idle and self._retry_at.get(key, (0, 0))[0] <= now
         ]
 
     async def pass_once(self) -> None:
@@ -148,29 +203,73 @@ class Archiver:
                 self._retry_at.pop(key, None)
             except kube.NotFound:
                 self._retry_at.pop(key, None)  # the pod is gone: nothing left to archive
+                self._done.pop(key, None)
             except Exception as exc:  # noqa: BLE001 - a store or API failure: tried again later
                 backoff = min(BACKOFF_MAX, self._retry_at.get(key, (0, BACKOFF_FIRST / 2))[1] * 2)
                 self._retry_at[key] = (time.monotonic() + backoff, backoff)
                 log.warning(
                     "archiving %s/%s failed (%s); again in %.0f s", *key, describe_error(exc), backoff
                 )
+        for key in [k for k in self._done if k not in self.caches.pods]:
+            del self._done[key]  # the pod is gone: its memory goes with it
 
     async def archive(self, key: caches_.Key) -> None:
         namespace, name = key
         pod = await self.api.get_pod(namespace, name)  # the whole pod: the cache keeps no spec
+        work = self.work(key, pod)
+        if self.forget_deleted and records.is_deleting(pod) and not self.pipeline_exists(pod):
+            # PODLINE_ARCHIVE_ON_DELETE=delete: its Pipeline's runs went with it, so does this one
+            work = records.Work(release=records.holds(pod))
+        if work.release and not work.record:
+            self.caches.put_pod(key, await self.api.patch_pod(namespace, name, records.release_patch()))
+            if work.notes:
+                log.warning("released pod %s/%s unarchived: %s", namespace, name, "; ".join(work.notes))
+            return
         ns, pipeline, run = records.identity(pod)
         record = records.record(pod)
         written = {s["container"]: s["outputBytes"] for s in record["steps"]}
-        for container in records.step_containers(pod):
-            limit = self.log_limit_bytes
-            data = await self.api.read_log(namespace, name, container, limit_bytes=limit + 1)
-            archived = records.limited(data, limit, written.get(container))
-            await self.store.put(records.log_key(ns, pipeline, run, container), archived)
-        await self.store.put(records.run_prefix(ns, pipeline, run) + records.RECORD, records.encode(record))
+        done = self._done.setdefault(key, {})
+        for container in work.complete:
+            await self.archive_log(pod, container, written.get(container), partial=False)
+            done[container] = records.container_id(pod, container)
+        for container in work.partial:
+            await self.archive_log(pod, container, None, partial=True)
+        if work.record:
+            await self.store.put(
+                records.run_prefix(ns, pipeline, run) + records.RECORD, records.encode(record)
+            )
+        if not work.finish:
+            return
         updated = await self.api.patch_pod(namespace, name, records.archived_patch(self.clock()))
         self.caches.put_pod(key, updated)
+        self._done.pop(key, None)
         log.info("archived run %s of %s/%s (%s)", run, ns, pipeline, self.store.url)
         await self.prune(ns, pipeline)
+
+    def pipeline_exists(self, pod: Mapping[str, Any]) -> bool:
+        namespace, pipeline, _ = records.identity(pod)
+        cached = self.caches.pipelines.get((namespace, pipeline))
+        uid = ((pod.get("metadata") or {}).get("labels") or {}).get(conventions.LABEL_PIPELINE_UID)
+        return cached is not None and (cached.get("metadata") or {}).get("uid") == uid
+
+    async def archive_log(
+        self, pod: Mapping[str, Any], container: str, written: int | None, *, partial: bool
+    ) -> None:
+        """One step's log, read once (``limitBytes``: the limit + 1, to see a longer one). A log the kubelet
+        no longer has (its pod deleted mid-run) keeps what was archived of it while it ran, else says so."""
+        meta = pod["metadata"]
+        key = records.log_key(*records.identity(pod), container)
+        limit = self.log_limit_bytes
+        self.log_reads += 1
+        data = await self.api.read_log(meta["namespace"], meta["name"], container, limit_bytes=limit + 1)
+        if records.log_gone(data, records.container_id(pod, container)):
+            if not partial and not await self.store.exists(key):
+                await self.store.put(key, records.gone_note())
+            return
+        if partial:
+            await self.store.put(key, records.limited(data, limit) + records.partial_note())
+        else:
+            await self.store.put(key, records.limited(data, limit, written))
 
     async def prune(self, namespace: str, pipeline: str) -> None:
         if self.retention.keeps_all:

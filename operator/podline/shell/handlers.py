@@ -2,8 +2,9 @@
 
 Two watches feed the reconciler's caches and wake it: Pipelines, and pods labelled as podline's. The
 handlers only record the object and kick a reconcile of its Pipeline; they never block on the API, so a
-slow call for one Pipeline cannot hold up events for another. No finalizers and no kopf progress
-annotations are used: ownerReferences clean up, and run state is derived from the pod.
+slow call for one Pipeline cannot hold up events for another. No kopf finalizers and no kopf progress
+annotations are used: ownerReferences clean up, and run state is derived from the pod. The one finalizer is
+the archive's, on run pods (``shell.archiving``): a background task removes it, never a handler.
 """
 
 from __future__ import annotations
@@ -70,10 +71,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             archiving.open_store(config.archive_url),
             log_limit_bytes=config.policy.log_limit_bytes,
             retention=config.log_retention,
+            archive_wait_seconds=config.archive_wait_seconds,
+            forget_deleted=config.archive_on_delete == "delete",
         )
         memo["archiver"] = archiver
         memo["archiving"] = asyncio.get_running_loop().create_task(archiver.run_forever())
-        log.info("archiving ended runs to %s", config.archive_url)
+        log.info("archiving each step as it ends to %s", config.archive_url)
+    else:  # pods made while the archive was on carry its finalizer: released
+        releaser = archiving.Releaser(api, reconciler.caches)
+        memo["archiver"] = releaser
+        memo["archiving"] = asyncio.get_running_loop().create_task(releaser.run_forever())
     metrics.serve(config.metrics_port)
     log.info("podline operator started (namespaces: %s)", ", ".join(config.namespaces) or "all")
 
@@ -112,7 +119,7 @@ async def pipeline_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> Non
         reconciler.forget(key)
         reconciler.kick_build(key, obj)  # dependents that have not begun wait for it again
         archiver = memo.get("archiver")
-        if archiver and reconciler.settings.archive_on_delete == "delete":
+        if isinstance(archiver, archiving.Archiver) and reconciler.settings.archive_on_delete == "delete":
             await archiver.forget_pipeline(*key)
         return
     news = not _same_version(reconciler.caches.pipelines.get(key), obj)

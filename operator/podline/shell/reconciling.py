@@ -221,6 +221,7 @@ class Reconciler:
             other_pods=others,
             history_limit=self.settings.history_limit,
             archive_wait_seconds=self.settings.archive_wait_seconds if self.settings.archive_url else 0,
+            archive=bool(self.settings.archive_url),
             image_configs=configs,
             gate=view.gate,
         )

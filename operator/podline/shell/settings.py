@@ -445,7 +445,8 @@ VARIABLES: tuple[Variable, ...] = (
         fields=("archive_wait_seconds",),
         read=whole(1),
         chart="archive.waitSeconds",
-        doc="seconds after its run ended that a pod beyond the history limit is kept while it is not archived",
+        doc="seconds after its run ended that a pod beyond the history limit is kept while it is not archived, "
+        "and after its deletion that a deleted pod is held (finalizer `podline.dev/archive`) while it is not",
     ),
     Variable(
         name="PODLINE_LOG_RETENTION",
