@@ -3,6 +3,7 @@ of a real directory store and a real S3-compatible server (s3proxy): the runs of
 record, a step's log streamed in chunks; 400 naming a bad part (no traversal), 404 when absent, 405 for any
 write, 503 without details when the store fails."""
 
+# ruff: noqa: F811 - tests take the imported store fixtures as parameters
 from __future__ import annotations
 
 import asyncio
@@ -62,7 +63,7 @@ def fill(store: archiving.Store, log: bytes = b"+ echo a\na\n") -> None:
     asyncio.run(put())
 
 
-def test_runs_record_and_log(store: archiving.Store) -> None:  # noqa: F811
+def test_runs_record_and_log(store: archiving.Store) -> None:
     fill(store)
 
     async def test(ask: Ask) -> None:
@@ -84,7 +85,7 @@ def test_runs_record_and_log(store: archiving.Store) -> None:  # noqa: F811
     serve(store, test)
 
 
-def test_a_large_log_is_streamed_whole(store: archiving.Store) -> None:  # noqa: F811
+def test_a_large_log_is_streamed_whole(store: archiving.Store) -> None:
     log = b"".join(b"line %d \xe2\x9c\x93\n" % i for i in range(400_000))  # ~6.5 MB, many chunks
     fill(store, log)
 
@@ -109,7 +110,7 @@ def test_the_store_is_read_in_chunks(tmp_path: pathlib.Path) -> None:
     assert asyncio.run(store.open("ci/app/g1/none.log")) is None
 
 
-def test_absent_runs_and_logs_are_404_saying_which(store: archiving.Store) -> None:  # noqa: F811
+def test_absent_runs_and_logs_are_404_saying_which(store: archiving.Store) -> None:
     fill(store)
 
     async def test(ask: Ask) -> None:
@@ -133,7 +134,7 @@ def test_absent_runs_and_logs_are_404_saying_which(store: archiving.Store) -> No
         ("/v1/runs/ci", "1 part given"),
     ],
 )
-def test_bad_paths_are_400_naming_the_part(store: archiving.Store, path: str, said: str) -> None:  # noqa: F811
+def test_bad_paths_are_400_naming_the_part(store: archiving.Store, path: str, said: str) -> None:
     fill(store)
 
     async def test(ask: Ask) -> None:
@@ -143,7 +144,7 @@ def test_bad_paths_are_400_naming_the_part(store: archiving.Store, path: str, sa
     serve(store, test)
 
 
-def test_read_only_writes_are_refused_and_change_nothing(store: archiving.Store) -> None:  # noqa: F811
+def test_read_only_writes_are_refused_and_change_nothing(store: archiving.Store) -> None:
     fill(store)
 
     async def test(ask: Ask) -> None:
@@ -158,7 +159,7 @@ def test_read_only_writes_are_refused_and_change_nothing(store: archiving.Store)
 
 def test_a_failing_store_is_503_without_its_details(
     s3: s3proxy.S3Proxy,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wrong = "wrong-" + s3.credential
     for name, value in {**s3.env, "AWS_SECRET_ACCESS_KEY": wrong}.items():
