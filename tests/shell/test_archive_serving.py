@@ -78,8 +78,8 @@ def test_runs_record_and_log(store: archiving.Store) -> None:
         assert (
             headers["Content-Type"] == "text/plain; charset=utf-8" and headers["Cache-Control"] == "no-store"
         )
-        assert (await ask("GET", "/v1/runs/ci/nothing"))[:3:2] == (200, b'{"namespace": "ci", "pipeline": '
-                                                                   b'"nothing", "runs": []}')  # fmt: skip
+        status, _, body = await ask("GET", "/v1/runs/ci/nothing")
+        assert (status, json.loads(body)) == (200, {"namespace": "ci", "pipeline": "nothing", "runs": []})
         assert (await ask("GET", "/healthz"))[0] == 200
 
     serve(store, test)
