@@ -363,6 +363,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the build label (podline.dev/build) of each file's Pipelines; default: the file's directory name",
     )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
+    _viewing_parsers(sub)
+    return parser
+
+
+def _viewing_parsers(sub: Any) -> None:
+    """``logs``, ``get`` and ``dashboard``: what people read, live and from the archive."""
     p = sub.add_parser("logs", help="print each step's logs in order")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
@@ -392,7 +398,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
     p.add_argument("--operator", default=None, help=OPERATOR_HELP)
-    return parser
 
 
 ARCHIVE_HELP = (
