@@ -3,8 +3,8 @@
   podline render FILE… [--build JSON | --tag T …]   the objects the operator would create, without a cluster
   podline convert .drone.yml      one Pipeline resource per ``kind: pipeline`` document
   podline operator                run the operator (configured by PODLINE_* variables)
-  podline logs PIPELINE [-f]      each step's logs in step order
-  podline get [PIPELINE]          a summary of runs
+  podline logs PIPELINE [-f]      each step's logs in step order (--run RUN: a past run, from the archive)
+  podline get [PIPELINE]          a summary of runs, and the archived ones
   podline dashboard               a web view of runs, live (with your kubeconfig's credentials)
 
 Errors are one line per problem on stderr with exit code 1 (2 for usage); never a traceback.

@@ -3,7 +3,8 @@
 Logs are printed per step, in step order, each under a header with the step's state; with ``-f`` the
 running step is followed and the next steps are printed as they run, until the run ends. ``get`` shows each
 run and step with how long it took (`summary`, a pure function of the Pipeline and the time, so it is
-tested without a cluster).
+tested without a cluster). Past runs (``--run``, and ``get``'s list of archived runs) come from the archive,
+through the operator or a store (``pastruns``).
 
 CLI code on the synchronous Kubernetes client, beside ``cli`` (the import contracts keep it out of the
 operator's shell and core).
