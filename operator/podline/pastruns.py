@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 import kubernetes
+import urllib3
 
 from podline.core import archivepaths, records
 from podline.shell import archiving
@@ -80,19 +81,27 @@ class OperatorRuns:
         self.where = f"the operator's archive (Service {operator})"
 
     def _get(self, query: archivepaths.Query) -> Any:
-        """The open response (urllib3), or None for a 404 the operator gave (not archived)."""
+        """The open response (urllib3, not yet read), or None for a 404 the operator gave (not archived)."""
         try:
-            return self.client.call_api(
-                self.operator.proxy_path(query), "GET", header_params={"Accept": "*/*"},
-                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-            )  # fmt: skip
-        except kubernetes.client.ApiException as exc:
-            body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-            if exc.status == 404 and '"error"' in body:
-                return None
-            raise Unreadable(archivepaths.explain(self.operator, int(exc.status or 0), body)) from None
-        except (OSError, kubernetes.client.exceptions.OpenApiException) as exc:
+            method, url, headers, _, _ = self.client.param_serialize(
+                "GET",
+                self.operator.proxy_path(query),
+                header_params={"Accept": "*/*"},
+                auth_settings=["BearerToken"],
+            )
+            answer = self.client.call_api(method, url, header_params=headers)
+        except kubernetes.client.ApiException as exc:  # no answer at all (TLS, connection)
+            raise Unreadable(
+                f"cannot reach the API server for {self.where}: {exc.reason or exc.status}"
+            ) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise Unreadable(f"cannot reach the API server for {self.where}: {type(exc).__name__}") from None
+        if answer.status == 200:
+            return answer.response
+        body = answer.read().decode(errors="replace")
+        if answer.status == 404 and '"error"' in body:
+            return None
+        raise Unreadable(archivepaths.explain(self.operator, int(answer.status), body))
 
     def _json(self, query: archivepaths.Query) -> Any:
         response = self._get(query)
