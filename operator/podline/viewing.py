@@ -45,7 +45,8 @@ def _namespace(args: argparse.Namespace) -> str:
         return "default"
 
 
-def _pipeline(custom: Any, namespace: str, name: str) -> dict[str, Any]:
+def _pipeline(custom: Any, namespace: str, name: str, *, gone_ok: bool = False) -> dict[str, Any]:
+    """The Pipeline; with ``gone_ok`` an empty one when it no longer exists (its archived runs may be kept)."""
     try:
         return dict(
             custom.get_namespaced_custom_object(
@@ -53,6 +54,8 @@ def _pipeline(custom: Any, namespace: str, name: str) -> dict[str, Any]:
             )
         )
     except kubernetes.client.ApiException as exc:
+        if exc.status == 404 and gone_ok:
+            return {}
         if exc.status == 404:
             raise SystemExit(f'podline: Pipeline "{name}" not found in namespace "{namespace}"') from None
         raise SystemExit(f"podline: cannot read Pipeline {name}: {exc.status} {exc.reason}") from None
@@ -133,7 +136,7 @@ def logs(args: argparse.Namespace) -> int:
     namespace = _namespace(args)
     printed: dict[str, int] = {}  # step → characters of its log already printed
     while True:
-        body = _pipeline(custom, namespace, args.pipeline)
+        body = _pipeline(custom, namespace, args.pipeline, gone_ok=args.run is not None)
         status = body.get("status") or {}
         if args.run is not None and (args.run != status.get("run") or not _exists(
             core, namespace, status.get("podName"))):  # fmt: skip

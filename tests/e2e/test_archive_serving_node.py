@@ -8,7 +8,8 @@ way this cluster's users log in), both allowed to read Pipelines in the namespac
 - the one bound to the chart's ``-archive-reader`` Role gets the run's logs with ``podline logs --run`` and
   its past runs with ``podline get``, through the API server's service proxy to the operator's endpoint;
 - the one without it gets 403, and ``podline`` names the permission and the Role to bind;
-- the Role's ``get`` reaches that one Service: not the operator's metrics Service next to it, and no write.
+- the Role's ``get`` reaches that one Service: not the operator's metrics Service next to it, and no write;
+- once the Pipeline is deleted, its archived run is still read (``archive.onPipelineDelete: keep``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def test_a_reader_reads_a_past_run_through_the_operator_and_others_are_told_what
     assert answer.returncode == 0 and [r["run"] for r in json.loads(answer.stdout)["runs"]] == [run]
     metrics = raw(reader, f"{proxy}/{operator.fullname}-metrics:metrics/proxy/metrics")
     assert metrics.returncode != 0 and "forbidden" in metrics.stderr.lower(), metrics.stderr
+    node_cluster.kubectl("delete", "pipeline", "told", "-n", namespace, "--wait=true")  # its runs are kept
+    after = podline(reader, "logs", "told", "-n", namespace, "--run", run, *where)
+    assert after.returncode == 0 and after.stdout == logs.stdout, after.stdout + after.stderr
     for verb in ("create", "update", "delete"):
         can = node_cluster.kubectl("auth", "can-i", verb, f"services/{service}:archive", "--subresource=proxy",
                                    "-n", home, kubeconfig=reader, check=False)  # fmt: skip
