@@ -3,8 +3,8 @@
   podline render FILE… [--build JSON | --tag T …]   the objects the operator would create, without a cluster
   podline convert .drone.yml      one Pipeline resource per ``kind: pipeline`` document
   podline operator                run the operator (configured by PODLINE_* variables)
-  podline logs PIPELINE [-f]      each step's logs in step order
-  podline get [PIPELINE]          a summary of runs
+  podline logs PIPELINE [-f]      each step's logs in step order (--run RUN: a past run, from the archive)
+  podline get [PIPELINE]          a summary of runs, and the archived ones
   podline dashboard               a web view of runs, live (with your kubeconfig's credentials)
 
 Errors are one line per problem on stderr with exit code 1 (2 for usage); never a traceback.
@@ -363,17 +363,27 @@ def _parser() -> argparse.ArgumentParser:
         help="the build label (podline.dev/build) of each file's Pipelines; default: the file's directory name",
     )
     sub.add_parser("operator", help="run the operator (PODLINE_* environment variables configure it)")
+    _viewing_parsers(sub)
+    return parser
+
+
+def _viewing_parsers(sub: Any) -> None:
+    """``logs``, ``get`` and ``dashboard``: what people read, live and from the archive."""
     p = sub.add_parser("logs", help="print each step's logs in order")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("--run", default=None, help="a past run, read from the archive (see --archive)")
+    p.add_argument(
+        "--run", default=None, help="a past run (e.g. g1), from the archive (see --operator, --archive)"
+    )
     p.add_argument("-b", "--build", default=None, help="every Pipeline of this build, in its order")
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
+    p.add_argument("--operator", default=None, help=OPERATOR_HELP)
     p = sub.add_parser("get", help="summarise Pipelines and their steps")
     p.add_argument("pipeline", nargs="?")
     p.add_argument("-n", "--namespace", default=None)
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
+    p.add_argument("--operator", default=None, help=OPERATOR_HELP)
     p.add_argument("-b", "--build", default=None, help="a build: its Pipelines in order, its result")
     p = sub.add_parser("dashboard", help="serve a web view of runs (as you: your kubeconfig's credentials)")
     p.add_argument("--address", default="127.0.0.1", help="address to listen on (default: loopback only)")
@@ -387,12 +397,16 @@ def _parser() -> argparse.ArgumentParser:
         help="Host name the page is served as (repeatable; *: any)",
     )
     p.add_argument("--archive", default=None, help=ARCHIVE_HELP)
-    return parser
+    p.add_argument("--operator", default=None, help=OPERATOR_HELP)
 
 
 ARCHIVE_HELP = (
-    "the operator's archive, to read past runs: file:///dir or s3://bucket/prefix (AWS_* variables for S3); "
-    "default $PODLINE_ARCHIVE"
+    "read past runs from this archive store directly: file:///dir or s3://bucket/prefix (AWS_* variables "
+    "for S3); default $PODLINE_ARCHIVE; without either, through the operator (--operator)"
+)
+OPERATOR_HELP = (
+    "the operator's archive Service, NAMESPACE/SERVICE[:PORT], read through the API server's service proxy "
+    "with your kubeconfig; default $PODLINE_OPERATOR, else podline-system/podline-archive (the chart's)"
 )
 
 
@@ -448,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     read_only=args.read_only,
                     allowed_hosts=tuple(args.allowed_host),
                     archive=args.archive or os.environ.get("PODLINE_ARCHIVE", ""),
+                    operator=args.operator or os.environ.get("PODLINE_OPERATOR", ""),
                 )
             )
     except CliError as exc:

@@ -3,7 +3,8 @@
 Logs are printed per step, in step order, each under a header with the step's state; with ``-f`` the
 running step is followed and the next steps are printed as they run, until the run ends. ``get`` shows each
 run and step with how long it took (`summary`, a pure function of the Pipeline and the time, so it is
-tested without a cluster).
+tested without a cluster). Past runs (``--run``, and ``get``'s list of archived runs) come from the archive,
+through the operator or a store (``pastruns``).
 
 CLI code on the synchronous Kubernetes client, beside ``cli`` (the import contracts keep it out of the
 operator's shell and core).
@@ -12,17 +13,17 @@ operator's shell and core).
 from __future__ import annotations
 
 import argparse
-import asyncio
+import codecs
 import datetime
-import json
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import kubernetes
 
-from podline.core import builds, conventions, records, statuses
-from podline.shell import archiving
+from podline import pastruns
+from podline.core import builds, conventions, statuses
 
 TERMINAL = statuses.TERMINAL_PHASES
 
@@ -44,7 +45,8 @@ def _namespace(args: argparse.Namespace) -> str:
         return "default"
 
 
-def _pipeline(custom: Any, namespace: str, name: str) -> dict[str, Any]:
+def _pipeline(custom: Any, namespace: str, name: str, *, gone_ok: bool = False) -> dict[str, Any]:
+    """The Pipeline; with ``gone_ok`` an empty one when it no longer exists (its archived runs may be kept)."""
     try:
         return dict(
             custom.get_namespaced_custom_object(
@@ -52,6 +54,8 @@ def _pipeline(custom: Any, namespace: str, name: str) -> dict[str, Any]:
             )
         )
     except kubernetes.client.ApiException as exc:
+        if exc.status == 404 and gone_ok:
+            return {}
         if exc.status == 404:
             raise SystemExit(f'podline: Pipeline "{name}" not found in namespace "{namespace}"') from None
         raise SystemExit(f"podline: cannot read Pipeline {name}: {exc.status} {exc.reason}") from None
@@ -64,39 +68,45 @@ def _header(step: dict[str, Any]) -> str:
     return f"==> {step['name']} ({state}{detail}{reason})"
 
 
-def _store(args: argparse.Namespace) -> archiving.Store | None:
-    url = getattr(args, "archive", None) or os.environ.get("PODLINE_ARCHIVE", "")
-    if not url:
-        return None
+def _past(args: argparse.Namespace) -> pastruns.PastRuns:
+    """Where past runs are read: ``--archive``/``$PODLINE_ARCHIVE`` (a store), else the operator's archive
+    through the API server (``--operator``/``$PODLINE_OPERATOR``, default the chart's Service)."""
+    archive = getattr(args, "archive", None) or os.environ.get("PODLINE_ARCHIVE", "")
+    operator = getattr(args, "operator", None) or os.environ.get("PODLINE_OPERATOR", "")
     try:
-        return archiving.open_store(url)
+        return pastruns.choose(archive, operator)
     except ValueError as error:
-        raise SystemExit(f"podline: --archive: {error}") from None
+        raise SystemExit(f"podline: {error}") from None
 
 
-def _archived(store: archiving.Store, namespace: str, pipeline: str) -> list[dict[str, Any]]:
-    try:
-        keys = asyncio.run(store.keys(f"{namespace}/{pipeline}/"))
-        found = [asyncio.run(store.get(k)) for k in keys if k.endswith("/" + records.RECORD)]
-    except Exception as exc:  # noqa: BLE001 - the store's own errors: said, never a traceback
-        raise SystemExit(
-            f"podline: cannot read the archive {store.url}: {archiving.describe_error(exc)}"
-        ) from None
-    return [json.loads(data) for data in found if data]
+def _print_text(chunks: Iterable[bytes]) -> None:
+    """A log's bytes as text (bad UTF-8 replaced), flushed as they come, ending with a newline."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    last = ""
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if text:
+            print(text, end="", flush=True)
+            last = text[-1]
+    text = decoder.decode(b"", final=True)
+    if text:
+        print(text, end="", flush=True)
+        last = text[-1]
+    if last and last != "\n":
+        print(flush=True)
 
 
-def archived_logs(store: archiving.Store, namespace: str, pipeline: str, run: str) -> int:
+def archived_logs(past: pastruns.PastRuns, namespace: str, pipeline: str, run: str) -> int:
     """A past run from the archive: each step's header and output, in step order, then the run's result."""
-    data = asyncio.run(store.get(records.run_prefix(namespace, pipeline, run) + records.RECORD))
-    if data is None:
-        raise SystemExit(f'podline: run "{run}" of {namespace}/{pipeline} is not in the archive {store.url}')
-    record = json.loads(data)
-    for step in record.get("steps") or []:
-        print(_header(step), flush=True)
-        text = asyncio.run(store.get(records.log_key(namespace, pipeline, run, step["container"]))) or b""
-        shown = text.decode(errors="replace")
-        if shown:
-            print(shown, end="" if shown.endswith("\n") else "\n", flush=True)
+    try:
+        record = past.record(namespace, pipeline, run)
+        if record is None:
+            raise SystemExit(f'podline: run "{run}" of {namespace}/{pipeline} is not in {past.where}')
+        for step in record.get("steps") or []:
+            print(_header(step), flush=True)
+            _print_text(past.log(namespace, pipeline, run, step["container"]))
+    except pastruns.Unreadable as exc:
+        raise SystemExit(f"podline: {exc}") from None
     print(f"==> run {run}: {record.get('result')} (archived)", flush=True)
     return 0 if record.get("result") == "Succeeded" else 1
 
@@ -125,15 +135,12 @@ def logs(args: argparse.Namespace) -> int:
     custom = kubernetes.client.CustomObjectsApi()
     namespace = _namespace(args)
     printed: dict[str, int] = {}  # step → characters of its log already printed
-    store = _store(args)
-    if args.run is not None and store is None:
-        raise SystemExit("podline: --run reads the archive: give --archive URL (or set PODLINE_ARCHIVE)")
     while True:
-        body = _pipeline(custom, namespace, args.pipeline)
+        body = _pipeline(custom, namespace, args.pipeline, gone_ok=args.run is not None)
         status = body.get("status") or {}
-        if store is not None and args.run is not None and (args.run != status.get("run") or not _exists(
+        if args.run is not None and (args.run != status.get("run") or not _exists(
             core, namespace, status.get("podName"))):  # fmt: skip
-            return archived_logs(store, namespace, args.pipeline, args.run)
+            return archived_logs(_past(args), namespace, args.pipeline, args.run)
         pod = status.get("podName")
         for step in status.get("steps") or []:
             if step.get("state") in ("waiting", "skipped") or not pod:
@@ -281,13 +288,20 @@ def get(args: argparse.Namespace) -> int:
         )
         items = dict(listed).get("items", []) if isinstance(listed, dict) else []
     now = datetime.datetime.now(datetime.UTC)
-    store = _store(args)
+    past: pastruns.PastRuns | None = _past(args)
     for body in items:
         for line in summary(body, now):
             print(line, flush=True)
-        if store is not None:
-            for line in past_runs(_archived(store, namespace, body["metadata"]["name"])):
-                print(line, flush=True)
+        if past is None:
+            continue
+        try:
+            archived = past.runs(namespace, body["metadata"]["name"])
+        except pastruns.Unreadable as exc:  # said once; the Pipelines' own status is shown all the same
+            print(f"  (past runs: {exc})", flush=True)
+            past = None
+            continue
+        for line in past_runs(archived):
+            print(line, flush=True)
     return 0
 
 

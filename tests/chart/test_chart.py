@@ -100,6 +100,11 @@ def only(docs: Iterable[Manifest], kind: str) -> Manifest:
     return found[0]
 
 
+def metrics_service(docs: Iterable[Manifest]) -> Manifest:
+    [found] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-metrics")]
+    return found
+
+
 def container(docs: list[Manifest]) -> Manifest:
     [operator] = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     return dict(operator)
@@ -157,7 +162,9 @@ def test_renders_the_objects_of_its_mode(helm: str, mode: str) -> None:
         ("ClusterRole", ""),  # the user roles, -view and -edit
         ("Deployment", NAMESPACE),
         ("Pod", NAMESPACE),  # the `helm test` hook (templates/tests/)
-        ("Service", NAMESPACE),
+        ("Role", NAMESPACE),  # -archive-reader (people's, unbound)
+        ("Service", NAMESPACE),  # metrics
+        ("Service", NAMESPACE),  # the archive endpoint
         ("ServiceAccount", NAMESPACE),
     ]
     if mode == "cluster":
@@ -244,7 +251,15 @@ def test_user_roles_are_separate_from_the_operator(helm: str) -> None:
 
 
 def test_rbac_create_false_renders_no_operator_rbac(helm: str) -> None:
-    docs = render(helm, "--set", "rbac.create=false", "--set", "userRoles.create=false")
+    docs = render(
+        helm,
+        "--set",
+        "rbac.create=false",
+        "--set",
+        "userRoles.create=false",
+        "--set",
+        "archive.serve.readerRole=false",
+    )
     assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")]
 
 
@@ -276,9 +291,11 @@ def test_the_operator_accepts_the_rendered_environment(helm: str, mode: str) -> 
     # One deliberate difference: the chart archives to its own volume by default; a bare operator process has
     # no such volume, so it archives only when PODLINE_ARCHIVE says where.
     assert config.archive_url == "file:///var/lib/podline/archive"
-    assert dataclasses.replace(config, archive_url="") == settings_.Settings(namespaces=config.namespaces), (
-        "chart defaults must be the operator's defaults"
-    )
+    # The same for serving it (PODLINE_ARCHIVE_PORT): a bare process opens no port unless told to.
+    assert config.archive_port == 8081
+    assert dataclasses.replace(config, archive_url="", archive_port=0) == settings_.Settings(
+        namespaces=config.namespaces
+    ), "chart defaults must be the operator's defaults"
 
 
 @pytest.mark.parametrize(("values", "expected"), [
@@ -342,7 +359,7 @@ def test_metrics_service_and_service_monitor(helm: str) -> None:
         "--set",
         "metrics.serviceMonitor.labels.release=prom",
     )
-    service, monitor = only(docs, "Service"), only(docs, "ServiceMonitor")
+    service, monitor = metrics_service(docs), only(docs, "ServiceMonitor")
     ports = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
@@ -361,7 +378,7 @@ def test_metrics_service_and_service_monitor(helm: str) -> None:
         "the Service must select the operator pod"
     )
     off = render(helm, "--set", "metrics.enabled=false")
-    assert not [d for d in off if d["kind"] in ("Service", "ServiceMonitor")]
+    assert not [d for d in off if d["kind"] == "ServiceMonitor" or d["metadata"]["name"].endswith("-metrics")]
     assert "metrics" not in {p["name"] for p in container(off)["ports"]}
     assert not [d for d in render(helm) if d["kind"] == "ServiceMonitor"], "ServiceMonitor is opt-in"
 
@@ -380,7 +397,7 @@ def test_liveness_probe_is_kopfs_healthz(helm: str) -> None:
 
 def test_helm_test_hook_asks_the_metrics_service_as_a_restricted_pod(helm: str) -> None:
     docs = render(helm, "--set", "image.tag=dev")
-    hook, service = only(docs, "Pod"), only(docs, "Service")
+    hook, service = only(docs, "Pod"), metrics_service(docs)
     assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
     spec = hook["spec"]
     [box] = spec["containers"]

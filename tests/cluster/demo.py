@@ -7,9 +7,13 @@ installs the chart with ``helm install`` into ``podline-system`` (a namespace en
 Security Standard), so the operator runs as a pod. It then applies a Pipeline whose steps run real shell
 commands in locally built images — one of them only in the password-protected registry, pulled through
 ``image_pull_secrets`` — and prints each step's log with ``podline logs`` and the summary with ``podline
-get``. ``--local`` runs ``podline operator`` as a process of this checkout instead (no image build: for
-working on the operator). The cluster and the operator keep running for you to try more (``kubectl
-apply``); ``tests/dev.sh down`` stops both.
+get``. Then it reruns the Pipeline twice (the chart is installed with ``operator.historyLimit=1``), so the
+first run's pod is pruned once archived, shows that the pod is gone and prints that run's logs with
+``podline logs --run`` through the operator's archive Service (the API server's service proxy; the archive
+itself is a directory inside the operator pod). ``--local`` runs ``podline operator`` as a process of this
+checkout instead (no image build: for working on the operator; the past run is then read with ``--archive``
+from its directory). The cluster and the operator keep running for you to try more (``kubectl apply``);
+``tests/dev.sh down`` stops both.
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ def demo_objects(cluster: nodetier.NodeCluster) -> list[dict[str, object]]:
     return [secret, pipeline]
 
 
-def start_operator(cluster: apitier.ApiCluster, runner: str) -> int:
+def start_operator(cluster: apitier.ApiCluster, runner: str, archive: str = "") -> int:
     stop_operator(cluster.directory)
     env = {
         **os.environ,
@@ -92,6 +96,8 @@ def start_operator(cluster: apitier.ApiCluster, runner: str) -> int:
         "PODLINE_RUNNER_IMAGE": runner,
         "PODLINE_METRICS_PORT": "0",
         "PODLINE_LIVENESS_PORT": "0",
+        "PODLINE_HISTORY_LIMIT": "1",
+        "PODLINE_ARCHIVE": archive,
     }
     with open(cluster.log_dir / "operator.log", "ab") as log:
         process = subprocess.Popen(
@@ -131,6 +137,7 @@ def install_chart(cluster: nodetier.NodeCluster) -> str:
            "HELM_DATA_HOME": str(home / "data"), "KUBECONFIG": str(cluster.kubeconfig)}  # fmt: skip
     argv = [cluster.programs["helm"], "install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE,
             "--set", f"image.repository={operator_image.REPOSITORY}", "--set", f"image.tag={image.tag}",
+            "--set", "operator.historyLimit=1",
             "--wait", "--timeout", "180s"]  # fmt: skip
     say("$ helm install " + " ".join(argv[2:]))
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240, check=False)
@@ -141,11 +148,64 @@ def install_chart(cluster: nodetier.NodeCluster) -> str:
     return f"kubectl -n {RELEASE_NAMESPACE} logs deployment/{RELEASE}"
 
 
+def wait_for_run(cluster: nodetier.NodeCluster, after: str | None = None) -> dict[str, object]:
+    """The demo Pipeline's status once a run (other than ``after``) has ended, or after 300 s."""
+    deadline = time.monotonic() + 300
+    status: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        out = cluster.kubectl("get", "pipeline", "demo", "-n", NAMESPACE, "-o", "json").stdout
+        status = json.loads(out).get("status") or {}
+        if (
+            status.get("phase") in ("Succeeded", "Failed", "Error", "Cancelled")
+            and status.get("run") != after
+        ):
+            break
+        time.sleep(1)
+    return status
+
+
+def podline(cluster: nodetier.NodeCluster, *args: str) -> str:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    result = subprocess.run([sys.executable, "-m", "podline", *args], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)  # fmt: skip
+    return result.stdout + result.stderr
+
+
+def past_run(cluster: nodetier.NodeCluster, first: dict[str, object], *, archive: str) -> None:
+    """Rerun twice, so that the first run's pod is pruned (one earlier pod is kept), then read that run's
+    logs from the archive: through the operator's Service (the chart), or the local operator's directory."""
+    say("rerunning twice (podline.dev/rerun); one earlier run's pod is kept (historyLimit=1), so the first")
+    say(f"run's pod {first['podName']} is deleted once the operator has archived it ...")
+    latest = str(first["run"])
+    for i in (1, 2):
+        cluster.kubectl(
+            "annotate", "--overwrite", "-n", NAMESPACE, "pipeline", "demo", f"podline.dev/rerun=again-{i}"
+        )
+        latest = str(wait_for_run(cluster, after=latest).get("run"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pods = cluster.kubectl("get", "pod", str(first["podName"]), "-n", NAMESPACE, check=False)
+        if pods.returncode != 0:
+            break
+        time.sleep(1)
+    say(f"$ kubectl get pod {first['podName']} -n {NAMESPACE}")
+    print((pods.stdout + pods.stderr).strip(), flush=True)
+    where = (
+        f"--archive {archive}"
+        if archive
+        else "(through the operator's archive Service podline-system/podline-archive)"
+    )
+    say(f"$ podline logs demo -n {NAMESPACE} --run {first['run']}   {where}")
+    print(podline(cluster, "logs", "demo", "-n", NAMESPACE, "--run", str(first["run"]),
+                  *(("--archive", archive) if archive else ())), flush=True)  # fmt: skip
+
+
 def run(cluster: nodetier.NodeCluster, *, local: bool = False) -> int:
     assert cluster.registry is not None
+    archive = f"file://{cluster.directory / 'archive'}" if local else ""
     if local:
         cluster.install_crds(CRD)
-        pid = start_operator(cluster, cluster.registry.runner)
+        pid = start_operator(cluster, cluster.registry.runner, archive)
         operator_log = str(cluster.log_dir / "operator.log")
         say(f"operator running as a local process (pid {pid}), log: {operator_log}")
     else:
@@ -155,34 +215,21 @@ def run(cluster: nodetier.NodeCluster, *, local: bool = False) -> int:
     cluster.kubectl("delete", "pipeline", "demo", "-n", NAMESPACE, "--ignore-not-found", "--wait=true")
     cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump_all(demo_objects(cluster)))
     say("applied Pipeline demo/demo; waiting for it to finish ...")
-    phase = ""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        out = cluster.kubectl("get", "pipeline", "demo", "-n", NAMESPACE, "-o", "json").stdout
-        status = json.loads(out).get("status") or {}
-        if status.get("phase") in ("Succeeded", "Failed", "Error", "Cancelled"):
-            phase = status["phase"]
-            break
-        time.sleep(1)
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    first = wait_for_run(cluster)
+    phase = str(first.get("phase") or "")
     print(cluster.kubectl("get", "pipelines", "-n", NAMESPACE).stdout, flush=True)
-    logs = subprocess.run(
-        [sys.executable, "-m", "podline", "logs", "demo", "-n", NAMESPACE],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    print(logs.stdout + logs.stderr, flush=True)
-    summary = subprocess.run([sys.executable, "-m", "podline", "get", "demo", "-n", NAMESPACE], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-    print(summary.stdout + summary.stderr, flush=True)
+    print(podline(cluster, "logs", "demo", "-n", NAMESPACE), flush=True)
+    print(podline(cluster, "get", "demo", "-n", NAMESPACE), flush=True)
     say(f"the run ended: {phase or 'still running after 300s'}")
+    if phase:
+        past_run(cluster, first, archive=archive)
     say(f"try more:  export KUBECONFIG={cluster.kubeconfig}")
-    say("           kubectl get pipelines -A;  .venv/bin/podline logs demo -n demo")
-    say(f"           {operator_log}")
+    say(f"           .venv/bin/podline logs demo -n demo --run {first.get('run', 'g1')}"
+        + (f" --archive {archive}" if archive else "") + "   # a past run, its pod gone")  # fmt: skip
+    say(
+        "           .venv/bin/podline get demo -n demo;  .venv/bin/podline dashboard   # runs, past runs, logs"
+    )
+    say(f"           kubectl get pipelines -A;  {operator_log}")
     say("stop everything: tests/dev.sh down")
     return 0 if phase == "Succeeded" else 1
 

@@ -135,6 +135,7 @@ def test_the_dashboard_accepts_the_rendered_arguments(helm: str, mode: str) -> N
     args = cli._parser().parse_args(box["args"])
     assert args.command == "dashboard" and args.address == "0.0.0.0" and args.read_only
     assert args.allowed_host == ["*"]
+    assert args.operator == f"{NAMESPACE}/{test_chart.RELEASE}-archive"  # this release's archive Service
     assert box["readinessProbe"]["httpGet"]["path"] == "/healthz"
 
 

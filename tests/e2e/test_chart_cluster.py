@@ -179,7 +179,8 @@ def test_rendered_chart_passes_server_side_dry_run(
     applied = result.stdout.splitlines()
     assert any(line.startswith("deployment.apps/dry-podline") for line in applied), applied
     roles = [line for line in applied if line.startswith(("role.", "clusterrole."))]
-    assert len(roles) == (3 if mode == "cluster" else 4), roles  # operator role(s) + the two user roles
+    # operator role(s) + the two user roles + the archive reader's
+    assert len(roles) == (4 if mode == "cluster" else 5), roles
     assert "serverside-applied (server dry run)" in result.stdout
 
 

@@ -130,7 +130,7 @@ def test_bad_store_urls_say_why(url: str, why: str) -> None:
 def test_podline_logs_and_get_read_a_past_run_from_the_archive(
     store: archiving.Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from podline import viewing
+    from podline import pastruns, viewing
 
     record = {"run": "3", "result": "Failed", "startedAt": 1_000, "finishedAt": 66_000, "steps": [
         {"name": "a", "container": "step-a", "state": "succeeded", "exitCode": 0, "reason": None},
@@ -138,13 +138,14 @@ def test_podline_logs_and_get_read_a_past_run_from_the_archive(
     run(store.put("ci/app/3/record.json", json.dumps(record).encode()))
     run(store.put("ci/app/3/step-a.log", b"+ echo a\na\n"))
     run(store.put("ci/app/3/step-b.log", b"no newline at the end"))
-    assert viewing.archived_logs(store, "ci", "app", "3") == 1
+    past = pastruns.StoreRuns(store)
+    assert viewing.archived_logs(past, "ci", "app", "3") == 1
     assert capsys.readouterr().out == (
         "==> a (succeeded, exit 0)\n+ echo a\na\n==> b (failed, exit 2)\nno newline at the end\n"
         "==> run 3: Failed (archived)\n"
     )
     with pytest.raises(SystemExit, match='run "9" of ci/app is not in the archive'):
-        viewing.archived_logs(store, "ci", "app", "9")
+        viewing.archived_logs(past, "ci", "app", "9")
     assert viewing.past_runs(
         [record, {"run": "4", "result": "Succeeded", "startedAt": 70_000, "finishedAt": 72_500}]
     ) == [

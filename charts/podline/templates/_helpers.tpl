@@ -63,6 +63,11 @@ Cross-field rules values.schema.json cannot state clearly; each failure says wha
 {{- define "podline.registryCAName" -}}ca.pem{{- end }}
 {{- define "podline.registryCAFile" -}}{{ include "podline.registryCADir" . }}/{{ include "podline.registryCAName" . }}{{- end }}
 
+{{/* Whether the operator serves its archive: archive.enabled and archive.serve.enabled ("true"/"false"). */}}
+{{- define "podline.archiveServed" -}}
+{{- and .Values.archive.enabled .Values.archive.serve.enabled | toString }}
+{{- end }}
+
 {{- define "podline.validate" -}}
 {{- if and (eq .Values.rbac.scope "namespaces") (not .Values.watchNamespaces) }}
 {{- fail "rbac.scope is \"namespaces\" but watchNamespaces is empty: list the namespaces the operator serves, e.g. --set 'watchNamespaces={ci,team-a}'" }}
@@ -75,6 +80,12 @@ Cross-field rules values.schema.json cannot state clearly; each failure says wha
 {{- end }}
 {{- if and .Values.metrics.enabled .Values.livenessProbe.port (eq (int64 .Values.metrics.port) (int64 .Values.livenessProbe.port)) }}
 {{- fail "metrics.port and livenessProbe.port must differ: the metrics server and kopf's /healthz endpoint each need their own port" }}
+{{- end }}
+{{- if eq (include "podline.archiveServed" .) "true" }}
+{{- $serve := int64 .Values.archive.serve.port }}
+{{- if or (and .Values.metrics.enabled (eq $serve (int64 .Values.metrics.port))) (eq $serve (int64 .Values.livenessProbe.port)) }}
+{{- fail "archive.serve.port must differ from metrics.port and livenessProbe.port: each server needs its own port" }}
+{{- end }}
 {{- end }}
 {{- range .Values.extraEnv }}
 {{- if or (hasPrefix "PODLINE_" .name) (eq .name "POD_ID") }}

@@ -123,6 +123,22 @@ class UserApi(kube.Kube):
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise kube.Transient(f"log: {type(exc).__name__}: {exc}") from None
 
+    async def get_stream(self, path: str) -> AsyncGenerator[bytes, None]:
+        """A GET of ``path`` (the operator's archive through the service proxy) as it arrives. Raises
+        ``Refused`` with the status and the start of the body for any other answer than 200."""
+        self.counts["log"] += 1
+        try:
+            async with self._session_().get(f"{self.server}{path}") as response:
+                if response.status != 200:
+                    body = (await response.content.read(4096)).decode(errors="replace")
+                    if response.status == 401:
+                        await self.close()
+                    raise Refused(response.status, body)
+                async for chunk in response.content.iter_any():
+                    yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise kube.Transient(f"archive: {type(exc).__name__}: {exc}") from None
+
     async def _failed(self, response: aiohttp.ClientResponse) -> kube.Transient:
         error = await _error(response)
         if isinstance(error, Unauthorized):
@@ -178,3 +194,11 @@ class NotFoundError(kube.Transient):
 
 class Unauthorized(kube.Transient):
     """401 on a stream: the credentials expired or were rotated (the session logs in again)."""
+
+
+class Refused(kube.Transient):
+    """A GET answered with another status than 200: the status and the start of the body, to explain it."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"{status}")
+        self.status, self.body = status, body

@@ -4,7 +4,9 @@
 run's pod (``pods/log``, with the dashboard's credentials), which holds the logs of the runs whose pods are
 kept (the current run, and the earlier ones in ``status.history`` while their pods exist). ``ArchiveLogs``
 reads the operator's archive (``shell.archiving``: the step's output as archived when its run ended, already
-masked by the entrypoint); ``FirstOf`` asks each in turn until one has the log.
+masked by the entrypoint) and ``OperatorArchiveLogs`` the same through the operator's read-only endpoint
+(the API server's service proxy, with the dashboard's credentials); ``FirstOf`` asks each in turn until one
+has the log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from podline.core import records
+from podline.core import archivepaths, records
 from podline.dashboard import kubeapi
 from podline.shell import archiving, kube
 
@@ -73,6 +75,28 @@ class ArchiveLogs:
         if data is None:
             raise Unavailable(f"run {log.run} is not in the archive")
         yield data
+
+
+class OperatorArchiveLogs:
+    """A step's output from the operator's archive endpoint (``shell.archiveserving``), through the API
+    server's service proxy with the dashboard's credentials: the same source as ``podline logs --run``."""
+
+    def __init__(self, api: kubeapi.UserApi, operator: archivepaths.Operator) -> None:
+        self.api, self.operator = api, operator
+
+    async def read(self, log: StepLog, *, follow: bool) -> AsyncGenerator[bytes, None]:
+        query = archivepaths.Query(log.namespace, log.pipeline, log.run, log.container)
+        try:
+            stream = self.api.get_stream(self.operator.proxy_path(query))
+            async with contextlib.aclosing(stream) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except kubeapi.Refused as exc:
+            if exc.status == 404 and '"error"' in exc.body:
+                raise Unavailable(f"run {log.run} is not in the archive") from None
+            raise Unavailable(archivepaths.explain(self.operator, exc.status, exc.body)) from None
+        except kube.Transient as exc:
+            raise Unavailable(f"the operator's archive cannot be read: {exc}") from None
 
 
 class FirstOf:

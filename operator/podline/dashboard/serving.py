@@ -19,6 +19,7 @@ import kopf
 import yaml
 from aiohttp import web
 
+from podline.core import archivepaths
 from podline.dashboard import kubeapi, logsources, server, watching
 from podline.shell import archiving, kube
 
@@ -35,6 +36,7 @@ class Config:
     archive: str = (
         ""  # the operator's archive (file:///dir, s3://bucket/prefix): logs of runs whose pods are gone
     )
+    operator: str = ""  # without archive: the operator's archive Service (NS/SERVICE[:PORT]), via the API
 
 
 class StartError(Exception):
@@ -72,15 +74,18 @@ async def _namespaces(
     return ()
 
 
-def _log_sources(api: kubeapi.UserApi, archive: str) -> logsources.LogSource:
-    """The run's pod first; then, with an archive, the archive (a run whose pod is gone)."""
-    if not archive:
-        return logsources.PodLogs(api)
+def _log_sources(api: kubeapi.UserApi, archive: str, operator: str = "") -> logsources.LogSource:
+    """The run's pod first; then the archive (a run whose pod is gone): the store ``--archive`` names, else
+    the operator's archive through the API server (``--operator``, default the chart's Service)."""
     try:
-        store = archiving.open_store(archive)
+        if archive:
+            later: logsources.LogSource = logsources.ArchiveLogs(archiving.open_store(archive))
+        else:
+            target = archivepaths.parse_operator(operator or archivepaths.DEFAULT_OPERATOR)
+            later = logsources.OperatorArchiveLogs(api, target)
     except ValueError as exc:
-        raise StartError(f"--archive: {exc}") from None
-    return logsources.FirstOf([logsources.PodLogs(api), logsources.ArchiveLogs(store)])
+        raise StartError(f"--{'archive' if archive else 'operator'}: {exc}") from None
+    return logsources.FirstOf([logsources.PodLogs(api), later])
 
 
 async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
@@ -103,7 +108,7 @@ async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
         ) from None
     api = kubeapi.UserApi(connect)
     try:
-        logs = _log_sources(api, config.archive)
+        logs = _log_sources(api, config.archive, config.operator)
         hub = watching.Hub(api, await _namespaces(api, config, info.default_namespace))
         options = server.Options(read_only=config.read_only, allowed_hosts=allowed_hosts(config))
         ctx = server.Context(api=api, hub=hub, logs=logs, options=options)

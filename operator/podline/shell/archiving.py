@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -69,6 +69,15 @@ class Store:
         except FileNotFoundError:
             return False
         return True
+
+    async def open(self, key: str, chunk_bytes: int = 256 * 1024) -> tuple[int, AsyncIterator[bytes]] | None:
+        """The object's size and its bytes as a stream of chunks (a 64 MiB log is never held whole), or
+        None when there is no such key. Read-only: for the archive's endpoint (``archiveserving``)."""
+        try:
+            result = await obstore.get_async(self._store, key)
+        except FileNotFoundError:
+            return None
+        return int(result.meta["size"]), aiter(result.stream(min_chunk_size=chunk_bytes))
 
     async def keys(self, prefix: str) -> list[str]:
         out: list[str] = []

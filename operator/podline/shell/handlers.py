@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from podline.core import conventions
-from podline.shell import archiving, imagereading, kube, metrics, reconciling
+from podline.shell import archiveserving, archiving, imagereading, kube, metrics, reconciling
 from podline.shell import settings as settings_
 
 log = logging.getLogger("podline")
@@ -65,10 +65,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.get_running_loop().create_task(_resync(reconciler, config.resync_seconds))
     if config.archive_url:
+        store = archiving.open_store(config.archive_url)
         archiver = archiving.Archiver(
             api,
             reconciler.caches,
-            archiving.open_store(config.archive_url),
+            store,
             log_limit_bytes=config.policy.log_limit_bytes,
             retention=config.log_retention,
             archive_wait_seconds=config.archive_wait_seconds,
@@ -77,6 +78,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo["archiver"] = archiver
         memo["archiving"] = asyncio.get_running_loop().create_task(archiver.run_forever())
         log.info("archiving each step as it ends to %s", config.archive_url)
+        if config.archive_port:
+            memo["archive_server"] = await archiveserving.start(store, config.archive_port)
     else:  # pods made while the archive was on carry its finalizer: released
         releaser = archiving.Releaser(api, reconciler.caches)
         memo["archiver"] = releaser
@@ -96,6 +99,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         task = memo.get(name)
         if task:
             task.cancel()
+    server = memo.get("archive_server")
+    if server:
+        await server.cleanup()
     reconciler = memo.get("reconciler")
     if reconciler:
         await reconciler.api.close()

@@ -50,6 +50,7 @@ class Settings:
     platform: str = field(default_factory=lambda: own_platform())
     registry_ca_file: str = ""
     archive_url: str = ""
+    archive_port: int = 0
     archive_wait_seconds: int = 3600
     log_retention: records.Retention = field(default_factory=records.Retention)
     archive_on_delete: str = "keep"
@@ -438,6 +439,18 @@ VARIABLES: tuple[Variable, ...] = (
             "where ended runs' records and step output are archived: `file:///dir` or `s3://bucket/prefix` "
             "(`AWS_*` variables: credentials, `AWS_ENDPOINT_URL`, `AWS_REGION`); the chart sets it only with "
             "`archive.enabled` ([archive.md](archive.md))"
+        ),
+    ),
+    Variable(
+        name="PODLINE_ARCHIVE_PORT",
+        fields=("archive_port",),
+        read=whole(),
+        chart="archive.serve.port",
+        default="`0` (off; the chart: `8081`)",
+        doc=(
+            "port of the archive's read-only HTTP endpoint (runs, records, step logs), which `podline logs "
+            "--run`, `podline get` and the dashboard read through the API server's service proxy; 0: off "
+            "(Helm: `archive.serve.enabled: false`) ([archive.md](archive.md#reading-it))"
         ),
     ),
     Variable(
