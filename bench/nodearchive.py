@@ -6,8 +6,8 @@ side by side for this scenario, production defaults but each watching only its o
 (``PODLINE_NAMESPACES``), the one archiving off, the others with ``PODLINE_ARCHIVE`` set to a directory and
 to a bucket of a real S3 server (s3proxy on a loopback port, started here: `tests.cluster.s3proxy`); the node
 bench's own operator is stopped meanwhile (it watches every namespace) and started again afterwards. Every
-repeat runs one pipeline of ``archive_steps`` steps of ``echo`` on each variant, the order rotating, so the
-machine's noise hits all three alike. For each run:
+repeat runs one pipeline of ``archive_steps`` steps of ``echo`` on each variant, in every order in turn
+(`order`), each after a quiet `QUIET` s, so the machine's noise hits all three alike. For each run:
 
 - submit → result and its step hand-offs, as the ``e2e`` scenario measures them (`nodesystems.Podline`);
 - the archive lag, where the archive is on: the run's end (the record's own ``finishedAt``, the last step's
@@ -16,7 +16,7 @@ machine's noise hits all three alike. For each run:
   reads it) until the run's final record is there; the moment it was written is the modification time of
   the file that holds it (the directory store's file, s3proxy's blob on this machine's disk: both the host's
   clock, finer than the poll);
-- the operator's CPU time (``/proc``) from before the submit until the run is archived (or, off, has ended)
+- the operator's CPU time (``/proc``, its threads' ``schedstat``: ns) from before the submit until the run is archived (or, off, has ended)
   and a settle of `SETTLE` s, and its RSS then. The CPU per archived step is (on − off) / steps, paired by
   repeat: what archiving a run costs the operator (its log reads, store writes and pod annotation), per step.
 
@@ -26,6 +26,7 @@ Nothing here is judged: numbers, with medians and ranges over the repeats and ra
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import pathlib
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # typed dicts of obstore's stubs only
 VARIANTS = ("off", "file", "s3")
 LABELS = {"off": "archive off", "file": "archive on: directory", "s3": "archive on: S3 (s3proxy)"}
 SETTLE = 1.0  # s after the run ended (off) or was archived (on), before the operator's CPU is read
+QUIET = 2.0  # s before each run: the kubelet tears down the run before's pod meanwhile
 ARCHIVE_TIMEOUT = 120.0  # s for a run's record to reach the store
 POLL = 0.05  # s between reads of the store
 FINAL = (
@@ -196,7 +198,9 @@ class ArchiveBench:
     def run(self, variant: Variant, name: str, steps: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
         bench = self.bench
         podline = nodesystems.Podline(bench.node)
-        cpu0 = proc.cpu_seconds(variant.operator.pid) or math.nan
+        time.sleep(QUIET)
+        pid = variant.operator.pid
+        cpu0, ticks0 = proc.cpu_seconds_fine(pid) or math.nan, proc.cpu_seconds(pid) or math.nan
         outcome = podline.run(variant.namespace, [(name, steps)], timeout)[0]
         status = self._status(variant.namespace, name)
         sample: dict[str, Any] = {
@@ -207,8 +211,9 @@ class ArchiveBench:
         if variant.store is not None:
             sample.update(self._archived(variant, name, status, outcome.done))
         time.sleep(SETTLE)
-        cpu1 = proc.cpu_seconds(variant.operator.pid) or math.nan
+        cpu1, ticks1 = proc.cpu_seconds_fine(pid) or math.nan, proc.cpu_seconds(pid) or math.nan
         sample["operator_cpu_ms"] = 1000.0 * (cpu1 - cpu0)
+        sample["operator_cpu_ms_ticks"] = 1000.0 * (ticks1 - ticks0)  # /proc/<pid>/stat, 10 ms steps
         sample["operator_rss_mb"] = proc.rss_mb(variant.operator.pid) or math.nan
         self._clean(variant.namespace, name)
         return sample
@@ -262,8 +267,11 @@ class ArchiveBench:
 
 
 def order(variants: Sequence[Variant], repeat: int) -> list[Variant]:
-    shift = repeat % max(1, len(variants))
-    return [*variants[shift:], *variants[:shift]]
+    """Repeat r runs the r-th ordering of the variants (every ordering in turn), so each follows each other
+    as often: a rotation would keep the same one before each (what the run before leaves behind would then
+    always weigh on the same variant)."""
+    orderings = list(itertools.permutations(variants))
+    return list(orderings[repeat % len(orderings)])
 
 
 def measure(bench: Any, cfg: Any, say: Callable[[str], None]) -> dict[str, Any]:
