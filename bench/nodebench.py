@@ -17,6 +17,8 @@ every repeat), images already present (a warm-up run of podline and the peer pul
    next container waits (the ``echo`` chains of 1. end faster than the kubelet starts containers).
 6. The floor runs in every scenario, in the same run; Tekton's entrypoint (`nodesystems.Tekton`, if built)
    in the scenarios that map to a Task's pod (its steps run in order: 1., 2. and 5.).
+7. ``archive``: podline alone, ``archive_steps`` steps of ``echo`` with the archive off, on with a directory
+   and on with S3, interleaved (`nodearchive`): end to end, hand-offs, the archive's lag, the operator's CPU.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import harness, nodesystems, peer, proc, stats, taskevents, tekton
+from bench import harness, nodearchive, nodesystems, peer, proc, stats, taskevents, tekton
 from bench.nodesystems import Outcome
 from tests.cluster import images
 
-SCENARIOS = ("e2e", "fanout", "concurrent", "wait")
+SYSTEM_SCENARIOS = ("e2e", "fanout", "concurrent", "wait")  # the systems side by side
+SCENARIOS = (*SYSTEM_SCENARIOS, "archive")  # `archive`: podline alone, its archive off and on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,7 @@ class NodeConfig:
     concurrent: int
     timeline_size: int
     wait: tuple[float, int, float] = (3.0, 9, 0.2)  # the `wait` scenario: first step, then N steps of
+    archive_steps: int = 10  # the `archive` scenario's pipeline
 
     @classmethod
     def full(cls) -> NodeConfig:
@@ -54,7 +58,7 @@ class NodeConfig:
 
     @classmethod
     def quick(cls) -> NodeConfig:
-        return cls(repeats=1, sizes=(3,), concurrent=2, timeline_size=3, wait=(2.0, 3, 0.2))
+        return cls(repeats=1, sizes=(3,), concurrent=2, timeline_size=3, wait=(2.0, 3, 0.2), archive_steps=3)
 
 
 def _timeout(steps: int, pipelines: int = 1) -> float:
@@ -257,12 +261,12 @@ class Bench:
 
 def takes_part(system: Any, scenario: str) -> bool:
     """Whether ``system`` runs ``scenario`` (Tekton's Task pod maps chains only)."""
-    return scenario in getattr(system, "SCENARIOS", SCENARIOS)
+    return scenario in getattr(system, "SCENARIOS", SYSTEM_SCENARIOS)
 
 
 def skipped(systems: Sequence[Any]) -> dict[str, list[str]]:
     """System -> the scenarios it leaves out."""
-    found = {s.name: [x for x in SCENARIOS if not takes_part(s, x)] for s in systems}
+    found = {s.name: [x for x in SYSTEM_SCENARIOS if not takes_part(s, x)] for s in systems}
     return {name: left for name, left in found.items() if left}
 
 
@@ -334,7 +338,10 @@ def measure(bench: Bench, cfg: NodeConfig, only: Sequence[str], say: Callable[[s
                 f"  repeat {repeat + 1}/{cfg.repeats} {system.name:<26} wait: {sample['seconds']:.2f} s, "
                 f"{len(sample['handoffs_waiting'])} of {len(sample['handoffs'])} hand-offs waited"
             )
-    return {"raw": raw, "timeline": timeline, "summary": summarise(raw)}
+    found: dict[str, Any] = {"raw": raw, "timeline": timeline, "summary": summarise(raw)}
+    if "archive" in only:  # its own operators: after the others, so their runs see the bench's operator only
+        found["archive"] = nodearchive.measure(bench, cfg, say)
+    return found
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
@@ -409,6 +416,7 @@ def run(
         "source": proc.source(),
         "load_before": proc.uptime_line(),
         "config": dataclasses.asdict(cfg),
+        "only": list(only),
         "errors": [],
     }
     bench = Bench(
@@ -454,11 +462,11 @@ def write(results: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
     paths = [out / "node-latest.json", out / f"{stamp}-node-{results['mode']}.json"]
     for path in paths:
         path.write_text(text)
-    table = nodereport.header(results) + "\n\n" + nodereport.table(results) + "\n"
-    (out / "node-table.md").write_text(table)
+    (out / "node-table.md").write_text(nodereport.document(results))
     paths.append(out / "node-table.md")
     try:
-        paths.append(nodereport.timeline_plot(results, out / "node-timeline.png"))
+        if results.get("timeline"):
+            paths.append(nodereport.timeline_plot(results, out / "node-timeline.png"))
     except Exception:  # noqa: BLE001 - the numbers are in the JSON
         print("could not draw the timeline:\n" + traceback.format_exc(), file=sys.stderr)
     return paths

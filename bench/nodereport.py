@@ -157,6 +157,75 @@ def table(results: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+ARCHIVE_COLUMNS = ("off", "file", "s3")
+
+
+def archive_table(results: Mapping[str, Any]) -> str:
+    """The ``archive`` scenario: the same pipeline with the archive off, on (directory) and on (S3)."""
+    archive = results.get("archive") or {}
+    summary = archive.get("summary") or {}
+    steps = archive.get("steps")
+    repeats = (results.get("config") or {}).get("repeats")
+    rows = [
+        (
+            f"| {steps} steps of `echo`, one at a time (median [min–max] over {repeats} repeats) | archive off "
+            "| archive on: directory | archive on: S3 (s3proxy) | directory / off | S3 / off |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, key: str, unit: str, ratios: bool = True) -> None:
+        cells = {v: (summary.get(v) or {}).get(key) for v in ARCHIVE_COLUMNS}
+        off = cells["off"] if ratios else None
+        rows.append(
+            f"| {label} | {' | '.join(_cell(cells[v], unit) for v in ARCHIVE_COLUMNS)} | "
+            f"{_ratio(cells['file'], off)} | {_ratio(cells['s3'], off)} |"
+        )
+
+    row("submit → result", "seconds", "s")
+    row("step hand-off p50 (end of step → start of the next, containerd)", "handoff_p50_ms", "ms")
+    row("archive lag: the run's end (its record's `finishedAt`) → `record.json` written", "lag_from_end_ms", "ms",
+        False)  # fmt: skip
+    row("archive lag: the result seen by the bench's watch → `record.json` written", "lag_from_result_ms", "ms",
+        False)  # fmt: skip
+    row("operator CPU, submit → archived (off: ended) + 1 s", "operator_cpu_ms", "ms")
+    row("operator CPU per archived step: (on − off) / steps, paired by repeat", "cpu_ms_per_archived_step", "ms",
+        False)  # fmt: skip
+    rss = {v: (summary.get(v) or {}).get("operator_rss_mb") or {} for v in ARCHIVE_COLUMNS}
+    rows.append(
+        "| operator RSS after the first → the last run (MB) | "
+        + " | ".join(_rss(rss[v]) for v in ARCHIVE_COLUMNS)
+        + " | – | – |"
+    )
+    for variant, why in (archive.get("not_run") or {}).items():
+        rows.append(f"\n{LABEL.get(variant, variant)} not run: {why}")
+    return "\n".join(rows)
+
+
+LABEL = {"off": "archive off", "file": "archive on: directory", "s3": "archive on: S3 (s3proxy)"}
+
+
+def _rss(s: Mapping[str, Any]) -> str:
+    first, last = _num(s.get("first")), _num(s.get("last"))
+    if math.isnan(first) or math.isnan(last):
+        return "–"
+    return f"{first:.1f} → {last:.1f}"
+
+
+def document(results: Mapping[str, Any]) -> str:
+    """``node-table.md``: the header, then the tables of the scenarios that ran."""
+    only = results.get("only") or COMPARED
+    parts = [header(results)]
+    if any(s in only for s in COMPARED):
+        parts.append(table(results))
+    if results.get("archive"):
+        parts.append(archive_table(results))
+    return "\n\n".join(parts) + "\n"
+
+
+COMPARED = ("e2e", "fanout", "concurrent", "wait")  # the scenarios of `table` (nodebench.SYSTEM_SCENARIOS)
+
+
 def timeline_plot(results: Mapping[str, Any], path: pathlib.Path) -> pathlib.Path:
     """One 10-step run of each system, one above the other on one time axis (0 = submitted)."""
     import matplotlib

@@ -45,6 +45,22 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
+def cpu_seconds_fine(pid: int) -> float | None:
+    """CPU time of the process's live threads so far, in ns precision (``/proc/<pid>/task/*/schedstat``: time
+    on a CPU), where `cpu_seconds` counts clock ticks (10 ms). A thread that has exited no longer counts."""
+    try:
+        tasks = list(pathlib.Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    total = 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 def uptime_line() -> str:
     try:
         return subprocess.run(

@@ -194,12 +194,39 @@ def table(results: Mapping[str, Any]) -> str:
                 "–",
             )
         )
+    ar = sc.get("archive")
+    if ar:
+        rows.append(_archive_row(ar))
     lines = [
         "| measure | result (median [min–max] over repeats) | floor / detail | target |",
         "|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)
+
+
+def _archive_row(ar: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """7. what the archive (a directory store) costs the operator per archived step, beside it off."""
+    s, run = ar["summary"], ar["runs"]["file"][0] if ar["runs"].get("file") else {}
+    per = s["archived_step"]
+    return (
+        (
+            f"7. the archive's cost: {run.get('pipelines', '?')} Pipelines of "
+            f"{run.get('steps', 0) // max(1, run.get('pipelines', 1))} steps at once, archive on (directory) "
+            "beside off, a fresh operator each"
+        ),
+        (
+            f"operator CPU per archived step {_spread(per['cpu_ms'])} (on − off, paired); "
+            f"RSS growth per archived step {_spread(per['rss_kb'], ' kB', lambda x: f'{x:.1f}')}"
+        ),
+        (
+            f"operator CPU per step: off {_spread(s['off']['cpu_ms_per_step'])}, on "
+            f"{_spread(s['file']['cpu_ms_per_step'])} (on / off {_spread(per['cpu_ratio'], '×', lambda x: f'{x:.2f}')}); "
+            f"all archived after {_spread(s['file']['seconds_to_archived'], ' s', lambda x: f'{x:.1f}')}; "
+            "logs read back empty here (no node: see bench/apiarchive.py)"
+        ),
+        "–",
+    )
 
 
 def header(results: Mapping[str, Any]) -> str:

@@ -23,10 +23,21 @@ import time
 import traceback
 from typing import Any
 
-from bench import harness, proc, report, scenarios, stats
+from bench import apiarchive, harness, proc, report, scenarios, stats
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-SCENARIOS = ("render", "cli", "floor", "foreign_pods", "start", "handoff", "api_cost", "burst", "memory")
+SCENARIOS = (
+    "render",
+    "cli",
+    "floor",
+    "foreign_pods",
+    "start",
+    "handoff",
+    "api_cost",
+    "burst",
+    "memory",
+    "archive",
+)
 
 _began = time.monotonic()
 
@@ -84,6 +95,7 @@ def run(cfg: scenarios.Config, mode: str, only: tuple[str, ...], out: pathlib.Pa
                 "api_cost": lambda: scenarios.api_cost(h, cfg, say),
                 "burst": lambda: scenarios.burst(h, cfg, say),
                 "memory": lambda: scenarios.memory(h, cfg, say),
+                "archive": lambda: apiarchive.archive(h, cfg, say),
             }
             for name in cluster_scenarios:
                 try:

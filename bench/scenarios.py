@@ -68,6 +68,10 @@ class Config:
     render_repeats: int
     cli_runs: int
     wait_factor: float = 1.0  # scales every bounded wait
+    archive_pipelines: int = 100  # the `archive` scenario (bench.apiarchive): Pipelines at once,
+    archive_steps: int = 10  # … of that many steps
+    archive_step_seconds: float = 0.2  # … each
+    archive_repeats: int = 3  # … with the archive off and on in each repeat
 
     @classmethod
     def full(cls) -> Config:
@@ -110,6 +114,10 @@ class Config:
             render_seconds=0.2,
             render_repeats=2,
             cli_runs=2,
+            archive_pipelines=3,
+            archive_steps=3,
+            archive_step_seconds=0.1,
+            archive_repeats=1,
         )
 
 

@@ -83,8 +83,23 @@ def test_the_numbers_are_finite_and_positive(results: tuple[dict[str, Any], path
         numbers[f"render {label}"] = rate["median"]
     for label, spread in sc["cli"].items():
         numbers[f"start-up {label}"] = spread["median"]
+    for variant in ("off", "file"):
+        numbers[f"archive {variant}: operator CPU per step"] = sc["archive"]["summary"][variant][
+            "cpu_ms_per_step"
+        ]["median"]
+    numbers["archive: all archived after"] = sc["archive"]["summary"]["file"]["seconds_to_archived"]["median"]
     bad = {name: value for name, value in numbers.items() if not _positive(value)}
     assert not bad, f"not finite and positive: {bad}"
+
+
+@pytest.mark.timeout(1300)
+def test_the_archive_scenario_archives_every_run_with_the_archive_on_only(
+    results: tuple[dict[str, Any], pathlib.Path],
+) -> None:
+    runs = results[0]["scenarios"]["archive"]["runs"]
+    assert [r["records"] for r in runs["file"]] == [r["pipelines"] for r in runs["file"]]
+    assert all(r["all_ended"] and r["all_archived"] for r in runs["file"] + runs["off"])
+    assert [r["records"] for r in runs["off"]] == [0] * len(runs["off"])
 
 
 @pytest.mark.timeout(1300)

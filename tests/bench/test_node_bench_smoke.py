@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bench import nodebench, nodereport
+from tests.cluster import fixtures
 
 pytestmark = pytest.mark.node
 
@@ -93,6 +94,26 @@ def test_hand_offs_come_from_containerd_and_are_finite(results: tuple[dict[str, 
     run = data["timeline"]["podline"]
     assert len(run["steps"]) == data["config"]["timeline_size"]
     assert all(0 < s["start"] <= s["end"] < run["seconds"] for s in run["steps"]), run
+
+
+@pytest.mark.timeout(600)
+def test_the_archive_is_measured_off_and_on(results: tuple[dict[str, Any], pathlib.Path]) -> None:
+    """Every run of the ``archive`` scenario succeeds; with the archive on, its final record reaches the store
+    (read back through the store's API) after the run's end, and the pod is marked archived."""
+    data, out = results
+    archive, repeats = data["archive"], data["config"]["repeats"]
+    assert archive["variants"][:2] == ["off", "file"], archive["variants"]
+    if "s3" not in archive["variants"]:
+        assert not fixtures.in_ci(), archive["not_run"]
+        assert archive["not_run"]["s3"], "the results say why the S3 variant did not run"
+    for variant in archive["variants"]:
+        summary = archive["summary"][variant]
+        assert summary["succeeded"] == repeats and _positive(summary["seconds"]["median"]), variant
+        if variant != "off":
+            assert summary["archived"] == repeats, variant
+            assert _positive(summary["lag_from_end_ms"]["median"]), variant
+            assert all(s["marked"] and s["record_result"] == "Succeeded" for s in archive["raw"][variant])
+    assert "| archive lag: the run's end" in (out / "node-table.md").read_text()
 
 
 @pytest.mark.timeout(600)
