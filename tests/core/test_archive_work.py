@@ -162,3 +162,10 @@ def test_a_pod_beyond_the_history_held_by_the_finalizer_is_not_deleted_again() -
         snapshot(PLANS["seq"], None, now=100, other_pods=[gone, other], history_limit=0)
     )
     assert decision.delete_pods == ("demo-g0-r1",)
+
+
+def test_a_container_terminated_with_no_container_never_ran() -> None:
+    pod = run_pod(
+        ps.succeeded(COMPILE, IMG), ps.lost(LINT, IMG), ps.waiting(TEST, IMG), ps.entry(NOTIFY, IMG)
+    )
+    assert [c for c in (COMPILE, LINT, TEST, NOTIFY) if records.never_ran(pod, c)] == [LINT]

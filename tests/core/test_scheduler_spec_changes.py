@@ -162,3 +162,29 @@ def test_an_unchanged_pod_does_nothing_new() -> None:
     again = scheduling.decide(snapshot(plan, pod, now=20, status=first.status.to_patch()))
     assert again.status == first.status
     assert again.create == () and again.pod_patch is None and again.events == ()
+
+
+def test_a_pipeline_being_deleted_starts_no_run_and_stops_none() -> None:
+    """The apiserver raises the generation of an object with finalizers when it sets its deletionTimestamp
+    (k8s.io/apiserver ``pkg/registry/generic/registry/store.go`` markAsDeleting; a foreground deletion adds
+    the finalizer ``foregroundDeletion``):
+    seen on the node tier as a second run started in a Pipeline Argo CD-style deleted mid-run."""
+    old_plan = PLANS["seq"]
+    new_plan = compiling.compile_spec(
+        {"steps": [step("a")]}, dataclasses.replace(CONTEXT, generation=2), POLICY
+    )
+    snap = scheduling.Snapshot(
+        plan=new_plan,
+        pod=None,
+        now=ps.at(100),
+        generation=2,
+        run=new_plan.run,
+        status=running_status(old_plan),
+        other_pods=[old_pod("g1", created=0)],
+        deleting=True,
+    )
+    decision = scheduling.decide(snap)
+    assert (decision.create, decision.other_patches, decision.delete_pods) == ((), (), ())
+    assert decision.status == statuses.PipelineStatus.model_validate(running_status(old_plan))
+    undeleted = scheduling.decide(dataclasses.replace(snap, deleting=False))
+    assert [m["metadata"]["name"] for m in undeleted.create] == ["demo-g2"]  # the same look, not deleting

@@ -13,7 +13,7 @@ import pathlib
 from typing import Any
 
 from podline.core import conventions, records
-from podline.shell import archiving, caches
+from podline.shell import archiving, caches, kube
 
 from tests.core import podstates as ps
 from tests.core.test_archive_work import COMPILE, IMG, LINT, NOTIFY, TEST, held
@@ -31,6 +31,8 @@ class Api:
 
     async def read_log(self, namespace: str, name: str, container: str, *, limit_bytes: int) -> bytes:
         self.reads += 1
+        if records.never_ran(self.pod, container):  # as the kubelet answers (seen on the node tier)
+            raise kube.Transient(f'400 container "{container}" in pod "{name}" is terminated')
         return self.logs.get(container, b"")[:limit_bytes]
 
     async def patch_pod(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
@@ -144,3 +146,18 @@ def test_on_delete_delete_a_deleted_pod_of_a_gone_pipeline_is_released_unarchive
     kept, api2 = setup(tmp_path / "kept", held(run_pod(ps.succeeded(COMPILE, IMG)), deleting_at=50), LOGS)
     step_pass(kept, api2)  # keep (the default): archived all the same
     assert api2.reads == 1 and stored(kept, "record.json") is not None and not records.holds(api2.pod)
+
+
+def test_a_step_that_never_started_gets_a_note_without_a_read(tmp_path: pathlib.Path) -> None:
+    """A Pipeline deleted before its run's later steps started (node tier: a foreground deletion): the kubelet
+    reports them terminated with no container, and ``pods/log`` answers 400 for them, every time. The archive
+    says they never started, and the pod is released at once (not held until ``PODLINE_ARCHIVE_WAIT``)."""
+    pod = held(run_pod(ps.succeeded(COMPILE, IMG), ps.stopped_running(LINT, IMG), ps.lost(TEST, IMG),
+                       ps.lost(NOTIFY, "alpine:3"), phase="Failed"), deleting_at=50)  # fmt: skip
+    archiver, api = setup(tmp_path, pod, LOGS)
+    step_pass(archiver, api)
+    assert (
+        stored(archiver, "step-test.log") == stored(archiver, "step-notify.log") == records.never_ran_note()
+    )
+    assert stored(archiver, "step-compile.log") == b"+ step-compile\n" and api.reads == 2
+    assert record(archiver)["result"] == "Deleted" and not records.holds(api.pod)

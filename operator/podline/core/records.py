@@ -282,6 +282,18 @@ def partial_note() -> bytes:
     )
 
 
+def never_ran(pod: Mapping[str, Any], container: str) -> bool:
+    """A step container the kubelet reports terminated with no container at all (its pod was deleted or
+    stopped before its turn): it has no log, and ``pods/log`` answers 400 "container … is terminated"
+    (kubelet ``validateContainerLogStatus``; seen on the node tier)."""
+    state = observing.container_statuses(pod).get(container, {}).get("state") or {}
+    return "terminated" in state and not container_id(pod, container)
+
+
+def never_ran_note() -> bytes:
+    return b"[podline: this step never started (its pod was deleted or stopped first): no output]\n"
+
+
 def gone_note() -> bytes:
     return b"[podline: this step's output was removed with its pod (deleted mid-run) before it could be archived]\n"
 

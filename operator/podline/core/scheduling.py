@@ -62,6 +62,7 @@ class Snapshot:
     history_limit: int = 3  # pods of earlier runs kept (PODLINE_HISTORY_LIMIT)
     archive_wait_seconds: float = 0  # a pod beyond the history is kept this long for the archive (0: none)
     archive: bool = False  # the archive is on: run pods carry its finalizer (records, docs/archive.md)
+    deleting: bool = False  # the Pipeline has a deletionTimestamp (its pods go with it)
 
 
 _EVENT_TEXT = 900  # characters of an Event's message (the apiserver keeps 1 KiB of a note)
@@ -106,6 +107,8 @@ class _Turn:
 
 def decide(snap: Snapshot) -> Decision:
     previous = statuses.PipelineStatus.model_validate(snap.status or {})
+    if (ending := _deleting(snap, previous)) is not None:
+        return ending
     turn = _Turn(snap, previous, _history(previous, snap), *_old_pods(snap))
     if isinstance(snap.plan, errors.PodlineError):
         pull_secret = isinstance(snap.plan, (errors.BadRegistryAuth, errors.MissingSecret))
@@ -118,6 +121,14 @@ def decide(snap: Snapshot) -> Decision:
     if snap.pod is None:
         return _no_pod(turn, plan)
     return _running(turn, plan)
+
+
+def _deleting(snap: Snapshot, previous: statuses.PipelineStatus) -> Decision | None:
+    """A Pipeline being deleted starts no run and stops none. Its deletion may raise its generation (the
+    apiserver does when it sets the deletionTimestamp of a custom resource with finalizers, as a foreground
+    deletion has: k8s.io/apiserver registry/generic/registry/store.go markAsDeleting), which would otherwise
+    read as a new spec: a new run, and the running one Superseded."""
+    return Decision(status=previous) if snap.deleting and snap.pod is None else None
 
 
 def _no_pod(turn: _Turn, plan: plans.RunPlan) -> Decision:

@@ -265,9 +265,13 @@ class Archiver(Loop):
         self, pod: Mapping[str, Any], container: str, written: int | None, *, partial: bool
     ) -> None:
         """One step's log, read once (``limitBytes``: the limit + 1, to see a longer one). A log the kubelet
-        no longer has (its pod deleted mid-run) keeps what was archived of it while it ran, else says so."""
+        no longer has (its pod deleted mid-run) keeps what was archived of it while it ran, else says so; a step
+        that never started has no log to read (``records.never_ran``): a note says so."""
         meta = pod["metadata"]
         key = records.log_key(*records.identity(pod), container)
+        if records.never_ran(pod, container):
+            await self.store.put(key, records.never_ran_note())
+            return
         limit = self.log_limit_bytes
         self.log_reads += 1
         data = await self.api.read_log(meta["namespace"], meta["name"], container, limit_bytes=limit + 1)

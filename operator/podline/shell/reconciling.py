@@ -222,6 +222,7 @@ class Reconciler:
             history_limit=self.settings.history_limit,
             archive_wait_seconds=self.settings.archive_wait_seconds if self.settings.archive_url else 0,
             archive=bool(self.settings.archive_url),
+            deleting=bool(meta.get("deletionTimestamp")),
             image_configs=configs,
             gate=view.gate,
         )
