@@ -84,3 +84,26 @@ def test_the_role_is_optional_and_the_service_port_configurable(helm: str) -> No
 def test_bad_values_are_refused(helm: str, args: tuple[str, ...], said: str) -> None:  # noqa: F811
     result = template(helm, *args)
     assert result.returncode != 0 and said in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_charts_dashboard_is_bound_to_the_reader_role_only_when_asked(helm: str, mode: str) -> None:  # noqa: F811
+    on = render(helm, *MODES[mode], "--set", "dashboard.enabled=true")
+    [binding] = [
+        d for d in on if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == f"{FULLNAME}-archive-reader"
+    ]
+    assert binding["metadata"]["namespace"] == NAMESPACE
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": f"{FULLNAME}-dashboard", "namespace": NAMESPACE}
+    ]
+    for off in (
+        "dashboard.readArchive=false",
+        "archive.serve.readerRole=false",
+        "archive.serve.enabled=false",
+    ):
+        docs = render(helm, *MODES[mode], "--set", "dashboard.enabled=true", "--set", off)
+        assert not [
+            d
+            for d in docs
+            if d["kind"] == "RoleBinding" and d["metadata"]["name"] == f"{FULLNAME}-dashboard-archive"
+        ], off

@@ -22,6 +22,9 @@ from tests.e2e import conftest
 
 ENABLED = ("--set", "dashboard.enabled=true")
 READ = {("podline.dev", "pipelines", v) for v in ("get", "list", "watch")} | {("", "pods/log", "get")}
+# dashboard.readArchive (default): the archive reader Role, get on services/proxy of the archive Service only
+# (its resourceNames: tests/chart/test_chart_archive_serving.py)
+ARCHIVE = {("", "services/proxy", "get")}
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +89,26 @@ def test_a_clusterip_service_its_own_account_and_read_only_rbac(helm: str, mode:
     docs = render(helm, *ENABLED, *MODES[mode])
     kinds = sorted(d["kind"] for d in dashboard_docs(docs))
     if mode == "cluster":
-        assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+        assert kinds == [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
     else:
-        assert kinds == sorted(["Deployment", "Service", "ServiceAccount"] + ["Role", "RoleBinding"] * 2)
+        assert kinds == sorted(
+            ["Deployment", "Service", "ServiceAccount", "RoleBinding"] + ["Role", "RoleBinding"] * 2
+        )
     [service] = [d for d in dashboard_docs(docs) if d["kind"] == "Service"]
     assert service["spec"]["type"] == "ClusterIP"
     granted, roles = dashboard_rules(docs)
-    assert granted == READ  # never Secrets, never pods themselves, nothing that writes
+    assert granted == READ | ARCHIVE  # never Secrets, never pods themselves, nothing that writes
+    unarchived, _ = dashboard_rules(
+        render(helm, *ENABLED, *MODES[mode], "--set", "dashboard.readArchive=false")
+    )
+    assert unarchived == READ
     assert all("*" not in json.dumps(role["rules"]) for role in roles)
     pod = deployment(docs)["spec"]["template"]["spec"]
     assert (
@@ -112,7 +128,7 @@ def test_a_clusterip_service_its_own_account_and_read_only_rbac(helm: str, mode:
 def test_allow_actions_adds_patch_of_pipelines_and_nothing_else(helm: str) -> None:
     docs = render(helm, *ENABLED, "--set", "dashboard.allowActions=true")
     granted, _ = dashboard_rules(docs)
-    assert granted == READ | {("podline.dev", "pipelines", "patch")}
+    assert granted == READ | ARCHIVE | {("podline.dev", "pipelines", "patch")}
     assert "--read-only" not in deployment(docs)["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
