@@ -51,7 +51,9 @@ class S3Proxy:
 
     def start(self) -> S3Proxy:
         path = jar()
-        (self.blobs / BUCKET).mkdir(parents=True)  # a bucket of the filesystem blob store is a directory
+        (self.blobs / BUCKET).mkdir(
+            parents=True, exist_ok=True
+        )  # a bucket of the filesystem blob store: a directory
         conf = self._dir / "s3proxy.conf"
         conf.write_text(
             f"s3proxy.endpoint={self.endpoint}\ns3proxy.authorization=aws-v2-or-v4\n"
@@ -59,7 +61,7 @@ class S3Proxy:
             f"jclouds.provider=filesystem-nio2\njclouds.filesystem.basedir={self.blobs}\n"
             f"jclouds.identity={IDENTITY}\njclouds.credential={self.credential}\n"
         )
-        log = (self._dir / "s3proxy.log").open("wb")
+        log = (self._dir / "s3proxy.log").open("ab")
         self._process = subprocess.Popen(
             ["java", "-Xmx256m", "-cp", str(path), "org.gaul.s3proxy.Main", "--properties", str(conf)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -77,7 +79,8 @@ class S3Proxy:
         path = self._dir / "s3proxy.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """The server down, its objects kept: ``start`` brings it back on the same port with them."""
         if self._process and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -85,4 +88,7 @@ class S3Proxy:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+    def stop(self) -> None:
+        self.pause()
         shutil.rmtree(self._dir, ignore_errors=True)

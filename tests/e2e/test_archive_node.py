@@ -282,3 +282,64 @@ def test_no_line_is_lost_with_the_operator_killed_and_restarted_mid_run(
         lost += sum(1 for i in range(lines) if f"\n{n}-line-{i}\n".encode() not in log)
     print(f"lines written: {lines * len(names)}, lost: {lost}, operator starts: {op.starts}")
     assert lost == 0 and op.starts == 3
+
+
+def test_a_store_down_keeps_the_pods_until_it_is_back_and_loses_no_line(
+    node_cluster: Any, node_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18, "the store down or slow": three runs end while the S3 server (a real s3proxy) is down. The
+    archiver tries again with back-off; meanwhile no pod is pruned beyond ``PODLINE_HISTORY_LIMIT=1`` (none is
+    archived). Once the server is back every run is archived, every line of every step is there, and only then
+    are the old pods pruned."""
+    cluster, namespace = node_cluster, node_namespace
+    try:
+        server = s3proxy.S3Proxy().start()
+    except s3proxy.Missing as error:
+        if fixtures.in_ci():
+            pytest.fail(f"{error} (CI=true: must not be skipped)", pytrace=False)
+        pytest.skip(str(error))
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)  # for this test's own reads of the store
+    conftest.install_crd(cluster)
+    op = operating.OperatorProcess(cluster.kubeconfig, cluster.log_dir, name="operator-archive-store-down", env={
+        "PODLINE_RUNNER_IMAGE": cluster.registry.runner, "PODLINE_HISTORY_LIMIT": "1",
+        "PODLINE_ARCHIVE": f"s3://{s3proxy.BUCKET}/down", **server.env})  # fmt: skip
+    lines = 40
+    loop = f"i=0; while [ $i -lt {lines} ]; do echo $STEP-line-$i; i=$((i+1)); done"
+    spec = {"steps": [{"name": n, "image": cluster.registry.busybox, "environment": {"STEP": n},
+                       "commands": [loop]} for n in ("one", "two")]}  # fmt: skip
+    op.start()
+    runs: list[str] = []
+    try:
+        server.pause()  # the store down before the first step ends
+        operating.apply(cluster, namespace, operating.pipeline("waits", spec))
+        for i in range(3):
+            if i:
+                cluster.kubectl("annotate", "--overwrite", "-n", namespace, "pipeline", "waits",
+                                f"podline.dev/rerun=r{i}")  # fmt: skip
+                operating.wait_for(lambda: operating.status(cluster, namespace, "waits").get("run") != runs[-1],
+                                   timeout=60, what=f"rerun {i} to start")  # fmt: skip
+            st = operating.wait_for_phase(cluster, namespace, "waits", timeout=180, operator=op)
+            assert st["phase"] == "Succeeded", st
+            runs.append(st["run"])
+        time.sleep(3)  # the scheduler has had passes to prune: it must keep every unarchived pod
+        kept = _pods_of(cluster, namespace, "waits")
+        assert len(kept) == 3, kept
+        failures = op.log_path.read_text(errors="replace").count("archiving " + namespace + "/waits-")
+        assert failures >= 1, "the archiver tried while the store was down"
+        server.start()  # back, with what it held
+        store = archiving.open_store(f"s3://{s3proxy.BUCKET}/down")
+        operating.wait_for(lambda: all((_record(store, namespace, r, "waits") or {}).get("result") == "Succeeded"
+                                       for r in runs), timeout=180, what="every run archived")  # fmt: skip
+        operating.wait_for(lambda: len(_pods_of(cluster, namespace, "waits")) <= 2, timeout=120,
+                           what="the old pods pruned once archived")  # fmt: skip
+        lost = 0
+        for run in runs:
+            for n in ("one", "two"):
+                log = asyncio.run(store.get(f"{namespace}/waits/{run}/step-{n}.log")) or b""
+                lost += sum(1 for i in range(lines) if f"\n{n}-line-{i}\n".encode() not in log)
+    finally:
+        op.stop()
+        server.stop()
+    print(f"runs: {len(runs)}, lines lost: {lost}, archive failures while down: {failures}")
+    assert lost == 0

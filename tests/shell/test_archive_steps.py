@@ -82,12 +82,14 @@ def test_each_step_is_archived_as_it_ends_read_once_and_the_run_marked_at_its_en
     first = held(run_pod(ps.succeeded(COMPILE, IMG), ps.entry(LINT, IMG), ps.entry(TEST, IMG),
                          ps.entry(NOTIFY, "alpine:3"), phase="Running"))  # fmt: skip
     archiver, api = setup(tmp_path, first, LOGS)
+    kicked: list[tuple[str, str]] = []
+    archiver.on_archived = kicked.append  # the reconciler's kick: the pod may now be pruned
     step_pass(archiver, api)
     assert (
         stored(archiver, "step-compile.log") == b"+ step-compile\n"
         and stored(archiver, "step-lint.log") is None
     )
-    assert record(archiver)["result"] == "Running" and api.reads == 1
+    assert record(archiver)["result"] == "Running" and api.reads == 1 and kicked == []
     step_pass(archiver, api)
     step_pass(archiver, api)  # nothing new ended: nothing read, nothing written
     assert api.reads == 1 and api.patches == 0
@@ -101,8 +103,9 @@ def test_each_step_is_archived_as_it_ends_read_once_and_the_run_marked_at_its_en
     assert api.reads == 4, "one pods/log read per step"
     assert record(archiver)["result"] == "Succeeded"
     assert records.is_archived(api.pod) and not records.holds(api.pod), "marked, finalizer released"
+    assert kicked == [records.identity(api.pod)[:2]], "its Pipeline reconciled once, after the mark"
     step_pass(archiver, api)
-    assert api.reads == 4 and api.patches == 1
+    assert api.reads == 4 and api.patches == 1 and len(kicked) == 1
 
 
 def test_a_pod_deleted_mid_run_keeps_its_running_steps_output_so_far(tmp_path: pathlib.Path) -> None:

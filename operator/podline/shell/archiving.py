@@ -176,6 +176,7 @@ class Archiver(Loop):
         forget_deleted: bool = False,
         interval: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_archived: Callable[[tuple[str, str]], None] = lambda pipeline: None,
     ) -> None:
         super().__init__()
         self.api, self.caches, self.store = api, caches, store
@@ -186,6 +187,9 @@ class Archiver(Loop):
             clock,
         )
         self.archive_wait_seconds = archive_wait_seconds
+        # (namespace, Pipeline) of a run just marked archived: its reconcile may now prune the pod (the watch's
+        # echo of the mark is not news to it, the cache holds the patch's response already)
+        self.on_archived = on_archived
         self.forget_deleted = forget_deleted  # PODLINE_ARCHIVE_ON_DELETE=delete
         self._retry_at: dict[caches_.Key, tuple[float, float]] = {}  # pod → (monotonic time, backoff)
         self._done: dict[caches_.Key, dict[str, str]] = {}  # pod → container → instance whose log is archived
@@ -253,6 +257,7 @@ class Archiver(Loop):
         self.caches.put_pod(key, updated)
         self._done.pop(key, None)
         log.info("archived run %s of %s/%s (%s)", run, ns, pipeline, self.store.url)
+        self.on_archived((ns, pipeline))
         await self.prune(ns, pipeline)
 
     def pipeline_exists(self, pod: Mapping[str, Any]) -> bool:

@@ -74,6 +74,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             retention=config.log_retention,
             archive_wait_seconds=config.archive_wait_seconds,
             forget_deleted=config.archive_on_delete == "delete",
+            on_archived=reconciler.kick,
         )
         memo["archiver"] = archiver
         memo["archiving"] = asyncio.get_running_loop().create_task(archiver.run_forever())
