@@ -174,3 +174,10 @@ def test_a_log_shorter_than_what_the_step_wrote_says_a_gap() -> None:
     assert records.limited(b"0123456789", 10, written=50) == b"0123456789"  # cut by the limit, not a gap
     assert records.limited(b"abc\n", 10, written=3) == b"abc\n"  # more than counted is no gap
     assert b"5 of the 8 bytes" in records.gap_note(5, 8)
+
+
+def test_archived_runs_are_read_from_a_listing_of_record_keys() -> None:
+    listing = [("ci/app/1/record.json", 5), ("ci/app/1/step-a.log", 6), ("ci/app/2/record.json", 9),
+               ("ci/web/7/record.json", 3), ("ci/app/record.json", 1), ("stray.txt", 2),
+               ("ci/app/3/x/record.json", 4), ("ci//4/record.json", 8)]  # fmt: skip
+    assert records.archived_runs(listing) == {("ci", "app"): [("1", 5), ("2", 9)], ("ci", "web"): [("7", 3)]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -36,11 +37,23 @@ def store(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> archiving.Store:
     if request.param == "file":
-        return archiving.open_store(f"file://{tmp_path}/archive")
+        made = archiving.open_store(f"file://{tmp_path}/archive")
+        FILES[id(made)] = tmp_path / "archive"
+        return made
     server: s3proxy.S3Proxy = request.getfixturevalue("s3")
     for name, value in server.env.items():
         monkeypatch.setenv(name, value)
-    return archiving.open_store(f"s3://{s3proxy.BUCKET}/{tmp_path.name}")
+    made = archiving.open_store(f"s3://{s3proxy.BUCKET}/{tmp_path.name}")
+    FILES[id(made)] = server.blobs / s3proxy.BUCKET / tmp_path.name  # s3proxy's filesystem blob store
+    return made
+
+
+FILES: dict[int, pathlib.Path] = {}  # a store → the directory its objects are files in (to age them)
+
+
+def age(store: archiving.Store, key: str, modified_ms: int) -> None:
+    """Sets an object's last-modified time, as both stores report it (the file's mtime; s3proxy's too)."""
+    os.utime(FILES[id(store)] / key, (modified_ms / 1000, modified_ms / 1000))
 
 
 def run(coro: Any) -> Any:
@@ -72,11 +85,13 @@ def archiver(store: archiving.Store, retention: records.Retention, now_ms: int) 
                               clock=clock)  # fmt: skip
 
 
-def archive_runs(store: archiving.Store, finished_days: dict[str, int]) -> None:
+def archive_runs(store: archiving.Store, finished_days: dict[str, int], pipeline: str = "app") -> None:
+    """Runs whose final record was written on these days (retention reads the store's listing only)."""
     for run_id, day in finished_days.items():
         record = {"run": run_id, "finishedAt": day * DAY_MS, "steps": []}
-        run(store.put(f"ci/app/{run_id}/record.json", json.dumps(record).encode()))
-        run(store.put(f"ci/app/{run_id}/step-a.log", b"out\n"))
+        run(store.put(f"ci/{pipeline}/{run_id}/record.json", json.dumps(record).encode()))
+        run(store.put(f"ci/{pipeline}/{run_id}/step-a.log", b"out\n"))
+        age(store, f"ci/{pipeline}/{run_id}/record.json", day * DAY_MS)
 
 
 def test_retention_removes_whole_runs(store: archiving.Store) -> None:
@@ -86,6 +101,25 @@ def test_retention_removes_whole_runs(store: archiving.Store) -> None:
     assert sorted(r["run"] for r in run(a.runs("ci", "app"))) == ["3", "4"]
     assert run(store.keys("ci/app/1/")) == [] and run(store.keys("ci/app/2/")) == []
     assert run(store.keys("ci/app/4/")) == ["ci/app/4/record.json", "ci/app/4/step-a.log"]
+
+
+def test_the_sweep_applies_retention_to_every_pipeline_in_the_archive(store: archiving.Store) -> None:
+    """Also Pipelines that no longer run (or were deleted, with PODLINE_ARCHIVE_ON_DELETE=keep): ``prune``
+    only sees a Pipeline whose run was just archived; the sweep, at the archiver's first pass and hourly,
+    sees them all."""
+    archive_runs(store, {"1": 10, "2": 95})
+    archive_runs(store, {"1": 20, "2": 30, "3": 99}, pipeline="idle")
+    a = archiver(store, records.parse_retention("30d"), now_ms=100 * DAY_MS)
+    run(a.pass_once())  # no pod to archive: the first pass sweeps
+    assert run(store.keys("ci/")) == [
+        "ci/app/2/record.json",
+        "ci/app/2/step-a.log",
+        "ci/idle/3/record.json",
+        "ci/idle/3/step-a.log",
+    ]
+    archive_runs(store, {"4": 10}, pipeline="idle")
+    run(a.pass_once())
+    assert run(store.keys("ci/idle/4/")) != [], "the next sweep is an hour later (SWEEP_SECONDS)"
 
 
 def test_no_retention_keeps_everything(store: archiving.Store) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -343,6 +343,18 @@ def parse_retention(text: str) -> Retention:
         if (age is not None and age <= 0) or (runs is not None and runs <= 0):
             raise ValueError(f"{raw!r}: must be more than 0")
     return Retention(age, runs)
+
+
+def archived_runs(listing: Iterable[tuple[str, int]]) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """A store's listing (key, last modified ms) → per (namespace, Pipeline), its runs and when each one's
+    record was last written: ``<namespace>/<pipeline>/<run>/record.json`` keys only, nothing read. The final
+    record is written as the run ends (plus the archive's lag); a running run's, as each of its steps ends."""
+    out: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for key, modified in listing:
+        parts = key.split("/")
+        if len(parts) == 4 and parts[3] == RECORD and all(parts[:3]):
+            out.setdefault((parts[0], parts[1]), []).append((parts[2], modified))
+    return out
 
 
 def to_prune(runs: Sequence[tuple[str, int | None]], *, retention: Retention, now_ms: int) -> list[str]:

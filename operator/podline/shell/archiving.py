@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # typed dicts of obstore's stubs only
 log = logging.getLogger("podline.archive")
 
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
+SWEEP_SECONDS = 3600.0  # retention over the whole archive: at the first pass, then this often
 
 
 class Store:
@@ -78,6 +79,13 @@ class Store:
         except FileNotFoundError:
             return None
         return int(result.meta["size"]), aiter(result.stream(min_chunk_size=chunk_bytes))
+
+    async def listing(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, last modified in ms) of every object under ``prefix`` ("": the whole store), listed only."""
+        out: list[tuple[str, int]] = []
+        async for batch in obstore.list(self._store, prefix or None):
+            out.extend((str(item["path"]), int(item["last_modified"].timestamp() * 1000)) for item in batch)
+        return sorted(out)
 
     async def keys(self, prefix: str) -> list[str]:
         out: list[str] = []
@@ -193,6 +201,7 @@ class Archiver(Loop):
         self.forget_deleted = forget_deleted  # PODLINE_ARCHIVE_ON_DELETE=delete
         self._retry_at: dict[caches_.Key, tuple[float, float]] = {}  # pod → (monotonic time, backoff)
         self._done: dict[caches_.Key, dict[str, str]] = {}  # pod → container → instance whose log is archived
+        self._next_sweep = 0.0  # monotonic time of the next retention sweep (``sweep``)
         self.log_reads = 0  # pods/log requests made (for tests and benchmarks)
 
     def work(self, key: caches_.Key, pod: Mapping[str, Any]) -> records.Work:
@@ -225,6 +234,16 @@ class Archiver(Loop):
                 )
         for key in [k for k in self._done if k not in self.caches.pods]:
             del self._done[key]  # the pod is gone: its memory goes with it
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_SECONDS
+            try:
+                await self.sweep()
+            except Exception as exc:  # noqa: BLE001 - a store failure: the next sweep tries again
+                log.warning(
+                    "retention over the archive failed (%s); again in %.0f s",
+                    describe_error(exc),
+                    SWEEP_SECONDS,
+                )
 
     async def archive(self, key: caches_.Key) -> None:
         namespace, name = key
@@ -290,14 +309,23 @@ class Archiver(Loop):
             await self.store.put(key, records.limited(data, limit, written))
 
     async def prune(self, namespace: str, pipeline: str) -> None:
-        if self.retention.keeps_all:
-            return
-        runs = await self.runs(namespace, pipeline)
+        """Retention over one Pipeline's runs, from the store's listing (no record is read)."""
+        if not self.retention.keeps_all:
+            await self._prune(await self.store.listing(f"{namespace}/{pipeline}/"))
+
+    async def sweep(self) -> None:
+        """Retention over the whole archive, every ``SWEEP_SECONDS``: also the runs of Pipelines that no longer
+        run, or were deleted (``PODLINE_ARCHIVE_ON_DELETE=keep``), which ``prune`` never sees."""
+        if not self.retention.keeps_all:
+            await self._prune(await self.store.listing(""))
+
+    async def _prune(self, listing: list[tuple[str, int]]) -> None:
         now_ms = int(self.clock().timestamp() * 1000)
-        finished = [(r["run"], r.get("finishedAt")) for r in runs]
-        for run in records.to_prune(finished, retention=self.retention, now_ms=now_ms):
-            await self.store.delete(await self.store.keys(records.run_prefix(namespace, pipeline, run)))
-            log.info("retention: removed run %s of %s/%s from the archive", run, namespace, pipeline)
+        for (namespace, pipeline), runs in records.archived_runs(listing).items():
+            finished: list[tuple[str, int | None]] = list(runs)
+            for run in records.to_prune(finished, retention=self.retention, now_ms=now_ms):
+                await self.store.delete(await self.store.keys(records.run_prefix(namespace, pipeline, run)))
+                log.info("retention: removed run %s of %s/%s from the archive", run, namespace, pipeline)
 
     async def forget_pipeline(self, namespace: str, pipeline: str) -> None:
         """``PODLINE_ARCHIVE_ON_DELETE=delete``: a deleted Pipeline's archived runs go with it."""
