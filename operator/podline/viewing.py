@@ -141,6 +141,8 @@ def logs(args: argparse.Namespace) -> int:
         if args.run is not None and (args.run != status.get("run") or not _exists(
             core, namespace, status.get("podName"))):  # fmt: skip
             return archived_logs(_past(args), namespace, args.pipeline, args.run)
+        if (archived := _ended_and_gone(args, core, namespace, status)) is not None:
+            return archived
         pod = status.get("podName")
         for step in status.get("steps") or []:
             if step.get("state") in ("waiting", "skipped") or not pod:
@@ -303,6 +305,25 @@ def get(args: argparse.Namespace) -> int:
         for line in past_runs(archived):
             print(line, flush=True)
     return 0
+
+
+def _ended_and_gone(
+    args: argparse.Namespace, core: Any, namespace: str, status: dict[str, Any]
+) -> int | None:
+    """The current run, ended, its pod gone (pruned, deleted): printed from the archive as ``--run`` would,
+    if the archive has it; else None (each step is then said to have no logs, as before)."""
+    if args.run is not None or status.get("phase") not in TERMINAL or not status.get("run"):
+        return None
+    if _exists(core, namespace, status.get("podName")):
+        return None
+    try:
+        return archived_logs(_past(args), namespace, args.pipeline, str(status["run"]))
+    except SystemExit as exc:
+        print(
+            f"(its pod is gone and the archive cannot give its logs: {str(exc.code).removeprefix('podline: ')})",
+            flush=True,
+        )
+        return None
 
 
 def _exists(core: Any, namespace: str, pod: str | None) -> bool:

@@ -78,3 +78,42 @@ def test_the_operator_comes_from_the_environment_else_the_charts_default(
     assert (
         isinstance(chosen, pastruns.OperatorRuns) and str(chosen.operator) == "podline-system/podline-archive"
     )
+
+
+class Pods:
+    """The pods the API has (``read_namespaced_pod``), as the CLI asks."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def read_namespaced_pod(self, name: str, namespace: str) -> dict[str, Any]:
+        if name not in self.names:
+            raise viewing.kubernetes.client.ApiException(status=404, reason="Not Found")
+        return {"metadata": {"name": name}}
+
+
+@pytest.mark.parametrize(
+    ("run", "phase", "pods", "archived"),
+    [(None, "Succeeded", (), True), (None, "Succeeded", ("app-g1",), False), (None, "Running", (), False),
+     ("g1", "Succeeded", (), False)],  # --run is read elsewhere (before), the same way
+)  # fmt: skip
+def test_podline_logs_reads_an_ended_run_whose_pod_is_gone_from_the_archive(
+    run: str | None, phase: str, pods: tuple[str, ...], archived: bool,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setattr(viewing, "_past", lambda args: Chunks([b"from the archive\n"]))
+    status = {"run": "g1", "phase": phase, "podName": "app-g1"}
+    said = viewing._ended_and_gone(argparse.Namespace(run=run, pipeline="app"), Pods(*pods), "ci", status)
+    assert (said == 0) is archived and (said is None) is not archived
+    assert ("from the archive" in capsys.readouterr().out) is archived
+
+
+def test_an_ended_run_gone_and_not_archived_says_why_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(viewing, "_past", lambda args: Chunks([], fail="the operator serves no archive"))
+    status = {"run": "g1", "phase": "Failed", "podName": "app-g1"}
+    assert viewing._ended_and_gone(argparse.Namespace(run=None, pipeline="app"), Pods(), "ci", status) is None
+    assert capsys.readouterr().out == (
+        "(its pod is gone and the archive cannot give its logs: the operator serves no archive)\n"
+    )

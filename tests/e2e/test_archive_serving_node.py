@@ -90,6 +90,8 @@ def test_a_reader_reads_a_past_run_through_the_operator_and_others_are_told_what
         f"==> say (succeeded, exit 0)\n+ echo archived-line-1\narchived-line-1\n+ echo archived-line-2 >&2\n"
         f"archived-line-2\n==> run {run}: Succeeded (archived)\n"
     ), logs.stdout
+    current = podline(reader, "logs", "told", "-n", namespace, *where)  # no --run: the run's pod is gone
+    assert current.returncode == 0 and current.stdout == logs.stdout, current.stdout + current.stderr
     summary = podline(reader, "get", "told", "-n", namespace, *where)
     assert summary.returncode == 0 and f"past run {run}" in summary.stdout, summary.stdout + summary.stderr
 
