@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import test_utils
-from podline.dashboard import kubeapi, logsources, server, watching
+from podline.dashboard import archived, kubeapi, logsources, server, watching
 
+from tests.dashboard import test_archived, test_earlier
 from tests.dashboard.test_views import T0, pipeline, step
 
 
@@ -306,3 +308,104 @@ def test_rows_are_made_once_per_version_whatever_the_number_of_pages() -> None:
     body = {**RUNNING, "metadata": {**RUNNING["metadata"], "resourceVersion": "7"}}
     first = ctx.row(body)
     assert ctx.row(body) is not None and ctx.row(body)[1] is first[1]
+
+
+# --- runs in the archive (a real file:// store, as `--archive file://…` gives) ---------------------------
+
+
+def _archived_context(tmp_path: pathlib.Path, *found: dict[str, Any]) -> server.Context:
+    store = test_archived.seeded(tmp_path, *found)
+    ctx = _context(RUNNING)
+    ctx.archive = logsources.ArchiveLogs(store)
+    ctx.past = archived.Cache(archived.StoreRecords(store))
+    return ctx
+
+
+def _web_record(run: str, end: int) -> dict[str, Any]:
+    return {**test_earlier.record(run, "Failed", start=end - 3000, end=end), "pipeline": "web"}
+
+
+def test_earlier_runs_are_the_status_history_and_the_archive_merged(tmp_path: pathlib.Path) -> None:
+    ctx = _archived_context(
+        tmp_path, _web_record("g0-rx", 0), _web_record("old-1", -60_000), _web_record("g1", 9000)
+    )
+
+    async def check(client: Any) -> None:
+        response = await client.get("/api/history/ci/web")
+        assert response.status == 200
+        answer = await response.json()
+        assert [(e["run"], e["kept"], e["archived"]) for e in answer["runs"]] == [
+            ("g0-rx", True, True),  # in the status and the archive: one entry
+            ("old-1", False, True),  # only in the archive
+        ]  # g1 is the current run: shown above, not here
+        assert answer["runs"][1]["steps"][0] == {
+            **answer["runs"][1]["steps"][0],
+            "name": "build",
+            "exitCode": 0,
+        }
+        assert answer["problem"] is None and answer["archive"] is True and answer["more"] == 0
+        assert (await client.get("/api/history/ci/nope")).status == 404
+
+    serve(ctx, check)
+    assert ctx.past is not None and ctx.past.reads == 1
+
+
+def test_without_an_archive_earlier_runs_are_the_status_history() -> None:
+    async def check(client: Any) -> None:
+        answer = await (await client.get("/api/history/ci/web")).json()
+        assert [e["run"] for e in answer["runs"]] == ["g0-rx"]
+        assert answer["archive"] is False and answer["problem"] is None
+
+    serve(_context(RUNNING), check)
+
+
+def test_an_archive_that_cannot_be_read_is_said_and_the_status_history_still_listed(
+    tmp_path: pathlib.Path,
+) -> None:
+    ctx = _archived_context(tmp_path)
+    (tmp_path / "archive").rmdir()
+    (tmp_path / "archive").write_text("not a directory")
+
+    async def check(client: Any) -> None:
+        answer = await (await client.get("/api/history/ci/web")).json()
+        assert [e["run"] for e in answer["runs"]] == ["g0-rx"]
+        assert answer["problem"].startswith(f"cannot read the archive file://{tmp_path}/archive: ")
+
+    serve(ctx, check)
+
+
+def test_a_run_only_in_the_archive_has_its_log_read_from_the_archive_alone(tmp_path: pathlib.Path) -> None:
+    ctx = _archived_context(tmp_path, _web_record("old-1", -60_000))
+
+    async def check(client: Any) -> None:
+        events = await _events(await client.get("/api/logs/ci/web/old-1/step-build"), 2)
+        assert events == [("log", [{"t": "built\n"}]), ("end", {"followed": False})]
+        ((event, data),) = await _events(await client.get("/api/logs/ci/web/g9/step-build"), 1)
+        assert (event, data) == ("unavailable", {"message": "run g9 is not in the archive"})
+
+    serve(ctx, check)
+    assert isinstance(ctx.logs, ReadLogs) and ctx.logs.asked == []  # no pod was looked up
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/api/logs/ci/web/..%2F..%2Fetc/step-build", "is not a Kubernetes name"),
+        ("/api/logs/ci/web/a..b/step-build", 'run "a..b" is not a Kubernetes name'),
+        ("/api/logs/ci/web/Old-1/step-build", 'run "Old-1" is not a Kubernetes name'),
+        ("/api/logs/ci/web/old-1/step-a.b", 'step container "step-a.b" is not a Kubernetes name'),
+        ("/api/logs/ci/web/old-1/record.json", "'record.json' is not a step"),
+    ],
+)
+def test_an_archive_only_runs_names_are_checked_before_the_store_is_asked(
+    tmp_path: pathlib.Path, path: str, message: str
+) -> None:
+    ctx = _archived_context(tmp_path, _web_record("old-1", -60_000))
+    (tmp_path / "archive" / "ci" / "web" / "old-1" / "step-a.b.log").write_text("never read")
+
+    async def check(client: Any) -> None:
+        ((event, data),) = await _events(await client.get(path), 1)
+        assert event == "unavailable" and message in data["message"], data
+
+    serve(ctx, check)
+    assert isinstance(ctx.logs, ReadLogs) and ctx.logs.asked == []

@@ -30,8 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
-from podline.core import conventions, statuses
-from podline.dashboard import ansi, kubeapi, logsources, views, watching
+from podline.core import archivepaths, conventions, statuses
+from podline.dashboard import ansi, archived, earlier, kubeapi, logsources, views, watching
 from podline.shell import kube
 
 log = logging.getLogger("podline.dashboard")
@@ -63,6 +63,8 @@ class Context:
     hub: watching.Hub
     logs: logsources.LogSource
     options: Options
+    archive: logsources.LogSource | None = None  # a run's logs in the archive alone (a run only there)
+    past: archived.Cache | None = None  # the Pipelines' archived runs (none: the status' history alone)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     reviews: dict[str, tuple[float, bool]] = field(default_factory=dict)
     rows: dict[str, tuple[str, views.Row, str]] = field(default_factory=dict)  # key → (version, row, JSON)
@@ -275,9 +277,19 @@ async def run_events(request: web.Request) -> web.StreamResponse:
 # --- a step's log ---------------------------------------------------------------------------------------
 
 
-def _which_log(body: Mapping[str, Any], run: str, container: str) -> tuple[logsources.StepLog, bool] | str:
-    """The log a page asks for, and whether to follow it; or why there is none. The pod is the run's own,
-    from the Pipeline's status, never a name the page sends."""
+@dataclass(frozen=True)
+class Wanted:
+    """A log to read: which, whether to follow it, and whether it is in the archive alone (no pod)."""
+
+    log: logsources.StepLog
+    follow: bool = False
+    archived_only: bool = False
+
+
+def _which_log(body: Mapping[str, Any], run: str, container: str, *, archive: bool = False) -> Wanted | str:
+    """The log a page asks for; or why there is none. The pod is the run's own, from the Pipeline's status,
+    never a name the page sends; a run not in the status is read from the archive alone (``archive``), its
+    name and the container's checked as Kubernetes names first (they become the store's key)."""
     meta = body.get("metadata") or {}
     status = body.get("status") if isinstance(body.get("status"), Mapping) else {}
     status = status or {}
@@ -292,12 +304,17 @@ def _which_log(body: Mapping[str, Any], run: str, container: str) -> tuple[logso
         step = steps.get(container) or {}
         running = status.get("phase") not in statuses.TERMINAL_PHASES
         follow = running and step.get("state") not in ("succeeded", "failed", "skipped")
-        return logsources.StepLog(namespace, name, run, str(pod), container), follow
+        return Wanted(logsources.StepLog(namespace, name, run, str(pod), container), follow)
     for entry in status.get("history") or []:
         if isinstance(entry, Mapping) and entry.get("run") == run:
             pod = entry.get("podName") or conventions.pod_name(name, run)
-            return logsources.StepLog(namespace, name, run, str(pod), container), False
-    return f"no run {run!r} of this Pipeline"
+            return Wanted(logsources.StepLog(namespace, name, run, str(pod), container))
+    if not archive:
+        return f"no run {run!r} of this Pipeline"
+    bad = archivepaths.problems(archivepaths.Query(namespace, name, run, container))
+    if bad:
+        return "; ".join(bad)
+    return Wanted(logsources.StepLog(namespace, name, run, "", container), archived_only=True)
 
 
 @streaming
@@ -307,15 +324,17 @@ async def log_events(request: web.Request) -> web.StreamResponse:
     await ctx.hub.ready.wait()
     body = ctx.hub.objects.get(f"{info['ns']}/{info['name']}")
     response = await _open_stream(request)
-    which = _which_log(body, info["run"], info["container"]) if body else "no such Pipeline"
+    archive = ctx.archive is not None
+    which = _which_log(body, info["run"], info["container"], archive=archive) if body else "no such Pipeline"
     if isinstance(which, str):
         await _send(response, "unavailable", json.dumps({"message": which}))
         return response
-    step_log, follow = which
+    follow = which.follow
+    source = ctx.archive if which.archived_only and ctx.archive is not None else ctx.logs
     decoder = ansi.Decoder()
     try:
         async with contextlib.aclosing(
-            ctx.logs.read(step_log, follow=follow)
+            source.read(which.log, follow=follow)
         ) as chunks:  # closed if the page goes
             async for chunk in chunks:
                 segments = decoder.feed(chunk.decode("utf-8", errors="replace"))
@@ -328,6 +347,27 @@ async def log_events(request: web.Request) -> web.StreamResponse:
     except logsources.Unavailable as exc:
         await _send(response, "unavailable", json.dumps({"message": str(exc)}))
     return response
+
+
+# --- earlier runs ---------------------------------------------------------------------------------------
+
+
+async def earlier_runs(request: web.Request) -> web.StreamResponse:
+    """The run page's earlier runs: the status' history merged with the archive's runs (read in the
+    background of the page's live stream, through the cache), and why the archive could not be read."""
+    ctx = _ctx(request)
+    await ctx.hub.ready.wait()
+    key = f"{request.match_info['ns']}/{request.match_info['name']}"
+    body = ctx.hub.objects.get(key)
+    if body is None:
+        return web.json_response({"error": f"Pipeline {key} not found (or not visible)"}, status=404)
+    answer = archived.Answer()
+    if ctx.past is not None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        answer = await ctx.past.runs(namespace, name, earlier.version(body))
+    merged = earlier.merge(body, answer.runs)
+    return web.json_response({**merged, "problem": answer.problem, "archive": ctx.past is not None})
 
 
 # --- rerun and cancel -----------------------------------------------------------------------------------
@@ -386,5 +426,6 @@ def make_app(ctx: Context) -> web.Application:
     app.router.add_get("/api/events", runs_events)
     app.router.add_get("/api/events/{ns}/{name}", run_events)
     app.router.add_get("/api/logs/{ns}/{name}/{run}/{container}", log_events)
+    app.router.add_get("/api/history/{ns}/{name}", earlier_runs)
     app.router.add_post("/api/runs/{ns}/{name}/{action}", action)
     return app

@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from podline.core import archivepaths
-from podline.dashboard import kubeapi, logsources, server, watching
+from podline.dashboard import archived, kubeapi, logsources, server, watching
 from podline.shell import archiving, kube
 
 log = logging.getLogger("podline.dashboard")
@@ -74,18 +74,31 @@ async def _namespaces(
     return ()
 
 
-def _log_sources(api: kubeapi.UserApi, archive: str, operator: str = "") -> logsources.LogSource:
+@dataclass(frozen=True)
+class Sources:
+    """Where a page's logs and a Pipeline's archived runs are read."""
+
+    logs: logsources.LogSource  # the run's pod first, then the archive
+    archive: logsources.LogSource  # the archive alone: a run no longer in the Pipeline's status
+    records: archived.Records  # the Pipeline's archived runs
+
+
+def _sources(api: kubeapi.UserApi, archive: str, operator: str = "") -> Sources:
     """The run's pod first; then the archive (a run whose pod is gone): the store ``--archive`` names, else
-    the operator's archive through the API server (``--operator``, default the chart's Service)."""
+    the operator's archive through the API server (``--operator``, default the chart's Service). The archived
+    runs come from the same place."""
     try:
         if archive:
-            later: logsources.LogSource = logsources.ArchiveLogs(archiving.open_store(archive))
+            store = archiving.open_store(archive)
+            later: logsources.LogSource = logsources.ArchiveLogs(store)
+            found: archived.Records = archived.StoreRecords(store)
         else:
             target = archivepaths.parse_operator(operator or archivepaths.DEFAULT_OPERATOR)
             later = logsources.OperatorArchiveLogs(api, target)
+            found = archived.OperatorRecords(api, target)
     except ValueError as exc:
         raise StartError(f"--{'archive' if archive else 'operator'}: {exc}") from None
-    return logsources.FirstOf([logsources.PodLogs(api), later])
+    return Sources(logsources.FirstOf([logsources.PodLogs(api), later]), later, found)
 
 
 async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
@@ -108,10 +121,17 @@ async def run(config: Config, *, started: asyncio.Event | None = None) -> None:
         ) from None
     api = kubeapi.UserApi(connect)
     try:
-        logs = _log_sources(api, config.archive, config.operator)
+        sources = _sources(api, config.archive, config.operator)
         hub = watching.Hub(api, await _namespaces(api, config, info.default_namespace))
         options = server.Options(read_only=config.read_only, allowed_hosts=allowed_hosts(config))
-        ctx = server.Context(api=api, hub=hub, logs=logs, options=options)
+        ctx = server.Context(
+            api=api,
+            hub=hub,
+            logs=sources.logs,
+            options=options,
+            archive=sources.archive,
+            past=archived.Cache(sources.records),
+        )
         runner = web.AppRunner(server.make_app(ctx), access_log=None)
         await runner.setup()
         try:

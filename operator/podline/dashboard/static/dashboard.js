@@ -409,27 +409,76 @@ function runPage() {
     if (!items.length) box.replaceChildren(el("p", { class: "muted", text: "No steps yet." }));
   }
 
+  // Earlier runs: the status' history at once, then merged with the archive's runs (/api/history), asked
+  // again only when they may have changed (a run started or ended). An entry whose run and steps are the
+  // same is kept as it is, with any log opened in it.
+  let pastKey = null; // what the last /api/history answer was asked for
+  let pastAnswer = null; // {runs, more, problem}
   let shownHistory = null;
+  const pastNodes = new Map(); // run → {id, node}
+
+  function askEarlier(d) {
+    const key = JSON.stringify([d.row.run, TERMINAL.has(d.row.phase), d.history.map((h) => h.run)]);
+    if (key === pastKey) return;
+    pastKey = key;
+    fetch(`/api/history/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)
+      .then(async (r) => {
+        const answer = await r.json();
+        return r.ok ? answer : { runs: null, more: 0, problem: answer.error || `earlier runs: ${r.status}` };
+      })
+      .then((answer) => {
+        if (key !== pastKey) return; // asked again meanwhile
+        pastAnswer = answer.runs ? answer : { ...(pastAnswer || {}), problem: answer.problem };
+        historyList(detail);
+      })
+      .catch(() => {}); // the dashboard is gone: the live stream says so
+  }
+
+  function fromStatus(d) {
+    return d.history.map((h) => ({ ...h, duration_s: null, kept: true, archived: false, steps: null }));
+  }
+
+  function pastEntry(h, bars) {
+    const steps = h.steps || bars;
+    const id = JSON.stringify([h, steps]);
+    const old = pastNodes.get(h.run);
+    if (old && old.id === id) return old.node;
+    const slot = el("div", { class: "log-slot" });
+    const picks = el("span", { class: "picks" }, ...steps.map((s) => el("button", {
+      type: "button", class: "link pick", "data-step": s.name, "data-state": s.state,
+      title: s.state ? `${s.name}: ${s.state}${s.exitCode !== null ? `, exit ${s.exitCode}` : ""}, ${s.startedAt || "–"} → ${s.finishedAt || "–"}` : null,
+      onclick: () => {
+        const view = logView(h.run, s.container);
+        slot.replaceChildren(view.node);
+        view.open("ended");
+      },
+    }, s.state ? el("span", { class: `dot state-${s.state}` }) : null, s.name,
+    s.exitCode ? el("span", { class: "muted", text: ` exit ${s.exitCode}` }) : null,
+    s.took_ms !== undefined && s.took_ms !== null ? el("span", { class: "muted", text: ` ${label(s.took_ms, true)}` }) : null)));
+    const facts = [`ended ${ago(h.completed)}`];
+    if (h.duration_s !== null && h.duration_s !== undefined) facts.push(`took ${duration(h.duration_s)}`);
+    if (!h.kept) facts.push("from the archive");
+    const node = el("div", { class: "past", "data-run": h.run, "data-archived": String(h.archived), "data-kept": String(h.kept) },
+      el("div", {}, phasePill(h.phase), el("code", { text: h.run }),
+        el("span", { class: "muted", title: h.completed || "", text: ` ${facts.join(" · ")} · steps: ` }), picks),
+      slot);
+    pastNodes.set(h.run, { id, node });
+    return node;
+  }
 
   function historyList(d) {
     const box = document.getElementById("history");
-    const now = JSON.stringify([d.history, d.timeline.bars.map((b) => b.container)]);
+    const answer = pastAnswer || { runs: fromStatus(d), more: 0, problem: null };
+    const bars = d.timeline.bars.map((b) => ({ name: b.name, container: b.container }));
+    const now = JSON.stringify([answer, bars]);
     if (now === shownHistory) return; // unchanged: keep any log opened there
     shownHistory = now;
-    if (!d.history.length) { box.replaceChildren(el("p", { class: "muted", text: "None kept." })); return; }
-    box.replaceChildren(...d.history.map((h) => {
-      const picks = el("span", { class: "picks" }, ...d.timeline.bars.map((bar) =>
-        el("button", { type: "button", class: "link", text: bar.name, onclick: () => {
-          const view = logView(h.run, bar.container);
-          entry.querySelector(".log-slot").replaceChildren(view.node);
-          view.open("ended");
-        } })));
-      const entry = el("div", { class: "past", "data-run": h.run },
-        el("div", {}, phasePill(h.phase), el("code", { text: h.run }),
-          el("span", { class: "muted", title: h.completed || "", text: ` ended ${ago(h.completed)} · logs: ` }), picks),
-        el("div", { class: "log-slot" }));
-      return entry;
-    }));
+    const nodes = [];
+    if (answer.problem) nodes.push(el("p", { class: "problem past-problem", text: `Runs in the archive: ${answer.problem}` }));
+    for (const h of answer.runs) nodes.push(pastEntry(h, bars));
+    if (answer.more) nodes.push(el("p", { class: "muted more", text: `${answer.more} older in the archive (podline get ${name} -n ${ns} lists them)` }));
+    if (!answer.runs.length) nodes.push(el("p", { class: "muted", text: "None kept." }));
+    box.replaceChildren(...nodes);
   }
 
   const source = new EventSource(`/api/events/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`);
@@ -441,6 +490,7 @@ function runPage() {
     timeline(detail.timeline);
     stepsList(detail);
     historyList(detail);
+    askEarlier(detail);
   });
   source.addEventListener("missing", (e) => {
     const data = JSON.parse(e.data);
