@@ -7,7 +7,9 @@ the server's event stream, fed by its one watch of the apiserver.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import pathlib
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -336,3 +338,148 @@ def test_open_pages_share_the_dashboards_one_watch(api_cluster: Any, namespace: 
     finally:
         for stream in streams:
             stream.close()
+
+
+# --- runs only in the archive -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def archive_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("archive")
+
+
+@pytest.fixture(scope="module")
+def archiving_admin(api_cluster: Any, archive_dir: pathlib.Path) -> Iterator[browsing.DashboardProcess]:
+    """The dashboard as the admin, reading the archive store directly (``--archive file://…``)."""
+    dashboard = browsing.DashboardProcess(
+        api_cluster.kubeconfig,
+        api_cluster.log_dir,
+        "--archive",
+        f"file://{archive_dir}",
+        name="dashboard-archive",
+    )
+    yield dashboard.start()
+    dashboard.stop()
+
+
+def _seed(
+    archive_dir: pathlib.Path, namespace: str, pipeline_name: str, run: str, logs: dict[str, bytes]
+) -> None:
+    """A run in the archive as the operator writes it (record.json and a log per step), its pod long gone:
+    the api tier has no kubelet to read logs from, so the store is filled here, with real files."""
+    from podline.core import records
+    from podline.shell import archiving
+
+    store = archiving.open_store(f"file://{archive_dir}")
+    started = 1_796_547_600_000
+    steps = [
+        {
+            "name": container.removeprefix("step-"),
+            "container": container,
+            "state": "failed" if n else "succeeded",
+            "exitCode": 2 if n else 0,
+            "reason": "Error" if n else "Succeeded",
+            "startedAt": started + 1000 * n,
+            "finishedAt": started + 1000 * n + 800,
+            "failing": bool(n),
+        }
+        for n, container in enumerate(logs)
+    ]
+    record = {
+        "namespace": namespace,
+        "pipeline": pipeline_name,
+        "run": run,
+        "pod": f"{pipeline_name}-{run}",
+        "result": "Failed",
+        "startedAt": started,
+        "finishedAt": started + 1000 * len(logs),
+        "steps": steps,
+    }
+    prefix = records.run_prefix(namespace, pipeline_name, run)
+    asyncio.run(store.put(prefix + records.RECORD, records.encode(record)))
+    for container, data in logs.items():
+        asyncio.run(store.put(records.log_key(namespace, pipeline_name, run, container), data))
+
+
+def _past(driver: Any) -> list[dict[str, Any]]:
+    return list(
+        driver.execute_script(
+            """return [...document.querySelectorAll('#history .past')].map(p => ({
+                 run: p.dataset.run, archived: p.dataset.archived, kept: p.dataset.kept, text: p.textContent,
+                 steps: [...p.querySelectorAll('.pick')].map(b => [b.dataset.step, b.dataset.state])}));"""
+        )
+    )
+
+
+def test_a_run_only_in_the_archive_is_listed_and_opened_with_its_step_log(
+    api_cluster: Any,
+    namespace: str,
+    operator: Any,
+    scripted_kubelet: Any,
+    archiving_admin: Any,
+    archive_dir: pathlib.Path,
+    driver: Any,
+) -> None:
+    apply(api_cluster, namespace, pipeline("archived", {"steps": [step("build"), step("test")]}))
+    current = wait_for_phase(api_cluster, namespace, "archived", operator=operator)
+    _seed(
+        archive_dir,
+        namespace,
+        "archived",
+        "g0-gone",
+        {"step-build": b"compiled 3 files\n", "step-test": b"\x1b[31mFAIL\x1b[0m <script>x</script>\n"},
+    )
+    driver.get(f"{archiving_admin.url}/runs/{namespace}/archived")
+    _live(driver)
+    browsing.until(driver, lambda d: any(p["run"] == "g0-gone" for p in _past(d)), what="the archived run")
+    (gone,) = [p for p in _past(driver) if p["run"] == "g0-gone"]
+    assert gone["archived"] == "true" and gone["kept"] == "false"
+    assert "Failed" in gone["text"] and "from the archive" in gone["text"] and "exit 2" in gone["text"]
+    assert gone["steps"] == [["build", "succeeded"], ["test", "failed"]]
+    assert current["run"] not in [p["run"] for p in _past(driver)]  # the current run is shown above
+    entry = '#history .past[data-run="g0-gone"]'
+    driver.find_element("css selector", f'{entry} .pick[data-step="test"]').click()
+    log = browsing.until(
+        driver,
+        lambda d: [e for e in d.find_elements("css selector", f"{entry} pre.log") if "FAIL" in e.text],
+        what="the archived step's log",
+    )[0]
+    assert log.text.strip() == "FAIL <script>x</script>"  # text, not markup; its colour a class
+    assert log.find_elements("css selector", "span.fg-c1") and not log.find_elements("css selector", "script")
+    driver.find_element("css selector", f'{entry} .pick[data-step="build"]').click()
+    browsing.until(
+        driver,
+        lambda d: "compiled 3 files" in d.find_element("css selector", f"{entry} pre.log").text,
+        what="the other step's log",
+    )
+    assert driver.find_elements("css selector", "#history .past-problem") == []
+    assert _not_reloaded(driver)
+    browsing.screenshot(driver, "dashboard-archived-run-api")
+    assert "Traceback" not in archiving_admin.log()
+
+
+def test_without_the_archive_the_history_box_says_why_once_and_the_page_works(
+    api_cluster: Any,
+    namespace: str,
+    operator: Any,
+    scripted_kubelet: Any,
+    admin: Any,
+    viewer: Any,
+    driver: Any,
+) -> None:
+    """The default source is the operator's endpoint (podline-system/podline-archive), which the api tier does
+    not have: the admin is told it was not found, the viewer (no services/proxy) which Role to bind."""
+    apply(api_cluster, namespace, pipeline("unarchived", {"steps": [step("only")]}))
+    wait_for_phase(api_cluster, namespace, "unarchived", operator=operator)
+    problem = "#history .past-problem"
+    for dashboard, said in (
+        (viewer, ["services/proxy", "podline-archive-reader", "kubectl create rolebinding"]),
+        (admin, ["podline-system/podline-archive was not found", "--archive"]),
+    ):
+        driver.get(f"{dashboard.url}/runs/{namespace}/unarchived")
+        text = browsing.until(
+            driver, lambda d: [e.text for e in d.find_elements("css selector", problem)], what="why"
+        )
+        assert len(text) == 1 and all(s in text[0] for s in said), text
+        assert [b["step"] for b in _timeline(driver)] == ["only"]  # the rest of the page works
+        assert driver.find_element("id", "live").text == "live"

@@ -1,8 +1,9 @@
 """The dashboard's server without a cluster: its hub is filled by hand, so these requests never reach an API.
 
 What is pinned here: which requests may rerun/cancel (same origin + the page's token), which Host names
-are answered, the security headers, that a log is only ever read from the Pipeline's own run pod, and that
-the list stream filters and follows the hub. The cluster tests (test_dashboard_cluster.py, real browser)
+are answered, the security headers, that a log is only ever read from the Pipeline's own run pod (or, for a
+run only in the archive, from the archive, its name checked first), the earlier runs merged with a real
+file:// archive, and that the list stream filters and follows the hub. The cluster tests (test_dashboard_cluster.py, real browser)
 cover the rest against a real apiserver.
 """
 

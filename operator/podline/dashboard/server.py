@@ -3,7 +3,10 @@
 Pages are static files (``static/``); what they show arrives as server-sent events built from the shared
 watch (``watching.Hub``): the runs list (``/api/events``, filtered here with ``views.Filters``) and one run
 (``/api/events/{ns}/{name}``). A step's log (``/api/logs/…``) is streamed from a ``LogSource`` as styled
-text segments (``ansi``), which the page puts into text nodes. Rerun and cancel patch the Pipeline's
+text segments (``ansi``), which the page puts into text nodes; a run only in the archive (no longer in the
+Pipeline's status) is read from the archive alone, its name checked first. A run page's earlier runs
+(``/api/history/{ns}/{name}``) are the status' history merged with the archive's runs (``earlier``), read
+through a per-Pipeline cache (``archived.Cache``) beside the page's live stream. Rerun and cancel patch the Pipeline's
 ``podline.dev/rerun`` / ``podline.dev/cancel`` annotations with the server's credentials; the buttons are
 shown only when a SelfSubjectAccessReview allows ``patch``, and a POST must come from the page itself: a
 same-origin ``Origin``/``Sec-Fetch-Site`` and the session's token (``X-Podline-Token``), which only a

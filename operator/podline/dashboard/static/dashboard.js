@@ -447,10 +447,11 @@ function runPage() {
     const picks = el("span", { class: "picks" }, ...steps.map((s) => el("button", {
       type: "button", class: "link pick", "data-step": s.name, "data-state": s.state,
       title: s.state ? `${s.name}: ${s.state}${s.exitCode !== null ? `, exit ${s.exitCode}` : ""}, ${s.startedAt || "–"} → ${s.finishedAt || "–"}` : null,
-      onclick: () => {
+      onclick: (e) => {
         const view = logView(h.run, s.container);
         slot.replaceChildren(view.node);
         view.open("ended");
+        for (const b of picks.children) b.setAttribute("aria-pressed", String(b === e.currentTarget));
       },
     }, s.state ? el("span", { class: `dot state-${s.state}` }) : null, s.name,
     s.exitCode ? el("span", { class: "muted", text: ` exit ${s.exitCode}` }) : null,
