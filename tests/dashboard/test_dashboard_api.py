@@ -453,8 +453,19 @@ def test_a_run_only_in_the_archive_is_listed_and_opened_with_its_step_log(
         what="the other step's log",
     )
     assert driver.find_elements("css selector", "#history .past-problem") == []
-    assert _not_reloaded(driver)
     browsing.screenshot(driver, "dashboard-archived-run-api")
+    # archived meanwhile: the page learns of it when a run of the Pipeline starts or ends (here a rerun),
+    # without a reload, and the log opened above stays open
+    _seed(archive_dir, namespace, "archived", "g0-later", {"step-build": b"later\n"})
+    api_cluster.kubectl("annotate", "pipeline", "archived", "-n", namespace, "podline.dev/rerun=1")
+    browsing.until(
+        driver,
+        lambda d: {current["run"], "g0-later", "g0-gone"} <= {p["run"] for p in _past(d)},
+        what="the rerun's predecessor and the newly archived run among the earlier runs",
+    )
+    assert "compiled 3 files" in driver.find_element("css selector", f"{entry} pre.log").text
+    assert _not_reloaded(driver)
+    wait_for_phase(api_cluster, namespace, "archived", operator=operator)
     assert "Traceback" not in archiving_admin.log()
 
 

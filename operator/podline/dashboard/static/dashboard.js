@@ -428,7 +428,7 @@ function runPage() {
       })
       .then((answer) => {
         if (key !== pastKey) return; // asked again meanwhile
-        pastAnswer = answer.runs ? answer : { ...(pastAnswer || {}), problem: answer.problem };
+        pastAnswer = answer.runs ? answer : { runs: pastAnswer ? pastAnswer.runs : [], more: 0, problem: answer.problem };
         historyList(detail);
       })
       .catch(() => {}); // the dashboard is gone: the live stream says so
@@ -436,6 +436,14 @@ function runPage() {
 
   function fromStatus(d) {
     return d.history.map((h) => ({ ...h, duration_s: null, kept: true, archived: false, steps: null }));
+  }
+
+  // the runs of the status the last answer does not have yet (they just ended: the newest), without the
+  // current run
+  function withStatus(answer, d) {
+    const known = new Set(answer.runs.map((h) => h.run));
+    const fresh = fromStatus(d).filter((h) => !known.has(h.run));
+    return { ...answer, runs: [...fresh, ...answer.runs].filter((h) => h.run !== d.row.run) };
   }
 
   function pastEntry(h, bars) {
@@ -469,7 +477,7 @@ function runPage() {
 
   function historyList(d) {
     const box = document.getElementById("history");
-    const answer = pastAnswer || { runs: fromStatus(d), more: 0, problem: null };
+    const answer = withStatus(pastAnswer || { runs: [], more: 0, problem: null }, d);
     const bars = d.timeline.bars.map((b) => ({ name: b.name, container: b.container }));
     const now = JSON.stringify([answer, bars]);
     if (now === shownHistory) return; // unchanged: keep any log opened there
