@@ -7,6 +7,8 @@ way this cluster's users log in), both allowed to read Pipelines in the namespac
 
 - the one bound to the chart's ``-archive-reader`` Role gets the run's logs with ``podline logs --run`` and
   its past runs with ``podline get``, through the API server's service proxy to the operator's endpoint;
+  (``podline logs`` without ``--run`` too: the run has ended and its pod is gone), and, once the Pipeline is
+  rerun, ``podline dashboard`` run as that user lists the archived run with its steps;
 - the one without it gets 403, and ``podline`` names the permission and the Role to bind;
 - the Role's ``get`` reaches that one Service: not the operator's metrics Service next to it, and no write;
 - once the Pipeline is deleted, its archived run is still read (``archive.onPipelineDelete: keep``).
@@ -18,12 +20,14 @@ import json
 import pathlib
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from podline.core import conventions
 
 from tests.cluster import kubeconfigs, nodetier, pki
+from tests.dashboard import browsing
 from tests.e2e import operating
 from tests.e2e.test_chart_node import InCluster, image, operator_fixture  # noqa: F401 - the chart's fixtures
 
@@ -115,6 +119,25 @@ def test_a_reader_reads_a_past_run_through_the_operator_and_others_are_told_what
     assert answer.returncode == 0 and [r["run"] for r in json.loads(answer.stdout)["runs"]] == [run]
     metrics = raw(reader, f"{proxy}/{operator.fullname}-metrics:metrics/proxy/metrics")
     assert metrics.returncode != 0 and "forbidden" in metrics.stderr.lower(), metrics.stderr
+    # the dashboard, as the reader: once rerun, the archived run is an earlier run, its steps read through the operator
+    node_cluster.kubectl(
+        "annotate", "--overwrite", "-n", namespace, "pipeline", "told", "podline.dev/rerun=again"
+    )
+    operating.wait_for(lambda: operating.status(node_cluster, namespace, "told").get("run") != run, timeout=60,
+                       what="the rerun to start")  # fmt: skip
+    assert (
+        operating.wait_for_phase(node_cluster, namespace, "told", timeout=180, operator=operator)["phase"]
+        == "Succeeded"
+    )
+    board = browsing.DashboardProcess(reader, node_cluster.log_dir, "--operator", f"{home}/{service}",
+                                      f"--namespace={namespace}", name="dashboard-archive-reader").start()  # fmt: skip
+    try:
+        with urllib.request.urlopen(f"{board.url}/api/history/{namespace}/told", timeout=30) as response:
+            history = json.loads(response.read())
+    finally:
+        board.stop()
+    [earlier] = [r for r in history["runs"] if r["run"] == run]
+    assert history["problem"] in (None, "") and [s["name"] for s in earlier["steps"]] == ["say"], history
     node_cluster.kubectl("delete", "pipeline", "told", "-n", namespace, "--wait=true")  # its runs are kept
     after = podline(reader, "logs", "told", "-n", namespace, "--run", run, *where)
     assert after.returncode == 0 and after.stdout == logs.stdout, after.stdout + after.stderr
