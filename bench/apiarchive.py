@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import pathlib
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,15 +30,6 @@ from bench import harness, proc, stats, watching
 Say = Callable[[str], None]
 VARIANTS = ("off", "file")
 SETTLE = 2.0  # s after the last run ended (off) or was archived (on), before CPU and RSS are read
-
-
-def _rss(pid: int, readings: int = 3, gap: float = 0.3) -> float:
-    values = []
-    for i in range(readings):
-        if i:
-            time.sleep(gap)
-        values.append(proc.rss_mb(pid) or math.nan)
-    return statistics.median(values)
 
 
 def records(store: pathlib.Path, namespace: str) -> list[pathlib.Path]:
@@ -89,7 +79,7 @@ def archive_once(
     names = {b["metadata"]["name"] for b in bodies}
     steps = cfg.archive_pipelines * cfg.archive_steps
     time.sleep(SETTLE)
-    rss0, cpu0 = _rss(h.operator.pid), h.cpu()
+    rss0, cpu0 = proc.rss_median_mb(h.operator.pid, gap=0.3), h.cpu()
     began = time.monotonic()
     h.create_pipelines(ns, bodies)
     budget = (60 + cfg.archive_pipelines * cfg.archive_steps * cfg.archive_step_seconds) * cfg.wait_factor
@@ -98,7 +88,7 @@ def archive_once(
     archived = store is None or _wait(lambda: len(records(store, ns)) >= len(names), budget)
     archived_after = time.monotonic() - began
     time.sleep(SETTLE)
-    cpu1, rss1 = h.cpu(), _rss(h.operator.pid)
+    cpu1, rss1 = h.cpu(), proc.rss_median_mb(h.operator.pid, gap=0.3)
     recorder.stop()
     kept = records(store, ns) if store else []
     log_bytes = sum(p.stat().st_size for r in kept for p in r.parent.glob("*.log"))

@@ -3,11 +3,14 @@ commit it measures."""
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import platform
+import statistics
 import subprocess
 import sys
+import time
 from typing import Any
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -28,6 +31,16 @@ def status_kb(pid: int, field: str) -> int | None:
 def rss_mb(pid: int) -> float | None:
     kb = status_kb(pid, "VmRSS")
     return None if kb is None else kb / 1024.0
+
+
+def rss_median_mb(pid: int, readings: int = 3, gap: float = 0.5) -> float:
+    """The median of ``readings`` RSS readings ``gap`` s apart (NaN for a reading that failed)."""
+    values = []
+    for i in range(readings):
+        if i:
+            time.sleep(gap)
+        values.append(rss_mb(pid) or math.nan)
+    return statistics.median(values)
 
 
 def hwm_mb(pid: int) -> float | None:

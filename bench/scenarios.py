@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import pathlib
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -547,15 +546,6 @@ def burst(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
 # ---- 4. memory ----------------------------------------------------------------------------------------------
 
 
-def _rss(pid: int, readings: int = 3, gap: float = 0.5) -> float:
-    values = []
-    for i in range(readings):
-        if i:
-            time.sleep(gap)
-        values.append(proc.rss_mb(pid) or math.nan)
-    return statistics.median(values)
-
-
 IMPORT_FLOORS = {
     "python": "",
     "kubernetes": "import kubernetes.client",
@@ -585,7 +575,7 @@ def memory(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
     """A fresh operator: RSS idle, then with more and more active (running) Pipelines of 3 steps."""
     h.restart_operator()
     time.sleep(3.0)
-    idle = _rss(h.operator.pid, 5)
+    idle = proc.rss_median_mb(h.operator.pid, 5)
     floors = {label: _import_rss(code) for label, code in IMPORT_FLOORS.items()}
     say(
         f"memory: operator RSS idle {idle:.1f} MB; a process that only imports: "
@@ -605,7 +595,7 @@ def memory(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
             (60 + target * 0.5) * cfg.wait_factor,
         )
         time.sleep(2.0)  # let the trailing status writes land
-        rss = _rss(h.operator.pid)
+        rss = proc.rss_median_mb(h.operator.pid)
         points.append(
             {
                 "active": target,
@@ -619,7 +609,7 @@ def memory(h: harness.Harness, cfg: Config, say: Say) -> dict[str, Any]:
     recorder.stop()
     _delete_and_wait(h, ns, cfg)
     time.sleep(2.0)
-    after = _rss(h.operator.pid)
+    after = proc.rss_median_mb(h.operator.pid)
     say(f"memory: after deleting them all: {after:.1f} MB")
     by_active = {p["active"]: p["rss_mb"] for p in points}
     largest = max(cfg.memory_levels)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster import apitier, binaries, clusters, nodetier
+from tests.cluster import apitier, binaries, clusters, nodetier, s3proxy
 from tests.cluster import scripted_kubelet as scripted
 
 _started: list[apitier.ApiCluster] = []
@@ -27,6 +27,17 @@ _MARKERS = {"api_cluster": "api", "api_namespace": "api", "scripted_kubelet": "a
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def s3_server() -> s3proxy.S3Proxy:
+    """A started s3proxy (a real S3-compatible server), or the test skipped when it is not installed — failed
+    under CI=true, where it must not be."""
+    try:
+        return s3proxy.S3Proxy().start()
+    except s3proxy.Missing as error:
+        if in_ci():
+            pytest.fail(f"{error} (CI=true: the S3 tests must not be skipped)", pytrace=False)
+        pytest.skip(str(error))
 
 
 def require_programs(programs: tuple[str, ...], what: str) -> dict[str, pathlib.Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from podline.core import (
     compiling,
@@ -38,21 +39,25 @@ def old_pod(run: str, *, created: float, phase: str = "Running", notes: ps.Notes
     return ps.pod(PLANS["seq"], name=f"demo-{run}", created=created, phase=phase, notes=notes)
 
 
-def test_a_spec_change_stops_the_old_run_and_records_it_in_history() -> None:
-    old_plan = PLANS["seq"]
+def spec_changed(**changes: Any) -> scheduling.Snapshot:
+    """The look after a spec change (generation 2, one step ``a``) while run g1 of ``seq`` runs."""
     new_plan = compiling.compile_spec(
         {"steps": [step("a")]}, dataclasses.replace(CONTEXT, generation=2), POLICY
     )
-    snap = scheduling.Snapshot(
+    return scheduling.Snapshot(
         plan=new_plan,
         pod=None,
         now=ps.at(100),
         generation=2,
         run=new_plan.run,
-        status=running_status(old_plan),
+        status=running_status(PLANS["seq"]),
         other_pods=[old_pod("g1", created=0)],
+        **changes,
     )
-    decision = scheduling.decide(snap)
+
+
+def test_a_spec_change_stops_the_old_run_and_records_it_in_history() -> None:
+    decision = scheduling.decide(spec_changed())
     assert decision.other_patches == (
         (
             "demo-g1",
@@ -169,22 +174,9 @@ def test_a_pipeline_being_deleted_starts_no_run_and_stops_none() -> None:
     (k8s.io/apiserver ``pkg/registry/generic/registry/store.go`` markAsDeleting; a foreground deletion adds
     the finalizer ``foregroundDeletion``):
     seen on the node tier as a second run started in a Pipeline Argo CD-style deleted mid-run."""
-    old_plan = PLANS["seq"]
-    new_plan = compiling.compile_spec(
-        {"steps": [step("a")]}, dataclasses.replace(CONTEXT, generation=2), POLICY
-    )
-    snap = scheduling.Snapshot(
-        plan=new_plan,
-        pod=None,
-        now=ps.at(100),
-        generation=2,
-        run=new_plan.run,
-        status=running_status(old_plan),
-        other_pods=[old_pod("g1", created=0)],
-        deleting=True,
-    )
+    snap = spec_changed(deleting=True)
     decision = scheduling.decide(snap)
     assert (decision.create, decision.other_patches, decision.delete_pods) == ((), (), ())
-    assert decision.status == statuses.PipelineStatus.model_validate(running_status(old_plan))
+    assert decision.status == statuses.PipelineStatus.model_validate(running_status(PLANS["seq"]))
     undeleted = scheduling.decide(dataclasses.replace(snap, deleting=False))
     assert [m["metadata"]["name"] for m in undeleted.create] == ["demo-g2"]  # the same look, not deleting

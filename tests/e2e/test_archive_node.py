@@ -32,12 +32,7 @@ def archive(
     if request.param == "file":
         yield f"file://{tmp_path}/archive", {}
         return
-    try:
-        server = s3proxy.S3Proxy().start()
-    except s3proxy.Missing as error:
-        if fixtures.in_ci():
-            pytest.fail(f"{error} (CI=true: must not be skipped)", pytrace=False)
-        pytest.skip(str(error))
+    server = fixtures.s3_server()
     for name, value in server.env.items():
         monkeypatch.setenv(name, value)  # for this test's own reads of the store
     yield f"s3://{s3proxy.BUCKET}/runs", server.env
@@ -292,12 +287,7 @@ def test_a_store_down_keeps_the_pods_until_it_is_back_and_loses_no_line(
     archived). Once the server is back every run is archived, every line of every step is there, and only then
     are the old pods pruned."""
     cluster, namespace = node_cluster, node_namespace
-    try:
-        server = s3proxy.S3Proxy().start()
-    except s3proxy.Missing as error:
-        if fixtures.in_ci():
-            pytest.fail(f"{error} (CI=true: must not be skipped)", pytrace=False)
-        pytest.skip(str(error))
+    server = fixtures.s3_server()
     for name, value in server.env.items():
         monkeypatch.setenv(name, value)  # for this test's own reads of the store
     conftest.install_crd(cluster)

@@ -22,12 +22,7 @@ DAY_MS = 86400 * 1000
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[s3proxy.S3Proxy]:
-    try:
-        server = s3proxy.S3Proxy().start()
-    except s3proxy.Missing as error:
-        if fixtures.in_ci():
-            pytest.fail(f"{error} (CI=true: the S3 tests must not be skipped)", pytrace=False)
-        pytest.skip(str(error))
+    server = fixtures.s3_server()
     yield server
     server.stop()
 
